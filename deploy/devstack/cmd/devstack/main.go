@@ -1,0 +1,83 @@
+// Command devstack starts MongoDB-protocol, Redis and Kafka-protocol servers
+// on loopback for development and tests, prints their settings as
+// `export JOTGUARD_…=…` lines on stdout once all accept connections, and
+// stops them on SIGINT or SIGTERM. Logs go to stderr.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/jotguard/jotguard/deploy/devstack/stack"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); {
+	case errors.Is(err, flag.ErrHelp):
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "devstack:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("devstack", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var opts stack.Options
+	var services string
+	fs.IntVar(&opts.MongoPort, "mongo-port", 0, "MongoDB-protocol (FerretDB) port; 0 picks a free one")
+	fs.IntVar(&opts.RedisPort, "redis-port", 0, "Redis port; 0 picks a free one")
+	fs.IntVar(&opts.KafkaPort, "kafka-port", 0, "Kafka-protocol (kfake) port; 0 picks a free one")
+	fs.StringVar(&opts.DataDir, "data", "", "data directory, kept between runs; empty: a temporary one, removed at exit")
+	fs.StringVar(&services, "only", strings.Join(stack.AllServices, ","), "comma list of the services to start")
+	fs.StringVar(&opts.RedisMode, "redis", "auto", "auto (redis-server if on PATH, else miniredis), server or embedded")
+	fs.StringVar(&opts.Topic, "topic", "jotguard.revocations", "revocation topic to create")
+	fs.IntVar(&opts.Partitions, "partitions", 6, "partitions of the revocation topic")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: devstack [flags]\n\nStarts MongoDB (FerretDB), Redis and Kafka (kfake) on 127.0.0.1 and prints\n`export JOTGUARD_...=...` lines once all accept connections. Ctrl-C stops them.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, s := range strings.Split(services, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			opts.Services = append(opts.Services, s)
+		}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "devstack")
+	opts.Logger = log
+
+	s, err := stack.Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+
+	// One write, so that a reader polling the file sees all lines or none.
+	var b strings.Builder
+	for _, kv := range s.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		fmt.Fprintf(&b, "export %s=%s\n", k, v)
+	}
+	if _, err := io.WriteString(stdout, b.String()); err != nil {
+		return err
+	}
+	log.Info("ready; Ctrl-C stops the stack")
+	<-ctx.Done()
+	log.Info("stopping")
+	return nil
+}

@@ -1,0 +1,45 @@
+//go:build !linux
+
+package stack
+
+import (
+	"fmt"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// child is a server process owned by the stack. Outside Linux there is no
+// Pdeathsig: a SIGKILLed devstack can leave its redis-server behind.
+type child struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+func startChild(bin string, args []string) (*child, error) {
+	c := &child{cmd: exec.Command(bin, args...), exited: make(chan struct{})}
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := c.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	go func() { _ = c.cmd.Wait(); close(c.exited) }()
+	return c, nil
+}
+
+func (c *child) stop() {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(5 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+	}
+}
+
+func lookRedisServer() (string, error) {
+	p, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", fmt.Errorf("redis-server is not on PATH: %w", err)
+	}
+	return p, nil
+}

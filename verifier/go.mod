@@ -1,0 +1,5 @@
+module github.com/jotguard/jotguard/verifier
+
+go 1.26.0
+
+replace github.com/jotguard/jotguard/sdk => ../sdk
