@@ -1,0 +1,555 @@
+// Package kafkafeed feeds revocation events (SPEC §3) from Kafka into a
+// revocation set. Every Feed reads every partition of the topic under its own
+// identity: no consumer group, nothing committed, because every verifier
+// replica must see every event. On start it replays the window that can still
+// matter (max access-token TTL + leeway) by timestamp, and reports caught-up
+// once it reached the high-water marks it saw at start.
+package kafkafeed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/jotguard/jotguard/sdk"
+	"github.com/jotguard/jotguard/sdk/revocation"
+)
+
+// EventVerifier decodes and verifies one record value: a signed SET
+// (signature, typ, iss, aud). revocation.SETVerifier has it.
+type EventVerifier interface {
+	Verify(raw []byte) (revocation.Event, error)
+}
+
+// Sink is where verified events go and what Revoked asks. revocation.Set has
+// it. Add reports whether the event was new (false: a duplicate jti, or an
+// event too old to matter); deduplication is the Sink's job.
+type Sink interface {
+	Add(revocation.Event) bool
+	Revoked(c *sdk.Claims) (bool, error)
+}
+
+// Config configures a Feed. Brokers, Topic, Replay, Events and Set are
+// required.
+type Config struct {
+	Brokers []string      // bootstrap brokers, host:port
+	Topic   string        // e.g. "jotguard.revocations"
+	Replay  time.Duration // how far back to read on start: max access TTL + leeway
+	Events  EventVerifier // verifies each record value
+	Set     Sink          // receives verified events; answers Revoked
+
+	// MaxStaleness is how long the feed may go without a successful broker
+	// round trip before it counts as stale. Default 30s.
+	MaxStaleness time.Duration
+	// FailClosed makes Revoked return an error wrapping
+	// sdk.ErrRevocationUnavailable while the feed is stale or has not yet
+	// caught up. When false, Revoked keeps answering from the Set and Stale
+	// reports the condition.
+	FailClosed bool
+
+	Logger *slog.Logger     // default: discard
+	Dialer *kafka.Dialer    // TLS, SASL, client id; default kafka.DefaultDialer
+	Now    func() time.Time // default time.Now; used for the replay start and staleness
+}
+
+// Stats is a snapshot of a Feed's state, for metrics and health endpoints.
+type Stats struct {
+	Partitions   int           // partitions being read
+	CaughtUp     bool          // every partition reached its start high-water mark
+	Stale        bool          // no broker contact for longer than MaxStaleness
+	Lag          int64         // sum over partitions of high-water mark − next offset
+	Applied      uint64        // events the Set took as new
+	Duplicates   uint64        // verified events the Set already had (or found too old)
+	Poison       uint64        // records that failed verification, skipped
+	LastEventAt  time.Time     // when the last verified event was read; zero if none
+	LastEventAge time.Duration // Now − LastEventAt; 0 if none
+	LastContact  time.Time     // last successful broker round trip (fetch or offset query)
+}
+
+// Timing of the background work.
+const (
+	pollEvery       = time.Second      // high-water marks: lag and liveness
+	discoverEvery   = 10 * time.Second // partitions added later
+	backoffMin      = 100 * time.Millisecond
+	backoffMax      = 10 * time.Second
+	requestTimeout  = 5 * time.Second
+	readerMaxWait   = 500 * time.Millisecond // Close waits out a fetch: keep it short
+	defaultStalness = 30 * time.Second
+)
+
+// Feed reads the revocation topic into a Sink. Create it with New, start it
+// with Run, and pass it as sdk.Config.Revocations.
+type Feed struct {
+	cfg       Config
+	log       *slog.Logger
+	dialer    *kafka.Dialer
+	transport *kafka.Transport
+	client    *kafka.Client
+	created   time.Time
+
+	mu    sync.Mutex
+	parts map[int]*partition
+
+	latched     atomic.Bool // caught up once: stays so (readiness does not flap)
+	applied     atomic.Uint64
+	duplicates  atomic.Uint64
+	poison      atomic.Uint64
+	lastEvent   atomic.Int64 // unix nanoseconds, 0: none
+	lastContact atomic.Int64 // unix nanoseconds, 0: none
+}
+
+// TODO(kafkafeed): var _ sdk.RevocationChecker = (*Feed)(nil) once package sdk has it.
+
+// partition is one partition's progress. Offsets are -1 until known.
+type partition struct {
+	id       int
+	startHWM atomic.Int64 // high-water mark seen when first positioned
+	next     atomic.Int64 // next offset to read
+	hwm      atomic.Int64 // latest high-water mark seen
+	caught   atomic.Bool
+}
+
+func newPartition(id int) *partition {
+	p := &partition{id: id}
+	p.startHWM.Store(-1)
+	p.next.Store(-1)
+	p.hwm.Store(-1)
+	return p
+}
+
+// advance records that the next offset to read is next, and marks the
+// partition caught up once it reaches its start high-water mark.
+func (p *partition) advance(next int64) {
+	p.next.Store(next)
+	if start := p.startHWM.Load(); start >= 0 && next >= start {
+		p.caught.Store(true)
+	}
+}
+
+// New checks cfg and returns a Feed; it does no I/O.
+func New(cfg Config) (*Feed, error) {
+	switch {
+	case len(cfg.Brokers) == 0:
+		return nil, errors.New("kafkafeed: Config.Brokers is required")
+	case cfg.Topic == "":
+		return nil, errors.New("kafkafeed: Config.Topic is required")
+	case cfg.Replay <= 0:
+		return nil, errors.New("kafkafeed: Config.Replay must be positive (max access TTL + leeway)")
+	case cfg.Events == nil:
+		return nil, errors.New("kafkafeed: Config.Events is required")
+	case cfg.Set == nil:
+		return nil, errors.New("kafkafeed: Config.Set is required")
+	case cfg.MaxStaleness < 0:
+		return nil, errors.New("kafkafeed: Config.MaxStaleness must not be negative")
+	}
+	cfg.Brokers = slices.Clone(cfg.Brokers)
+	if cfg.MaxStaleness == 0 {
+		cfg.MaxStaleness = defaultStalness
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	dialer := cfg.Dialer
+	if dialer == nil {
+		dialer = kafka.DefaultDialer
+	}
+	transport := &kafka.Transport{
+		Dial:        dialFunc(dialer),
+		DialTimeout: requestTimeout,
+		ClientID:    dialer.ClientID,
+		TLS:         dialer.TLS,
+		SASL:        dialer.SASLMechanism,
+		MetadataTTL: pollEvery,
+	}
+	return &Feed{
+		cfg:       cfg,
+		log:       log.With("component", "kafkafeed", "topic", cfg.Topic),
+		dialer:    dialer,
+		transport: transport,
+		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport,
+			Timeout: requestTimeout},
+		created: cfg.Now(),
+		parts:   make(map[int]*partition),
+	}, nil
+}
+
+func dialFunc(d *kafka.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if d.DialFunc != nil {
+		return d.DialFunc
+	}
+	nd := &net.Dialer{Timeout: requestTimeout, KeepAlive: d.KeepAlive, LocalAddr: d.LocalAddr,
+		FallbackDelay: d.FallbackDelay}
+	return nd.DialContext
+}
+
+// Run reads the topic until ctx is done, then returns nil. It retries every
+// failure (broker down, topic missing, partitions moved or added) forever,
+// with capped exponential backoff and jitter; it returns an error only for a
+// bug-level condition, never for the broker's state.
+func (f *Feed) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer func() {
+		wg.Wait()
+		f.transport.CloseIdleConnections()
+	}()
+
+	var failures int
+	nextDiscover, nextPoll := time.Now(), time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		now := time.Now()
+		if !now.Before(nextDiscover) {
+			if err := f.discover(ctx, &wg); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				failures++
+				wait := backoff(failures)
+				f.log.WarnContext(ctx, "revocation topic unavailable; retrying",
+					"err", err, "retry_in", wait.Round(time.Millisecond))
+				nextDiscover = now.Add(wait)
+			} else {
+				failures = 0
+				nextDiscover = now.Add(discoverEvery)
+			}
+		}
+		if !now.Before(nextPoll) {
+			f.pollOffsets(ctx)
+			nextPoll = now.Add(pollEvery)
+		}
+		timer.Reset(time.Until(earliest(nextDiscover, nextPoll)))
+	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// backoff is capped exponential with full jitter in [d/2, d).
+func backoff(attempt int) time.Duration {
+	d := backoffMin << min(attempt-1, 16)
+	if d > backoffMax || d <= 0 {
+		d = backoffMax
+	}
+	return d/2 + rand.N(d/2)
+}
+
+// discover starts a reader for every partition not yet read.
+func (f *Feed) discover(ctx context.Context, wg *sync.WaitGroup) error {
+	res, err := f.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{f.cfg.Topic}})
+	if err != nil {
+		return err
+	}
+	f.contact()
+	var ids []int
+	for _, t := range res.Topics {
+		if t.Name != f.cfg.Topic {
+			continue
+		}
+		if t.Error != nil {
+			return fmt.Errorf("topic %s: %w", f.cfg.Topic, t.Error)
+		}
+		for _, p := range t.Partitions {
+			ids = append(ids, p.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return fmt.Errorf("topic %s: no partitions", f.cfg.Topic)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	first := len(f.parts) == 0
+	for _, id := range ids {
+		if _, ok := f.parts[id]; ok {
+			continue
+		}
+		p := newPartition(id)
+		f.parts[id] = p
+		if !first {
+			f.log.InfoContext(ctx, "reading a new partition", "partition", id)
+		}
+		wg.Go(func() { f.consume(ctx, p) })
+	}
+	return nil
+}
+
+// pollOffsets asks for every partition's high-water mark: the lag, and proof
+// of contact on a quiet topic.
+func (f *Feed) pollOffsets(ctx context.Context) {
+	parts := f.partitions()
+	if len(parts) == 0 {
+		return
+	}
+	reqs := make([]kafka.OffsetRequest, 0, len(parts))
+	for _, p := range parts {
+		reqs = append(reqs, kafka.LastOffsetOf(p.id))
+	}
+	res, err := f.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
+		Topics: map[string][]kafka.OffsetRequest{f.cfg.Topic: reqs}})
+	if err != nil {
+		if ctx.Err() == nil {
+			f.log.DebugContext(ctx, "high-water marks unavailable", "err", err)
+		}
+		return
+	}
+	ok := false
+	for _, po := range res.Topics[f.cfg.Topic] {
+		if po.Error != nil || po.LastOffset < 0 {
+			continue
+		}
+		ok = true
+		f.mu.Lock()
+		p := f.parts[po.Partition]
+		f.mu.Unlock()
+		if p != nil {
+			p.hwm.Store(po.LastOffset)
+		}
+	}
+	if ok {
+		f.contact()
+	}
+}
+
+func (f *Feed) partitions() []*partition {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]*partition, 0, len(f.parts))
+	for _, p := range f.parts {
+		out = append(out, p)
+	}
+	return out
+}
+
+func (f *Feed) contact() { f.lastContact.Store(f.cfg.Now().UnixNano()) }
+
+// consume reads one partition until ctx is done, restarting its reader with
+// backoff after any failure. After a restart it resumes at the next offset.
+func (f *Feed) consume(ctx context.Context, p *partition) {
+	for failures := 0; ; {
+		before := p.next.Load()
+		err := f.readPartition(ctx, p)
+		if ctx.Err() != nil {
+			return
+		}
+		if p.next.Load() != before {
+			failures = 0 // it made progress: start the backoff again
+		}
+		failures++
+		wait := backoff(failures)
+		f.log.WarnContext(ctx, "revocation partition reader failed; retrying",
+			"partition", p.id, "err", err, "retry_in", wait.Round(time.Millisecond))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// readPartition positions a reader (by timestamp the first time, at the next
+// offset afterwards) and applies records until an error or ctx ends it.
+func (f *Feed) readPartition(ctx context.Context, p *partition) error {
+	next := p.next.Load()
+	if next < 0 {
+		var err error
+		if next, err = f.seek(ctx, p); err != nil {
+			return fmt.Errorf("seek: %w", err)
+		}
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers: f.cfg.Brokers, Topic: f.cfg.Topic, Partition: p.id, Dialer: f.dialer,
+		MinBytes: 1, MaxBytes: 1 << 20, // answer as soon as one record is there
+		MaxWait:        readerMaxWait,
+		ReadBackoffMin: 50 * time.Millisecond,
+		ReadBackoffMax: time.Second,
+		MaxAttempts:    1, // surface errors: our loop owns retries
+	})
+	defer r.Close()
+	if err := r.SetOffset(next); err != nil {
+		return err
+	}
+	for {
+		m, err := r.ReadMessage(ctx) // no GroupID: nothing to commit
+		if err != nil {
+			return err
+		}
+		f.contact()
+		if m.HighWaterMark > 0 {
+			p.hwm.Store(m.HighWaterMark)
+		}
+		f.apply(ctx, p.id, m)
+		p.advance(m.Offset + 1)
+	}
+}
+
+// seek finds where replay starts: the first offset whose timestamp is at or
+// after now − Replay. It reads the high-water mark first: that is the mark
+// "caught up" means, and the answer when no record is that recent (unlike
+// Reader.SetOffsetAt, which then means "the end, whenever the reader gets
+// there", and could skip a record written in between).
+func (f *Feed) seek(ctx context.Context, p *partition) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	var conn *kafka.Conn
+	var err error
+	for _, b := range f.cfg.Brokers {
+		if conn, err = f.dialer.DialLeader(ctx, "tcp", b, f.cfg.Topic, p.id); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return -1, err
+	}
+	defer conn.Close()
+	if d, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(d)
+	}
+	hwm, err := conn.ReadLastOffset()
+	if err != nil {
+		return -1, err
+	}
+	from := f.cfg.Now().Add(-f.cfg.Replay)
+	off, err := conn.ReadOffset(from)
+	if err != nil {
+		return -1, err
+	}
+	f.contact()
+	if off < 0 || off > hwm {
+		off = hwm
+	}
+	p.hwm.Store(hwm)
+	p.startHWM.CompareAndSwap(-1, hwm)
+	p.advance(off)
+	f.log.DebugContext(ctx, "replaying partition", "partition", p.id,
+		"from", from, "offset", off, "high_water_mark", hwm)
+	return off, nil
+}
+
+// apply verifies one record and gives the event to the Set. A forged or broken
+// record must not stop the ones after it.
+func (f *Feed) apply(ctx context.Context, partition int, m kafka.Message) {
+	e, err := f.cfg.Events.Verify(m.Value)
+	if err != nil {
+		f.poison.Add(1)
+		f.log.WarnContext(ctx, "skipping revocation record that failed verification",
+			"partition", partition, "offset", m.Offset, "err", err)
+		return
+	}
+	f.lastEvent.Store(f.cfg.Now().UnixNano())
+	if f.cfg.Set.Add(e) {
+		f.applied.Add(1)
+	} else {
+		f.duplicates.Add(1)
+	}
+}
+
+// CaughtUp reports whether every partition has reached the high-water mark
+// it saw when positioned (an empty partition counts at once). Once true it
+// stays true: partitions added later hold only new events.
+func (f *Feed) CaughtUp() bool {
+	if f.latched.Load() {
+		return true
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.parts) == 0 {
+		return false
+	}
+	for _, p := range f.parts {
+		if !p.caught.Load() {
+			return false
+		}
+	}
+	f.latched.Store(true)
+	return true
+}
+
+// ErrNotCaughtUp is what Ready returns before the replay is done.
+var ErrNotCaughtUp = errors.New("kafkafeed: revocation replay not caught up")
+
+// Ready returns nil once the replay has caught up (for /readyz).
+func (f *Feed) Ready() error {
+	if f.CaughtUp() {
+		return nil
+	}
+	return ErrNotCaughtUp
+}
+
+// Stale reports whether the last successful broker round trip is older than
+// MaxStaleness (or there was none for that long since New).
+func (f *Feed) Stale() bool {
+	return f.sinceContact() > f.cfg.MaxStaleness
+}
+
+func (f *Feed) sinceContact() time.Duration {
+	last := f.created
+	if n := f.lastContact.Load(); n != 0 {
+		last = time.Unix(0, n)
+	}
+	return f.cfg.Now().Sub(last)
+}
+
+// Revoked implements sdk.RevocationChecker. It answers from the Set; with
+// FailClosed it returns an error wrapping sdk.ErrRevocationUnavailable while
+// the replay has not caught up or the feed is stale.
+func (f *Feed) Revoked(c *sdk.Claims) (bool, error) {
+	if f.cfg.FailClosed {
+		if !f.CaughtUp() {
+			return false, fmt.Errorf("kafkafeed: replay not caught up: %w", sdk.ErrRevocationUnavailable)
+		}
+		if d := f.sinceContact(); d > f.cfg.MaxStaleness {
+			return false, fmt.Errorf("kafkafeed: no broker contact for %s: %w",
+				d.Round(time.Second), sdk.ErrRevocationUnavailable)
+		}
+	}
+	return f.cfg.Set.Revoked(c)
+}
+
+// Stats returns a snapshot. Lag is refreshed about every second.
+func (f *Feed) Stats() Stats {
+	s := Stats{
+		CaughtUp:   f.CaughtUp(),
+		Stale:      f.Stale(),
+		Applied:    f.applied.Load(),
+		Duplicates: f.duplicates.Load(),
+		Poison:     f.poison.Load(),
+	}
+	if n := f.lastContact.Load(); n != 0 {
+		s.LastContact = time.Unix(0, n)
+	}
+	if n := f.lastEvent.Load(); n != 0 {
+		s.LastEventAt = time.Unix(0, n)
+		s.LastEventAge = max(f.cfg.Now().Sub(s.LastEventAt), 0)
+	}
+	for _, p := range f.partitions() {
+		s.Partitions++
+		if hwm, next := p.hwm.Load(), p.next.Load(); hwm >= 0 && next >= 0 && hwm > next {
+			s.Lag += hwm - next
+		}
+	}
+	return s
+}
