@@ -1,0 +1,574 @@
+// Package keys holds the issuer's signing keys in MongoDB, shared by every
+// replica (SPEC §2).
+//
+// Each key is one document of the collection signing_keys, _id = kid (the
+// RFC 7638 thumbprint of its public key). A unique index on "gen" (the
+// rotation generation) makes bootstrap and rotation atomic across replicas:
+// two replicas that race to create generation n end with one key, and the
+// loser reloads.
+//
+// Lifecycle of a key: pending (in the JWKS, not signing yet: not_before =
+// created + PublishAhead), active (the newest key whose not_before has
+// passed signs), retired (superseded at retire_at = its successor's
+// not_before, still in the JWKS until expires_at = retire_at + Retain, so
+// every token it signed can still be verified), then deleted.
+package keys
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Collection is the MongoDB collection of signing keys.
+const Collection = "signing_keys"
+
+// Errors. Each returned error wraps one of these with the operation.
+var (
+	ErrUnsupportedAlg = errors.New("keys: unsupported signing algorithm")
+	ErrEncryptionKey  = errors.New("keys: bad key encryption key")
+	ErrNoKey          = errors.New("keys: no signing key")
+	ErrStorage        = errors.New("keys: key storage unavailable")
+)
+
+// Key states, as KeyInfo.State reports them.
+const (
+	StatePending = "pending"
+	StateActive  = "active"
+	StateRetired = "retired"
+)
+
+// Config configures a Manager. Zero values get the defaults documented here.
+type Config struct {
+	Alg string // ES256 (default), EdDSA, RS256: for new keys; existing keys keep theirs
+	// EncryptionKey is nil or 32 bytes: AES-256-GCM of the private keys at
+	// rest. Nil stores them in plain PKCS8 and logs a loud warning.
+	EncryptionKey []byte
+	// RotateEvery is the automatic rotation interval: a new key is added
+	// when the newest one has signed this long. 0 (or negative) disables
+	// automatic rotation; the issuer's configuration defaults it to 720h.
+	RotateEvery time.Duration
+	// PublishAhead is how long a new key is in the JWKS before it signs: at
+	// least the verifiers' JWKS refresh interval plus ReloadEvery. Default 6m.
+	PublishAhead time.Duration
+	// Retain is how long a retired key stays in the JWKS after it stopped
+	// signing: the maximum access-token TTL plus leeway. Default 6m.
+	Retain      time.Duration
+	ReloadEvery time.Duration // how often Run re-reads the keys, default 30s
+	Now         func() time.Time
+	Logger      *slog.Logger
+}
+
+// DefaultRotateEvery is the rotation interval of SPEC §2 (30 days).
+const DefaultRotateEvery = 720 * time.Hour
+
+// KeyInfo describes one key for `issuer keys list`.
+type KeyInfo struct {
+	KID, Alg, State      string // State: pending, active, retired
+	CreatedAt, NotBefore time.Time
+	RetireAt, ExpiresAt  *time.Time
+}
+
+// keyDoc is the stored form of a key.
+type keyDoc struct {
+	ID         string     `bson:"_id"` // kid
+	Gen        int64      `bson:"gen"` // unique: one key per rotation
+	Alg        string     `bson:"alg"`
+	PublicKey  []byte     `bson:"public_key"`  // PKIX DER
+	PrivateKey []byte     `bson:"private_key"` // PKCS8, or nonce||AES-GCM(PKCS8) when Encrypted
+	Encrypted  bool       `bson:"encrypted"`
+	CreatedAt  time.Time  `bson:"created_at"`
+	NotBefore  time.Time  `bson:"not_before"` // signs from
+	RetireAt   *time.Time `bson:"retire_at"`  // stops signing at; null until superseded
+	ExpiresAt  *time.Time `bson:"expires_at"` // leaves the JWKS at
+}
+
+// key is a loaded key, ready to sign.
+type key struct {
+	kid       string
+	gen       int64
+	alg       string
+	method    jwt.SigningMethod
+	priv      crypto.Signer
+	pubDER    []byte
+	jwk       jwk
+	createdAt time.Time
+	notBefore time.Time
+	retireAt  *time.Time // effective: the doc's or the successor's not_before
+	expiresAt *time.Time
+}
+
+// keySet is an immutable snapshot; Sign reads it with one atomic load.
+type keySet struct {
+	keys     []*key // by gen, ascending; none past expiresAt when loaded
+	maxGen   int64  // the newest generation stored
+	jwks     []byte // pre-rendered for the keys not expired before jwksTill
+	jwksTill time.Time
+	algs     []string
+}
+
+// Manager signs with the current key and serves the public keys.
+type Manager struct {
+	coll *mongo.Collection
+	cfg  Config
+	log  *slog.Logger
+
+	set       atomic.Pointer[keySet]
+	readyErr  atomic.Pointer[error]
+	reloadMu sync.Mutex // one reload at a time in this process
+}
+
+// NewManager loads the keys from db, creating the first one if there is no
+// usable key. It fails if the stored keys can't be decrypted with
+// cfg.EncryptionKey.
+func NewManager(ctx context.Context, db *mongo.Database, cfg Config) (*Manager, error) {
+	if cfg.Alg == "" {
+		cfg.Alg = AlgES256
+	}
+	if _, err := signingMethod(cfg.Alg); err != nil {
+		return nil, err
+	}
+	if cfg.EncryptionKey != nil && len(cfg.EncryptionKey) != 32 {
+		return nil, fmt.Errorf("%w: want 32 bytes, got %d", ErrEncryptionKey, len(cfg.EncryptionKey))
+	}
+	if cfg.PublishAhead <= 0 {
+		cfg.PublishAhead = 6 * time.Minute
+	}
+	if cfg.Retain <= 0 {
+		cfg.Retain = 6 * time.Minute
+	}
+	if cfg.ReloadEvery <= 0 {
+		cfg.ReloadEvery = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	m := &Manager{coll: db.Collection(Collection), cfg: cfg, log: cfg.Logger}
+	if cfg.EncryptionKey == nil {
+		m.log.WarnContext(ctx, "!!! signing keys are stored UNENCRYPTED in MongoDB: set JOTGUARD_KEY_ENCRYPTION_KEY (32 bytes) to encrypt them at rest !!!",
+			"collection", Collection)
+	}
+	_, err := m.coll.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys: bson.D{{Key: "gen", Value: 1}}, Options: options.Index().SetUnique(true).SetName("gen_unique")})
+	if err != nil {
+		return nil, fmt.Errorf("%w: create index: %w", ErrStorage, err)
+	}
+	for attempt := 0; ; attempt++ {
+		if err := m.reload(ctx); err != nil {
+			return nil, err
+		}
+		if m.activeOrAny() != nil {
+			return m, nil
+		}
+		if attempt == 3 {
+			return nil, fmt.Errorf("%w: could not create the first key", ErrNoKey)
+		}
+		// No usable key: create one, active at once (no token exists yet).
+		// A replica starting at the same time may win the race; then we
+		// reload and use its key.
+		now := m.now()
+		if _, err := m.insertGen(ctx, m.set.Load().maxGen+1, now, now); err != nil && !mongo.IsDuplicateKeyError(err) {
+			return nil, err
+		}
+	}
+}
+
+func (m *Manager) now() time.Time { return m.cfg.Now().UTC().Truncate(time.Millisecond) }
+
+// Sign signs claims with the active key: header {alg, kid, typ}. It does no
+// I/O and takes no lock.
+func (m *Manager) Sign(_ context.Context, typ string, claims jwt.Claims) (string, error) {
+	k := m.activeOrAny()
+	if k == nil {
+		return "", ErrNoKey
+	}
+	t := jwt.NewWithClaims(k.method, claims)
+	t.Header["kid"] = k.kid
+	if typ != "" {
+		t.Header["typ"] = typ
+	}
+	s, err := t.SignedString(k.priv)
+	if err != nil {
+		return "", fmt.Errorf("keys: sign: %w", err)
+	}
+	return s, nil
+}
+
+// active returns the newest key whose not_before has passed.
+func (s *keySet) active(now time.Time) *key {
+	for i := len(s.keys) - 1; i >= 0; i-- {
+		if !s.keys[i].notBefore.After(now) {
+			return s.keys[i]
+		}
+	}
+	return nil
+}
+
+// activeOrAny is the signing key; if clocks disagree so that no key has
+// started yet, the oldest known key.
+func (m *Manager) activeOrAny() *key {
+	s := m.set.Load()
+	if s == nil || len(s.keys) == 0 {
+		return nil
+	}
+	if k := s.active(m.cfg.Now()); k != nil {
+		return k
+	}
+	return s.keys[0]
+}
+
+// JWKS returns {"keys":[...]}: every key that signs or may still verify
+// (pending, active, retired but not expired).
+func (m *Manager) JWKS() []byte {
+	s := m.set.Load()
+	if s == nil {
+		return []byte(`{"keys":[]}`)
+	}
+	now := m.cfg.Now()
+	if now.Before(s.jwksTill) {
+		return s.jwks
+	}
+	// A retired key expired since the last render: render again.
+	next := *s
+	next.jwks, next.jwksTill = render(s.keys, now)
+	m.set.CompareAndSwap(s, &next)
+	return next.jwks
+}
+
+// PublicKeyPEM returns the PKIX PEM of the signing key.
+func (m *Manager) PublicKeyPEM() []byte {
+	k := m.activeOrAny()
+	if k == nil {
+		return nil
+	}
+	return pemOf(k.pubDER)
+}
+
+// Algorithms lists the algorithms of the published keys.
+func (m *Manager) Algorithms() []string {
+	s := m.set.Load()
+	if s == nil {
+		return nil
+	}
+	return slices.Clone(s.algs)
+}
+
+// Ready reports whether the Manager can sign. A failed reload with keys
+// still in memory is not an error: they keep signing.
+func (m *Manager) Ready() error {
+	if m.activeOrAny() == nil {
+		if p := m.readyErr.Load(); p != nil {
+			return fmt.Errorf("%w: %w", ErrNoKey, *p)
+		}
+		return ErrNoKey
+	}
+	return nil
+}
+
+// render builds the JWKS of the keys not yet expired at now, and says until
+// when it holds.
+func render(keys []*key, now time.Time) ([]byte, time.Time) {
+	till := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	out := struct {
+		Keys []jwk `json:"keys"`
+	}{Keys: []jwk{}}
+	for _, k := range keys {
+		if k.expiresAt != nil {
+			if !now.Before(*k.expiresAt) {
+				continue
+			}
+			if k.expiresAt.Before(till) {
+				till = *k.expiresAt
+			}
+		}
+		out.Keys = append(out.Keys, k.jwk)
+	}
+	b, _ := json.Marshal(out) // plain strings: can't fail
+	return b, till
+}
+
+// Run reloads the keys every ReloadEvery, so a replica sees the others'
+// rotations, and rotates when the newest key has signed for RotateEvery.
+// It returns when ctx is done.
+func (m *Manager) Run(ctx context.Context) error {
+	t := time.NewTicker(m.cfg.ReloadEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := m.tick(ctx); err != nil && ctx.Err() == nil {
+			m.log.WarnContext(ctx, "signing keys: reload failed; keeping the keys in memory", "err", err)
+		}
+	}
+}
+
+// tick is one round of Run.
+func (m *Manager) tick(ctx context.Context) error {
+	if err := m.reload(ctx); err != nil {
+		return err
+	}
+	if m.cfg.RotateEvery <= 0 {
+		return nil
+	}
+	s := m.set.Load()
+	if len(s.keys) > 0 && m.cfg.Now().Before(s.keys[len(s.keys)-1].notBefore.Add(m.cfg.RotateEvery)) {
+		return nil
+	}
+	info, err := m.rotateOnce(ctx, s.maxGen)
+	switch {
+	case mongo.IsDuplicateKeyError(err): // another replica rotated first
+		return m.reload(ctx)
+	case err != nil:
+		return err
+	}
+	m.log.InfoContext(ctx, "signing keys: rotated", "kid", info.KID, "alg", info.Alg, "signs_from", info.NotBefore)
+	return nil
+}
+
+// Rotate adds a new key that signs from now + PublishAhead and schedules
+// the retirement of the key before it.
+func (m *Manager) Rotate(ctx context.Context) (KeyInfo, error) {
+	for range 5 {
+		if err := m.reload(ctx); err != nil {
+			return KeyInfo{}, err
+		}
+		info, err := m.rotateOnce(ctx, m.set.Load().maxGen)
+		if mongo.IsDuplicateKeyError(err) {
+			continue // a replica rotated at the same time: go after its key
+		}
+		return info, err
+	}
+	return KeyInfo{}, fmt.Errorf("%w: rotate: too many concurrent rotations", ErrStorage)
+}
+
+// rotateOnce inserts generation prevGen+1 and retires prevGen. A duplicate
+// key error means another replica created that generation first.
+func (m *Manager) rotateOnce(ctx context.Context, prevGen int64) (KeyInfo, error) {
+	now := m.now()
+	nb := now.Add(m.cfg.PublishAhead)
+	doc, err := m.insertGen(ctx, prevGen+1, now, nb)
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	exp := nb.Add(m.cfg.Retain)
+	_, err = m.coll.UpdateOne(ctx, bson.D{{Key: "gen", Value: prevGen}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "retire_at", Value: nb}, {Key: "expires_at", Value: exp}}}})
+	if err != nil {
+		// The new key exists; the reload derives the old key's retirement
+		// from it, so this is not fatal.
+		m.log.WarnContext(ctx, "signing keys: could not record the retirement of the previous key", "err", err)
+	}
+	if err := m.reload(ctx); err != nil {
+		m.log.WarnContext(ctx, "signing keys: reload after rotation failed", "err", err)
+	}
+	return info(doc, now), nil
+}
+
+func (m *Manager) insertGen(ctx context.Context, gen int64, now, notBefore time.Time) (keyDoc, error) {
+	priv, err := generate(m.cfg.Alg)
+	if err != nil {
+		return keyDoc{}, err
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(priv.Public())
+	if err != nil {
+		return keyDoc{}, fmt.Errorf("keys: marshal public key: %w", err)
+	}
+	privDER, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return keyDoc{}, fmt.Errorf("keys: marshal private key: %w", err)
+	}
+	kid, err := thumbprint(priv.Public())
+	if err != nil {
+		return keyDoc{}, err
+	}
+	doc := keyDoc{ID: kid, Gen: gen, Alg: m.cfg.Alg, PublicKey: pubDER, PrivateKey: privDER,
+		CreatedAt: now, NotBefore: notBefore}
+	if m.cfg.EncryptionKey != nil {
+		if doc.PrivateKey, err = seal(m.cfg.EncryptionKey, kid, privDER); err != nil {
+			return keyDoc{}, fmt.Errorf("keys: encrypt: %w", err)
+		}
+		doc.Encrypted = true
+	}
+	if _, err := m.coll.InsertOne(ctx, doc); err != nil {
+		if mongo.IsDuplicateKeyError(err) {
+			return keyDoc{}, err
+		}
+		return keyDoc{}, fmt.Errorf("%w: insert key: %w", ErrStorage, err)
+	}
+	return doc, nil
+}
+
+// reload reads every key, drops the expired ones, and publishes a new
+// snapshot. Keys already loaded are not decrypted and parsed again.
+func (m *Manager) reload(ctx context.Context) error {
+	m.reloadMu.Lock()
+	defer m.reloadMu.Unlock()
+	err := m.load(ctx)
+	if err != nil {
+		m.readyErr.Store(&err)
+	} else {
+		m.readyErr.Store(nil)
+	}
+	return err
+}
+
+func (m *Manager) load(ctx context.Context) error {
+	now := m.now()
+	if _, err := m.coll.DeleteMany(ctx, bson.D{{Key: "expires_at", Value: bson.D{{Key: "$lte", Value: now}}}}); err != nil {
+		return fmt.Errorf("%w: delete expired keys: %w", ErrStorage, err)
+	}
+	docs, err := m.docs(ctx)
+	if err != nil {
+		return err
+	}
+	old := map[string]*key{}
+	if s := m.set.Load(); s != nil {
+		for _, k := range s.keys {
+			old[k.kid] = k
+		}
+	}
+	var keys []*key
+	for i, d := range docs {
+		retire, expires := d.RetireAt, d.ExpiresAt
+		if retire == nil && i+1 < len(docs) { // the successor's not_before, if recording it failed
+			r := docs[i+1].NotBefore
+			e := r.Add(m.cfg.Retain)
+			retire, expires = &r, &e
+		}
+		if expires != nil && !now.Before(*expires) {
+			continue
+		}
+		var k key
+		if o, ok := old[d.ID]; ok && o.gen == d.Gen {
+			k = *o
+		} else if k, err = m.parse(d); err != nil {
+			return err
+		}
+		k.retireAt, k.expiresAt = retire, expires
+		keys = append(keys, &k)
+	}
+	s := &keySet{keys: keys}
+	if len(docs) > 0 {
+		s.maxGen = docs[len(docs)-1].Gen
+	}
+	s.jwks, s.jwksTill = render(keys, now)
+	for _, k := range keys {
+		if !slices.Contains(s.algs, k.alg) {
+			s.algs = append(s.algs, k.alg)
+		}
+	}
+	m.set.Store(s)
+	return nil
+}
+
+// docs returns every stored key, by generation.
+func (m *Manager) docs(ctx context.Context) ([]keyDoc, error) {
+	cur, err := m.coll.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "gen", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("%w: find keys: %w", ErrStorage, err)
+	}
+	var docs []keyDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("%w: read keys: %w", ErrStorage, err)
+	}
+	slices.SortFunc(docs, func(a, b keyDoc) int { return int(a.Gen - b.Gen) })
+	return docs, nil
+}
+
+func (m *Manager) parse(d keyDoc) (key, error) {
+	method, err := signingMethod(d.Alg)
+	if err != nil {
+		return key{}, fmt.Errorf("keys: key %s: %w", d.ID, err)
+	}
+	der := d.PrivateKey
+	if d.Encrypted {
+		if m.cfg.EncryptionKey == nil {
+			return key{}, fmt.Errorf("%w: signing key %s is encrypted and JOTGUARD_KEY_ENCRYPTION_KEY is not set", ErrEncryptionKey, d.ID)
+		}
+		if der, err = open(m.cfg.EncryptionKey, d.ID, d.PrivateKey); err != nil {
+			return key{}, fmt.Errorf("%w: JOTGUARD_KEY_ENCRYPTION_KEY does not decrypt signing key %s (wrong key?)", ErrEncryptionKey, d.ID)
+		}
+	} else if m.cfg.EncryptionKey != nil {
+		m.log.Warn("signing keys: a key is stored unencrypted although JOTGUARD_KEY_ENCRYPTION_KEY is set; it will age out with rotation", "kid", d.ID)
+	}
+	priv, err := parsePrivate(d.Alg, der)
+	if err != nil {
+		return key{}, fmt.Errorf("keys: key %s: private key: %w", d.ID, err)
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(priv.Public())
+	if err != nil {
+		return key{}, fmt.Errorf("keys: key %s: %w", d.ID, err)
+	}
+	j, err := publicJWK(priv.Public())
+	if err != nil {
+		return key{}, fmt.Errorf("keys: key %s: %w", d.ID, err)
+	}
+	j.Kid, j.Use, j.Alg = d.ID, "sig", d.Alg
+	return key{kid: d.ID, gen: d.Gen, alg: d.Alg, method: method, priv: priv, pubDER: pubDER, jwk: j,
+		createdAt: d.CreatedAt, notBefore: d.NotBefore}, nil
+}
+
+// List returns the stored keys, oldest first, with their state now.
+func (m *Manager) List(ctx context.Context) ([]KeyInfo, error) {
+	docs, err := m.docs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := m.now()
+	infos := make([]KeyInfo, 0, len(docs))
+	for i, d := range docs {
+		if d.RetireAt == nil && i+1 < len(docs) {
+			r := docs[i+1].NotBefore
+			e := r.Add(m.cfg.Retain)
+			d.RetireAt, d.ExpiresAt = &r, &e
+		}
+		if d.ExpiresAt != nil && !now.Before(*d.ExpiresAt) {
+			continue // expired: deleted at the next reload
+		}
+		infos = append(infos, info(d, now))
+	}
+	// Only the newest started key is active; older started keys are retired.
+	active := -1
+	for i := range infos {
+		if infos[i].State == StateActive {
+			active = i
+		}
+	}
+	for i := range infos {
+		if infos[i].State == StateActive && i != active {
+			infos[i].State = StateRetired
+		}
+	}
+	return infos, nil
+}
+
+func info(d keyDoc, now time.Time) KeyInfo {
+	st := StateActive
+	switch {
+	case d.NotBefore.After(now):
+		st = StatePending
+	case d.RetireAt != nil && !d.RetireAt.After(now):
+		st = StateRetired
+	}
+	return KeyInfo{KID: d.ID, Alg: d.Alg, State: st, CreatedAt: d.CreatedAt, NotBefore: d.NotBefore,
+		RetireAt: d.RetireAt, ExpiresAt: d.ExpiresAt}
+}
