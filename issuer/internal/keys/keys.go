@@ -126,8 +126,8 @@ type Manager struct {
 	cfg  Config
 	log  *slog.Logger
 
-	set       atomic.Pointer[keySet]
-	readyErr  atomic.Pointer[error]
+	set      atomic.Pointer[keySet]
+	readyErr atomic.Pointer[error]
 	reloadMu sync.Mutex // one reload at a time in this process
 }
 
