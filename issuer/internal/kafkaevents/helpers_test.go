@@ -1,0 +1,277 @@
+package kafkaevents
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/jotguard/jotguard/issuer/internal/keys"
+	"github.com/jotguard/jotguard/sdk/revocation"
+	"github.com/jotguard/jotguard/sdk/sdktest"
+	"github.com/segmentio/kafka-go"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+const testIssuer = "http://issuer.test"
+
+var testAudience = []string{"jotguard", "other-app"}
+
+var (
+	clientOnce sync.Once
+	client     *mongo.Client
+	clientErr  error
+)
+
+func newDB(t *testing.T) *mongo.Database {
+	t.Helper()
+	uri := sdktest.RequireEnv(t, "JOTGUARD_MONGO_URI")
+	clientOnce.Do(func() {
+		client, clientErr = mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(5 * time.Second))
+		if clientErr == nil {
+			clientErr = client.Ping(context.Background(), nil)
+		}
+	})
+	if clientErr != nil {
+		t.Fatalf("JOTGUARD_MONGO_URI is set but the server is unusable: %v", clientErr)
+	}
+	db := client.Database("test_" + strings.ToLower(rand.Text()))
+	t.Cleanup(func() { _ = db.Drop(context.Background()) })
+	return db
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func newSigner(t *testing.T, db *mongo.Database) *keys.Manager {
+	t.Helper()
+	m, err := keys.NewManager(t.Context(), db, keys.Config{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func newPublisher(t *testing.T, cfg Config, signer Signer, db *mongo.Database) *Publisher {
+	t.Helper()
+	cfg.Audience = testAudience
+	if cfg.Logger == nil {
+		cfg.Logger = quiet()
+	}
+	p, err := NewPublisher(t.Context(), cfg, signer, db)
+	if err != nil {
+		t.Fatalf("NewPublisher: %v", err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+// broker is a dedicated Kafka-protocol broker: the dev stack with only
+// kafka, on a fixed port and data directory so it can come back as it was.
+type broker struct {
+	t     *testing.T
+	bin   string
+	port  int
+	data  string
+	topic string
+	addr  string
+	cmd   *exec.Cmd
+}
+
+func startBroker(t *testing.T, topic string) *broker {
+	t.Helper()
+	bin := sdktest.RequireEnv(t, "JOTGUARD_DEVSTACK_BIN")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	b := &broker{t: t, bin: bin, port: port, data: t.TempDir(), topic: topic}
+	b.start()
+	t.Cleanup(b.stop)
+	return b
+}
+
+func (b *broker) start() {
+	b.t.Helper()
+	cmd := exec.Command(b.bin, "--only", "kafka", "--kafka-port", fmt.Sprint(b.port),
+		"--data", b.data, "--topic", b.topic, "--partitions", "6")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.t.Fatalf("start %s: %v", b.bin, err)
+	}
+	b.cmd = cmd
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				b.t.Fatalf("devstack --only kafka exited before it was ready")
+			}
+			if v, found := strings.CutPrefix(line, "export JOTGUARD_KAFKA_BROKERS="); found {
+				b.addr = v
+				go func() { // keep draining
+					for range lines {
+					}
+				}()
+				return
+			}
+		case <-timeout:
+			b.stop()
+			b.t.Fatalf("devstack --only kafka not ready after 60s")
+		}
+	}
+}
+
+func (b *broker) stop() {
+	if b.cmd == nil {
+		return
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = b.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = b.cmd.Process.Kill()
+		<-done
+	}
+	b.cmd = nil
+}
+
+// readSince reads every partition of topic from the records written at or
+// after since up to the current end, one Reader per partition without a
+// consumer group, as a verifier does.
+func readSince(t *testing.T, brokers []string, topic string, since time.Time) []kafka.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	conn, err := kafka.DialContext(ctx, "tcp", brokers[0])
+	if err != nil {
+		t.Fatalf("dial %s: %v", brokers[0], err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	_ = conn.Close()
+	if err != nil || len(parts) == 0 {
+		t.Fatalf("partitions of %s: %v (%d)", topic, err, len(parts))
+	}
+	var out []kafka.Message
+	for _, part := range parts {
+		leader, err := kafka.DialLeader(ctx, "tcp", brokers[0], topic, part.ID)
+		if err != nil {
+			t.Fatalf("dial leader of partition %d: %v", part.ID, err)
+		}
+		end, err := leader.ReadLastOffset()
+		_ = leader.Close()
+		if err != nil {
+			t.Fatalf("end offset of partition %d: %v", part.ID, err)
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: part.ID,
+			MaxWait: 200 * time.Millisecond})
+		if err := r.SetOffsetAt(ctx, since); err != nil {
+			_ = r.Close()
+			t.Fatalf("partition %d: seek: %v", part.ID, err)
+		}
+		for r.Offset() >= 0 && r.Offset() < end {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				_ = r.Close()
+				t.Fatalf("partition %d: read: %v", part.ID, err)
+			}
+			out = append(out, m)
+			if m.Offset+1 >= end {
+				break
+			}
+		}
+		_ = r.Close()
+	}
+	return out
+}
+
+// waitFor polls cond until it holds; a generous deadline turns a hang into
+// a failure.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkedEvent verifies one record as a consumer must: content-type header,
+// SET signature against the issuer's JWKS, typ, iss, aud, event shape.
+func checkedEvent(t *testing.T, jwks []byte, m kafka.Message) revocation.Event {
+	t.Helper()
+	var ct string
+	for _, h := range m.Headers {
+		if h.Key == "content-type" {
+			ct = string(h.Value)
+		}
+	}
+	if ct != revocation.ContentType {
+		t.Errorf("record header content-type = %q, want %q", ct, revocation.ContentType)
+	}
+	kf, err := keyfunc.NewJWKSetJSON(json.RawMessage(jwks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set revocation.SET
+	tok, err := jwt.ParseWithClaims(string(m.Value), &set, kf.Keyfunc,
+		jwt.WithValidMethods([]string{"ES256", "EdDSA", "RS256"}),
+		jwt.WithIssuer(testIssuer), jwt.WithAudience("other-app"))
+	if err != nil {
+		t.Fatalf("SET does not verify against the JWKS: %v", err)
+	}
+	if tok.Header["typ"] != revocation.TokenType || tok.Header["kid"] == nil {
+		t.Errorf("SET header %v, want typ %s and a kid", tok.Header, revocation.TokenType)
+	}
+	if !strings.Contains(string(m.Value), ".") || set.ExpiresAt != nil {
+		t.Errorf("SET has exp %v", set.ExpiresAt)
+	}
+	e, err := set.Event()
+	if err != nil {
+		t.Fatalf("SET.Event(): %v", err)
+	}
+	return e
+}
+
+// firstSeen drops repeated jtis (consumers dedupe by jti), keeping order.
+func firstSeen(ids []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}

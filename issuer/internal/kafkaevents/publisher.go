@@ -1,0 +1,447 @@
+// Package kafkaevents delivers revocation events (SPEC §3): each event is a
+// signed Security Event Token written to Kafka with acks=all, keyed by the
+// user id so that one user's events stay in one partition, in order.
+//
+// When Kafka does not acknowledge within Config.AckTimeout, the events go to
+// a MongoDB outbox (collection revocation_outbox) instead, and Publish still
+// succeeds: a logout never fails because Kafka is down. A relay in every
+// issuer replica (RunRelay) publishes the outbox with retries. Only the
+// replica holding the relay lease (collection revocation_outbox_lease, one
+// document with an owner id and a lease-until, taken with findOneAndUpdate)
+// relays, in _id order (time-ordered ids), so a user's events reach Kafka in
+// the order they were queued, and are deleted once acknowledged. A new
+// event of a user who still has queued events goes behind them in the
+// outbox. Duplicates are possible after a timeout or a crash between ack and
+// delete; consumers dedupe by jti.
+package kafkaevents
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/jotguard/jotguard/sdk/revocation"
+	"github.com/segmentio/kafka-go"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Collections used in MongoDB.
+const (
+	OutboxCollection = "revocation_outbox"
+	LeaseCollection  = "revocation_outbox_lease"
+)
+
+// Errors.
+var (
+	ErrConfig      = errors.New("kafkaevents: bad configuration")
+	ErrUndelivered = errors.New("kafkaevents: event neither acknowledged by Kafka nor queued in the outbox")
+	ErrUnavailable = errors.New("kafkaevents: neither Kafka nor the outbox is usable")
+)
+
+// Signer signs a SET; keys.Manager implements it.
+type Signer interface {
+	Sign(ctx context.Context, typ string, claims jwt.Claims) (string, error)
+}
+
+// Config configures a Publisher.
+type Config struct {
+	Brokers  []string
+	Topic    string
+	Audience []string // the SETs' aud
+	// AckTimeout bounds how long Publish waits for Kafka's ack before it
+	// queues the events in the outbox. Default 1s.
+	AckTimeout    time.Duration
+	RelayInterval time.Duration // how often the relay looks at the outbox, default 1s
+	Logger        *slog.Logger
+	Now           func() time.Time
+}
+
+// Stats are cumulative counters, for metrics.
+type Stats struct {
+	Published uint64 // events Kafka acknowledged on Publish
+	Outboxed  uint64 // events queued in the outbox
+	Relayed   uint64 // outbox events the relay got acknowledged
+	Failures  uint64 // failed Kafka writes and failed outbox operations
+}
+
+// Publisher writes revocation events to Kafka, or to the outbox.
+type Publisher struct {
+	cfg    Config
+	signer Signer
+	w      *kafka.Writer
+	outbox *mongo.Collection
+	lease  *mongo.Collection
+	owner  string
+	log    *slog.Logger
+
+	lastID atomic.Int64 // for monotonic outbox ids
+	wake   chan struct{}
+
+	published, outboxed, relayed, failures atomic.Uint64
+
+	health    sync.Mutex
+	kafkaErr  error // of the last Kafka operation or probe
+	mongoErr  error // of the last outbox operation
+	closeOnce sync.Once
+}
+
+const (
+	leaseID        = "relay"
+	leaseFor       = 30 * time.Second
+	relayBatch     = 100
+	relayTimeout   = 10 * time.Second // bounds one relay write
+	maxBackoff     = 10 * time.Second
+	mongoOpTimeout = 5 * time.Second
+)
+
+// NewPublisher returns a Publisher. It does not need Kafka to be up: events
+// go to the outbox until it is.
+func NewPublisher(ctx context.Context, cfg Config, signer Signer, db *mongo.Database) (*Publisher, error) {
+	switch {
+	case len(cfg.Brokers) == 0:
+		return nil, fmt.Errorf("%w: no Kafka brokers (JOTGUARD_KAFKA_BROKERS)", ErrConfig)
+	case cfg.Topic == "":
+		return nil, fmt.Errorf("%w: no topic (JOTGUARD_REVOCATION_TOPIC)", ErrConfig)
+	case len(cfg.Audience) == 0:
+		return nil, fmt.Errorf("%w: no audience (JOTGUARD_AUDIENCE)", ErrConfig)
+	case signer == nil || db == nil:
+		return nil, fmt.Errorf("%w: a signer and a database are required", ErrConfig)
+	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = time.Second
+	}
+	if cfg.RelayInterval <= 0 {
+		cfg.RelayInterval = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	p := &Publisher{
+		cfg:    cfg,
+		signer: signer,
+		w: &kafka.Writer{
+			Addr:                   kafka.TCP(cfg.Brokers...),
+			Topic:                  cfg.Topic,
+			Balancer:               &kafka.Hash{}, // key = sub: one user, one partition, in order
+			RequiredAcks:           kafka.RequireAll,
+			BatchTimeout:           2 * time.Millisecond,
+			WriteTimeout:           5 * time.Second,
+			ReadTimeout:            5 * time.Second,
+			MaxAttempts:            3,
+			WriteBackoffMin:        50 * time.Millisecond,
+			WriteBackoffMax:        500 * time.Millisecond,
+			AllowAutoTopicCreation: false,
+			Transport: &kafka.Transport{
+				Dial:        (&net.Dialer{Timeout: time.Second}).DialContext,
+				DialTimeout: time.Second,
+				MetadataTTL: 10 * time.Second,
+			},
+		},
+		outbox: db.Collection(OutboxCollection),
+		lease:  db.Collection(LeaseCollection),
+		owner:  "relay-" + rand.Text(),
+		log:    cfg.Logger,
+		wake:   make(chan struct{}, 1),
+	}
+	if err := p.probeKafka(ctx); err != nil {
+		p.log.WarnContext(ctx, "revocation events: Kafka is not usable now; events go to the MongoDB outbox until it is",
+			"brokers", cfg.Brokers, "topic", cfg.Topic, "err", err)
+	}
+	return p, nil
+}
+
+// record is one signed event on its way.
+type record struct {
+	sub, jti, set string
+}
+
+// Publish signs events and writes them to Kafka. It returns nil once Kafka
+// acknowledged them or they are durably in the outbox; an error only when
+// both failed. Cancelling ctx does not abandon events already signed.
+func (p *Publisher) Publish(ctx context.Context, events ...revocation.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	now := p.cfg.Now()
+	recs := make([]record, len(events))
+	for i, e := range events {
+		if e.ID == "" {
+			e.ID = rand.Text()
+		}
+		if e.At.IsZero() {
+			e.At = now
+		}
+		if e.IssuedAt.IsZero() {
+			e.IssuedAt = now
+		}
+		set, err := p.signer.Sign(ctx, revocation.TokenType, revocation.NewSET(e, p.cfg.Audience))
+		if err != nil {
+			return fmt.Errorf("kafkaevents: sign event %s: %w", e.ID, err)
+		}
+		recs[i] = record{sub: e.Subject, jti: e.ID, set: set}
+	}
+	// From here on the events must land somewhere, whatever the caller does.
+	ctx = context.WithoutCancel(ctx)
+
+	// Keep per-user order: a user with queued events queues the new ones too.
+	queued, err := p.queuedSubjects(ctx, recs)
+	if err != nil {
+		p.log.WarnContext(ctx, "revocation events: outbox unreadable; writing to Kafka directly", "err", err)
+	}
+	var direct, later []record
+	for _, r := range recs {
+		if queued[r.sub] {
+			later = append(later, r)
+		} else {
+			direct = append(direct, r)
+		}
+	}
+	var kafkaErr error
+	if len(direct) > 0 {
+		wctx, cancel := context.WithTimeout(ctx, p.cfg.AckTimeout)
+		failed, err := p.write(wctx, direct)
+		cancel()
+		p.published.Add(uint64(len(direct) - len(failed)))
+		if err != nil {
+			kafkaErr = err
+			p.failures.Add(1)
+			p.log.WarnContext(ctx, "revocation events: Kafka did not acknowledge in time; queuing in the outbox",
+				"events", len(failed), "err", err)
+			later = mergeInOrder(recs, failed, later)
+		}
+	}
+	if len(later) == 0 {
+		return nil
+	}
+	if err := p.enqueue(ctx, later); err != nil {
+		if kafkaErr == nil {
+			// Queued only to keep order, and the outbox is down: Kafka now,
+			// out of order rather than lost.
+			wctx, cancel := context.WithTimeout(ctx, p.cfg.AckTimeout)
+			failed, kerr := p.write(wctx, later)
+			cancel()
+			p.published.Add(uint64(len(later) - len(failed)))
+			if kerr == nil {
+				return nil
+			}
+			kafkaErr = kerr
+		}
+		return fmt.Errorf("%w: kafka: %w; outbox: %w", ErrUndelivered, kafkaErr, err)
+	}
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// mergeInOrder returns the records of recs that are in a or b, in recs'
+// order.
+func mergeInOrder(recs, a, b []record) []record {
+	in := map[string]bool{}
+	for _, r := range a {
+		in[r.jti] = true
+	}
+	for _, r := range b {
+		in[r.jti] = true
+	}
+	var out []record
+	for _, r := range recs {
+		if in[r.jti] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// write sends recs to Kafka and returns those not acknowledged. A user's
+// records after a failed one count as failed too, so order is kept when
+// they are retried.
+func (p *Publisher) write(ctx context.Context, recs []record) ([]record, error) {
+	msgs := make([]kafka.Message, len(recs))
+	for i, r := range recs {
+		msgs[i] = kafka.Message{Key: []byte(r.sub), Value: []byte(r.set),
+			Headers: []kafka.Header{{Key: "content-type", Value: []byte(revocation.ContentType)}}}
+	}
+	err := p.w.WriteMessages(ctx, msgs...)
+	p.setKafkaErr(err)
+	if err == nil {
+		return nil, nil
+	}
+	var werrs kafka.WriteErrors
+	if !errors.As(err, &werrs) || len(werrs) != len(recs) {
+		return recs, err
+	}
+	bad := map[string]bool{}
+	var failed []record
+	for i, r := range recs {
+		if werrs[i] != nil || bad[r.sub] {
+			bad[r.sub] = true
+			failed = append(failed, r)
+		}
+	}
+	return failed, err
+}
+
+// outboxDoc is one queued event.
+type outboxDoc struct {
+	ID        string    `bson:"_id"` // time-ordered: relay order
+	Subject   string    `bson:"sub"`
+	EventID   string    `bson:"jti"`
+	SET       string    `bson:"set"` // the signed SET, published as is
+	CreatedAt time.Time `bson:"created_at"`
+	Attempts  int       `bson:"attempts"`
+}
+
+// nextID returns a time-ordered, process-monotonic outbox id.
+func (p *Publisher) nextID() string {
+	n := p.cfg.Now().UnixNano()
+	for {
+		last := p.lastID.Load()
+		if n <= last {
+			n = last + 1
+		}
+		if p.lastID.CompareAndSwap(last, n) {
+			break
+		}
+	}
+	return fmt.Sprintf("%020d-%s", n, strings.ToLower(rand.Text()[:8]))
+}
+
+func (p *Publisher) enqueue(ctx context.Context, recs []record) error {
+	docs := make([]any, len(recs))
+	now := p.cfg.Now().UTC()
+	for i, r := range recs {
+		docs[i] = outboxDoc{ID: p.nextID(), Subject: r.sub, EventID: r.jti, SET: r.set, CreatedAt: now}
+	}
+	ctx, cancel := context.WithTimeout(ctx, mongoOpTimeout)
+	defer cancel()
+	_, err := p.outbox.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
+	p.setMongoErr(err)
+	if err != nil {
+		p.failures.Add(1)
+		return fmt.Errorf("kafkaevents: outbox insert: %w", err)
+	}
+	p.outboxed.Add(uint64(len(recs)))
+	return nil
+}
+
+// queuedSubjects says which of recs' users have events in the outbox.
+func (p *Publisher) queuedSubjects(ctx context.Context, recs []record) (map[string]bool, error) {
+	var subs bson.A
+	seen := map[string]bool{}
+	for _, r := range recs {
+		if !seen[r.sub] {
+			seen[r.sub] = true
+			subs = append(subs, r.sub)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.AckTimeout)
+	defer cancel()
+	cur, err := p.outbox.Find(ctx, bson.D{{Key: "sub", Value: bson.D{{Key: "$in", Value: subs}}}},
+		options.Find().SetProjection(bson.D{{Key: "sub", Value: 1}}))
+	if err != nil {
+		p.setMongoErr(err)
+		return nil, err
+	}
+	var docs []struct {
+		Sub string `bson:"sub"`
+	}
+	err = cur.All(ctx, &docs)
+	p.setMongoErr(err)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, d := range docs {
+		out[d.Sub] = true
+	}
+	return out, nil
+}
+
+// Pending counts the events in the outbox, of every replica.
+func (p *Publisher) Pending(ctx context.Context) (int64, error) {
+	n, err := p.outbox.CountDocuments(ctx, bson.D{})
+	p.setMongoErr(err)
+	if err != nil {
+		return 0, fmt.Errorf("kafkaevents: count outbox: %w", err)
+	}
+	return n, nil
+}
+
+// Stats returns the counters.
+func (p *Publisher) Stats() Stats {
+	return Stats{Published: p.published.Load(), Outboxed: p.outboxed.Load(),
+		Relayed: p.relayed.Load(), Failures: p.failures.Load()}
+}
+
+// Ready is nil while Kafka or the outbox works: a logout can be answered.
+func (p *Publisher) Ready() error {
+	p.health.Lock()
+	defer p.health.Unlock()
+	if p.kafkaErr == nil || p.mongoErr == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: kafka: %w; outbox: %w", ErrUnavailable, p.kafkaErr, p.mongoErr)
+}
+
+func (p *Publisher) setKafkaErr(err error) {
+	p.health.Lock()
+	p.kafkaErr = err
+	p.health.Unlock()
+}
+
+func (p *Publisher) setMongoErr(err error) {
+	p.health.Lock()
+	p.mongoErr = err
+	p.health.Unlock()
+}
+
+// probeKafka checks that a broker answers and knows the topic.
+func (p *Publisher) probeKafka(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var err error
+	for _, b := range p.cfg.Brokers {
+		var conn *kafka.Conn
+		conn, err = (&kafka.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", b)
+		if err != nil {
+			continue
+		}
+		_ = conn.SetDeadline(time.Now().Add(time.Second))
+		var parts []kafka.Partition
+		parts, err = conn.ReadPartitions(p.cfg.Topic)
+		_ = conn.Close()
+		if err == nil && len(parts) == 0 {
+			err = fmt.Errorf("topic %s has no partitions", p.cfg.Topic)
+		}
+		if err == nil {
+			break
+		}
+	}
+	p.setKafkaErr(err)
+	return err
+}
+
+// Close stops the writer and gives up the relay lease.
+func (p *Publisher) Close() error {
+	var err error
+	p.closeOnce.Do(func() {
+		p.releaseLease(context.Background())
+		err = p.w.Close()
+	})
+	return err
+}

@@ -1,0 +1,256 @@
+package kafkaevents
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/jotguard/jotguard/sdk/revocation"
+	"github.com/jotguard/jotguard/sdk/sdktest"
+	"github.com/segmentio/kafka-go"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// closedPort is a loopback address where nothing listens.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+func newEvent(sub string, reason string) revocation.Event {
+	return revocation.Event{ID: rand.Text(), Issuer: testIssuer, Subject: sub, SessionID: "sid-" + rand.Text(),
+		At: time.Now().UTC().Truncate(time.Millisecond), Reason: reason, Initiator: "user", TxnID: "req-" + rand.Text()}
+}
+
+func byKey(msgs []kafka.Message, key string) []kafka.Message {
+	var out []kafka.Message
+	for _, m := range msgs {
+		if string(m.Key) == key {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestPublishWritesSignedSETsToKafka runs against the dev stack's broker.
+// With Kafka up and nothing queued, events go straight to Kafka.
+func TestPublishWritesSignedSETsToKafka(t *testing.T) {
+	brokers := strings.Split(sdktest.RequireEnv(t, "JOTGUARD_KAFKA_BROKERS"), ",")
+	topic := sdktest.RequireEnv(t, "JOTGUARD_REVOCATION_TOPIC")
+	db := newDB(t)
+	signer := newSigner(t, db)
+	p := newPublisher(t, Config{Brokers: brokers, Topic: topic}, signer, db)
+	if err := p.Ready(); err != nil {
+		t.Errorf("Ready() = %v with Kafka and MongoDB up", err)
+	}
+
+	since := time.Now().Add(-2 * time.Second)
+	sub := "user-" + rand.Text()
+	session := newEvent(sub, revocation.ReasonLogout)
+	all := newEvent(sub, revocation.ReasonLogoutGlobal)
+	all.SessionID = ""
+	token := newEvent(sub, revocation.ReasonAdmin)
+	token.SessionID, token.TokenID = "", "jti-"+rand.Text()
+	want := []revocation.Event{session, all, token}
+	if err := p.Publish(t.Context(), want...); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	if st := p.Stats(); st.Published != 3 || st.Outboxed != 0 {
+		t.Errorf("Stats() = %+v, want 3 published and none queued", st)
+	}
+	if n, err := p.Pending(t.Context()); err != nil || n != 0 {
+		t.Errorf("Pending() = %d, %v; want an empty outbox", n, err)
+	}
+
+	var got []kafka.Message
+	waitFor(t, "the events in Kafka", func() bool {
+		got = byKey(readSince(t, brokers, topic, since), sub)
+		return len(got) >= 3
+	})
+	if len(got) != 3 {
+		t.Fatalf("%d records keyed %s, want 3", len(got), sub)
+	}
+	for i, m := range got {
+		if m.Partition != got[0].Partition {
+			t.Errorf("one user's events in partitions %d and %d", got[0].Partition, m.Partition)
+		}
+		e := checkedEvent(t, signer.JWKS(), m)
+		w := want[i]
+		if w.TokenID != "" {
+			w.Subject = "" // jwt_id names only the token; the record key names the user
+		}
+		w.IssuedAt = e.IssuedAt
+		if e != w {
+			t.Errorf("record %d carries %+v, want %+v", i, e, w)
+		}
+		if e.IssuedAt.IsZero() {
+			t.Errorf("record %d: SET without iat", i)
+		}
+	}
+}
+
+func TestNewPublisherRejectsBadConfig(t *testing.T) {
+	db := newDB(t)
+	signer := newSigner(t, db)
+	for name, cfg := range map[string]Config{
+		"no brokers":  {Topic: "t", Audience: testAudience},
+		"no topic":    {Brokers: []string{"127.0.0.1:1"}, Audience: testAudience},
+		"no audience": {Brokers: []string{"127.0.0.1:1"}, Topic: "t"},
+	} {
+		cfg.Logger = quiet()
+		if _, err := NewPublisher(t.Context(), cfg, signer, db); !errors.Is(err, ErrConfig) {
+			t.Errorf("%s: err = %v, want ErrConfig", name, err)
+		}
+	}
+}
+
+// failingSigner can't sign: Publish must say so rather than send junk.
+type failingSigner struct{}
+
+func (failingSigner) Sign(context.Context, string, jwt.Claims) (string, error) {
+	return "", errors.New("no key")
+}
+
+// TestOutageGoesToOutboxAndRelays stops a dedicated broker: Publish still
+// succeeds, the events wait in the outbox, a user's later events queue
+// behind the earlier ones even once Kafka is back, and a new Publisher on
+// the same database (an issuer restart) relays them all, in order per user.
+func TestOutageGoesToOutboxAndRelays(t *testing.T) {
+	topic := "revocations-" + strings.ToLower(rand.Text()[:8])
+	b := startBroker(t, topic)
+	db := newDB(t)
+	signer := newSigner(t, db)
+	cfg := Config{Brokers: []string{b.addr}, Topic: topic, AckTimeout: 500 * time.Millisecond,
+		RelayInterval: 100 * time.Millisecond}
+	p1 := newPublisher(t, cfg, signer, db)
+	since := time.Now().Add(-2 * time.Second)
+	alice, bob, carol := "alice-"+rand.Text(), "bob-"+rand.Text(), "carol-"+rand.Text()
+
+	first := newEvent(alice, revocation.ReasonLogout)
+	if err := p1.Publish(t.Context(), first); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := p1.Pending(t.Context()); n != 0 {
+		t.Fatalf("broker up: %d events queued, want 0", n)
+	}
+
+	b.stop()
+	aliceEvents := []revocation.Event{first}
+	for i := range 3 {
+		e := newEvent(alice, revocation.ReasonLogout)
+		aliceEvents = append(aliceEvents, e)
+		if err := p1.Publish(t.Context(), e); err != nil {
+			t.Fatalf("Publish %d with Kafka down: %v, want nil (queued)", i, err)
+		}
+	}
+	bobEvent := newEvent(bob, revocation.ReasonPasswordChange)
+	if err := p1.Publish(t.Context(), bobEvent); err != nil {
+		t.Fatalf("Publish with Kafka down: %v", err)
+	}
+	if n, err := p1.Pending(t.Context()); err != nil || n != 4 {
+		t.Fatalf("Pending() = %d, %v with Kafka down; want 4", n, err)
+	}
+	if err := p1.Ready(); err != nil {
+		t.Errorf("Ready() = %v with Kafka down and the outbox usable", err)
+	}
+	if st := p1.Stats(); st.Outboxed != 4 || st.Failures == 0 {
+		t.Errorf("Stats() = %+v, want 4 queued and failures counted", st)
+	}
+	if err := p1.Close(); err != nil { // the issuer stops before relaying
+		t.Errorf("Close: %v", err)
+	}
+
+	b.start() // same address, same data
+	p2 := newPublisher(t, cfg, signer, db)
+	// Alice still has queued events: her next one queues behind them even
+	// though Kafka is up; Carol's goes straight to Kafka.
+	last := newEvent(alice, revocation.ReasonLogoutGlobal)
+	aliceEvents = append(aliceEvents, last)
+	carolEvent := newEvent(carol, revocation.ReasonLogout)
+	if err := p2.Publish(t.Context(), last, carolEvent); err != nil {
+		t.Fatal(err)
+	}
+	if st := p2.Stats(); st.Outboxed != 1 || st.Published != 1 {
+		t.Errorf("Stats() = %+v, want alice's event queued and carol's published", st)
+	}
+	if n, _ := p2.Pending(t.Context()); n != 5 {
+		t.Errorf("Pending() = %d, want 5", n)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	relayDone := make(chan error, 1)
+	go func() { relayDone <- p2.RunRelay(ctx) }()
+	waitFor(t, "the relay to empty the outbox", func() bool {
+		n, err := p2.Pending(t.Context())
+		return err == nil && n == 0
+	})
+	cancel()
+	if err := <-relayDone; err != nil {
+		t.Errorf("RunRelay: %v", err)
+	}
+	if st := p2.Stats(); st.Relayed != 5 {
+		t.Errorf("Stats() = %+v, want 5 relayed", st)
+	}
+
+	msgs := readSince(t, []string{b.addr}, topic, since)
+	var aliceIDs []string
+	for _, m := range byKey(msgs, alice) {
+		aliceIDs = append(aliceIDs, checkedEvent(t, signer.JWKS(), m).ID)
+	}
+	var wantIDs []string
+	for _, e := range aliceEvents {
+		wantIDs = append(wantIDs, e.ID)
+	}
+	if got := firstSeen(aliceIDs); !slices.Equal(got, wantIDs) {
+		t.Errorf("alice's events arrived as %v, want %v", got, wantIDs)
+	}
+	for who, e := range map[string]revocation.Event{bob: bobEvent, carol: carolEvent} {
+		recs := byKey(msgs, who)
+		if len(recs) == 0 {
+			t.Errorf("no record for %s", who)
+			continue
+		}
+		if got := checkedEvent(t, signer.JWKS(), recs[0]); got.ID != e.ID || got.Reason != e.Reason {
+			t.Errorf("%s: got %+v, want %+v", who, got, e)
+		}
+	}
+}
+
+// TestPublishFailsOnlyWhenBothAreDown: no broker and no usable outbox.
+func TestPublishFailsWithoutKafkaAndOutbox(t *testing.T) {
+	signer := newSigner(t, newDB(t))
+	nowhere := closedPort(t)
+	dead, err := mongo.Connect(options.Client().ApplyURI("mongodb://" + nowhere + "/").
+		SetServerSelectionTimeout(300 * time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dead.Disconnect(context.Background()) })
+	db := dead.Database("test_dead")
+	p := newPublisher(t, Config{Brokers: []string{nowhere}, Topic: "t", AckTimeout: 200 * time.Millisecond}, signer, db)
+	err = p.Publish(t.Context(), newEvent("user-"+rand.Text(), revocation.ReasonLogout))
+	if !errors.Is(err, ErrUndelivered) {
+		t.Errorf("Publish with Kafka and the outbox down: %v, want ErrUndelivered", err)
+	}
+	if err := p.Ready(); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Ready() = %v, want ErrUnavailable", err)
+	}
+
+	fs := newPublisher(t, Config{Brokers: []string{nowhere}, Topic: "t"}, failingSigner{}, db)
+	if err := fs.Publish(t.Context(), newEvent("u", revocation.ReasonLogout)); err == nil {
+		t.Error("Publish with a failing signer succeeded")
+	}
+}
