@@ -1,0 +1,37 @@
+package sdk_test
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestDependencyFence: whatever the sdk imports, every service that verifies
+// tokens inherits. kafkafeed and echoauth may bring their one driver each;
+// the core packages none.
+func TestDependencyFence(t *testing.T) {
+	never := []string{"go.mongodb.org/", "github.com/redis/", "github.com/FerretDB/",
+		"github.com/twmb/", "github.com/alicebob/",
+		"github.com/jotguard/jotguard/issuer", "github.com/jotguard/jotguard/verifier"}
+	core := slices.Concat(never, []string{"github.com/segmentio/kafka-go", "github.com/labstack/echo"})
+	fences := map[string][]string{
+		"github.com/jotguard/jotguard/sdk/...":        never, // kafkafeed, echoauth: their one driver each
+		"github.com/jotguard/jotguard/sdk":            core,
+		"github.com/jotguard/jotguard/sdk/revocation": core,
+		"github.com/jotguard/jotguard/sdk/sdktest":    core,
+	}
+	for pattern, banned := range fences {
+		out, err := exec.Command("go", "list", "-deps", pattern).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", pattern, err)
+		}
+		for _, pkg := range strings.Fields(string(out)) {
+			for _, b := range banned {
+				if strings.HasPrefix(pkg, b) {
+					t.Errorf("%s depends on %s; keep it out of the sdk", pattern, pkg)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,240 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Config configures a Verifier. Issuer and Audience are required.
+type Config struct {
+	Issuer      string            // exact "iss"
+	Audience    []string          // "aud" must hold one of these
+	JWKSURL     string            // default Issuer + "/.well-known/jwks.json"
+	Algorithms  []string          // default ES256, EdDSA, RS256; HS* and none are refused
+	Leeway      time.Duration     // default 30s
+	Revocations RevocationChecker // nil: no revocation check
+	Now         func() time.Time  // default time.Now; tests set it
+	Logger      *slog.Logger      // the sdk logs only here; nil: silent
+
+	CacheSize      int           // verified tokens kept; 0: 10000, < 0: no cache
+	JWKSRefresh    time.Duration // background JWKS refresh, default 5m
+	UnknownKIDWait time.Duration // longest an unknown kid holds Verify, default 1s
+}
+
+// RevocationChecker is what Verify needs; revocation.Set and kafkafeed.Feed have it.
+type RevocationChecker interface {
+	Revoked(c *Claims) (bool, error) // an error means "unknown"
+}
+
+// DefaultAlgorithms are the algorithms a Verifier accepts unless told otherwise.
+var DefaultAlgorithms = []string{"ES256", "EdDSA", "RS256"}
+
+// Verifier verifies access tokens. It is safe for concurrent use.
+type Verifier struct {
+	cfg     Config
+	parser  *jwt.Parser
+	jwks    *jwks
+	cache   *tokenCache // nil: disabled
+	revoked RevocationChecker
+	now     func() time.Time
+}
+
+// NewVerifier returns a Verifier. Its JWKS refresh runs until ctx is done:
+// pass the process's root context, not a request's.
+//
+// An unreachable JWKS is not an error: the Verifier starts without keys,
+// Ready and Verify report ErrNotReady, and it fetches the key set with
+// backoff until the issuer answers.
+func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
+	switch {
+	case cfg.Issuer == "":
+		return nil, errors.New("sdk: Config.Issuer is required")
+	case len(cfg.Audience) == 0 || slices.Contains(cfg.Audience, ""):
+		return nil, errors.New("sdk: Config.Audience is required and has no empty entry")
+	case cfg.Leeway < 0:
+		return nil, errors.New("sdk: Config.Leeway is negative")
+	}
+	if cfg.JWKSURL == "" {
+		cfg.JWKSURL = strings.TrimSuffix(cfg.Issuer, "/") + "/.well-known/jwks.json"
+	}
+	if len(cfg.Algorithms) == 0 {
+		cfg.Algorithms = DefaultAlgorithms
+	}
+	cfg.Algorithms = slices.Clone(cfg.Algorithms)
+	for _, alg := range cfg.Algorithms {
+		if alg == "" || strings.EqualFold(alg, "none") || strings.HasPrefix(strings.ToUpper(alg), "HS") ||
+			jwt.GetSigningMethod(alg) == nil {
+			return nil, fmt.Errorf("sdk: Config.Algorithms: %q is not allowed (asymmetric JWS algorithms only)", alg)
+		}
+	}
+	if cfg.Leeway == 0 {
+		cfg.Leeway = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.JWKSRefresh <= 0 {
+		cfg.JWKSRefresh = 5 * time.Minute
+	}
+	if cfg.UnknownKIDWait <= 0 {
+		cfg.UnknownKIDWait = time.Second
+	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = 10000
+	}
+	keys, err := newJWKS(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	v := &Verifier{
+		cfg: cfg,
+		parser: jwt.NewParser(
+			jwt.WithStrictDecoding(), // no padding (the default), canonical base64url only
+			jwt.WithIssuer(cfg.Issuer),
+			jwt.WithAudience(cfg.Audience...), // any one of them
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithLeeway(cfg.Leeway),
+			jwt.WithTimeFunc(cfg.Now),
+			// The alg is checked against cfg.Algorithms by keyfunc, which
+			// reports ErrUnsupportedAlg rather than a signature error.
+		),
+		jwks:    keys,
+		revoked: cfg.Revocations,
+		now:     cfg.Now,
+	}
+	if cfg.CacheSize > 0 {
+		v.cache = newTokenCache(cfg.CacheSize)
+	}
+	return v, nil
+}
+
+// Ready returns nil once signing keys are loaded, and an error wrapping
+// ErrNotReady before.
+func (v *Verifier) Ready() error { return v.jwks.ready() }
+
+// Keyfunc is the JWKS keyfunc, to verify other JWTs of the issuer (the
+// revocation SETs) against the same key set. It checks no header but kid.
+func (v *Verifier) Keyfunc() jwt.Keyfunc { return v.jwks.kf.Keyfunc }
+
+// JWKSAge is the time since the key set was last fetched successfully, or
+// since NewVerifier when it never was: a metric that grows while the issuer
+// is unreachable.
+func (v *Verifier) JWKSAge() time.Duration { return v.jwks.age() }
+
+// Verify checks an access token (SPEC §2, §7) and returns its claims. Its
+// errors wrap exactly one of the Err* sentinels and their cause; the claims
+// are nil whenever the error is not.
+//
+// A token verified before is served from a bounded cache until its exp (no
+// leeway); the revocation check and the expiry check run on every call.
+func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+	switch {
+	case token == "":
+		return nil, ErrMissingToken
+	case len(token) > MaxTokenSize:
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(token), MaxTokenSize)
+	}
+	if v.cache != nil {
+		if c, ok := v.cache.get(token, v.now()); ok {
+			return v.checkRevoked(c)
+		}
+	}
+	if err := compactShape(token); err != nil {
+		return nil, err
+	}
+	c := new(Claims)
+	if _, err := v.parser.ParseWithClaims(token, c, v.keyfunc(ctx)); err != nil {
+		return nil, classify(err)
+	}
+	if _, err := v.checkRevoked(c); err != nil {
+		return nil, err
+	}
+	if v.cache != nil {
+		v.cache.put(token, c, v.now())
+	}
+	return c, nil
+}
+
+func (v *Verifier) checkRevoked(c *Claims) (*Claims, error) {
+	if v.revoked == nil {
+		return c, nil
+	}
+	switch revoked, err := v.revoked.Revoked(c); {
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", ErrRevocationUnavailable, err)
+	case revoked:
+		return nil, ErrRevoked
+	}
+	return c, nil
+}
+
+// compactShape accepts exactly three non-empty base64url segments. The
+// decoder would skip CR and LF and the parser would accept an empty
+// signature only to fail later: this says "malformed" first, in one pass.
+func compactShape(token string) error {
+	dots := 0
+	last := -1
+	for i := 0; i < len(token); i++ {
+		switch b := token[i]; {
+		case b == '.':
+			if i == last+1 {
+				return fmt.Errorf("%w: empty segment", ErrMalformed)
+			}
+			dots++
+			last = i
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '-', b == '_':
+		default:
+			return fmt.Errorf("%w: byte %d is not base64url", ErrMalformed, i)
+		}
+	}
+	switch {
+	case dots != 2:
+		return fmt.Errorf("%w: %d segments, want 3", ErrMalformed, dots+1)
+	case last == len(token)-1:
+		return fmt.Errorf("%w: empty signature", ErrMalformed)
+	}
+	return nil
+}
+
+// forbiddenHeaders are JOSE header parameters a jotguard token never has:
+// crit (we understand no extension), and keys or key URLs supplied by the
+// token itself, which would let it choose its own verification key.
+var forbiddenHeaders = []string{"crit", "jwk", "jku", "x5u", "x5c"}
+
+// keyfunc checks the header, then asks the JWKS for the key.
+func (v *Verifier) keyfunc(ctx context.Context) jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) {
+		typ, _ := t.Header["typ"].(string)
+		if !strings.EqualFold(typ, TokenType) && !strings.EqualFold(typ, "application/"+TokenType) {
+			return nil, fmt.Errorf("%w: typ %.40q", ErrWrongType, typ)
+		}
+		for _, h := range forbiddenHeaders {
+			if _, ok := t.Header[h]; ok {
+				return nil, fmt.Errorf("%w: header %q is not allowed", ErrMalformed, h)
+			}
+		}
+		alg, _ := t.Header["alg"].(string)
+		if !slices.Contains(v.cfg.Algorithms, alg) {
+			return nil, fmt.Errorf("%w: alg %.40q", ErrUnsupportedAlg, alg)
+		}
+		if kid, _ := t.Header["kid"].(string); kid == "" {
+			return nil, fmt.Errorf("%w: no kid", ErrUnknownKey)
+		}
+		key, err := v.jwks.kf.KeyfuncCtx(ctx)(t)
+		if err != nil {
+			if rerr := v.jwks.ready(); rerr != nil {
+				return nil, rerr
+			}
+			return nil, fmt.Errorf("%w: %w", ErrUnknownKey, err)
+		}
+		return key, nil
+	}
+}
