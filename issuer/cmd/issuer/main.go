@@ -1,12 +1,53 @@
-// Command issuer is jotguard's issuer (SPEC §1, §4). It is being built; see the issues.
+// Command issuer is jotguard's issuer (SPEC §1, §2): it serves the auth API
+// until SIGINT or SIGTERM; `issuer keys rotate|list` manage signing keys.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/jotguard/jotguard/issuer/internal/app"
+	"github.com/jotguard/jotguard/issuer/internal/config"
+	"github.com/jotguard/jotguard/issuer/internal/logging"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "issuer: not implemented yet")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	args := os.Args[1:]
+	var keysCmd string
+	if len(args) > 0 && args[0] == "keys" {
+		if len(args) < 2 || (args[1] != "rotate" && args[1] != "list") {
+			fmt.Fprintln(os.Stderr, "issuer: usage: issuer keys rotate|list [flags]")
+			os.Exit(2)
+		}
+		keysCmd, args = args[1], args[2:]
+	}
+	cfg, err := config.Load(args, os.Getenv)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		config.Usage(os.Stdout)
+		os.Exit(0)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "issuer:", err)
+		os.Exit(2)
+	}
+	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	if keysCmd != "" {
+		if err := app.Keys(ctx, cfg, log, keysCmd, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "issuer:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := app.Run(ctx, cfg, log, nil); err != nil {
+		log.Error("issuer stopped", "err", err)
+		os.Exit(1)
+	}
 }

@@ -1,0 +1,222 @@
+// Package app wires the issuer: MongoDB, Redis, keys, the revocation
+// publisher and the HTTP API, served until the context ends, then drained.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"github.com/jotguard/jotguard/issuer/internal/config"
+	"github.com/jotguard/jotguard/issuer/internal/httpapi"
+	"github.com/jotguard/jotguard/issuer/internal/kafkaevents"
+	"github.com/jotguard/jotguard/issuer/internal/keys"
+	"github.com/jotguard/jotguard/issuer/internal/logging"
+	"github.com/jotguard/jotguard/issuer/internal/mongostore"
+	"github.com/jotguard/jotguard/issuer/internal/password"
+	"github.com/jotguard/jotguard/issuer/internal/redisstore"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/sync/errgroup"
+)
+
+// connectMongo connects with short timeouts, so a dead MongoDB fails
+// requests fast (503) instead of hanging them.
+func connectMongo(ctx context.Context, cfg config.Config) (*mongo.Client, error) {
+	client, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI).
+		SetServerSelectionTimeout(2 * time.Second).SetConnectTimeout(2 * time.Second).
+		SetAppName("jotguard-issuer"))
+	if err != nil {
+		return nil, fmt.Errorf("JOTGUARD_MONGO_URI: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := client.Ping(pctx, nil); err != nil {
+		_ = client.Disconnect(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("JOTGUARD_MONGO_URI: MongoDB unreachable: %w", err)
+	}
+	return client, nil
+}
+
+func keysConfig(cfg config.Config, log *slog.Logger) keys.Config {
+	return keys.Config{Alg: cfg.SigningAlg, EncryptionKey: cfg.KeyEncryptionKey, RotateEvery: cfg.KeyRotateEvery,
+		PublishAhead: cfg.JWKSPublishAhead, Retain: cfg.AccessTTL + cfg.Leeway, ReloadEvery: cfg.KeyReloadEvery,
+		Logger: log}
+}
+
+// Run serves until ctx is done or a part fails. ready, when set, gets the
+// listening address once requests are accepted.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(addr string)) error {
+	mc, err := connectMongo(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
+	db := mc.Database(cfg.MongoDB)
+
+	users, err := mongostore.NewUsers(ctx, db)
+	if err != nil {
+		return err
+	}
+	rdb, err := redisstore.NewClient(cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("JOTGUARD_REDIS_URL: %w", err)
+	}
+	defer rdb.Close()
+	sessions, err := redisstore.New(rdb, redisstore.Config{Prefix: cfg.RedisPrefix, RefreshTTL: cfg.RefreshTTL, Grace: cfg.RefreshReuseGrace})
+	if err != nil {
+		return err
+	}
+	if err := sessions.Ping(ctx); err != nil {
+		log.WarnContext(ctx, "Redis is not reachable yet; requests get 503 until it is", "err", err)
+	}
+	if len(cfg.KeyEncryptionKey) == 0 {
+		log.WarnContext(ctx, "JOTGUARD_KEY_ENCRYPTION_KEY is not set: private signing keys are stored UNENCRYPTED in MongoDB")
+	}
+	km, err := keys.NewManager(ctx, db, keysConfig(cfg, log))
+	if err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	if len(cfg.KafkaBrokers) == 0 {
+		log.WarnContext(ctx, "JOTGUARD_KAFKA_BROKERS is not set: revocation events stay in the MongoDB outbox")
+	}
+	pub, err := kafkaevents.NewPublisher(ctx, kafkaevents.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.RevocationTopic,
+		Audience: cfg.Audience, AckTimeout: cfg.KafkaAckTimeout, Logger: log}, km, db)
+	if err != nil {
+		return fmt.Errorf("revocation publisher: %w", err)
+	}
+	defer pub.Close()
+	hasher, err := password.New(password.Config{Params: password.Params{Memory: cfg.Argon2Memory, Time: cfg.Argon2Time,
+		Threads: cfg.Argon2Threads}, Concurrency: cfg.HashConcurrency, QueueWait: cfg.HashQueueWait})
+	if err != nil {
+		return err
+	}
+	svc, err := auth.NewService(auth.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, ClientID: cfg.ClientID,
+		AccessTTL: cfg.AccessTTL, PasswordMin: cfg.PasswordMinLength, PasswordMax: cfg.PasswordMaxLength,
+		Logger: log, RequestID: logging.RequestID},
+		auth.Deps{Users: users, Sessions: sessions, Hasher: hasher, Signer: km,
+			Verifier: newTokenVerifier(km, cfg.Issuer, cfg.Audience, cfg.Leeway), Events: pub})
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jotguard_password_hash_queue",
+			Help: "Requests waiting for or holding a password hashing slot."},
+			func() float64 { return float64(hasher.Waiting()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jotguard_revocation_outbox_pending",
+			Help: "Revocation events waiting in the MongoDB outbox (-1: unknown)."},
+			func() float64 {
+				c, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				n, err := pub.Pending(c)
+				if err != nil {
+					return -1
+				}
+				return float64(n)
+			}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "jotguard_revocation_events_published_total",
+			Help: "Revocation events Kafka acknowledged on publish."}, func() float64 { return float64(pub.Stats().Published) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "jotguard_revocation_events_outboxed_total",
+			Help: "Revocation events queued in the outbox."}, func() float64 { return float64(pub.Stats().Outboxed) }),
+	)
+
+	api := httpapi.New(httpapi.Options{Service: svc, Keys: km, Issuer: cfg.Issuer, RefreshTTL: cfg.RefreshTTL,
+		CookieSecure: cfg.CookieSecure, AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies,
+		BodyLimit: cfg.BodyLimit, LoginRate: cfg.LoginRatePerMinute, JWKSMaxAge: cfg.JWKSMaxAge,
+		Ready: func(ctx context.Context) error {
+			var errs []error
+			if err := mc.Ping(ctx, nil); err != nil {
+				errs = append(errs, fmt.Errorf("mongodb: %w", err))
+			}
+			if err := sessions.Ping(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("redis: %w", err))
+			}
+			if err := km.Ready(); err != nil {
+				errs = append(errs, fmt.Errorf("keys: %w", err))
+			}
+			if err := pub.Ready(); err != nil {
+				errs = append(errs, fmt.Errorf("revocations: %w", err))
+			}
+			return errors.Join(errs...)
+		},
+		Registry: reg, Logger: log})
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return km.Run(gctx) })
+	g.Go(func() error { return pub.RunRelay(gctx) })
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)} // no BaseContext: STYLE §3
+	g.Go(func() error { return serve(gctx, srv, api, cfg.Addr, cfg.ShutdownGrace, log, ready) })
+	return g.Wait()
+}
+
+// serve listens on addr and serves until ctx is done; then readiness goes
+// off and in-flight requests get up to grace to finish.
+func serve(ctx context.Context, srv *http.Server, api *httpapi.API, addr string, grace time.Duration, log *slog.Logger, ready func(string)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("JOTGUARD_ISSUER_ADDR: %w", err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.InfoContext(ctx, "issuer listening", "addr", ln.Addr().String())
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	api.Drain()
+	log.InfoContext(ctx, "draining", "grace", grace.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Keys runs `issuer keys rotate|list`.
+func Keys(ctx context.Context, cfg config.Config, log *slog.Logger, cmd string, w io.Writer) error {
+	if cmd != "rotate" && cmd != "list" {
+		return fmt.Errorf("keys: unknown command %q (want rotate or list)", cmd)
+	}
+	mc, err := connectMongo(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
+	km, err := keys.NewManager(ctx, mc.Database(cfg.MongoDB), keysConfig(cfg, log))
+	if err != nil {
+		return err
+	}
+	if cmd == "rotate" {
+		k, err := km.Rotate(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "added key %s (%s), signs from %s\n", k.KID, k.Alg, k.NotBefore.Format(time.RFC3339))
+	}
+	list, err := km.List(ctx)
+	if err != nil {
+		return err
+	}
+	keys.PrintList(w, list)
+	return nil
+}

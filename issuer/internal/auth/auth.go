@@ -1,0 +1,160 @@
+// Package auth is the issuer's domain: users, sessions, the Service that
+// registers, logs in, refreshes and logs out, and the ports its adapters
+// implement. It imports no driver.
+package auth
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/jotguard/jotguard/sdk"
+	"github.com/jotguard/jotguard/sdk/revocation"
+)
+
+// Errors of the domain. Adapters wrap their failures so that errors.Is finds
+// one of these; httpapi maps each to a status and a problem code in one table.
+var (
+	ErrInvalidInput        = errors.New("auth: invalid input")
+	ErrWeakPassword        = errors.New("auth: password does not meet the length rules")
+	ErrEmailTaken          = errors.New("auth: email already registered")
+	ErrUsernameTaken       = errors.New("auth: username already taken")
+	ErrInvalidCredentials  = errors.New("auth: invalid credentials")
+	ErrDisabled            = errors.New("auth: account disabled")
+	ErrInvalidRefreshToken = errors.New("auth: invalid refresh token")
+	ErrRefreshReuse        = errors.New("auth: refresh token reused after rotation")
+	ErrInvalidAccessToken  = errors.New("auth: invalid access token")
+	ErrUserNotFound        = errors.New("auth: user not found")
+	ErrSessionNotFound     = errors.New("auth: session not found")
+	ErrRateLimited         = errors.New("auth: too many attempts")
+	ErrBusy                = errors.New("auth: too busy, retry shortly")
+	ErrUnavailable         = errors.New("auth: a backend is unavailable")
+)
+
+// FieldError names one failing input field.
+type FieldError struct {
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
+}
+
+// ValidationError lists the failing fields. errors.Is(err, ErrInvalidInput)
+// holds, and ErrWeakPassword too when the password is among them.
+type ValidationError struct {
+	Fields []FieldError
+	weak   bool
+}
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	b.WriteString("auth: invalid input:")
+	for i, f := range e.Fields {
+		if i > 0 {
+			b.WriteString(";")
+		}
+		b.WriteString(" " + f.Field + " " + f.Reason)
+	}
+	return b.String()
+}
+
+// Is makes errors.Is(err, ErrInvalidInput) and, for a short or long
+// password, errors.Is(err, ErrWeakPassword) true.
+func (e *ValidationError) Is(target error) bool {
+	return target == ErrInvalidInput || (e.weak && target == ErrWeakPassword)
+}
+
+// User is an account. PasswordHash is a PHC string and never leaves the issuer.
+type User struct {
+	ID            string
+	Email         string // trimmed, lower-cased
+	Username      string // as given (trimmed); unique case-insensitively
+	FirstName     string
+	LastName      string
+	PasswordHash  string
+	EmailVerified bool
+	Roles         []string
+	Disabled      bool
+	CreatedAt     time.Time
+}
+
+// NormalizeEmail trims and lower-cases an email.
+func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// NormalizeUsername is the form usernames are unique in.
+func NormalizeUsername(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// Session is one login: the sid of its access tokens and the owner of its
+// refresh token.
+type Session struct {
+	ID        string
+	UserID    string
+	ClientID  string
+	CreatedAt time.Time
+}
+
+// UserStore keeps users (mongostore, memstore).
+type UserStore interface {
+	// Create inserts u; ErrEmailTaken or ErrUsernameTaken when either
+	// normalized value is in use, even under racing calls.
+	Create(ctx context.Context, u User) error
+	ByID(ctx context.Context, id string) (User, error)             // ErrUserNotFound
+	ByEmail(ctx context.Context, email string) (User, error)       // normalized; ErrUserNotFound
+	ByUsername(ctx context.Context, username string) (User, error) // any case; ErrUserNotFound
+	SetPasswordHash(ctx context.Context, id, hash string) error
+}
+
+// Rotation is what SessionStore.Rotate answers: the session and the refresh
+// token that now belongs to it.
+type Rotation struct {
+	Session Session
+	Token   string // the successor: the one passed in, or within the grace window the earlier one
+	Reused  bool   // true when Token is the earlier successor (grace window)
+}
+
+// SessionStore keeps sessions and refresh tokens (redisstore, memstore).
+// Refresh tokens are stored only as hashes.
+type SessionStore interface {
+	// Create stores s with its first refresh token.
+	Create(ctx context.Context, s Session, refresh string) error
+	// Rotate retires refresh and makes successor current. A second use of
+	// the retired token within the grace window returns the same successor;
+	// a later use deletes the session and returns the session with
+	// ErrRefreshReuse. Unknown tokens give ErrInvalidRefreshToken.
+	Rotate(ctx context.Context, refresh, successor string) (Rotation, error)
+	// Lookup returns the session of a live refresh token.
+	Lookup(ctx context.Context, refresh string) (Session, error)
+	// Get returns a session; ErrSessionNotFound when gone.
+	Get(ctx context.Context, userID, sid string) (Session, error)
+	// List returns the ids of the user's live sessions.
+	List(ctx context.Context, userID string) ([]string, error)
+	// Delete removes sessions; it answers how many existed.
+	Delete(ctx context.Context, userID string, sids ...string) (int, error)
+}
+
+// Signer signs JWTs with the current key (keys.Manager). typ is the JOSE typ.
+type Signer interface {
+	Sign(ctx context.Context, typ string, claims jwt.Claims) (string, error)
+}
+
+// TokenVerifier checks an access token minted by this issuer.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (*sdk.Claims, error)
+}
+
+// RevocationPublisher emits revocation events; nil means acked by Kafka or
+// durably queued (kafkaevents.Publisher).
+type RevocationPublisher interface {
+	Publish(ctx context.Context, events ...revocation.Event) error
+}
+
+// PasswordHasher hashes and checks passwords with bounded concurrency;
+// ErrBusy when no slot frees up in time.
+type PasswordHasher interface {
+	Hash(ctx context.Context, password string) (string, error)
+	// Verify reports whether password matches phc and whether phc uses
+	// outdated parameters.
+	Verify(ctx context.Context, password, phc string) (ok, rehash bool, err error)
+	// Dummy spends the time of a Verify, for unknown users.
+	Dummy(ctx context.Context, password string) error
+}

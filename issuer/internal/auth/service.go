@@ -1,0 +1,487 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/jotguard/jotguard/sdk"
+	"github.com/jotguard/jotguard/sdk/revocation"
+	"golang.org/x/text/unicode/norm"
+)
+
+// Config configures a Service.
+type Config struct {
+	Issuer      string
+	Audience    []string
+	ClientID    string // default client_id
+	AccessTTL   time.Duration
+	PasswordMin int // characters after NFKC; default 12
+	PasswordMax int // default 128
+	Now         func() time.Time
+	Logger      *slog.Logger
+	// RequestID returns the request id of ctx, carried as an event's txn.
+	RequestID func(context.Context) string
+}
+
+// Deps are the Service's ports.
+type Deps struct {
+	Users    UserStore
+	Sessions SessionStore
+	Hasher   PasswordHasher
+	Signer   Signer
+	Verifier TokenVerifier
+	Events   RevocationPublisher
+}
+
+// Service is the issuer's use cases.
+type Service struct {
+	cfg Config
+	d   Deps
+	log *slog.Logger
+}
+
+// NewService returns a Service; every port is required.
+func NewService(cfg Config, d Deps) (*Service, error) {
+	switch {
+	case d.Users == nil || d.Sessions == nil || d.Hasher == nil || d.Signer == nil || d.Verifier == nil || d.Events == nil:
+		return nil, errors.New("auth: every port of Deps is required")
+	case cfg.Issuer == "" || len(cfg.Audience) == 0 || cfg.AccessTTL <= 0:
+		return nil, errors.New("auth: Config.Issuer, Audience and AccessTTL are required")
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID = "jotguard"
+	}
+	if cfg.PasswordMin == 0 {
+		cfg.PasswordMin = 12
+	}
+	if cfg.PasswordMax == 0 {
+		cfg.PasswordMax = 128
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RequestID == nil {
+		cfg.RequestID = func(context.Context) string { return "" }
+	}
+	return &Service{cfg: cfg, d: d, log: cfg.Logger}, nil
+}
+
+// RegisterInput is a sign-up.
+type RegisterInput struct {
+	Email, Password, Username, FirstName, LastName string
+}
+
+// Register creates a user.
+func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) {
+	u := User{
+		ID:        NewID(),
+		Email:     NormalizeEmail(in.Email),
+		Username:  strings.TrimSpace(in.Username),
+		FirstName: strings.TrimSpace(in.FirstName),
+		LastName:  strings.TrimSpace(in.LastName),
+		CreatedAt: s.cfg.Now().UTC(),
+	}
+	pw := norm.NFKC.String(in.Password)
+	v := &ValidationError{}
+	switch {
+	case u.Email == "":
+		v.Fields = append(v.Fields, FieldError{"email", "is required"})
+	case !validEmail(u.Email):
+		v.Fields = append(v.Fields, FieldError{"email", "is not an email address"})
+	}
+	if u.Username != "" && !validUsername(u.Username) {
+		v.Fields = append(v.Fields, FieldError{"username", "must be 3 to 64 letters, digits, '.', '_' or '-'"})
+	}
+	for _, f := range []struct{ name, v string }{{"first_name", u.FirstName}, {"last_name", u.LastName}} {
+		if utf8.RuneCountInString(f.v) > 100 || !utf8.ValidString(f.v) {
+			v.Fields = append(v.Fields, FieldError{f.name, "must be at most 100 characters"})
+		}
+	}
+	if n := utf8.RuneCountInString(pw); n < s.cfg.PasswordMin || n > s.cfg.PasswordMax {
+		v.weak = true
+		v.Fields = append(v.Fields, FieldError{"password", fmt.Sprintf("must be %d to %d characters", s.cfg.PasswordMin, s.cfg.PasswordMax)})
+	}
+	if len(v.Fields) > 0 {
+		return User{}, v
+	}
+	hash, err := s.d.Hasher.Hash(ctx, pw)
+	if err != nil {
+		return User{}, err
+	}
+	u.PasswordHash = hash
+	if err := s.d.Users.Create(ctx, u); err != nil {
+		return User{}, err
+	}
+	s.log.InfoContext(ctx, "user registered", "user_id", u.ID)
+	return u, nil
+}
+
+// LoginInput is a password login. Identifier is an email or a username.
+type LoginInput struct {
+	Identifier string
+	Password   string
+	ClientID   string // default Config.ClientID
+}
+
+// Tokens is what a login or a refresh answers.
+type Tokens struct {
+	AccessToken  string
+	ExpiresIn    time.Duration
+	RefreshToken string
+	User         User
+	Session      Session
+}
+
+// Login checks a password and opens a session.
+func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
+	id := strings.TrimSpace(in.Identifier)
+	v := &ValidationError{}
+	if id == "" {
+		v.Fields = append(v.Fields, FieldError{"identifier", "email, username or identifier is required"})
+	}
+	if in.Password == "" {
+		v.Fields = append(v.Fields, FieldError{"password", "is required"})
+	}
+	if len(v.Fields) > 0 {
+		return Tokens{}, v
+	}
+	pw := norm.NFKC.String(in.Password)
+	if utf8.RuneCountInString(pw) > s.cfg.PasswordMax {
+		pw = string([]rune(pw)[:s.cfg.PasswordMax+1]) // cannot match; bounded work
+	}
+	var u User
+	var err error
+	if strings.Contains(id, "@") {
+		u, err = s.d.Users.ByEmail(ctx, NormalizeEmail(id))
+	} else {
+		u, err = s.d.Users.ByUsername(ctx, id)
+	}
+	if errors.Is(err, ErrUserNotFound) {
+		if err := s.d.Hasher.Dummy(ctx, pw); err != nil {
+			return Tokens{}, err
+		}
+		return Tokens{}, ErrInvalidCredentials
+	}
+	if err != nil {
+		return Tokens{}, err
+	}
+	ok, rehash, err := s.d.Hasher.Verify(ctx, pw, u.PasswordHash)
+	switch {
+	case err != nil:
+		return Tokens{}, err
+	case !ok:
+		return Tokens{}, ErrInvalidCredentials
+	case u.Disabled:
+		return Tokens{}, ErrDisabled
+	}
+	if rehash {
+		if h, err := s.d.Hasher.Hash(ctx, pw); err == nil {
+			if err := s.d.Users.SetPasswordHash(ctx, u.ID, h); err != nil {
+				s.log.WarnContext(ctx, "password rehash not saved", "user_id", u.ID, "err", err)
+			}
+		}
+	}
+	clientID := in.ClientID
+	if clientID == "" {
+		clientID = s.cfg.ClientID
+	}
+	sess := Session{ID: NewID(), UserID: u.ID, ClientID: clientID, CreatedAt: s.cfg.Now().UTC()}
+	refresh := NewRefreshToken()
+	if err := s.d.Sessions.Create(ctx, sess, refresh); err != nil {
+		return Tokens{}, err
+	}
+	return s.tokens(ctx, u, sess, refresh)
+}
+
+// Refresh rotates a refresh token and mints a new access token.
+func (s *Service) Refresh(ctx context.Context, refresh string) (Tokens, error) {
+	if !wellFormedRefresh(refresh) {
+		return Tokens{}, ErrInvalidRefreshToken
+	}
+	rot, err := s.d.Sessions.Rotate(ctx, refresh, NewRefreshToken())
+	if errors.Is(err, ErrRefreshReuse) {
+		s.log.WarnContext(ctx, "refresh token reuse: session revoked", "user_id", rot.Session.UserID, "sid", rot.Session.ID)
+		if perr := s.publish(ctx, revocation.ReasonRefreshReuse, "system", rot.Session.UserID, rot.Session.ID); perr != nil {
+			s.log.ErrorContext(ctx, "refresh reuse event not published", "sid", rot.Session.ID, "err", perr)
+		}
+		return Tokens{}, fmt.Errorf("%w: %w", ErrInvalidRefreshToken, err)
+	}
+	if err != nil {
+		return Tokens{}, err
+	}
+	u, err := s.d.Users.ByID(ctx, rot.Session.UserID)
+	switch {
+	case errors.Is(err, ErrUserNotFound):
+		return Tokens{}, ErrInvalidRefreshToken
+	case err != nil:
+		return Tokens{}, err
+	case u.Disabled:
+		return Tokens{}, ErrDisabled
+	}
+	return s.tokens(ctx, u, rot.Session, rot.Token)
+}
+
+// Scope says which sessions a logout ends.
+type Scope string
+
+// Logout scopes.
+const (
+	ScopeLocal  Scope = "local"  // this session
+	ScopeGlobal Scope = "global" // every session of the user
+	ScopeOthers Scope = "others" // every session but this one
+)
+
+// LogoutInput identifies the session by its refresh token or, failing that,
+// by an access token.
+type LogoutInput struct {
+	RefreshToken string
+	AccessToken  string
+	Scope        Scope
+}
+
+// Logout ends sessions and emits one revocation event per ended session.
+// It answers only after every event is acknowledged or durably queued; the
+// sessions are deleted after that, so a failure leaves them to be retried.
+func (s *Service) Logout(ctx context.Context, in LogoutInput) error {
+	switch in.Scope {
+	case "":
+		in.Scope = ScopeLocal
+	case ScopeLocal, ScopeGlobal, ScopeOthers:
+	default:
+		return &ValidationError{Fields: []FieldError{{"scope", "must be local, global or others"}}}
+	}
+	var sess Session
+	switch {
+	case in.RefreshToken != "":
+		if !wellFormedRefresh(in.RefreshToken) {
+			return ErrInvalidRefreshToken
+		}
+		var err error
+		if sess, err = s.d.Sessions.Lookup(ctx, in.RefreshToken); err != nil {
+			return err
+		}
+	case in.AccessToken != "":
+		c, err := s.verifyAccess(ctx, in.AccessToken)
+		if err != nil {
+			return err
+		}
+		sess = Session{ID: c.SessionID, UserID: c.Subject}
+	default:
+		return ErrInvalidRefreshToken
+	}
+	var sids []string
+	reason := revocation.ReasonLogout
+	if in.Scope == ScopeLocal {
+		sids = []string{sess.ID}
+	} else {
+		reason = revocation.ReasonLogoutGlobal
+		all, err := s.d.Sessions.List(ctx, sess.UserID)
+		if err != nil {
+			return err
+		}
+		for _, sid := range all {
+			if in.Scope == ScopeGlobal || sid != sess.ID {
+				sids = append(sids, sid)
+			}
+		}
+		if in.Scope == ScopeGlobal && !contains(sids, sess.ID) {
+			sids = append(sids, sess.ID) // an access-token logout of an already gone session
+		}
+	}
+	if len(sids) == 0 {
+		return nil
+	}
+	if err := s.publish(ctx, reason, "user", sess.UserID, sids...); err != nil {
+		return err
+	}
+	if _, err := s.d.Sessions.Delete(ctx, sess.UserID, sids...); err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "logout", "user_id", sess.UserID, "scope", string(in.Scope), "sessions", len(sids))
+	return nil
+}
+
+// Me returns the user of a valid access token whose session is still open.
+func (s *Service) Me(ctx context.Context, accessToken string) (User, error) {
+	c, err := s.verifyAccess(ctx, accessToken)
+	if err != nil {
+		return User{}, err
+	}
+	if _, err := s.d.Sessions.Get(ctx, c.Subject, c.SessionID); err != nil {
+		if errors.Is(err, ErrSessionNotFound) {
+			return User{}, ErrInvalidAccessToken
+		}
+		return User{}, err
+	}
+	u, err := s.d.Users.ByID(ctx, c.Subject)
+	if errors.Is(err, ErrUserNotFound) {
+		return User{}, ErrInvalidAccessToken
+	}
+	return u, err
+}
+
+// RevokeToken implements RFC 7009: a refresh token ends its session, an
+// access token is revoked by its jti. Unknown or invalid tokens are not an
+// error.
+func (s *Service) RevokeToken(ctx context.Context, token, hint string) error {
+	tryRefresh := func() (bool, error) {
+		if !wellFormedRefresh(token) {
+			return false, nil
+		}
+		sess, err := s.d.Sessions.Lookup(ctx, token)
+		if errors.Is(err, ErrInvalidRefreshToken) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if err := s.publish(ctx, revocation.ReasonLogout, "user", sess.UserID, sess.ID); err != nil {
+			return false, err
+		}
+		_, err = s.d.Sessions.Delete(ctx, sess.UserID, sess.ID)
+		return true, err
+	}
+	tryAccess := func() (bool, error) {
+		c, err := s.verifyAccess(ctx, token)
+		if err != nil {
+			return false, nil
+		}
+		now := s.cfg.Now()
+		return true, s.d.Events.Publish(ctx, revocation.Event{ID: NewID(), Issuer: s.cfg.Issuer,
+			Subject: c.Subject, TokenID: c.ID, At: now, IssuedAt: now, Reason: revocation.ReasonLogout,
+			Initiator: "user", TxnID: s.cfg.RequestID(ctx)})
+	}
+	order := []func() (bool, error){tryRefresh, tryAccess}
+	if hint == "access_token" {
+		order = []func() (bool, error){tryAccess, tryRefresh}
+	}
+	for _, f := range order {
+		if done, err := f(); done || err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// User returns a user by id.
+func (s *Service) User(ctx context.Context, id string) (User, error) { return s.d.Users.ByID(ctx, id) }
+
+func (s *Service) verifyAccess(ctx context.Context, token string) (*sdk.Claims, error) {
+	if token == "" || len(token) > sdk.MaxTokenSize {
+		return nil, ErrInvalidAccessToken
+	}
+	c, err := s.d.Verifier.Verify(ctx, token)
+	if err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", ErrInvalidAccessToken, err)
+	}
+	return c, nil
+}
+
+func (s *Service) publish(ctx context.Context, reason, initiator, userID string, sids ...string) error {
+	now := s.cfg.Now().UTC()
+	evs := make([]revocation.Event, 0, len(sids))
+	for _, sid := range sids {
+		evs = append(evs, revocation.Event{ID: NewID(), Issuer: s.cfg.Issuer, Subject: userID,
+			SessionID: sid, At: now, IssuedAt: now, Reason: reason, Initiator: initiator,
+			TxnID: s.cfg.RequestID(ctx)})
+	}
+	if err := s.d.Events.Publish(ctx, evs...); err != nil {
+		return fmt.Errorf("%w: revocation events: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+func (s *Service) tokens(ctx context.Context, u User, sess Session, refresh string) (Tokens, error) {
+	now := s.cfg.Now()
+	c := sdk.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    s.cfg.Issuer,
+			Subject:   u.ID,
+			Audience:  jwt.ClaimStrings(s.cfg.Audience),
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.AccessTTL)),
+			ID:        NewID(),
+		},
+		ClientID:      sess.ClientID,
+		SessionID:     sess.ID,
+		Email:         u.Email,
+		EmailVerified: u.EmailVerified,
+		Roles:         u.Roles,
+	}
+	if c.ClientID == "" {
+		c.ClientID = s.cfg.ClientID
+	}
+	at, err := s.d.Signer.Sign(ctx, sdk.TokenType, c)
+	if err != nil {
+		return Tokens{}, fmt.Errorf("%w: sign: %w", ErrUnavailable, err)
+	}
+	return Tokens{AccessToken: at, ExpiresIn: s.cfg.AccessTTL, RefreshToken: refresh, User: u, Session: sess}, nil
+}
+
+// NewID returns a random identifier (130 bits, lower-case base32).
+func NewID() string { return strings.ToLower(rand.Text()) }
+
+// NewRefreshToken returns 256 random bits, base64url without padding.
+func NewRefreshToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func wellFormedRefresh(t string) bool {
+	if len(t) != 43 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(t)
+	return err == nil
+}
+
+func validEmail(e string) bool {
+	if len(e) > 254 || strings.Count(e, "@") != 1 {
+		return false
+	}
+	a, err := mail.ParseAddress(e)
+	if err != nil || a.Address != e || a.Name != "" {
+		return false
+	}
+	at := strings.LastIndexByte(e, '@')
+	return at > 0 && at < len(e)-1
+}
+
+func validUsername(u string) bool {
+	if len(u) < 3 || len(u) > 64 {
+		return false
+	}
+	for _, r := range u {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

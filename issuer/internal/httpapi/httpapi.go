@@ -1,0 +1,467 @@
+// Package httpapi is the issuer's HTTP API (SPEC §1) on Echo v4: the
+// browser surface, /oauth/token and /oauth/revoke, and the operations
+// endpoints. Every error goes through one table (problem.go).
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"github.com/jotguard/jotguard/issuer/internal/logging"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Keys is what the API serves about signing keys (keys.Manager).
+type Keys interface {
+	JWKS() []byte
+	PublicKeyPEM() []byte
+	Algorithms() []string
+}
+
+// Options configures the API.
+type Options struct {
+	Service        *auth.Service
+	Keys           Keys
+	Issuer         string
+	RefreshTTL     time.Duration
+	CookieSecure   bool
+	AllowedOrigins []string
+	TrustedProxies []*net.IPNet
+	BodyLimit      int64 // default 64 KiB
+	LoginRate      int   // per minute per IP and identifier; 0: off
+	JWKSMaxAge     time.Duration
+	// Ready reports whether the backends are usable, for /readyz.
+	Ready    func(context.Context) error
+	Registry *prometheus.Registry // nil: a new one
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// API is the HTTP handler plus its readiness switch.
+type API struct {
+	http.Handler
+	draining atomic.Bool
+}
+
+// Drain turns /readyz off, before a graceful shutdown.
+func (a *API) Drain() { a.draining.Store(true) }
+
+type handler struct {
+	o       Options
+	log     *slog.Logger
+	api     *API
+	limiter *limiter
+	m       *metrics
+}
+
+// CookieName is the refresh token cookie.
+const CookieName = "refresh_token"
+
+// New returns the API.
+func New(o Options) *API {
+	if o.BodyLimit <= 0 {
+		o.BodyLimit = 64 << 10
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	if o.JWKSMaxAge <= 0 {
+		o.JWKSMaxAge = 5 * time.Minute
+	}
+	api := &API{}
+	h := &handler{o: o, log: o.Logger, api: api, m: newMetrics(o.Registry)}
+	if o.LoginRate > 0 {
+		h.limiter = newLimiter(o.LoginRate, o.Now)
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = h.errorHandler
+	if len(o.TrustedProxies) > 0 {
+		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, n := range o.TrustedProxies {
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
+	} else {
+		e.IPExtractor = echo.ExtractIPDirect()
+	}
+	e.Use(h.requestID, h.instrument, middleware.Recover(), h.bodyLimit, h.originCheck)
+
+	e.POST("/register", h.register)
+	e.POST("/login", h.login)
+	e.POST("/access_token", h.accessToken)
+	e.POST("/logout", h.logout)
+	e.DELETE("/logout", h.logout)
+	e.GET("/me", h.me)
+	e.GET("/public_key", h.publicKey)
+	e.GET("/.well-known/jwks.json", h.jwks)
+	e.GET("/.well-known/openid-configuration", h.openIDConfig)
+	e.POST("/oauth/token", h.oauthToken)
+	e.POST("/oauth/revoke", h.oauthRevoke)
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/readyz", h.readyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})))
+	api.Handler = e
+	return api
+}
+
+var requestIDRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+func (h *handler) requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if !requestIDRe.MatchString(id) {
+			id = auth.NewID()
+		}
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		r := c.Request()
+		c.SetRequest(r.WithContext(logging.WithRequestID(r.Context(), id)))
+		return next(c)
+	}
+}
+
+func (h *handler) bodyLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.ContentLength > h.o.BodyLimit {
+			return errTooLarge
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(c.Response(), r.Body, h.o.BodyLimit)
+		}
+		return next(c)
+	}
+}
+
+// originCheck refuses cookie-authenticated POST and DELETE requests from an
+// Origin that is neither the issuer's nor allowed (SPEC §1).
+func (h *handler) originCheck(next echo.HandlerFunc) echo.HandlerFunc {
+	own := originOf(h.o.Issuer)
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.Method != http.MethodPost && r.Method != http.MethodDelete {
+			return next(c)
+		}
+		origin := r.Header.Get("Origin")
+		if origin == "" {
+			return next(c)
+		}
+		if _, err := r.Cookie(CookieName); err != nil {
+			return next(c)
+		}
+		origin = strings.TrimRight(origin, "/")
+		if origin == own {
+			return next(c)
+		}
+		for _, o := range h.o.AllowedOrigins {
+			if strings.EqualFold(o, origin) {
+				return next(c)
+			}
+		}
+		return errForeignOrigin
+	}
+}
+
+func originOf(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		if j := strings.IndexByte(u[i+3:], '/'); j >= 0 {
+			return u[:i+3+j]
+		}
+	}
+	return u
+}
+
+// readJSON decodes a JSON object whose values, for the named fields, must be
+// strings; other fields are ignored and never reach a token. An empty body
+// is an empty object when allowEmpty.
+func readJSON(c echo.Context, allowEmpty bool, fields ...string) (map[string]string, error) {
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errTooLarge
+		}
+		return nil, errMalformed
+	}
+	out := map[string]string{}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if allowEmpty {
+			return out, nil
+		}
+		return nil, errMalformed
+	}
+	// Any Content-Type: clients of the Authix design send JSON under several.
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var raw map[string]json.RawMessage
+	if err := dec.Decode(&raw); err != nil || raw == nil {
+		return nil, errMalformed
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errMalformed // trailing data
+	}
+	v := &auth.ValidationError{}
+	for _, f := range fields {
+		r, ok := raw[f]
+		if !ok || string(r) == "null" {
+			continue
+		}
+		var s string
+		if err := json.Unmarshal(r, &s); err != nil {
+			v.Fields = append(v.Fields, auth.FieldError{Field: f, Reason: "must be a string"})
+			continue
+		}
+		out[f] = s
+	}
+	if len(v.Fields) > 0 {
+		return nil, v
+	}
+	return out, nil
+}
+
+func jsonEncode(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// userJSON is the public shape of a user: no secrets.
+type userJSON struct {
+	ID            string    `json:"id"`
+	Email         string    `json:"email"`
+	Username      string    `json:"username,omitempty"`
+	FirstName     string    `json:"first_name,omitempty"`
+	LastName      string    `json:"last_name,omitempty"`
+	EmailVerified bool      `json:"email_verified"`
+	Roles         []string  `json:"roles"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+func toJSON(u auth.User) userJSON {
+	roles := u.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	return userJSON{ID: u.ID, Email: u.Email, Username: u.Username, FirstName: u.FirstName,
+		LastName: u.LastName, EmailVerified: u.EmailVerified, Roles: roles, CreatedAt: u.CreatedAt}
+}
+
+func (h *handler) register(c echo.Context) error {
+	in, err := readJSON(c, false, "email", "password", "username", "first_name", "last_name")
+	if err != nil {
+		return err
+	}
+	u, err := h.o.Service.Register(c.Request().Context(), auth.RegisterInput{Email: in["email"],
+		Password: in["password"], Username: in["username"], FirstName: in["first_name"], LastName: in["last_name"]})
+	h.m.registrations.WithLabelValues(outcome(err)).Inc()
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Location", "/me")
+	return c.JSON(http.StatusCreated, toJSON(u))
+}
+
+func (h *handler) login(c echo.Context) error {
+	in, err := readJSON(c, false, "email", "username", "identifier", "password", "client_id")
+	if err != nil {
+		return err
+	}
+	id := in["identifier"]
+	if id == "" {
+		id = in["email"]
+	}
+	if id == "" {
+		id = in["username"]
+	}
+	tok, err := h.doLogin(c, id, in["password"])
+	if err != nil {
+		return err
+	}
+	return h.tokenResponse(c, tok)
+}
+
+func (h *handler) doLogin(c echo.Context, identifier, password string) (auth.Tokens, error) {
+	if h.limiter != nil && identifier != "" {
+		key := c.RealIP() + "|" + strings.ToLower(strings.TrimSpace(identifier))
+		if wait, ok := h.limiter.allow(key); !ok {
+			h.m.logins.WithLabelValues("rate_limited").Inc()
+			return auth.Tokens{}, retryAfterError{auth.ErrRateLimited, int((wait + time.Second - 1) / time.Second)}
+		}
+	}
+	tok, err := h.o.Service.Login(c.Request().Context(), auth.LoginInput{Identifier: identifier, Password: password})
+	h.m.logins.WithLabelValues(outcome(err)).Inc()
+	return tok, err
+}
+
+func (h *handler) accessToken(c echo.Context) error {
+	in, err := readJSON(c, true, "refresh_token")
+	if err != nil {
+		return err
+	}
+	rt := in["refresh_token"]
+	if ck, err := c.Cookie(CookieName); err == nil && ck.Value != "" {
+		rt = ck.Value
+	}
+	tok, err := h.o.Service.Refresh(c.Request().Context(), rt)
+	h.m.refreshes.WithLabelValues(outcome(err)).Inc()
+	if err != nil {
+		if errors.Is(err, auth.ErrInvalidRefreshToken) {
+			h.clearCookie(c)
+		}
+		return err
+	}
+	return h.tokenResponse(c, tok)
+}
+
+func (h *handler) tokenResponse(c echo.Context, tok auth.Tokens) error {
+	h.setCookie(c, tok.RefreshToken)
+	hdr := c.Response().Header()
+	hdr.Set("Authorization", "Bearer "+tok.AccessToken)
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Pragma", "no-cache")
+	return c.JSON(http.StatusOK, map[string]any{
+		"access_token": tok.AccessToken,
+		"token_type":   "Bearer",
+		"expires_in":   int(tok.ExpiresIn / time.Second),
+		"user":         toJSON(tok.User),
+	})
+}
+
+func (h *handler) setCookie(c echo.Context, value string) {
+	c.SetCookie(&http.Cookie{Name: CookieName, Value: value, Path: "/", MaxAge: int(h.o.RefreshTTL / time.Second),
+		HttpOnly: true, Secure: h.o.CookieSecure, SameSite: http.SameSiteStrictMode})
+}
+
+func (h *handler) clearCookie(c echo.Context) {
+	c.SetCookie(&http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: h.o.CookieSecure, SameSite: http.SameSiteStrictMode})
+}
+
+// bearer returns the token of an "Authorization: Bearer" header, never from
+// the URL query.
+func bearer(c echo.Context) string {
+	a := c.Request().Header.Get("Authorization")
+	if len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		return strings.TrimSpace(a[7:])
+	}
+	return ""
+}
+
+func (h *handler) logout(c echo.Context) error {
+	in, err := readJSON(c, true, "refresh_token")
+	if err != nil {
+		return err
+	}
+	rt := in["refresh_token"]
+	if ck, err := c.Cookie(CookieName); err == nil && ck.Value != "" {
+		rt = ck.Value
+	}
+	err = h.o.Service.Logout(c.Request().Context(), auth.LogoutInput{RefreshToken: rt, AccessToken: bearer(c),
+		Scope: auth.Scope(c.QueryParam("scope"))})
+	h.m.logouts.WithLabelValues(outcome(err)).Inc()
+	if err != nil && !errors.Is(err, auth.ErrUnavailable) && !errors.Is(err, auth.ErrInvalidInput) {
+		h.clearCookie(c)
+	}
+	if err != nil {
+		return err
+	}
+	h.clearCookie(c)
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (h *handler) me(c echo.Context) error {
+	tok := bearer(c)
+	if tok == "" {
+		c.Response().Header().Set("WWW-Authenticate", "Bearer")
+		return auth.ErrInvalidAccessToken
+	}
+	u, err := h.o.Service.Me(c.Request().Context(), tok)
+	if err != nil {
+		if errors.Is(err, auth.ErrInvalidAccessToken) {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		}
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, toJSON(u))
+}
+
+func (h *handler) publicKey(c echo.Context) error {
+	pem := h.o.Keys.PublicKeyPEM()
+	if len(pem) == 0 {
+		return auth.ErrUnavailable
+	}
+	c.Response().Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(h.o.JWKSMaxAge/time.Second)))
+	return c.Blob(http.StatusOK, "application/x-pem-file", pem)
+}
+
+func (h *handler) jwks(c echo.Context) error {
+	b := h.o.Keys.JWKS()
+	if len(b) == 0 {
+		return auth.ErrUnavailable
+	}
+	c.Response().Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(h.o.JWKSMaxAge/time.Second)))
+	return c.Blob(http.StatusOK, "application/json", b)
+}
+
+func (h *handler) openIDConfig(c echo.Context) error {
+	iss := h.o.Issuer
+	c.Response().Header().Set("Cache-Control", "public, max-age=3600")
+	return c.JSON(http.StatusOK, map[string]any{
+		"issuer":                                     iss,
+		"jwks_uri":                                   iss + "/.well-known/jwks.json",
+		"token_endpoint":                             iss + "/oauth/token",
+		"revocation_endpoint":                        iss + "/oauth/revoke",
+		"userinfo_endpoint":                          iss + "/me",
+		"grant_types_supported":                      []string{"password", "refresh_token"},
+		"response_types_supported":                   []string{},
+		"token_endpoint_auth_methods_supported":      []string{"none"},
+		"revocation_endpoint_auth_methods_supported": []string{"none"},
+		"id_token_signing_alg_values_supported":      h.o.Keys.Algorithms(),
+		"access_token_signing_alg_values_supported":  h.o.Keys.Algorithms(),
+	})
+}
+
+func (h *handler) readyz(c echo.Context) error {
+	if h.api.draining.Load() {
+		c.Response().Header().Set("Retry-After", "1")
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+	}
+	if h.o.Ready != nil {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+		defer cancel()
+		if err := h.o.Ready(ctx); err != nil {
+			c.Response().Header().Set("Retry-After", "1")
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "detail": err.Error()})
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func outcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return classify(err).Code
+}

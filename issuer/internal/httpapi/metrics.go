@@ -1,0 +1,58 @@
+package httpapi
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	requests      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	logins        *prometheus.CounterVec
+	registrations *prometheus.CounterVec
+	refreshes     *prometheus.CounterVec
+	logouts       *prometheus.CounterVec
+}
+
+func newMetrics(r prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jotguard_http_requests_total",
+			Help: "HTTP requests by route, method and status."}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "jotguard_http_request_duration_seconds",
+			Help: "HTTP request latency by route.", Buckets: prometheus.DefBuckets}, []string{"route", "method"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jotguard_logins_total",
+			Help: "Logins by outcome (ok or the problem code)."}, []string{"outcome"}),
+		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jotguard_registrations_total",
+			Help: "Registrations by outcome."}, []string{"outcome"}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jotguard_refreshes_total",
+			Help: "Refresh token rotations by outcome."}, []string{"outcome"}),
+		logouts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jotguard_logouts_total",
+			Help: "Logouts by outcome."}, []string{"outcome"}),
+	}
+	r.MustRegister(m.requests, m.latency, m.logins, m.registrations, m.refreshes, m.logouts)
+	return m
+}
+
+func (h *handler) instrument(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err) // write the problem now, so the status is known
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		status := c.Response().Status
+		method := c.Request().Method
+		h.m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+		h.m.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+		h.log.DebugContext(c.Request().Context(), "request", "method", method, "route", route,
+			"status", status, "ip", c.RealIP(), "duration_ms", time.Since(start).Milliseconds())
+		return nil
+	}
+}

@@ -1,0 +1,20 @@
+package memstore_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"github.com/jotguard/jotguard/issuer/internal/memstore"
+	"github.com/jotguard/jotguard/issuer/internal/storetest"
+)
+
+func TestUsers(t *testing.T) {
+	storetest.RunUserStore(t, func(*testing.T) auth.UserStore { return memstore.NewUsers() })
+}
+
+func TestSessions(t *testing.T) {
+	storetest.RunSessionStore(t, func(_ *testing.T, grace time.Duration) auth.SessionStore {
+		return memstore.NewSessions(grace, nil)
+	})
+}

@@ -1,0 +1,185 @@
+// Package mongostore keeps users in MongoDB. FerretDB (the dev stack's
+// MongoDB) pushes down only _id lookups, so every lookup goes by _id: users
+// are keyed by id, and two small collections keyed by the normalized email
+// and username make uniqueness atomic and lookups cheap.
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Collection names.
+const (
+	UsersCollection     = "users"
+	EmailsCollection    = "user_emails"
+	UsernamesCollection = "user_usernames"
+)
+
+// OpTimeout bounds each operation so a dead MongoDB gives 503 fast.
+const OpTimeout = 3 * time.Second
+
+// Users implements auth.UserStore.
+type Users struct {
+	users, emails, usernames *mongo.Collection
+}
+
+var _ auth.UserStore = (*Users)(nil)
+
+type userDoc struct {
+	ID            string    `bson:"_id"`
+	Email         string    `bson:"email"`
+	Username      string    `bson:"username,omitempty"`
+	UsernameKey   string    `bson:"username_key,omitempty"`
+	FirstName     string    `bson:"first_name,omitempty"`
+	LastName      string    `bson:"last_name,omitempty"`
+	PasswordHash  string    `bson:"password_hash"`
+	EmailVerified bool      `bson:"email_verified"`
+	Roles         []string  `bson:"roles,omitempty"`
+	Disabled      bool      `bson:"disabled,omitempty"`
+	CreatedAt     time.Time `bson:"created_at"`
+}
+
+type lookupDoc struct {
+	Key    string `bson:"_id"`
+	UserID string `bson:"user_id"`
+}
+
+// NewUsers returns the store and creates its unique indexes.
+func NewUsers(ctx context.Context, db *mongo.Database) (*Users, error) {
+	u := &Users{users: db.Collection(UsersCollection), emails: db.Collection(EmailsCollection),
+		usernames: db.Collection(UsernamesCollection)}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := u.users.Indexes().CreateMany(ctx, []mongo.IndexModel{
+		{Keys: bson.D{{Key: "email", Value: 1}}, Options: options.Index().SetUnique(true).SetName("email_unique")},
+		{Keys: bson.D{{Key: "username_key", Value: 1}}, Options: options.Index().SetUnique(true).SetName("username_unique").
+			SetPartialFilterExpression(bson.D{{Key: "username_key", Value: bson.D{{Key: "$exists", Value: true}}}})},
+	})
+	if err != nil {
+		// FerretDB may not support partial indexes: fall back to sparse.
+		_, err = u.users.Indexes().CreateMany(ctx, []mongo.IndexModel{
+			{Keys: bson.D{{Key: "email", Value: 1}}, Options: options.Index().SetUnique(true).SetName("email_unique")},
+			{Keys: bson.D{{Key: "username_key", Value: 1}}, Options: options.Index().SetUnique(true).SetSparse(true).SetName("username_unique_sparse")},
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: create user indexes: %w: %w", auth.ErrUnavailable, err)
+	}
+	return u, nil
+}
+
+// Create implements auth.UserStore. The email claim is inserted first, then
+// the username claim (undone if taken), then the user.
+func (u *Users) Create(ctx context.Context, usr auth.User) error {
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
+	_, err := u.emails.InsertOne(ctx, lookupDoc{Key: usr.Email, UserID: usr.ID})
+	switch {
+	case mongo.IsDuplicateKeyError(err):
+		return auth.ErrEmailTaken
+	case err != nil:
+		return unavailable("insert email", err)
+	}
+	undo := func(coll *mongo.Collection, key string) {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), OpTimeout)
+		defer cancel()
+		_, _ = coll.DeleteOne(cctx, bson.D{{Key: "_id", Value: key}, {Key: "user_id", Value: usr.ID}})
+	}
+	ukey := auth.NormalizeUsername(usr.Username)
+	if ukey != "" {
+		_, err := u.usernames.InsertOne(ctx, lookupDoc{Key: ukey, UserID: usr.ID})
+		switch {
+		case mongo.IsDuplicateKeyError(err):
+			undo(u.emails, usr.Email)
+			return auth.ErrUsernameTaken
+		case err != nil:
+			undo(u.emails, usr.Email)
+			return unavailable("insert username", err)
+		}
+	}
+	doc := userDoc{ID: usr.ID, Email: usr.Email, Username: usr.Username, UsernameKey: ukey,
+		FirstName: usr.FirstName, LastName: usr.LastName, PasswordHash: usr.PasswordHash,
+		EmailVerified: usr.EmailVerified, Roles: usr.Roles, Disabled: usr.Disabled, CreatedAt: usr.CreatedAt}
+	if _, err := u.users.InsertOne(ctx, doc); err != nil {
+		if ukey != "" {
+			undo(u.usernames, ukey)
+		}
+		undo(u.emails, usr.Email)
+		if mongo.IsDuplicateKeyError(err) {
+			return auth.ErrEmailTaken // a user written before the lookup collections existed
+		}
+		return unavailable("insert user", err)
+	}
+	return nil
+}
+
+// ByID implements auth.UserStore.
+func (u *Users) ByID(ctx context.Context, id string) (auth.User, error) {
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
+	var d userDoc
+	err := u.users.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return auth.User{}, auth.ErrUserNotFound
+	case err != nil:
+		return auth.User{}, unavailable("find user", err)
+	}
+	return auth.User{ID: d.ID, Email: d.Email, Username: d.Username, FirstName: d.FirstName,
+		LastName: d.LastName, PasswordHash: d.PasswordHash, EmailVerified: d.EmailVerified,
+		Roles: d.Roles, Disabled: d.Disabled, CreatedAt: d.CreatedAt.UTC()}, nil
+}
+
+// ByEmail implements auth.UserStore.
+func (u *Users) ByEmail(ctx context.Context, email string) (auth.User, error) {
+	return u.byKey(ctx, u.emails, auth.NormalizeEmail(email))
+}
+
+// ByUsername implements auth.UserStore.
+func (u *Users) ByUsername(ctx context.Context, username string) (auth.User, error) {
+	return u.byKey(ctx, u.usernames, auth.NormalizeUsername(username))
+}
+
+func (u *Users) byKey(ctx context.Context, coll *mongo.Collection, key string) (auth.User, error) {
+	if key == "" {
+		return auth.User{}, auth.ErrUserNotFound
+	}
+	lctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
+	var l lookupDoc
+	err := coll.FindOne(lctx, bson.D{{Key: "_id", Value: key}}).Decode(&l)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return auth.User{}, auth.ErrUserNotFound
+	case err != nil:
+		return auth.User{}, unavailable("find "+coll.Name(), err)
+	}
+	return u.ByID(ctx, l.UserID) // a claim without its user (a racing sign-up) is not found
+}
+
+// SetPasswordHash implements auth.UserStore.
+func (u *Users) SetPasswordHash(ctx context.Context, id, hash string) error {
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
+	res, err := u.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "password_hash", Value: hash}}}})
+	switch {
+	case err != nil:
+		return unavailable("update password", err)
+	case res.MatchedCount == 0:
+		return auth.ErrUserNotFound
+	}
+	return nil
+}
+
+func unavailable(op string, err error) error {
+	return fmt.Errorf("mongostore: %s: %w: %w", op, auth.ErrUnavailable, err)
+}

@@ -1,0 +1,358 @@
+// Package redisstore keeps sessions and refresh tokens in Redis, on a
+// redis.UniversalClient so that a single server, Sentinel or Cluster all work.
+//
+// Keys (P is the configured prefix, U a user id; {P:U} is a hash tag, so all
+// of a user's keys share one Cluster slot and one Lua script can touch them):
+//
+//	P:rt:H          → U          routing index of refresh token hash H (own slot)
+//	{P:U}:t:H       → hash sid, st (live|rot), succ
+//	{P:U}:g:H       → the successor of rotated token H, encrypted (TTL = grace)
+//	{P:U}:s:SID     → hash cid, created
+//	{P:U}:st:SID    → set of the session's token hashes
+//	{P:U}:ss        → set of the user's sids
+//
+// H is the hex SHA-256 of the refresh token; the token itself is never
+// stored. The one exception is the grace record: for the grace window only,
+// it holds the successor token encrypted with AES-256-GCM under a key
+// derived from the rotated token (SHA-256 of a label and that token), so only
+// whoever presents the rotated token can read it, and Redis alone cannot.
+// Scripts build key names from the hash-tagged prefix passed in ARGV; they
+// declare the user's session-set key, so Cluster routes them to that slot.
+package redisstore
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"github.com/redis/go-redis/v9"
+)
+
+// NewClient connects to url: redis:// or rediss:// for one server, or a
+// comma list of host:port for a Cluster. Timeouts are short so that a dead
+// Redis gives an error (503) within about a second, and the pool reconnects
+// by itself when Redis comes back.
+func NewClient(url string) (redis.UniversalClient, error) {
+	const (
+		dial = 500 * time.Millisecond
+		rw   = 500 * time.Millisecond
+	)
+	if strings.Contains(url, "://") {
+		o, err := redis.ParseURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: %w", err)
+		}
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = dial, rw, rw
+		o.PoolTimeout = 600 * time.Millisecond
+		o.MaxRetries = 1
+		o.MinRetryBackoff, o.MaxRetryBackoff = 8*time.Millisecond, 64*time.Millisecond
+		o.ContextTimeoutEnabled = true
+		return redis.NewClient(o), nil
+	}
+	var addrs []string
+	for _, a := range strings.Split(url, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	o := &redis.ClusterOptions{Addrs: addrs, DialTimeout: dial, ReadTimeout: rw, WriteTimeout: rw,
+		PoolTimeout: 600 * time.Millisecond, MaxRetries: 1, ContextTimeoutEnabled: true}
+	return redis.NewClusterClient(o), nil
+}
+
+// Config configures Sessions.
+type Config struct {
+	Prefix     string        // default "jg"
+	RefreshTTL time.Duration // session and refresh token lifetime (sliding)
+	Grace      time.Duration // reuse grace window
+	Now        func() time.Time
+}
+
+// Sessions implements auth.SessionStore.
+type Sessions struct {
+	rdb redis.UniversalClient
+	cfg Config
+}
+
+var _ auth.SessionStore = (*Sessions)(nil)
+
+// New returns a session store on rdb.
+func New(rdb redis.UniversalClient, cfg Config) (*Sessions, error) {
+	if cfg.RefreshTTL <= 0 || cfg.Grace <= 0 {
+		return nil, errors.New("redisstore: RefreshTTL and Grace are required")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "jg"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Sessions{rdb: rdb, cfg: cfg}, nil
+}
+
+// Ping reports whether Redis answers.
+func (s *Sessions) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
+
+func (s *Sessions) user(uid string) string { return "{" + s.cfg.Prefix + ":" + uid + "}" }
+func (s *Sessions) index(h string) string  { return s.cfg.Prefix + ":rt:" + h }
+
+func hashToken(t string) string {
+	sum := sha256.Sum256([]byte(t))
+	return hex.EncodeToString(sum[:])
+}
+
+const luaDelSession = `
+local function delsession(up, sid, ss)
+  local hs = redis.call('SMEMBERS', up..':st:'..sid)
+  for _, h in ipairs(hs) do
+    redis.call('DEL', up..':t:'..h, up..':g:'..h)
+  end
+  local n = redis.call('DEL', up..':s:'..sid)
+  redis.call('DEL', up..':st:'..sid)
+  redis.call('SREM', ss, sid)
+  return n
+end
+`
+
+var createScript = redis.NewScript(`
+local up, sid, h, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[6]
+local sk, tk, stk = up..':s:'..sid, up..':t:'..h, up..':st:'..sid
+redis.call('HSET', sk, 'cid', ARGV[4], 'created', ARGV[5])
+redis.call('HSET', tk, 'sid', sid, 'st', 'live')
+redis.call('SADD', stk, h)
+redis.call('SADD', KEYS[1], sid)
+for _, k in ipairs({sk, tk, stk, KEYS[1]}) do redis.call('PEXPIRE', k, ttl) end
+return 1
+`)
+
+// Create implements auth.SessionStore.
+func (s *Sessions) Create(ctx context.Context, sess auth.Session, refresh string) error {
+	h, up := hashToken(refresh), s.user(sess.UserID)
+	ttl := s.cfg.RefreshTTL.Milliseconds()
+	if err := s.rdb.Set(ctx, s.index(h), sess.UserID, s.cfg.RefreshTTL).Err(); err != nil {
+		return unavailable("create session", err)
+	}
+	err := createScript.Run(ctx, s.rdb, []string{up + ":ss"}, up, sess.ID, h, sess.ClientID,
+		sess.CreatedAt.UnixMilli(), ttl).Err()
+	if err != nil {
+		return unavailable("create session", err)
+	}
+	return nil
+}
+
+var rotateScript = redis.NewScript(luaDelSession + `
+local up, old, new, enc, grace, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local tk = up..':t:'..old
+local t = redis.call('HMGET', tk, 'sid', 'st')
+local sid, st = t[1], t[2]
+if not sid then return {'invalid'} end
+local sk = up..':s:'..sid
+local s = redis.call('HMGET', sk, 'cid', 'created')
+if not s[2] then return {'invalid'} end
+if st == 'rot' then
+  local e = redis.call('GET', up..':g:'..old)
+  if e then return {'grace', sid, s[1], s[2], e} end
+  delsession(up, sid, KEYS[1])
+  return {'reuse', sid}
+end
+redis.call('HSET', tk, 'st', 'rot', 'succ', new)
+redis.call('SET', up..':g:'..old, enc, 'PX', grace)
+local nk, stk = up..':t:'..new, up..':st:'..sid
+redis.call('HSET', nk, 'sid', sid, 'st', 'live')
+redis.call('SADD', stk, new)
+for _, k in ipairs({tk, nk, stk, sk, KEYS[1]}) do redis.call('PEXPIRE', k, ttl) end
+return {'ok', sid, s[1], s[2]}
+`)
+
+// Rotate implements auth.SessionStore.
+func (s *Sessions) Rotate(ctx context.Context, refresh, successor string) (auth.Rotation, error) {
+	old, next := hashToken(refresh), hashToken(successor)
+	uid, err := s.rdb.Get(ctx, s.index(old)).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return auth.Rotation{}, auth.ErrInvalidRefreshToken
+	case err != nil:
+		return auth.Rotation{}, unavailable("rotate", err)
+	}
+	enc, err := seal(refresh, successor)
+	if err != nil {
+		return auth.Rotation{}, err
+	}
+	up := s.user(uid)
+	// Route the successor before it exists; an unused route points nowhere.
+	if err := s.rdb.Set(ctx, s.index(next), uid, s.cfg.RefreshTTL).Err(); err != nil {
+		return auth.Rotation{}, unavailable("rotate", err)
+	}
+	res, err := rotateScript.Run(ctx, s.rdb, []string{up + ":ss"}, up, old, next, enc,
+		s.cfg.Grace.Milliseconds(), s.cfg.RefreshTTL.Milliseconds()).StringSlice()
+	if err != nil {
+		return auth.Rotation{}, unavailable("rotate", err)
+	}
+	dropRoute := func() { _ = s.rdb.Del(context.WithoutCancel(ctx), s.index(next)).Err() }
+	switch res[0] {
+	case "ok":
+		return auth.Rotation{Session: session(uid, res), Token: successor}, nil
+	case "grace":
+		dropRoute()
+		tok, err := open(refresh, res[4])
+		if err != nil {
+			return auth.Rotation{}, fmt.Errorf("redisstore: grace record: %w", err)
+		}
+		return auth.Rotation{Session: session(uid, res), Token: tok, Reused: true}, nil
+	case "reuse":
+		dropRoute()
+		return auth.Rotation{Session: auth.Session{ID: res[1], UserID: uid}}, auth.ErrRefreshReuse
+	default:
+		dropRoute()
+		return auth.Rotation{}, auth.ErrInvalidRefreshToken
+	}
+}
+
+func session(uid string, res []string) auth.Session {
+	ms, _ := strconv.ParseInt(res[3], 10, 64)
+	return auth.Session{ID: res[1], UserID: uid, ClientID: res[2], CreatedAt: time.UnixMilli(ms).UTC()}
+}
+
+var lookupScript = redis.NewScript(`
+local up, h = ARGV[1], ARGV[2]
+local t = redis.call('HMGET', up..':t:'..h, 'sid', 'st')
+if not t[1] then return {'invalid'} end
+if t[2] ~= 'live' and redis.call('EXISTS', up..':g:'..h) == 0 then return {'invalid'} end
+local s = redis.call('HMGET', up..':s:'..t[1], 'cid', 'created')
+if not s[2] then return {'invalid'} end
+return {'ok', t[1], s[1], s[2]}
+`)
+
+// Lookup implements auth.SessionStore: a live token, or one rotated within
+// the grace window.
+func (s *Sessions) Lookup(ctx context.Context, refresh string) (auth.Session, error) {
+	h := hashToken(refresh)
+	uid, err := s.rdb.Get(ctx, s.index(h)).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return auth.Session{}, auth.ErrInvalidRefreshToken
+	case err != nil:
+		return auth.Session{}, unavailable("lookup", err)
+	}
+	up := s.user(uid)
+	res, err := lookupScript.Run(ctx, s.rdb, []string{up + ":ss"}, up, h).StringSlice()
+	if err != nil {
+		return auth.Session{}, unavailable("lookup", err)
+	}
+	if res[0] != "ok" {
+		return auth.Session{}, auth.ErrInvalidRefreshToken
+	}
+	return session(uid, res), nil
+}
+
+// Get implements auth.SessionStore.
+func (s *Sessions) Get(ctx context.Context, userID, sid string) (auth.Session, error) {
+	v, err := s.rdb.HMGet(ctx, s.user(userID)+":s:"+sid, "cid", "created").Result()
+	if err != nil {
+		return auth.Session{}, unavailable("get session", err)
+	}
+	cid, _ := v[0].(string)
+	created, ok := v[1].(string)
+	if !ok {
+		return auth.Session{}, auth.ErrSessionNotFound
+	}
+	return session(userID, []string{"ok", sid, cid, created}), nil
+}
+
+var listScript = redis.NewScript(`
+local up, out = ARGV[1], {}
+for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', up..':s:'..sid) == 1 then table.insert(out, sid)
+  else redis.call('SREM', KEYS[1], sid) end
+end
+return out
+`)
+
+// List implements auth.SessionStore.
+func (s *Sessions) List(ctx context.Context, userID string) ([]string, error) {
+	up := s.user(userID)
+	sids, err := listScript.Run(ctx, s.rdb, []string{up + ":ss"}, up).StringSlice()
+	if err != nil {
+		return nil, unavailable("list sessions", err)
+	}
+	return sids, nil
+}
+
+var deleteScript = redis.NewScript(luaDelSession + `
+local n = 0
+for i = 2, #ARGV do n = n + delsession(ARGV[1], ARGV[i], KEYS[1]) end
+return n
+`)
+
+// Delete implements auth.SessionStore.
+func (s *Sessions) Delete(ctx context.Context, userID string, sids ...string) (int, error) {
+	if len(sids) == 0 {
+		return 0, nil
+	}
+	up := s.user(userID)
+	args := make([]any, 0, len(sids)+1)
+	args = append(args, up)
+	for _, sid := range sids {
+		args = append(args, sid)
+	}
+	n, err := deleteScript.Run(ctx, s.rdb, []string{up + ":ss"}, args...).Int()
+	if err != nil {
+		return 0, unavailable("delete sessions", err)
+	}
+	return n, nil
+}
+
+const graceLabel = "jotguard/refresh-grace/v1\x00"
+
+func graceAEAD(rotated string) (cipher.AEAD, error) {
+	key := sha256.Sum256([]byte(graceLabel + rotated))
+	b, err := aes.NewCipher(key[:])
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+func seal(rotated, successor string) (string, error) {
+	a, err := graceAEAD(rotated)
+	if err != nil {
+		return "", err
+	}
+	nonce := make([]byte, a.NonceSize())
+	_, _ = rand.Read(nonce)
+	return hex.EncodeToString(a.Seal(nonce, nonce, []byte(successor), nil)), nil
+}
+
+func open(rotated, sealed string) (string, error) {
+	a, err := graceAEAD(rotated)
+	if err != nil {
+		return "", err
+	}
+	b, err := hex.DecodeString(sealed)
+	if err != nil || len(b) < a.NonceSize() {
+		return "", errors.New("corrupt")
+	}
+	pt, err := a.Open(nil, b[:a.NonceSize()], b[a.NonceSize():], nil)
+	if err != nil {
+		return "", err
+	}
+	return string(pt), nil
+}
+
+func unavailable(op string, err error) error {
+	return fmt.Errorf("redisstore: %s: %w: %w", op, auth.ErrUnavailable, err)
+}

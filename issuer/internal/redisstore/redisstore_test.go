@@ -1,0 +1,85 @@
+package redisstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"github.com/jotguard/jotguard/issuer/internal/redisstore"
+	"github.com/jotguard/jotguard/issuer/internal/storetest"
+	"github.com/jotguard/jotguard/sdk/sdktest"
+)
+
+func TestSessions(t *testing.T) {
+	url := sdktest.RequireEnv(t, "JOTGUARD_REDIS_URL")
+	rdb, err := redisstore.NewClient(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	if err := rdb.Ping(t.Context()).Err(); err != nil {
+		t.Fatalf("JOTGUARD_REDIS_URL is set but the server is unreachable: %v", err)
+	}
+	storetest.RunSessionStore(t, func(t *testing.T, grace time.Duration) auth.SessionStore {
+		prefix := "test_" + strings.ToLower(rand.Text())
+		t.Cleanup(func() {
+			ctx := context.Background()
+			keys, _ := rdb.Keys(ctx, "*"+prefix+"*").Result()
+			for _, k := range keys {
+				rdb.Del(ctx, k)
+			}
+		})
+		s, err := redisstore.New(rdb, redisstore.Config{Prefix: prefix, RefreshTTL: time.Hour, Grace: grace})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// Only hashes of refresh tokens reach Redis.
+func TestNoRawTokenStored(t *testing.T) {
+	url := sdktest.RequireEnv(t, "JOTGUARD_REDIS_URL")
+	rdb, _ := redisstore.NewClient(url)
+	t.Cleanup(func() { _ = rdb.Close() })
+	prefix := "test_" + strings.ToLower(rand.Text())
+	s, _ := redisstore.New(rdb, redisstore.Config{Prefix: prefix, RefreshTTL: time.Hour, Grace: time.Minute})
+	ctx := t.Context()
+	rt, next := auth.NewRefreshToken(), auth.NewRefreshToken()
+	if err := s.Create(ctx, auth.Session{ID: "s1", UserID: "u1"}, rt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Rotate(ctx, rt, next); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := rdb.Keys(ctx, "*"+prefix+"*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("keys: %v %v", keys, err)
+	}
+	for _, k := range keys {
+		if strings.Contains(k, rt) || strings.Contains(k, next) {
+			t.Fatalf("key %q holds a raw token", k)
+		}
+		dump, _ := rdb.Dump(ctx, k).Result()
+		if strings.Contains(dump, rt) || strings.Contains(dump, next) {
+			t.Fatalf("value of %q holds a raw token", k)
+		}
+		if !strings.HasPrefix(k, "{"+prefix+":u1}:") && !strings.HasPrefix(k, prefix+":rt:") {
+			t.Fatalf("key %q lacks the user's hash tag", k)
+		}
+	}
+}
+
+// A dead Redis is an ErrUnavailable, quickly.
+func TestDeadRedisIsUnavailable(t *testing.T) {
+	rdb, _ := redisstore.NewClient("redis://127.0.0.1:1/0")
+	t.Cleanup(func() { _ = rdb.Close() })
+	s, _ := redisstore.New(rdb, redisstore.Config{RefreshTTL: time.Hour, Grace: time.Second})
+	if _, err := s.Lookup(t.Context(), auth.NewRefreshToken()); !errors.Is(err, auth.ErrUnavailable) {
+		t.Fatalf("Lookup on a dead Redis: %v, want ErrUnavailable", err)
+	}
+}
