@@ -254,3 +254,66 @@ func TestPublishFailsWithoutKafkaAndOutbox(t *testing.T) {
 		t.Error("Publish with a failing signer succeeded")
 	}
 }
+
+// TestRelaysInEveryReplicaPublishOnce: events queued while Kafka was
+// unreachable are relayed by two replicas running RunRelay at once, each
+// exactly once, in order per user.
+func TestRelaysInEveryReplicaPublishOnce(t *testing.T) {
+	brokers := strings.Split(sdktest.RequireEnv(t, "JOTGUARD_KAFKA_BROKERS"), ",")
+	topic := sdktest.RequireEnv(t, "JOTGUARD_REVOCATION_TOPIC")
+	db := newDB(t)
+	signer := newSigner(t, db)
+	since := time.Now().Add(-2 * time.Second)
+
+	cut := newPublisher(t, Config{Brokers: []string{closedPort(t)}, Topic: topic, AckTimeout: 200 * time.Millisecond}, signer, db)
+	users := []string{"u1-" + rand.Text(), "u2-" + rand.Text(), "u3-" + rand.Text()}
+	want := map[string][]string{}
+	var batch []revocation.Event
+	for range 4 {
+		for _, u := range users {
+			e := newEvent(u, revocation.ReasonLogout)
+			want[u] = append(want[u], e.ID)
+			batch = append(batch, e)
+		}
+	}
+	if err := cut.Publish(t.Context(), batch...); err != nil {
+		t.Fatalf("Publish with Kafka unreachable: %v", err)
+	}
+	if n, _ := cut.Pending(t.Context()); n != int64(len(batch)) {
+		t.Fatalf("Pending() = %d, want %d", n, len(batch))
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	replicas := []*Publisher{
+		newPublisher(t, Config{Brokers: brokers, Topic: topic, RelayInterval: 20 * time.Millisecond}, signer, db),
+		newPublisher(t, Config{Brokers: brokers, Topic: topic, RelayInterval: 20 * time.Millisecond}, signer, db),
+	}
+	done := make(chan error, len(replicas))
+	for _, r := range replicas {
+		go func() { done <- r.RunRelay(ctx) }()
+	}
+	waitFor(t, "the outbox to drain", func() bool {
+		n, err := replicas[0].Pending(t.Context())
+		return err == nil && n == 0
+	})
+	cancel()
+	for range replicas {
+		if err := <-done; err != nil {
+			t.Errorf("RunRelay: %v", err)
+		}
+	}
+	if got := replicas[0].Stats().Relayed + replicas[1].Stats().Relayed; got != uint64(len(batch)) {
+		t.Errorf("relayed %d events in all, want %d", got, len(batch))
+	}
+	msgs := readSince(t, brokers, topic, since)
+	for _, u := range users {
+		var ids []string
+		for _, m := range byKey(msgs, u) {
+			ids = append(ids, checkedEvent(t, signer.JWKS(), m).ID)
+		}
+		if !slices.Equal(ids, want[u]) {
+			t.Errorf("%s: records %v, want each of %v once, in order", u, ids, want[u])
+		}
+	}
+}

@@ -104,6 +104,7 @@ type key struct {
 	method    jwt.SigningMethod
 	priv      crypto.Signer
 	pubDER    []byte
+	pubPEM    []byte
 	jwk       jwk
 	createdAt time.Time
 	notBefore time.Time
@@ -257,7 +258,7 @@ func (m *Manager) PublicKeyPEM() []byte {
 	if k == nil {
 		return nil
 	}
-	return pemOf(k.pubDER)
+	return k.pubPEM
 }
 
 // Algorithms lists the algorithms of the published keys.
@@ -523,7 +524,7 @@ func (m *Manager) parse(d keyDoc) (key, error) {
 		return key{}, fmt.Errorf("keys: key %s: %w", d.ID, err)
 	}
 	j.Kid, j.Use, j.Alg = d.ID, "sig", d.Alg
-	return key{kid: d.ID, gen: d.Gen, alg: d.Alg, method: method, priv: priv, pubDER: pubDER, jwk: j,
+	return key{kid: d.ID, gen: d.Gen, alg: d.Alg, method: method, priv: priv, pubDER: pubDER, pubPEM: pemOf(pubDER), jwk: j,
 		createdAt: d.CreatedAt, notBefore: d.NotBefore}, nil
 }
 

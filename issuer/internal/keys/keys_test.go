@@ -549,3 +549,51 @@ func TestPrintList(t *testing.T) {
 		t.Errorf("%d lines, want a header and 2 rows:\n%s", lines, out)
 	}
 }
+
+func TestParseEncryptionKey(t *testing.T) {
+	raw := bytes.Repeat([]byte{0xfa}, 32)
+	for _, s := range []string{
+		"fafafafafafafafafafafafafafafafafafafafafafafafafafafafafafafafa",
+		"+vr6+vr6+vr6+vr6+vr6+vr6+vr6+vr6+vr6+vr6+vo=",
+		"-vr6-vr6-vr6-vr6-vr6-vr6-vr6-vr6-vr6-vr6-vo",
+	} {
+		got, err := ParseEncryptionKey(s)
+		if err != nil || !bytes.Equal(got, raw) {
+			t.Errorf("ParseEncryptionKey(%q) = %x, %v", s, got, err)
+		}
+	}
+	if got, err := ParseEncryptionKey(""); got != nil || err != nil {
+		t.Errorf("empty: %x, %v; want nil, nil", got, err)
+	}
+	for _, s := range []string{"c2hvcnQ=", "not base64 !", strings.Repeat("zz", 32)} {
+		if _, err := ParseEncryptionKey(s); !errors.Is(err, ErrEncryptionKey) {
+			t.Errorf("ParseEncryptionKey(%q): err = %v, want ErrEncryptionKey", s, err)
+		}
+	}
+}
+
+// TestRunSeesOtherReplicasRotation: Run's periodic reload brings a key
+// another replica added, and Run ends with its context.
+func TestRunSeesOtherReplicasRotation(t *testing.T) {
+	db := newDB(t)
+	rotator := newManager(t, db, Config{})
+	watcher := newManager(t, db, Config{ReloadEvery: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- watcher.Run(ctx) }()
+	info, err := rotator.Rotate(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !slices.Contains(kids(t, watcher.JWKS()), info.KID) {
+		if time.Now().After(deadline) {
+			t.Fatal("Run never loaded the key another replica added")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
