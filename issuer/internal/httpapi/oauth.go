@@ -5,7 +5,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
@@ -123,4 +122,3 @@ func (h *handler) oauthRevoke(c echo.Context) error {
 	return c.NoContent(http.StatusOK)
 }
 
-var _ = strconv.Itoa

@@ -30,6 +30,7 @@ var problems = []struct {
 	{auth.ErrWeakPassword, http.StatusBadRequest, "weak_password", "Password does not meet the length rules"},
 	{auth.ErrInvalidInput, http.StatusBadRequest, "invalid_request", "Invalid request"},
 	{errMalformed, http.StatusBadRequest, "malformed_body", "Malformed request body"},
+	{errUnsupportedGrant, http.StatusBadRequest, "unsupported_grant_type", "Unsupported grant type"},
 	{errUnsupportedType, http.StatusUnsupportedMediaType, "unsupported_media_type", "Unsupported content type"},
 	{errTooLarge, http.StatusRequestEntityTooLarge, "body_too_large", "Request body too large"},
 	{auth.ErrEmailTaken, http.StatusConflict, "email_taken", "Email already registered"},
