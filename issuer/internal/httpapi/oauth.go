@@ -121,4 +121,3 @@ func (h *handler) oauthRevoke(c echo.Context) error {
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.NoContent(http.StatusOK)
 }
-
