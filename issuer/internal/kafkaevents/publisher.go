@@ -156,6 +156,12 @@ func NewPublisher(ctx context.Context, cfg Config, signer Signer, db *mongo.Data
 		log:    cfg.Logger,
 		wake:   make(chan struct{}, 1),
 	}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err := p.Pending(pctx)
+	cancel()
+	if err != nil {
+		p.log.WarnContext(ctx, "revocation events: the MongoDB outbox is not usable now", "err", err)
+	}
 	if err := p.probeKafka(ctx); err != nil {
 		p.log.WarnContext(ctx, "revocation events: Kafka is not usable now; events go to the MongoDB outbox until it is",
 			"brokers", cfg.Brokers, "topic", cfg.Topic, "err", err)

@@ -175,6 +175,7 @@ func NewManager(ctx context.Context, db *mongo.Database, cfg Config) (*Manager, 
 			return nil, err
 		}
 		if m.activeOrAny() != nil {
+			m.switchAlg(ctx)
 			return m, nil
 		}
 		if attempt == 3 {
@@ -187,6 +188,28 @@ func NewManager(ctx context.Context, db *mongo.Database, cfg Config) (*Manager, 
 		if _, err := m.insertGen(ctx, m.set.Load().maxGen+1, now, now); err != nil && !mongo.IsDuplicateKeyError(err) {
 			return nil, err
 		}
+	}
+}
+
+// switchAlg starts a rotation when the configured algorithm differs from
+// the newest key's: the new key is published ahead like any other, so
+// changing JOTGUARD_SIGNING_ALG breaks no token.
+func (m *Manager) switchAlg(ctx context.Context) {
+	s := m.set.Load()
+	newest := s.keys[len(s.keys)-1]
+	if newest.alg == m.cfg.Alg {
+		return
+	}
+	info, err := m.rotateOnce(ctx, s.maxGen)
+	switch {
+	case mongo.IsDuplicateKeyError(err): // a replica rotated at the same time
+		_ = m.reload(ctx)
+	case err != nil:
+		m.log.WarnContext(ctx, "signing keys: could not add a key for the configured algorithm; keeping the current keys",
+			"alg", m.cfg.Alg, "current", newest.alg, "err", err)
+	default:
+		m.log.InfoContext(ctx, "signing keys: algorithm changed; the new key signs once published",
+			"kid", info.KID, "alg", info.Alg, "signs_from", info.NotBefore)
 	}
 }
 

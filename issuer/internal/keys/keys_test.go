@@ -597,3 +597,42 @@ func TestRunSeesOtherReplicasRotation(t *testing.T) {
 		t.Errorf("Run: %v", err)
 	}
 }
+
+// TestAlgorithmChangeRotates: a restart with another algorithm publishes a
+// key of that algorithm ahead, and the old key keeps signing until then.
+func TestAlgorithmChangeRotates(t *testing.T) {
+	db := newDB(t)
+	clk := newClock()
+	es := newManager(t, db, Config{Now: clk.Now, PublishAhead: time.Minute})
+	rs := newManager(t, db, Config{Now: clk.Now, PublishAhead: time.Minute, Alg: AlgRS256})
+	if got := rs.Algorithms(); !slices.Equal(got, []string{AlgES256, AlgRS256}) {
+		t.Errorf("Algorithms() = %v, want both while the RS256 key is pending", got)
+	}
+	list, err := rs.List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[1].Alg != AlgRS256 || list[1].State != StatePending {
+		t.Fatalf("List() = %+v, want a pending RS256 key", list)
+	}
+	raw, err := rs.Sign(t.Context(), "at+jwt", claimsAt(clk.Now(), time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verify(t, es.JWKS(), raw, AlgES256, clk.Now()); err != nil {
+		t.Errorf("before the switch: %v, want an ES256 token", err)
+	}
+	// A second RS256 replica starting does not rotate again.
+	newManager(t, db, Config{Now: clk.Now, PublishAhead: time.Minute, Alg: AlgRS256})
+	if n, _ := db.Collection(Collection).CountDocuments(t.Context(), bson.D{}); n != 2 {
+		t.Errorf("%d keys after a second RS256 start, want 2", n)
+	}
+	clk.Advance(time.Minute)
+	raw, err = rs.Sign(t.Context(), "at+jwt", claimsAt(clk.Now(), time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verify(t, rs.JWKS(), raw, AlgRS256, clk.Now()); err != nil {
+		t.Errorf("after the switch: %v, want an RS256 token", err)
+	}
+}
