@@ -107,7 +107,7 @@ type Feed struct {
 	lastContact atomic.Int64 // unix nanoseconds, 0: none
 }
 
-// TODO(kafkafeed): var _ sdk.RevocationChecker = (*Feed)(nil) once package sdk has it.
+var _ sdk.RevocationChecker = (*Feed)(nil)
 
 // partition is one partition's progress. Offsets are -1 until known.
 type partition struct {

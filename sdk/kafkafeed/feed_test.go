@@ -30,10 +30,10 @@ func (fx *fixture) userEvent(sub string, at time.Time) revocation.Event {
 
 // revoked asks c whether a token of sub issued 3 hours before now (before
 // any event of these tests) is revoked.
-func revoked(t *testing.T, c sdk.RevocationChecker, sub string, now time.Time) bool {
+func (fx *fixture) revoked(t *testing.T, c sdk.RevocationChecker, sub string, now time.Time) bool {
 	t.Helper()
 	ok, err := c.Revoked(&sdk.Claims{SessionID: "sess-" + sub, RegisteredClaims: jwt.RegisteredClaims{
-		Subject: sub, ID: "jti-" + sub, IssuedAt: jwt.NewNumericDate(now.Add(-3 * time.Hour))}})
+		Issuer: fx.Issuer, Subject: sub, ID: "jti-" + sub, IssuedAt: jwt.NewNumericDate(now.Add(-3 * time.Hour))}})
 	if err != nil {
 		t.Fatalf("Revoked(%s): %v", sub, err)
 	}
@@ -116,10 +116,10 @@ func TestReplayWindowAndRestart(t *testing.T) {
 	if err := f.Ready(); err != nil {
 		t.Fatalf("Ready() = %v after CaughtUp", err)
 	}
-	if !revoked(t, f, "recent", now) {
+	if !fx.revoked(t, f, "recent", now) {
 		t.Error("event inside the replay window not applied")
 	}
-	if revoked(t, f, "old", now) {
+	if fx.revoked(t, f, "old", now) {
 		t.Error("event older than the replay window applied")
 	}
 	st := f.Stats()
@@ -135,7 +135,7 @@ func TestReplayWindowAndRestart(t *testing.T) {
 	runFeed(t, f2.Run)
 	eventually(t, "restarted feed caught up", f2.CaughtUp)
 	for sub, want := range map[string]bool{"old": false, "recent": true, "after": true} {
-		if got := revoked(t, f2, sub, now); got != want {
+		if got := fx.revoked(t, f2, sub, now); got != want {
 			t.Errorf("after restart: Revoked(%s) = %v, want %v", sub, got, want)
 		}
 	}
@@ -193,7 +193,7 @@ func TestNotReadyUntilBacklogApplied(t *testing.T) {
 	close(sink.release)
 	eventually(t, "caught up", f.CaughtUp)
 	for _, sub := range []string{"u1", "u2", "u3"} {
-		if !revoked(t, f, sub, now) {
+		if !fx.revoked(t, f, sub, now) {
 			t.Errorf("%s: backlog event not applied when caught up", sub)
 		}
 	}
@@ -225,11 +225,11 @@ func TestPoisonRecordsSkipped(t *testing.T) {
 		record("good", fx.Sign(t, good), now), // redelivered
 	)
 	eventually(t, "all six records read", func() bool { st := f.Stats(); return st.Applied+st.Duplicates+st.Poison == 6 })
-	if !revoked(t, f, "good", now) {
+	if !fx.revoked(t, f, "good", now) {
 		t.Error("the event after the poison records was not applied")
 	}
 	for _, sub := range []string{"forged", "foreign"} {
-		if revoked(t, f, sub, now) {
+		if fx.revoked(t, f, sub, now) {
 			t.Errorf("%s: a rejected event was applied", sub)
 		}
 	}
@@ -258,7 +258,7 @@ func TestPropagationLatency(t *testing.T) {
 		e := fx.userEvent(sub, start)
 		write(t, w, record(sub, fx.Sign(t, e), start))
 		acked := time.Since(start)
-		eventually(t, sub+" applied", func() bool { return revoked(t, f, sub, start.Add(time.Second)) })
+		eventually(t, sub+" applied", func() bool { return fx.revoked(t, f, sub, start.Add(time.Second)) })
 		lat = append(lat, time.Since(start))
 		if i == 0 {
 			t.Logf("first write acked after %v", acked)
@@ -307,7 +307,7 @@ func TestTopicCreatedLater(t *testing.T) {
 	now := time.Now()
 	e := fx.userEvent("late", now)
 	write(t, newWriter(t, brokers, topic, nil), record("late", fx.Sign(t, e), now))
-	eventually(t, "event on a late topic applied", func() bool { return f.CaughtUp() && revoked(t, f, "late", now) })
+	eventually(t, "event on a late topic applied", func() bool { return f.CaughtUp() && fx.revoked(t, f, "late", now) })
 }
 
 // mutableClock is time.Now plus a skew the test can add to.
@@ -337,7 +337,7 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	now := clock.Now()
 	before := fx.userEvent("before", now)
 	write(t, w, record("before", fx.Sign(t, before), now))
-	eventually(t, "first event applied", func() bool { return revoked(t, closed, "before", now) && revoked(t, open, "before", now) })
+	eventually(t, "first event applied", func() bool { return fx.revoked(t, closed, "before", now) && fx.revoked(t, open, "before", now) })
 
 	b.stop()
 	clock.Advance(time.Minute) // past MaxStaleness; no round trip can succeed now
@@ -345,7 +345,7 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	if _, err := closed.Revoked(&sdk.Claims{}); !errors.Is(err, sdk.ErrRevocationUnavailable) {
 		t.Fatalf("fail-closed, broker down: Revoked() error = %v, want ErrRevocationUnavailable", err)
 	}
-	if !revoked(t, open, "before", now) {
+	if !fx.revoked(t, open, "before", now) {
 		t.Fatal("fail-open, broker down: lost an applied revocation")
 	}
 
@@ -354,7 +354,7 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	write(t, newWriter(t, b.Brokers, topic, nil), record("after", fx.Sign(t, after), after.At))
 	eventually(t, "event after the restart applied", func() bool {
 		_, err := closed.Revoked(&sdk.Claims{})
-		return err == nil && revoked(t, closed, "after", now) && revoked(t, open, "after", now)
+		return err == nil && fx.revoked(t, closed, "after", now) && fx.revoked(t, open, "after", now)
 	})
 	if closed.Stale() || open.Stale() {
 		t.Error("still stale after the broker came back")
