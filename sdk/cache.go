@@ -58,8 +58,8 @@ func (c *tokenCache) get(token string, now time.Time) (*Claims, bool) {
 
 // put caches a copy of claims until their exp.
 func (c *tokenCache) put(token string, claims *Claims, now time.Time) {
-	if claims.ExpiresAt == nil {
-		return
+	if claims.ExpiresAt == nil || !claims.ExpiresAt.After(now) {
+		return // within the leeway only: get would miss it anyway
 	}
 	cp := *claims
 	e := cacheEntry{token: token, claims: &cp, exp: claims.ExpiresAt.UnixNano()}

@@ -51,7 +51,8 @@ type Verifier struct {
 //
 // An unreachable JWKS is not an error: the Verifier starts without keys,
 // Ready and Verify report ErrNotReady, and it fetches the key set with
-// backoff until the issuer answers.
+// backoff until the issuer answers. The first fetch, done here, waits at
+// most 5 s (or UnknownKIDWait if longer) for an issuer that does not answer.
 func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	switch {
 	case cfg.Issuer == "":
