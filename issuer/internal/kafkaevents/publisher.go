@@ -48,6 +48,9 @@ var (
 	ErrUnavailable = errors.New("kafkaevents: neither Kafka nor the outbox is usable")
 )
 
+// errNoKafka: the Publisher was configured without brokers.
+var errNoKafka = errors.New("no Kafka brokers configured (JOTGUARD_KAFKA_BROKERS)")
+
 // Signer signs a SET; keys.Manager implements it.
 type Signer interface {
 	Sign(ctx context.Context, typ string, claims jwt.Claims) (string, error)
@@ -55,6 +58,8 @@ type Signer interface {
 
 // Config configures a Publisher.
 type Config struct {
+	// Brokers may be empty: then every event is queued in the outbox, to be
+	// relayed once a Publisher with brokers runs on the same database.
 	Brokers  []string
 	Topic    string
 	Audience []string // the SETs' aud
@@ -108,9 +113,7 @@ const (
 // go to the outbox until it is.
 func NewPublisher(ctx context.Context, cfg Config, signer Signer, db *mongo.Database) (*Publisher, error) {
 	switch {
-	case len(cfg.Brokers) == 0:
-		return nil, fmt.Errorf("%w: no Kafka brokers (JOTGUARD_KAFKA_BROKERS)", ErrConfig)
-	case cfg.Topic == "":
+	case len(cfg.Brokers) > 0 && cfg.Topic == "":
 		return nil, fmt.Errorf("%w: no topic (JOTGUARD_REVOCATION_TOPIC)", ErrConfig)
 	case len(cfg.Audience) == 0:
 		return nil, fmt.Errorf("%w: no audience (JOTGUARD_AUDIENCE)", ErrConfig)
@@ -155,6 +158,10 @@ func NewPublisher(ctx context.Context, cfg Config, signer Signer, db *mongo.Data
 		owner:  "relay-" + rand.Text(),
 		log:    cfg.Logger,
 		wake:   make(chan struct{}, 1),
+	}
+	if len(cfg.Brokers) == 0 {
+		p.w = nil
+		p.log.WarnContext(ctx, "revocation events: no Kafka brokers configured; events are kept in the MongoDB outbox and reach no verifier")
 	}
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	_, err := p.Pending(pctx)
@@ -277,6 +284,10 @@ func mergeInOrder(recs, a, b []record) []record {
 // records after a failed one count as failed too, so order is kept when
 // they are retried.
 func (p *Publisher) write(ctx context.Context, recs []record) ([]record, error) {
+	if p.w == nil {
+		p.setKafkaErr(errNoKafka)
+		return recs, errNoKafka
+	}
 	msgs := make([]kafka.Message, len(recs))
 	for i, r := range recs {
 		msgs[i] = kafka.Message{Key: []byte(r.sub), Value: []byte(r.set),
@@ -418,6 +429,10 @@ func (p *Publisher) setMongoErr(err error) {
 
 // probeKafka checks that a broker answers and knows the topic.
 func (p *Publisher) probeKafka(ctx context.Context) error {
+	if p.w == nil {
+		p.setKafkaErr(errNoKafka)
+		return errNoKafka
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	var err error
@@ -447,7 +462,9 @@ func (p *Publisher) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
 		p.releaseLease(context.Background())
-		err = p.w.Close()
+		if p.w != nil {
+			err = p.w.Close()
+		}
 	})
 	return err
 }

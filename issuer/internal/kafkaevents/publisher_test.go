@@ -106,7 +106,6 @@ func TestNewPublisherRejectsBadConfig(t *testing.T) {
 	db := newDB(t)
 	signer := newSigner(t, db)
 	for name, cfg := range map[string]Config{
-		"no brokers":  {Topic: "t", Audience: testAudience},
 		"no topic":    {Brokers: []string{"127.0.0.1:1"}, Audience: testAudience},
 		"no audience": {Brokers: []string{"127.0.0.1:1"}, Topic: "t"},
 	} {
@@ -315,5 +314,26 @@ func TestRelaysInEveryReplicaPublishOnce(t *testing.T) {
 		if !slices.Equal(ids, want[u]) {
 			t.Errorf("%s: records %v, want each of %v once, in order", u, ids, want[u])
 		}
+	}
+}
+
+// TestNoBrokersKeepsEventsInOutbox: without Kafka configured, Publish still
+// succeeds and the events wait in the outbox.
+func TestNoBrokersKeepsEventsInOutbox(t *testing.T) {
+	db := newDB(t)
+	p := newPublisher(t, Config{}, newSigner(t, db), db)
+	if err := p.Publish(t.Context(), newEvent("user-"+rand.Text(), revocation.ReasonLogout)); err != nil {
+		t.Fatalf("Publish without brokers: %v", err)
+	}
+	if n, err := p.Pending(t.Context()); err != nil || n != 1 {
+		t.Errorf("Pending() = %d, %v; want 1", n, err)
+	}
+	if err := p.Ready(); err != nil {
+		t.Errorf("Ready() = %v with the outbox usable", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := p.RunRelay(ctx); err != nil {
+		t.Errorf("RunRelay: %v", err)
 	}
 }

@@ -15,6 +15,10 @@ import (
 // one at a time holds the lease and relays; the others take over when its
 // lease runs out. It retries with backoff while Kafka is down.
 func (p *Publisher) RunRelay(ctx context.Context) error {
+	if p.w == nil { // no Kafka: nothing to relay to
+		<-ctx.Done()
+		return nil
+	}
 	defer p.releaseLease(context.WithoutCancel(ctx))
 	var backoff time.Duration
 	lastProbe := time.Now()
