@@ -1,0 +1,63 @@
+package stack
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestStartSubsetAndClose starts only the servers asked for, reports their
+// settings, and Close frees their ports.
+func TestStartSubsetAndClose(t *testing.T) {
+	for _, tc := range []struct {
+		services []string
+		redis    string
+		want     []string
+	}{
+		{[]string{Redis}, "embedded", []string{"JOTGUARD_REDIS_URL="}},
+		{[]string{Kafka}, "", []string{"JOTGUARD_KAFKA_BROKERS=", "JOTGUARD_REVOCATION_TOPIC=jotguard.revocations"}},
+	} {
+		s, err := Start(t.Context(), Options{Services: tc.services, RedisMode: tc.redis, Logger: quietLogger()})
+		if err != nil {
+			t.Fatalf("Start(%v): %v", tc.services, err)
+		}
+		env := s.Env()
+		if len(env) != len(tc.want) {
+			t.Fatalf("Env() = %v, want %d entries", env, len(tc.want))
+		}
+		for i, w := range tc.want {
+			if !strings.HasPrefix(env[i], w) {
+				t.Errorf("Env()[%d] = %q, want prefix %q", i, env[i], w)
+			}
+		}
+		_, addr, _ := strings.Cut(env[0], "=")
+		addr = strings.TrimSuffix(strings.TrimPrefix(addr, "redis://"), "/0")
+		s.Close()
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			t.Errorf("%v: %s still accepts connections after Close", tc.services, addr)
+		}
+	}
+}
+
+func TestStartRejectsUnknownService(t *testing.T) {
+	if _, err := Start(t.Context(), Options{Services: []string{"postgres"}, Logger: quietLogger()}); err == nil {
+		t.Fatal("Start with an unknown service: want an error")
+	}
+}
+
+func TestRedisServerRequiredButMissing(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err == nil {
+		t.Skip("redis-server is on PATH; this case needs it missing")
+	}
+	_, err := Start(context.Background(), Options{Services: []string{Redis}, RedisMode: "server", Logger: quietLogger()})
+	if err == nil {
+		t.Fatal("RedisMode server without redis-server: want an error")
+	}
+}
