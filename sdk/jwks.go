@@ -115,6 +115,9 @@ func (j *jwks) coldStart(ctx context.Context, ceiling time.Duration, log *slog.L
 			log.DebugContext(ctx, "jwks not reachable yet", "url", j.url, "err", err)
 		}
 	}
+	if log != nil {
+		log.InfoContext(ctx, "jwks loaded", "url", j.url)
+	}
 }
 
 // fetchOnce fetches the key set into j.mem. jwkset has no exported refresh:

@@ -136,6 +136,8 @@ func (v *Verifier) JWKSAge() time.Duration { return v.jwks.age() }
 //
 // A token verified before is served from a bounded cache until its exp (no
 // leeway); the revocation check and the expiry check run on every call.
+// The returned Claims is the caller's own copy, but its slices (Audience,
+// Roles) may be shared with the cache: do not modify their elements.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	switch {
 	case token == "":
