@@ -163,10 +163,16 @@ func NewPublisher(ctx context.Context, cfg Config, signer Signer, db *mongo.Data
 		p.w = nil
 		p.log.WarnContext(ctx, "revocation events: no Kafka brokers configured; events are kept in the MongoDB outbox and reach no verifier")
 	}
+	// The index serves Publish's "does this user have queued events?" on
+	// MongoDB; without it (MongoDB down now) that query scans, still right.
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	_, err := p.Pending(pctx)
+	_, err := p.outbox.Indexes().CreateOne(pctx, mongo.IndexModel{Keys: bson.D{{Key: "sub", Value: 1}}})
+	if err == nil {
+		_, err = p.Pending(pctx)
+	}
 	cancel()
 	if err != nil {
+		p.setMongoErr(err)
 		p.log.WarnContext(ctx, "revocation events: the MongoDB outbox is not usable now", "err", err)
 	}
 	if err := p.probeKafka(ctx); err != nil {
