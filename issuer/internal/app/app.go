@@ -22,6 +22,7 @@ import (
 	"github.com/jotguard/jotguard/issuer/internal/password"
 	"github.com/jotguard/jotguard/issuer/internal/redisstore"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -66,6 +67,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if err != nil {
 		return err
 	}
+	redis.SetLogger(redisLogger{log}) // go-redis logs through a process-wide hook
 	rdb, err := redisstore.NewClient(cfg.RedisURL)
 	if err != nil {
 		return fmt.Errorf("JOTGUARD_REDIS_URL: %w", err)
@@ -219,4 +221,12 @@ func Keys(ctx context.Context, cfg config.Config, log *slog.Logger, cmd string, 
 	}
 	keys.PrintList(w, list)
 	return nil
+}
+
+// redisLogger sends go-redis's own messages (dial failures while Redis is
+// down) to the debug level: each failed request is already logged once.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "redis")
 }

@@ -54,6 +54,7 @@ func NewClient(url string) (redis.UniversalClient, error) {
 		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = dial, rw, rw
 		o.PoolTimeout = 600 * time.Millisecond
 		o.MaxRetries = 1
+		o.DialerRetries, o.DialerRetryTimeout = 1, 50*time.Millisecond
 		o.MinRetryBackoff, o.MaxRetryBackoff = 8*time.Millisecond, 64*time.Millisecond
 		o.ContextTimeoutEnabled = true
 		return redis.NewClient(o), nil
@@ -65,7 +66,8 @@ func NewClient(url string) (redis.UniversalClient, error) {
 		}
 	}
 	o := &redis.ClusterOptions{Addrs: addrs, DialTimeout: dial, ReadTimeout: rw, WriteTimeout: rw,
-		PoolTimeout: 600 * time.Millisecond, MaxRetries: 1, ContextTimeoutEnabled: true}
+		PoolTimeout: 600 * time.Millisecond, MaxRetries: 1, ContextTimeoutEnabled: true,
+		DialerRetries: 1, DialerRetryTimeout: 50 * time.Millisecond}
 	return redis.NewClusterClient(o), nil
 }
 

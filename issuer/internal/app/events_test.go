@@ -1,0 +1,141 @@
+package app_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jotguard/jotguard/sdk/revocation"
+	"github.com/segmentio/kafka-go"
+)
+
+// events reads every partition of the revocation topic from since, verifies
+// each SET against the issuer's served JWKS, and returns the events of sub.
+func (s *issuer) events(since time.Time, sub string) []revocation.Event {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(s.t.Context(), 20*time.Second)
+	defer cancel()
+	brokers, topic := s.cfg.KafkaBrokers, s.cfg.RevocationTopic
+	conn, err := kafka.DialContext(ctx, "tcp", brokers[0])
+	if err != nil {
+		s.t.Fatalf("kafka: %v", err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	_ = conn.Close()
+	if err != nil {
+		return nil // topic not created yet
+	}
+	v := revocation.NewSETVerifier(s.keyfunc().Keyfunc, testIssuer, []string{"jotguard"}, []string{"ES256", "EdDSA", "RS256"})
+	var out []revocation.Event
+	for _, p := range parts {
+		leader, err := kafka.DialLeader(ctx, "tcp", brokers[0], topic, p.ID)
+		if err != nil {
+			s.t.Fatalf("kafka leader: %v", err)
+		}
+		end, err := leader.ReadLastOffset()
+		_ = leader.Close()
+		if err != nil {
+			s.t.Fatalf("kafka end offset: %v", err)
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p.ID, MaxWait: 200 * time.Millisecond})
+		if err := r.SetOffsetAt(ctx, since); err != nil {
+			_ = r.Close()
+			s.t.Fatalf("kafka seek: %v", err)
+		}
+		for r.Offset() >= 0 && r.Offset() < end {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				_ = r.Close()
+				s.t.Fatalf("kafka read: %v", err)
+			}
+			if string(m.Key) == sub {
+				e, err := v.Verify(m.Value)
+				if err != nil {
+					s.t.Fatalf("event of %s does not verify: %v", sub, err)
+				}
+				ct := ""
+				for _, h := range m.Headers {
+					if h.Key == "content-type" {
+						ct = string(h.Value)
+					}
+				}
+				if ct != revocation.ContentType || e.Subject != sub {
+					s.t.Fatalf("record content-type %q, subject %q (key %q)", ct, e.Subject, m.Key)
+				}
+				out = append(out, e)
+			}
+			if m.Offset+1 >= end {
+				break
+			}
+		}
+		_ = r.Close()
+	}
+	return out
+}
+
+// waitEvents polls until sub's events name every sid in want (sid → reason).
+func (s *issuer) waitEvents(since time.Time, sub string, want map[string]string) {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := map[string]string{}
+		for _, e := range s.events(since, sub) {
+			got[e.SessionID] = e.Reason
+		}
+		missing := []string{}
+		for sid, reason := range want {
+			if got[sid] != reason {
+				missing = append(missing, sid+"="+reason+" (got "+got[sid]+")")
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("revocation events missing: %s", strings.Join(missing, ", "))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestRevocationEvents(t *testing.T) {
+	s := startIssuer(t, map[string]string{"JOTGUARD_REFRESH_REUSE_GRACE": "1s"})
+	since := time.Now().Add(-2 * time.Second)
+	email := s.register(pw)
+	type sess struct{ at, rt, sid, sub string }
+	login := func() sess {
+		at, rt := s.login(email, pw)
+		c, _ := s.verify(at)
+		return sess{at, rt, c.SessionID, c.Subject}
+	}
+	a, b, c, d := login(), login(), login(), login()
+	if r := s.do("POST", "/logout", "", "Cookie", "refresh_token="+a.rt); r.StatusCode != 204 {
+		t.Fatalf("logout: %d", r.StatusCode)
+	}
+	if r := s.do("POST", "/logout?scope=others", "", "Authorization", "Bearer "+b.at); r.StatusCode != 204 {
+		t.Fatalf("logout others: %d", r.StatusCode)
+	}
+	// b is the one left: a refresh token rotated, reused after the grace window.
+	r := s.refresh(b.rt)
+	if r.StatusCode != 200 {
+		t.Fatalf("refresh: %d", r.StatusCode)
+	}
+	time.Sleep(2 * time.Second)
+	if r := s.refresh(b.rt); r.StatusCode != 401 || r.code() != "invalid_refresh_token" {
+		t.Fatalf("reuse after grace: %d %s", r.StatusCode, r.body)
+	}
+	if r2 := s.refresh(r.cookie("refresh_token").Value); r2.StatusCode != 401 {
+		t.Fatalf("successor after reuse: %d, want the session revoked", r2.StatusCode)
+	}
+	s.waitEvents(since, a.sub, map[string]string{
+		a.sid: revocation.ReasonLogout,
+		c.sid: revocation.ReasonLogoutGlobal, d.sid: revocation.ReasonLogoutGlobal,
+		b.sid: revocation.ReasonRefreshReuse,
+	})
+	for _, e := range s.events(since, a.sub) {
+		if e.ID == "" || e.At.IsZero() || e.Issuer != testIssuer || e.TxnID == "" {
+			t.Fatalf("event %+v lacks jti, timestamp, iss or txn", e)
+		}
+	}
+}
