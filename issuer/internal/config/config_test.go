@@ -1,0 +1,141 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv ...string) func(string) string {
+	m := map[string]string{"JOTGUARD_MONGO_URI": "mongodb://127.0.0.1:27017", "JOTGUARD_REDIS_URL": "redis://127.0.0.1:6379/0"}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(nil, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Issuer != "http://127.0.0.1:8080" || c.Addr != "127.0.0.1:8080" || c.MongoDB != "jotguard" ||
+		len(c.Audience) != 1 || c.Audience[0] != "jotguard" || c.RevocationTopic != "jotguard.revocations" ||
+		c.AccessTTL != 5*time.Minute || c.RefreshTTL != 672*time.Hour || c.Leeway != 30*time.Second ||
+		c.RefreshReuseGrace != 10*time.Second || c.SigningAlg != "ES256" || !c.CookieSecure ||
+		c.BodyLimit != 64<<10 || c.PasswordMinLength != 12 || c.PasswordMaxLength != 128 ||
+		c.Argon2Memory != 19456 || c.Argon2Time != 2 || c.Argon2Threads != 1 || c.HashConcurrency < 1 ||
+		c.KeyRotateEvery != 720*time.Hour || c.LogFormat != "json" || len(c.KeyEncryptionKey) != 0 {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestFlagBeatsEnv(t *testing.T) {
+	c, err := Load([]string{"--access-ttl", "10s", "--audience=a, b", "--trusted-proxies", "10.0.0.0/8,127.0.0.1"},
+		env("JOTGUARD_ACCESS_TTL", "1m", "JOTGUARD_KEY_ENCRYPTION_KEY", strings.Repeat("ab", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AccessTTL != 10*time.Second || len(c.Audience) != 2 || c.Audience[1] != "b" || len(c.TrustedProxies) != 2 || len(c.KeyEncryptionKey) != 32 {
+		t.Fatalf("%+v", c)
+	}
+	if s := c.KeyEncryptionKey.String(); strings.Contains(s, "ab") {
+		t.Fatalf("the key shows in %%v: %s", s)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	if _, err := Load([]string{"--help"}, env()); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+}
+
+// A bad or missing value is one line naming the variable.
+func TestBadValuesNameTheVariable(t *testing.T) {
+	tests := []struct{ name, val string }{
+		{"JOTGUARD_MONGO_URI", ""},
+		{"JOTGUARD_REDIS_URL", ""},
+		{"JOTGUARD_MONGO_URI", "http://x"},
+		{"JOTGUARD_REDIS_URL", "http://x"},
+		{"JOTGUARD_ISSUER", "not a url"},
+		{"JOTGUARD_ISSUER_ADDR", "nocolon"},
+		{"JOTGUARD_ACCESS_TTL", "5"},
+		{"JOTGUARD_ACCESS_TTL", "-1m"},
+		{"JOTGUARD_REFRESH_TTL", "forever"},
+		{"JOTGUARD_LEEWAY", "0s"},
+		{"JOTGUARD_REFRESH_REUSE_GRACE", "x"},
+		{"JOTGUARD_SIGNING_ALG", "HS256"},
+		{"JOTGUARD_SIGNING_ALG", "none"},
+		{"JOTGUARD_KEY_ENCRYPTION_KEY", "short"},
+		{"JOTGUARD_COOKIE_SECURE", "maybe"},
+		{"JOTGUARD_ALLOWED_ORIGINS", "example.com"},
+		{"JOTGUARD_TRUSTED_PROXIES", "10.0.0.0/99"},
+		{"JOTGUARD_BODY_LIMIT", "lots"},
+		{"JOTGUARD_PASSWORD_MIN_LENGTH", "4"},
+		{"JOTGUARD_ARGON2_MEMORY", "0"},
+		{"JOTGUARD_HASH_CONCURRENCY", "0"},
+		{"JOTGUARD_HASH_QUEUE_WAIT", "soon"},
+		{"JOTGUARD_LOG_LEVEL", "loud"},
+		{"JOTGUARD_LOG_FORMAT", "xml"},
+		{"JOTGUARD_KEY_ROTATE_EVERY", "monthly"},
+		{"JOTGUARD_JWKS_PUBLISH_AHEAD", "-1s"},
+		{"JOTGUARD_SHUTDOWN_GRACE", "0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.val, func(t *testing.T) {
+			getenv := env(tt.name, tt.val)
+			if tt.val == "" {
+				base := env()
+				getenv = func(k string) string {
+					if k == tt.name {
+						return ""
+					}
+					return base(k)
+				}
+			}
+			_, err := Load(nil, getenv)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), tt.name) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %q does not name %s on one line", err, tt.name)
+			}
+		})
+	}
+	if _, err := Load([]string{"--access-ttl", "nope"}, env()); err == nil || !strings.Contains(err.Error(), "JOTGUARD_ACCESS_TTL") {
+		t.Fatalf("bad flag value: %v", err)
+	}
+	if _, err := Load([]string{"--no-such-flag"}, env()); err == nil {
+		t.Fatal("unknown flag accepted")
+	}
+}
+
+// Every SPEC §8 variable the issuer uses is here, with a flag.
+func TestVarsCoverSpec(t *testing.T) {
+	spec := []string{"JOTGUARD_ISSUER", "JOTGUARD_AUDIENCE", "JOTGUARD_ISSUER_ADDR", "JOTGUARD_MONGO_URI",
+		"JOTGUARD_MONGO_DB", "JOTGUARD_REDIS_URL", "JOTGUARD_KAFKA_BROKERS", "JOTGUARD_REVOCATION_TOPIC",
+		"JOTGUARD_ACCESS_TTL", "JOTGUARD_REFRESH_TTL", "JOTGUARD_LEEWAY", "JOTGUARD_REFRESH_REUSE_GRACE",
+		"JOTGUARD_SIGNING_ALG", "JOTGUARD_KEY_ENCRYPTION_KEY", "JOTGUARD_COOKIE_SECURE", "JOTGUARD_ALLOWED_ORIGINS",
+		"JOTGUARD_TRUSTED_PROXIES", "JOTGUARD_LOG_LEVEL", "JOTGUARD_LOG_FORMAT"}
+	names, flags := map[string]bool{}, map[string]bool{}
+	for _, v := range Vars() {
+		if v.Flag == "" || v.Usage == "" || names[v.Name] || flags[v.Flag] {
+			t.Errorf("%s: missing or duplicate flag/usage", v.Name)
+		}
+		names[v.Name], flags[v.Flag] = true, true
+	}
+	for _, n := range spec {
+		if !names[n] {
+			t.Errorf("SPEC §8 variable %s is missing", n)
+		}
+	}
+	var b strings.Builder
+	Usage(&b)
+	for n := range names {
+		if !strings.Contains(b.String(), n) {
+			t.Errorf("--help lacks %s", n)
+		}
+	}
+}
