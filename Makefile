@@ -5,7 +5,7 @@ MODULES := sdk issuer verifier deploy/devstack
 BIN := bin
 DATA ?= .data/devstack
 DEVSTACK_FLAGS ?=
-STATICCHECK_VERSION ?= 2026.1
+STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: help build test run lint fmt vet tidy ci clean
 
