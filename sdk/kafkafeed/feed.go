@@ -75,10 +75,13 @@ type Stats struct {
 	LastContact  time.Time     // last successful broker round trip (fetch or offset query)
 }
 
+// discoverEvery is how often partitions added later are looked for; a
+// variable only so that this package's tests can shorten it.
+var discoverEvery = 10 * time.Second
+
 // Timing of the background work.
 const (
-	pollEvery       = time.Second      // high-water marks: lag and liveness
-	discoverEvery   = 10 * time.Second // partitions added later
+	pollEvery       = time.Second // high-water marks: lag and liveness
 	backoffMin      = 100 * time.Millisecond
 	backoffMax      = 10 * time.Second
 	requestTimeout  = 5 * time.Second
@@ -116,6 +119,20 @@ type partition struct {
 	next     atomic.Int64 // next offset to read
 	hwm      atomic.Int64 // latest high-water mark seen
 	caught   atomic.Bool
+	reset    atomic.Bool // the log went behind next: seek again by timestamp
+
+	mu     sync.Mutex
+	cancel context.CancelFunc // stops the current reader
+}
+
+// restart stops the current reader; consume then seeks again by timestamp.
+func (p *partition) restart() {
+	p.reset.Store(true)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cancel != nil {
+		p.cancel()
+	}
 }
 
 func newPartition(id int) *partition {
@@ -323,8 +340,17 @@ func (f *Feed) pollOffsets(ctx context.Context) {
 		f.mu.Lock()
 		p := f.parts[po.Partition]
 		f.mu.Unlock()
-		if p != nil {
-			p.hwm.Store(po.LastOffset)
+		if p == nil {
+			continue
+		}
+		p.hwm.Store(po.LastOffset)
+		if next := p.next.Load(); next > po.LastOffset && !p.reset.Load() {
+			// The broker lost data or the topic was recreated: the reader
+			// would wait at an offset that no longer exists (and later skip
+			// whatever lands below it).
+			f.log.WarnContext(ctx, "partition log is behind the feed's position; replaying it by timestamp",
+				"partition", p.id, "next_offset", next, "high_water_mark", po.LastOffset)
+			p.restart()
 		}
 	}
 	if ok {
@@ -349,9 +375,19 @@ func (f *Feed) contact() { f.lastContact.Store(f.cfg.Now().UnixNano()) }
 func (f *Feed) consume(ctx context.Context, p *partition) {
 	for failures := 0; ; {
 		before := p.next.Load()
-		err := f.readPartition(ctx, p)
+		rctx, cancel := context.WithCancel(ctx)
+		p.mu.Lock()
+		p.cancel = cancel
+		p.mu.Unlock()
+		err := f.readPartition(rctx, p)
+		cancel()
 		if ctx.Err() != nil {
 			return
+		}
+		if p.reset.Swap(false) {
+			p.next.Store(-1) // seek by timestamp again, at once
+			failures = 0
+			continue
 		}
 		if p.next.Load() != before {
 			failures = 0 // it made progress: start the backoff again

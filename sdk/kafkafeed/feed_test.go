@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/kafkafeed"
@@ -360,4 +361,56 @@ func TestBrokerRestartMidStream(t *testing.T) {
 		t.Error("still stale after the broker came back")
 	}
 	t.Logf("stats after restart: closed %+v", closed.Stats())
+}
+
+// Partitions added to the topic later are found and read.
+func TestPartitionsAddedLater(t *testing.T) {
+	t.Cleanup(kafkafeed.SetDiscoverEvery(100 * time.Millisecond))
+	brokers := sharedBroker(t)
+	fx := newFixture(t)
+	topic := topicName(t)
+	createTopic(t, brokers, topic, 1)
+	f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Events: fx.Events, Set: fx.NewSet(time.Now)})
+	runFeed(t, f.Run)
+	eventually(t, "caught up", f.CaughtUp)
+
+	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	res, err := c.CreatePartitions(t.Context(), &kafka.CreatePartitionsRequest{
+		Topics: []kafka.TopicPartitionsConfig{{Name: topic, Count: 2}}})
+	if err != nil || res.Errors[topic] != nil {
+		t.Fatalf("add a partition: %v %v", err, res)
+	}
+	now := time.Now()
+	e := fx.userEvent("p1", now)
+	write(t, newWriter(t, brokers, topic, toPartition(1)), record("p1", fx.Sign(t, e), now))
+	eventually(t, "event on the new partition applied", func() bool { return fx.revoked(t, f, "p1", now) })
+	if st := f.Stats(); st.Partitions != 2 || !st.CaughtUp {
+		t.Errorf("Stats = %+v, want 2 partitions, caught up", st)
+	}
+}
+
+// A broker that comes back without its data (a dev stack restarted without
+// --data, a topic recreated) leaves the feed ahead of the log: it must seek
+// again instead of waiting at an offset that no longer exists.
+func TestBrokerLostData(t *testing.T) {
+	fx := newFixture(t)
+	topic := topicName(t)
+	b := startBroker(t, topic, 1)
+	f := newFeed(t, kafkafeed.Config{Brokers: b.Brokers, Topic: topic, Events: fx.Events, Set: fx.NewSet(time.Now)})
+	runFeed(t, f.Run)
+	eventually(t, "caught up", f.CaughtUp)
+	now := time.Now()
+	w := newWriter(t, b.Brokers, topic, nil)
+	for _, sub := range []string{"a", "b", "c"} {
+		e := fx.userEvent(sub, now)
+		write(t, w, record(sub, fx.Sign(t, e), now))
+	}
+	eventually(t, "first events applied", func() bool { return f.Stats().Applied == 3 })
+
+	b.stop()
+	b.dir = t.TempDir() // the data is gone
+	b.start()
+	e := fx.userEvent("fresh", time.Now())
+	write(t, newWriter(t, b.Brokers, topic, nil), record("fresh", fx.Sign(t, e), e.At))
+	eventually(t, "event on the emptied log applied", func() bool { return fx.revoked(t, f, "fresh", now) })
 }

@@ -54,7 +54,9 @@ func newWriter(t *testing.T, brokers []string, topic string, b kafka.Balancer) *
 	if b == nil {
 		b = &kafka.Hash{}
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: b,
+	tr := &kafka.Transport{} // its own metadata cache: partitions added by a test are seen
+	t.Cleanup(tr.CloseIdleConnections)
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: b, Transport: tr,
 		RequiredAcks: kafka.RequireAll, BatchTimeout: 2 * time.Millisecond,
 		MaxAttempts: 20, WriteBackoffMin: 50 * time.Millisecond, WriteBackoffMax: 500 * time.Millisecond}
 	t.Cleanup(func() { _ = w.Close() })
