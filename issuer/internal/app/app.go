@@ -159,13 +159,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)} // no BaseContext: STYLE §3
-	g.Go(func() error { return serve(gctx, srv, api, cfg.Addr, cfg.ShutdownGrace, log, ready) })
+	g.Go(func() error { return serve(gctx, srv, api.Drain, cfg.Addr, cfg.ShutdownGrace, log, ready) })
 	return g.Wait()
 }
 
 // serve listens on addr and serves until ctx is done; then readiness goes
 // off and in-flight requests get up to grace to finish.
-func serve(ctx context.Context, srv *http.Server, api *httpapi.API, addr string, grace time.Duration, log *slog.Logger, ready func(string)) error {
+func serve(ctx context.Context, srv *http.Server, drain func(), addr string, grace time.Duration, log *slog.Logger, ready func(string)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("JOTGUARD_ISSUER_ADDR: %w", err)
@@ -181,7 +181,7 @@ func serve(ctx context.Context, srv *http.Server, api *httpapi.API, addr string,
 		return err
 	case <-ctx.Done():
 	}
-	api.Drain()
+	drain() // readiness off first, so load balancers stop sending
 	log.InfoContext(ctx, "draining", "grace", grace.String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
