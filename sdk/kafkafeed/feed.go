@@ -73,6 +73,7 @@ type Stats struct {
 	LastEventAt  time.Time     // when the last verified event was read; zero if none
 	LastEventAge time.Duration // Now − LastEventAt; 0 if none
 	LastContact  time.Time     // last successful broker round trip (fetch or offset query)
+	Entries      int           // Set size, when the Sink has Len() int (revocation.Set does); else -1
 }
 
 // discoverEvery is how often partitions added later are looked for; a
@@ -82,6 +83,7 @@ var discoverEvery = 10 * time.Second
 // Timing of the background work.
 const (
 	pollEvery       = time.Second // high-water marks: lag and liveness
+	sweepEvery      = time.Minute // expired Set entries, when the Sink can Sweep
 	backoffMin      = 100 * time.Millisecond
 	backoffMax      = 10 * time.Second
 	requestTimeout  = 5 * time.Second
@@ -224,7 +226,7 @@ func (f *Feed) Run(ctx context.Context) error {
 	}()
 
 	var failures int
-	nextDiscover, nextPoll := time.Now(), time.Now()
+	nextDiscover, nextPoll, nextSweep := time.Now(), time.Now(), time.Now().Add(sweepEvery)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -252,6 +254,10 @@ func (f *Feed) Run(ctx context.Context) error {
 		if !now.Before(nextPoll) {
 			f.pollOffsets(ctx)
 			nextPoll = now.Add(pollEvery)
+		}
+		if s, ok := f.cfg.Set.(interface{ Sweep() int }); ok && !now.Before(nextSweep) {
+			s.Sweep() // memory shrinks on a quiet topic too
+			nextSweep = now.Add(sweepEvery)
 		}
 		timer.Reset(time.Until(earliest(nextDiscover, nextPoll)))
 	}
@@ -568,6 +574,7 @@ func (f *Feed) Revoked(c *sdk.Claims) (bool, error) {
 // Stats returns a snapshot. Lag is refreshed about every second.
 func (f *Feed) Stats() Stats {
 	s := Stats{
+		Entries:    -1,
 		CaughtUp:   f.CaughtUp(),
 		Stale:      f.Stale(),
 		Applied:    f.applied.Load(),
@@ -576,6 +583,9 @@ func (f *Feed) Stats() Stats {
 	}
 	if n := f.lastContact.Load(); n != 0 {
 		s.LastContact = time.Unix(0, n)
+	}
+	if l, ok := f.cfg.Set.(interface{ Len() int }); ok {
+		s.Entries = l.Len()
 	}
 	if n := f.lastEvent.Load(); n != 0 {
 		s.LastEventAt = time.Unix(0, n)

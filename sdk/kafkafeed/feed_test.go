@@ -234,8 +234,8 @@ func TestPoisonRecordsSkipped(t *testing.T) {
 			t.Errorf("%s: a rejected event was applied", sub)
 		}
 	}
-	if st := f.Stats(); st.Poison != 4 || st.Applied != 1 || st.Duplicates != 1 {
-		t.Errorf("Stats = %+v, want 4 poison, 1 applied, 1 duplicate", st)
+	if st := f.Stats(); st.Poison != 4 || st.Applied != 1 || st.Duplicates != 1 || st.Entries != 1 {
+		t.Errorf("Stats = %+v, want 4 poison, 1 applied, 1 duplicate, 1 entry", st)
 	}
 }
 
@@ -413,4 +413,32 @@ func TestBrokerLostData(t *testing.T) {
 	e := fx.userEvent("fresh", time.Now())
 	write(t, newWriter(t, b.Brokers, topic, nil), record("fresh", fx.Sign(t, e), e.At))
 	eventually(t, "event on the emptied log applied", func() bool { return fx.revoked(t, f, "fresh", now) })
+}
+
+// A burst of forged events (unknown kid: each may trigger a JWKS refetch)
+// delays the good event behind them only briefly. Measured, not asserted.
+func TestForgedBurstThenGoodEvent(t *testing.T) {
+	brokers := sharedBroker(t)
+	fx := newFixture(t)
+	topic := topicName(t)
+	createTopic(t, brokers, topic, 1)
+	f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Events: fx.Events, Set: fx.NewSet(time.Now),
+		Logger: slog.New(slog.DiscardHandler)})
+	runFeed(t, f.Run)
+	eventually(t, "caught up", f.CaughtUp)
+	now := time.Now()
+	var msgs []kafka.Message
+	for i := range 20 {
+		sub := fmt.Sprint("forged-", i)
+		msgs = append(msgs, record(sub, fx.Forge(t, fx.userEvent(sub, now)), now))
+	}
+	good := fx.userEvent("good", now)
+	msgs = append(msgs, record("good", fx.Sign(t, good), now))
+	start := time.Now()
+	write(t, newWriter(t, brokers, topic, nil), msgs...)
+	eventually(t, "good event after 20 forged ones applied", func() bool { return fx.revoked(t, f, "good", now) })
+	t.Logf("good event applied %v after a burst of 20 forged ones", time.Since(start))
+	if st := f.Stats(); st.Poison != 20 {
+		t.Errorf("Poison = %d, want 20", st.Poison)
+	}
 }
