@@ -20,6 +20,9 @@ const DefaultRefreshMargin = 30 * time.Second
 // when less than the margin is left, and once more on a 401 answer. However
 // many requests run at once, one refresh is in flight, and the rotated
 // refresh token replaces the old one. Safe for concurrent use.
+//
+// The token goes to every request sent through it, redirects included: use
+// it only for URLs of services that accept jotguard access tokens.
 type Session struct {
 	c         *Client
 	base      http.RoundTripper
