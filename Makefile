@@ -21,12 +21,14 @@ build: ## bin/issuer, bin/verifier, bin/devstack
 # The dev stack prints its export lines in one write once every server is up;
 # the trap stops it whatever the tests do.
 test: build ## all tests (-race), against a dev stack started here on free ports
-	@env=$$(mktemp); data=$$(mktemp -d); \
-	$(BIN)/devstack --data $$data $(DEVSTACK_FLAGS) >$$env & pid=$$!; \
-	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf $$env $$data' EXIT; \
-	until [ -s $$env ]; do kill -0 $$pid 2>/dev/null || { echo "devstack failed to start" >&2; exit 1; }; sleep 0.2; done; \
+	@env=$$(mktemp); log=$$(mktemp); data=$$(mktemp -d); \
+	$(BIN)/devstack --data $$data $(DEVSTACK_FLAGS) >$$env 2>$$log & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf $$env $$log $$data' EXIT; \
+	until [ -s $$env ]; do kill -0 $$pid 2>/dev/null || { echo "devstack failed to start:" >&2; cat $$log >&2; exit 1; }; sleep 0.2; done; \
 	set -a; . $$env; set +a; export JOTGUARD_DEVSTACK_BIN=$(CURDIR)/$(BIN)/devstack; \
+	grep -h 'msg=' $$log | cut -c1-200; \
 	status=0; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && $(GO) test -race -count=1 ./...) || status=1; done; \
+	if [ $$status -ne 0 ]; then echo "== devstack log (last 50 lines)"; tail -n 50 $$log; fi; \
 	exit $$status
 
 run: build ## the dev stack in the foreground (data kept in $(DATA))

@@ -159,9 +159,10 @@ func (s *Stack) startMongo(ctx context.Context, opts Options) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	// FerretDB logs every connection at info; keep only its warnings.
+	// FerretDB logs every connection at info and every failed command (a
+	// duplicate key, an unsupported index option) at warn; keep its errors.
 	log := slog.New(opts.Logger.Handler()).With("service", Mongo)
-	quiet := slog.New(&levelFloor{Handler: log.Handler(), min: slog.LevelWarn})
+	quiet := slog.New(&levelFloor{Handler: log.Handler(), min: slog.LevelError})
 	db, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: hostPort(opts.MongoPort)},
 		Handler:   "sqlite",
