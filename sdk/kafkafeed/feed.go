@@ -104,6 +104,7 @@ type Feed struct {
 	mu    sync.Mutex
 	parts map[int]*partition
 
+	started     atomic.Bool
 	latched     atomic.Bool // caught up once: stays so (readiness does not flap)
 	applied     atomic.Uint64
 	duplicates  atomic.Uint64
@@ -217,8 +218,11 @@ func dialFunc(d *kafka.Dialer) func(ctx context.Context, network, addr string) (
 // Run reads the topic until ctx is done, then returns nil. It retries every
 // failure (broker down, topic missing, partitions moved or added) forever,
 // with capped exponential backoff and jitter; it returns an error only for a
-// bug-level condition, never for the broker's state.
+// bug-level condition, never for the broker's state: calling Run twice.
 func (f *Feed) Run(ctx context.Context) error {
+	if f.started.Swap(true) {
+		return errors.New("kafkafeed: Run called twice")
+	}
 	var wg sync.WaitGroup
 	defer func() {
 		wg.Wait()

@@ -281,6 +281,9 @@ func TestRunReturnsOnCancel(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
 	eventually(t, "caught up", f.CaughtUp)
+	if err := f.Run(ctx); err == nil {
+		t.Fatal("a second Run of the same Feed returned nil")
+	}
 	start := time.Now()
 	cancel()
 	select {
