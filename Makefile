@@ -6,8 +6,12 @@ BIN := bin
 DATA ?= .data/devstack
 DEVSTACK_FLAGS ?=
 STATICCHECK_VERSION ?= v0.8.2
+FUZZTIME ?= 2m
+FUZZ_SHORT ?= 5s
+# package:target pairs of the Go fuzz targets
+FUZZ_TARGETS := sdk:FuzzVerify sdk/revocation:FuzzSETVerify
 
-.PHONY: help build test run lint fmt vet tidy ci clean
+.PHONY: help build test run lint fmt vet tidy ci clean fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -28,6 +32,8 @@ test: build ## all tests (-race), against a dev stack started here on free ports
 	set -a; . $$env; set +a; export JOTGUARD_DEVSTACK_BIN=$(CURDIR)/$(BIN)/devstack; \
 	grep -h 'msg=' $$log | cut -c1-200; \
 	status=0; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && $(GO) test -race -count=1 ./...) || status=1; done; \
+	echo "== fuzz (short: $(FUZZ_SHORT) per target; make fuzz runs longer)"; \
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SHORT) || status=1; \
 	if [ $$status -ne 0 ]; then echo "== devstack log (last 50 lines)"; tail -n 50 $$log; fi; \
 	exit $$status
 
@@ -41,6 +47,11 @@ lint: ## gofmt check, go vet per module (also without go.work), staticcheck when
 	@if $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) 2>/dev/null; then \
 	  for m in $(MODULES); do echo "== staticcheck $$m"; (cd $$m && $$($(GO) env GOPATH)/bin/staticcheck ./...) || exit 1; done; \
 	else echo "staticcheck did not install from the module proxy: skipped"; fi
+
+fuzz: ## run every fuzz target for FUZZTIME (default 2m) each
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; mod=$${pkg%%/*}; sub=$${pkg#$$mod}; \
+	  echo "== fuzz $$pkg $$fn ($(FUZZTIME))"; \
+	  (cd $$mod && $(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) ./$${sub#/}) || exit 1; done
 
 tidy: ## go mod tidy in every module
 	@for m in $(MODULES); do (cd $$m && $(GO) mod tidy) || exit 1; done
