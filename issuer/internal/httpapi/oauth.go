@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -23,18 +24,13 @@ func readForm(c echo.Context) (url.Values, error) {
 	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return nil, errUnsupportedType
 	}
-	b := make([]byte, 0, 512)
-	buf := make([]byte, 4096)
-	for {
-		n, err := c.Request().Body.Read(buf)
-		b = append(b, buf[:n]...)
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return nil, errTooLarge
-			}
-			break
+	b, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errTooLarge
 		}
+		return nil, errMalformed
 	}
 	v, err := url.ParseQuery(string(b))
 	if err != nil {

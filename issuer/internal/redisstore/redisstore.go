@@ -117,11 +117,15 @@ func hashToken(t string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// luaDelSession deletes a session and its tokens; the hashes of the deleted
+// tokens collect in the global "gone", so Go can drop their routes.
 const luaDelSession = `
+local gone = {}
 local function delsession(up, sid, ss)
   local hs = redis.call('SMEMBERS', up..':st:'..sid)
   for _, h in ipairs(hs) do
     redis.call('DEL', up..':t:'..h, up..':g:'..h)
+    table.insert(gone, h)
   end
   local n = redis.call('DEL', up..':s:'..sid)
   redis.call('DEL', up..':st:'..sid)
@@ -169,7 +173,7 @@ if st == 'rot' then
   local e = redis.call('GET', up..':g:'..old)
   if e then return {'grace', sid, s[1], s[2], e} end
   delsession(up, sid, KEYS[1])
-  return {'reuse', sid}
+  return {'reuse', sid, unpack(gone)}
 end
 redis.call('HSET', tk, 'st', 'rot', 'succ', new)
 redis.call('SET', up..':g:'..old, enc, 'PX', grace)
@@ -217,6 +221,7 @@ func (s *Sessions) Rotate(ctx context.Context, refresh, successor string) (auth.
 		return auth.Rotation{Session: session(uid, res), Token: tok, Reused: true}, nil
 	case "reuse":
 		dropRoute()
+		s.dropRoutes(ctx, res[2:])
 		return auth.Rotation{Session: auth.Session{ID: res[1], UserID: uid}}, auth.ErrRefreshReuse
 	default:
 		dropRoute()
@@ -297,7 +302,7 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]string, error) {
 var deleteScript = redis.NewScript(luaDelSession + `
 local n = 0
 for i = 2, #ARGV do n = n + delsession(ARGV[1], ARGV[i], KEYS[1]) end
-return n
+return {tostring(n), unpack(gone)}
 `)
 
 // Delete implements auth.SessionStore.
@@ -311,11 +316,27 @@ func (s *Sessions) Delete(ctx context.Context, userID string, sids ...string) (i
 	for _, sid := range sids {
 		args = append(args, sid)
 	}
-	n, err := deleteScript.Run(ctx, s.rdb, []string{up + ":ss"}, args...).Int()
+	res, err := deleteScript.Run(ctx, s.rdb, []string{up + ":ss"}, args...).StringSlice()
 	if err != nil {
 		return 0, unavailable("delete sessions", err)
 	}
+	n, _ := strconv.Atoi(res[0])
+	s.dropRoutes(ctx, res[1:])
 	return n, nil
+}
+
+// dropRoutes deletes the routing keys of deleted tokens. They point nowhere
+// already; this only frees memory, so failures are ignored. The keys live in
+// different slots, so they go one DEL each, pipelined.
+func (s *Sessions) dropRoutes(ctx context.Context, hashes []string) {
+	if len(hashes) == 0 {
+		return
+	}
+	p := s.rdb.Pipeline()
+	for _, h := range hashes {
+		p.Del(context.WithoutCancel(ctx), s.index(h))
+	}
+	_, _ = p.Exec(context.WithoutCancel(ctx))
 }
 
 const graceLabel = "jotguard/refresh-grace/v1\x00"

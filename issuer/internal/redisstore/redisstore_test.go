@@ -72,6 +72,13 @@ func TestNoRawTokenStored(t *testing.T) {
 			t.Fatalf("key %q lacks the user's hash tag", k)
 		}
 	}
+	// Deleting the session leaves nothing behind, routes included.
+	if n, err := s.Delete(ctx, "u1", "s1"); n != 1 || err != nil {
+		t.Fatalf("Delete = %d, %v", n, err)
+	}
+	if keys, _ := rdb.Keys(ctx, "*"+prefix+"*").Result(); len(keys) != 0 {
+		t.Fatalf("keys left after the session was deleted: %v", keys)
+	}
 }
 
 // A dead Redis is an ErrUnavailable, quickly.
