@@ -478,3 +478,25 @@ func TestDiscoveryAndOps(t *testing.T) {
 		}
 	}
 }
+
+// A saturated hasher answers 503 busy with Retry-After, never a 500, and the
+// requests that got a slot succeed.
+func TestHashingSaturatedIs503(t *testing.T) {
+	s := startIssuer(t, map[string]string{"JOTGUARD_HASH_CONCURRENCY": "1", "JOTGUARD_HASH_QUEUE_WAIT": "1ms",
+		"JOTGUARD_ARGON2_MEMORY": "19456", "JOTGUARD_ARGON2_TIME": "2"})
+	var created, busy atomic.Int32
+	parallel(8, func(i int) {
+		r := s.do("POST", "/register", fmt.Sprintf(`{"email":"busy%d@example.com","password":"%s"}`, i, pw))
+		switch {
+		case r.StatusCode == 201:
+			created.Add(1)
+		case r.StatusCode == 503 && r.code() == "busy" && r.Header.Get("Retry-After") != "":
+			busy.Add(1)
+		default:
+			t.Errorf("register under saturation: %d %s", r.StatusCode, r.body)
+		}
+	})
+	if created.Load() == 0 || busy.Load() == 0 {
+		t.Fatalf("%d created, %d busy; want some of each", created.Load(), busy.Load())
+	}
+}

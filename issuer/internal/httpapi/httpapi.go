@@ -282,7 +282,7 @@ func (h *handler) register(c echo.Context) error {
 }
 
 func (h *handler) login(c echo.Context) error {
-	in, err := readJSON(c, false, "email", "username", "identifier", "password", "client_id")
+	in, err := readJSON(c, false, "email", "username", "identifier", "password")
 	if err != nil {
 		return err
 	}
