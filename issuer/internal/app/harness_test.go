@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -232,5 +231,3 @@ func parallel(n int, f func(i int)) {
 	close(start)
 	wg.Wait()
 }
-
-var _ = errors.Is

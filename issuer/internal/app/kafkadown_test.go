@@ -14,18 +14,23 @@ import (
 	"github.com/jotguard/jotguard/sdk/sdktest"
 )
 
-// broker is a Kafka-protocol broker of the test's own (the dev stack with
-// only kafka), on a fixed port and data directory so it comes back as it was.
+// broker is one dev stack service of the test's own (`devstack --only
+// kafka` or `--only mongo`), on a fixed port and data directory so it comes
+// back as it was.
 type broker struct {
 	t         *testing.T
 	bin, data string
+	only      string // kafka (default) or mongo
 	port      int
 	cmd       *exec.Cmd
 }
 
 func (b *broker) start() {
 	b.t.Helper()
-	cmd := exec.Command(b.bin, "--only", "kafka", "--kafka-port", fmt.Sprint(b.port), "--data", b.data)
+	if b.only == "" {
+		b.only = "kafka"
+	}
+	cmd := exec.Command(b.bin, "--only", b.only, "--"+b.only+"-port", fmt.Sprint(b.port), "--data", b.data)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		b.t.Fatal(err)
@@ -39,7 +44,7 @@ func (b *broker) start() {
 		sc := bufio.NewScanner(out)
 		found := false
 		for sc.Scan() {
-			if !found && strings.HasPrefix(sc.Text(), "export JOTGUARD_KAFKA_BROKERS=") {
+			if !found && strings.HasPrefix(sc.Text(), "export JOTGUARD_") {
 				found = true
 				ready <- true
 			}
@@ -52,11 +57,11 @@ func (b *broker) start() {
 	select {
 	case ok := <-ready:
 		if !ok {
-			b.t.Fatal("devstack --only kafka exited before it was ready")
+			b.t.Fatal("devstack --only " + b.only + " exited before it was ready")
 		}
 	case <-time.After(60 * time.Second):
 		b.stop()
-		b.t.Fatal("devstack --only kafka not ready after 60s")
+		b.t.Fatal("devstack --only " + b.only + " not ready after 60s")
 	}
 }
 
