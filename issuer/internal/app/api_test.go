@@ -500,3 +500,20 @@ func TestHashingSaturatedIs503(t *testing.T) {
 		t.Fatalf("%d created, %d busy; want some of each", created.Load(), busy.Load())
 	}
 }
+
+func TestSigningAlgorithms(t *testing.T) {
+	for _, alg := range []string{"EdDSA", "RS256"} {
+		t.Run(alg, func(t *testing.T) {
+			s := startIssuer(t, map[string]string{"JOTGUARD_SIGNING_ALG": alg})
+			email := s.register(pw)
+			at, _ := s.login(email, pw)
+			if _, tok := s.verify(at); tok.Header["alg"] != alg || tok.Header["typ"] != "at+jwt" {
+				t.Fatalf("header %v, want alg %s", tok.Header, alg)
+			}
+			m := s.do("GET", "/.well-known/openid-configuration", "").json(t)
+			if algs, _ := m["id_token_signing_alg_values_supported"].([]any); len(algs) == 0 || algs[0] != alg {
+				t.Fatalf("discovery algs %v", m["id_token_signing_alg_values_supported"])
+			}
+		})
+	}
+}

@@ -25,8 +25,10 @@ type jwksSource interface {
 // Bearer token and /oauth/revoke) against its current JWKS, with the same
 // rules as the sdk's verifier.
 type tokenVerifier struct {
-	src    jwksSource
-	parser *jwt.Parser
+	src      jwksSource
+	issuer   string
+	audience []string
+	leeway   time.Duration
 
 	mu   sync.Mutex
 	last []byte
@@ -36,14 +38,7 @@ type tokenVerifier struct {
 var _ auth.TokenVerifier = (*tokenVerifier)(nil)
 
 func newTokenVerifier(src jwksSource, issuer string, audience []string, leeway time.Duration) *tokenVerifier {
-	return &tokenVerifier{src: src, parser: jwt.NewParser(
-		jwt.WithValidMethods(src.Algorithms()),
-		jwt.WithIssuer(issuer),
-		jwt.WithAudience(audience...),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithLeeway(leeway),
-	)}
+	return &tokenVerifier{src: src, issuer: issuer, audience: audience, leeway: leeway}
 }
 
 func (v *tokenVerifier) keyfunc() (keyfunc.Keyfunc, error) {
@@ -70,8 +65,18 @@ func (v *tokenVerifier) Verify(_ context.Context, token string) (*sdk.Claims, er
 	if err != nil {
 		return nil, err
 	}
+	// The algorithms come from the key set each time: a replica started
+	// with another JOTGUARD_SIGNING_ALG may have added a key of another kind.
+	parser := jwt.NewParser(
+		jwt.WithValidMethods(v.src.Algorithms()),
+		jwt.WithIssuer(v.issuer),
+		jwt.WithAudience(v.audience...),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(v.leeway),
+	)
 	var c sdk.Claims
-	_, err = v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+	_, err = parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
 		if typ, _ := t.Header["typ"].(string); typ != sdk.TokenType {
 			return nil, sdk.ErrWrongType
 		}
