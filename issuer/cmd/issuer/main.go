@@ -29,7 +29,11 @@ func main() {
 		}
 		keysCmd, args = args[1], args[2:]
 	}
-	cfg, err := config.Load(args, os.Getenv)
+	load := config.Load
+	if keysCmd != "" {
+		load = config.LoadForKeys
+	}
+	cfg, err := load(args, os.Getenv)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		config.Usage(os.Stdout)

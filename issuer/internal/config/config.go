@@ -305,6 +305,16 @@ var vars = []Var{
 // Load reads the settings from args (flags) and getenv. --help returns
 // flag.ErrHelp; any other error is one line naming the variable.
 func Load(args []string, getenv func(string) string) (Config, error) {
+	return load(args, getenv, func(v Var) bool { return v.Required })
+}
+
+// LoadForKeys is Load for `issuer keys rotate|list`, which need MongoDB
+// but not Redis.
+func LoadForKeys(args []string, getenv func(string) string) (Config, error) {
+	return load(args, getenv, func(v Var) bool { return v.Name == "JOTGUARD_MONGO_URI" })
+}
+
+func load(args []string, getenv func(string) string, required func(Var) bool) (Config, error) {
 	fs := flag.NewFlagSet("issuer", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fromFlag := map[string]string{}
@@ -328,7 +338,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 			val = strings.TrimSpace(getenv(v.Name))
 		}
 		if val == "" {
-			if v.Required {
+			if required(v) {
 				return Config{}, fmt.Errorf("%s is required (or --%s)", v.Name, v.Flag)
 			}
 			val = v.Default

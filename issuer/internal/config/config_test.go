@@ -139,3 +139,18 @@ func TestVarsCoverSpec(t *testing.T) {
 		}
 	}
 }
+
+func TestKeysCommandNeedsNoRedis(t *testing.T) {
+	getenv := func(k string) string {
+		if k == "JOTGUARD_MONGO_URI" {
+			return "mongodb://127.0.0.1:27017"
+		}
+		return ""
+	}
+	if _, err := LoadForKeys(nil, getenv); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadForKeys(nil, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "JOTGUARD_MONGO_URI") {
+		t.Fatalf("keys without MongoDB: %v", err)
+	}
+}
