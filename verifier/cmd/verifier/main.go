@@ -1,12 +1,38 @@
-// Command verifier is jotguard's verifier (SPEC §1, §4). It is being built; see the issues.
+// Command verifier is jotguard's verifier sidecar (SPEC §4): auth-check
+// endpoints for nginx, Traefik and Envoy, or a checking reverse proxy with
+// JOTGUARD_UPSTREAM, served until SIGINT or SIGTERM.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/jotguard/jotguard/verifier/internal/app"
+	"github.com/jotguard/jotguard/verifier/internal/config"
+	"github.com/jotguard/jotguard/verifier/internal/logging"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "verifier: not implemented yet")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cfg, err := config.Load(os.Args[1:], os.Getenv)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		config.Usage(os.Stdout)
+		os.Exit(0)
+	case err != nil: // one line, naming the variable (SPEC §0)
+		fmt.Fprintln(os.Stderr, "verifier:", err)
+		os.Exit(2)
+	}
+	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	if err := app.Run(ctx, cfg, log, nil); err != nil {
+		log.Error("verifier stopped", "err", err)
+		os.Exit(1)
+	}
 }

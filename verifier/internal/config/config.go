@@ -1,0 +1,243 @@
+// Package config reads the verifier's settings: every JOTGUARD_* variable of
+// SPEC §8 that the verifier uses, each with a matching flag. A flag wins over
+// the environment, the environment over the default.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is the verifier's configuration.
+type Config struct {
+	Issuer   string   // exact iss, and the base of the default JWKS URL
+	Audience []string // aud must hold one of these
+	JWKSURL  string   // "" : Issuer + /.well-known/jwks.json
+	Addr     string   // listen address
+
+	KafkaBrokers      []string // empty: no revocations (warned)
+	RevocationTopic   string
+	AccessTTL         time.Duration // max access-token lifetime: replay = AccessTTL + Leeway
+	Leeway            time.Duration
+	FailClosed        bool          // JOTGUARD_REVOCATION_FAILURE=closed
+	MaxStaleness      time.Duration // feed unreachable this long: the failure policy applies
+	Upstream          *url.URL      // nil: check endpoints only
+	PublicPaths       []string      // path prefixes that pass without a token (proxy mode)
+	RequiredRoles     []string      // a token needs one of these (403 otherwise); empty: none
+	ShutdownGrace     time.Duration
+	LogLevel          slog.Level
+	LogFormat         string // json or text
+	RevocationFailure string // "open" or "closed", as configured
+}
+
+// Var describes one setting: its variable, its flag, its default and what it
+// does.
+type Var struct {
+	Name    string // JOTGUARD_…
+	Flag    string // --flag
+	Default string // "" when none
+	Usage   string
+	set     func(*Config, string) error
+}
+
+// Vars returns the settings the verifier reads, for docs and --help.
+func Vars() []Var { return append([]Var(nil), vars...) }
+
+var vars = []Var{
+	{Name: "JOTGUARD_ISSUER", Flag: "issuer", Default: "http://127.0.0.1:8080", Usage: "the iss tokens must carry, and the issuer's base URL",
+		set: func(c *Config, s string) error {
+			if err := httpURL(s); err != nil {
+				return err
+			}
+			c.Issuer = strings.TrimRight(s, "/")
+			return nil
+		}},
+	{Name: "JOTGUARD_AUDIENCE", Flag: "audience", Default: "jotguard", Usage: "accepted aud values (comma list; a token needs one)",
+		set: func(c *Config, s string) error {
+			c.Audience = list(s)
+			if len(c.Audience) == 0 {
+				return errors.New("must name at least one audience")
+			}
+			return nil
+		}},
+	{Name: "JOTGUARD_JWKS_URL", Flag: "jwks-url", Default: "", Usage: "the issuer's JWKS (default $JOTGUARD_ISSUER/.well-known/jwks.json)",
+		set: func(c *Config, s string) error {
+			if err := httpURL(s); err != nil {
+				return err
+			}
+			c.JWKSURL = s
+			return nil
+		}},
+	{Name: "JOTGUARD_VERIFIER_ADDR", Flag: "addr", Default: "127.0.0.1:8081", Usage: "listen address",
+		set: func(c *Config, s string) error {
+			if _, _, err := net.SplitHostPort(s); err != nil {
+				return fmt.Errorf("want host:port: %w", err)
+			}
+			c.Addr = s
+			return nil
+		}},
+	{Name: "JOTGUARD_KAFKA_BROKERS", Flag: "kafka-brokers", Usage: "Kafka bootstrap brokers of the revocation feed (comma list); empty: NO revocation checks (warned)",
+		set: func(c *Config, s string) error {
+			c.KafkaBrokers = list(s)
+			for _, b := range c.KafkaBrokers {
+				if _, _, err := net.SplitHostPort(b); err != nil {
+					return fmt.Errorf("broker %q: want host:port", b)
+				}
+			}
+			return nil
+		}},
+	{Name: "JOTGUARD_REVOCATION_TOPIC", Flag: "revocation-topic", Default: "jotguard.revocations", Usage: "Kafka topic of revocation events",
+		set: func(c *Config, s string) error { c.RevocationTopic = s; return nonEmpty(s) }},
+	{Name: "JOTGUARD_ACCESS_TTL", Flag: "access-ttl", Default: "5m", Usage: "longest access-token lifetime: revocations are replayed and kept for this plus the leeway",
+		set: duration(func(c *Config) *time.Duration { return &c.AccessTTL })},
+	{Name: "JOTGUARD_LEEWAY", Flag: "leeway", Default: "30s", Usage: "clock leeway on exp, iat and nbf",
+		set: duration(func(c *Config) *time.Duration { return &c.Leeway })},
+	{Name: "JOTGUARD_REVOCATION_FAILURE", Flag: "revocation-failure", Default: "open", Usage: "when the feed is unreachable longer than the staleness bound: open (verify by signature and expiry, report degraded) or closed (answer 503)",
+		set: func(c *Config, s string) error {
+			switch s {
+			case "open", "closed":
+				c.RevocationFailure, c.FailClosed = s, s == "closed"
+				return nil
+			}
+			return fmt.Errorf("want open or closed, got %q", s)
+		}},
+	{Name: "JOTGUARD_REVOCATION_MAX_STALENESS", Flag: "revocation-max-staleness", Default: "30s", Usage: "how long the revocation feed may be unreachable before the failure policy applies",
+		set: duration(func(c *Config) *time.Duration { return &c.MaxStaleness })},
+	{Name: "JOTGUARD_UPSTREAM", Flag: "upstream", Usage: "reverse-proxy mode: check every request, then proxy it here (http(s) URL); empty: check endpoints only",
+		set: func(c *Config, s string) error {
+			if err := httpURL(s); err != nil {
+				return err
+			}
+			c.Upstream, _ = url.Parse(s)
+			return nil
+		}},
+	{Name: "JOTGUARD_PUBLIC_PATHS", Flag: "public-paths", Usage: "proxy mode: path prefixes that pass without a token (comma list, each starting with /)",
+		set: func(c *Config, s string) error {
+			c.PublicPaths = list(s)
+			for _, p := range c.PublicPaths {
+				if !strings.HasPrefix(p, "/") {
+					return fmt.Errorf("%q does not start with /", p)
+				}
+			}
+			return nil
+		}},
+	{Name: "JOTGUARD_REQUIRED_ROLES", Flag: "required-roles", Usage: "a token must hold one of these roles, else 403 insufficient_scope (comma list); a check request's ?roles= overrides it",
+		set: func(c *Config, s string) error { c.RequiredRoles = list(s); return nil }},
+	{Name: "JOTGUARD_SHUTDOWN_GRACE", Flag: "shutdown-grace", Default: "10s", Usage: "how long in-flight requests may finish after SIGTERM",
+		set: duration(func(c *Config) *time.Duration { return &c.ShutdownGrace })},
+	{Name: "JOTGUARD_LOG_LEVEL", Flag: "log-level", Default: "info", Usage: "debug, info, warn or error",
+		set: func(c *Config, s string) error {
+			if err := c.LogLevel.UnmarshalText([]byte(s)); err != nil {
+				return fmt.Errorf("want debug, info, warn or error, got %q", s)
+			}
+			return nil
+		}},
+	{Name: "JOTGUARD_LOG_FORMAT", Flag: "log-format", Default: "json", Usage: "json, or text for a terminal",
+		set: func(c *Config, s string) error {
+			if s != "json" && s != "text" {
+				return fmt.Errorf("want json or text, got %q", s)
+			}
+			c.LogFormat = s
+			return nil
+		}},
+}
+
+// Load reads the settings from args (flags) and getenv. --help returns
+// flag.ErrHelp; any other error is one line naming the variable.
+func Load(args []string, getenv func(string) string) (Config, error) {
+	fs := flag.NewFlagSet("verifier", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fromFlag := map[string]string{}
+	for _, v := range vars {
+		name := v.Name
+		fs.Func(v.Flag, v.Usage, func(s string) error { fromFlag[name] = s; return nil })
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, flag.ErrHelp
+		}
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var c Config
+	for _, v := range vars {
+		val, ok := fromFlag[v.Name]
+		if !ok {
+			val = strings.TrimSpace(getenv(v.Name))
+		}
+		if val == "" {
+			val = v.Default
+		}
+		if val == "" {
+			continue
+		}
+		if err := v.set(&c, val); err != nil {
+			return Config{}, fmt.Errorf("%s: %w", v.Name, err)
+		}
+	}
+	if len(c.PublicPaths) > 0 && c.Upstream == nil {
+		return Config{}, errors.New("JOTGUARD_PUBLIC_PATHS: only used in proxy mode, but JOTGUARD_UPSTREAM is not set")
+	}
+	return c, nil
+}
+
+// Usage writes the flags and their variables, for --help.
+func Usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: verifier [flags]")
+	fmt.Fprintln(w, "\nServes the auth-check endpoints /authz/forward-auth, /authz/auth-request and")
+	fmt.Fprintln(w, "/authz/ext-authz/ (and, with --upstream, a checking reverse proxy), /healthz,")
+	fmt.Fprintln(w, "/readyz and /metrics until SIGINT or SIGTERM.")
+	fmt.Fprintln(w, "\nEvery flag has an environment variable; the flag wins.")
+	for _, v := range vars {
+		def := v.Default
+		if def == "" {
+			def = "none"
+		}
+		fmt.Fprintf(w, "  --%s (%s, default %s)\n      %s\n", v.Flag, v.Name, def, v.Usage)
+	}
+}
+
+func httpURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("want an http(s) URL, got %q", s)
+	}
+	return nil
+}
+
+func list(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func nonEmpty(s string) error {
+	if s == "" {
+		return errors.New("must not be empty")
+	}
+	return nil
+}
+
+func duration(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want a positive duration like 30s or 5m, got %q", s)
+		}
+		*field(c) = d
+		return nil
+	}
+}

@@ -1,0 +1,75 @@
+package config_test
+
+import (
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jotguard/jotguard/verifier/internal/config"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	c, err := config.Load(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case c.Issuer != "http://127.0.0.1:8080", c.Addr != "127.0.0.1:8081", len(c.Audience) != 1 || c.Audience[0] != "jotguard",
+		c.RevocationTopic != "jotguard.revocations", c.AccessTTL != 5*time.Minute, c.Leeway != 30*time.Second,
+		c.FailClosed, c.RevocationFailure != "open", c.MaxStaleness != 30*time.Second, c.Upstream != nil,
+		len(c.KafkaBrokers) != 0, c.JWKSURL != "", c.LogFormat != "json":
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestFlagWinsOverEnv(t *testing.T) {
+	c, err := config.Load([]string{"--revocation-failure", "closed", "--kafka-brokers", "a:1, b:2"},
+		env(map[string]string{"JOTGUARD_REVOCATION_FAILURE": "open", "JOTGUARD_AUDIENCE": "x,y",
+			"JOTGUARD_UPSTREAM": "http://127.0.0.1:3000", "JOTGUARD_PUBLIC_PATHS": "/static,/health"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.FailClosed || len(c.KafkaBrokers) != 2 || len(c.Audience) != 2 || c.Upstream.Host != "127.0.0.1:3000" || len(c.PublicPaths) != 2 {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestBadValuesNameTheVariable(t *testing.T) {
+	for name, val := range map[string]string{
+		"JOTGUARD_ISSUER": "ftp://x", "JOTGUARD_AUDIENCE": " , ", "JOTGUARD_VERIFIER_ADDR": "8081",
+		"JOTGUARD_KAFKA_BROKERS": "nohost", "JOTGUARD_ACCESS_TTL": "-5m", "JOTGUARD_LEEWAY": "soon",
+		"JOTGUARD_REVOCATION_FAILURE": "maybe", "JOTGUARD_REVOCATION_MAX_STALENESS": "0s",
+		"JOTGUARD_UPSTREAM": "localhost:3000", "JOTGUARD_JWKS_URL": "/jwks", "JOTGUARD_LOG_LEVEL": "loud",
+		"JOTGUARD_LOG_FORMAT": "xml",
+	} {
+		_, err := config.Load(nil, env(map[string]string{name: val}))
+		if err == nil || !strings.HasPrefix(err.Error(), name+":") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s=%q: error %v, want one line starting with the variable", name, val, err)
+		}
+	}
+	_, err := config.Load(nil, env(map[string]string{"JOTGUARD_PUBLIC_PATHS": "/static"}))
+	if err == nil || !strings.HasPrefix(err.Error(), "JOTGUARD_PUBLIC_PATHS") {
+		t.Errorf("public paths without upstream: %v", err)
+	}
+	_, err = config.Load(nil, env(map[string]string{"JOTGUARD_UPSTREAM": "http://x", "JOTGUARD_PUBLIC_PATHS": "static"}))
+	if err == nil || !strings.HasPrefix(err.Error(), "JOTGUARD_PUBLIC_PATHS:") {
+		t.Errorf("relative public path: %v", err)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	if _, err := config.Load([]string{"--help"}, env(nil)); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	var b strings.Builder
+	config.Usage(&b)
+	for _, v := range config.Vars() {
+		if !strings.Contains(b.String(), v.Name) || !strings.Contains(b.String(), "--"+v.Flag) {
+			t.Errorf("usage lacks %s / --%s", v.Name, v.Flag)
+		}
+	}
+}
