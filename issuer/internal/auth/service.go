@@ -263,23 +263,19 @@ func (s *Service) Logout(ctx context.Context, in LogoutInput) error {
 		return &ValidationError{Fields: []FieldError{{"scope", "must be local, global or others"}}}
 	}
 	var sess Session
-	switch {
-	case in.RefreshToken != "":
-		if !wellFormedRefresh(in.RefreshToken) {
-			return ErrInvalidRefreshToken
+	err := ErrInvalidRefreshToken
+	if in.RefreshToken != "" && wellFormedRefresh(in.RefreshToken) {
+		sess, err = s.d.Sessions.Lookup(ctx, in.RefreshToken)
+	}
+	// A stale refresh cookie next to a valid access token: the token decides.
+	if errors.Is(err, ErrInvalidRefreshToken) && in.AccessToken != "" {
+		var c *sdk.Claims
+		if c, err = s.verifyAccess(ctx, in.AccessToken); err == nil {
+			sess = Session{ID: c.SessionID, UserID: c.Subject}
 		}
-		var err error
-		if sess, err = s.d.Sessions.Lookup(ctx, in.RefreshToken); err != nil {
-			return err
-		}
-	case in.AccessToken != "":
-		c, err := s.verifyAccess(ctx, in.AccessToken)
-		if err != nil {
-			return err
-		}
-		sess = Session{ID: c.SessionID, UserID: c.Subject}
-	default:
-		return ErrInvalidRefreshToken
+	}
+	if err != nil {
+		return err
 	}
 	var sids []string
 	reason := revocation.ReasonLogout
