@@ -1,9 +1,9 @@
 # jotguard: see README.md. `make help` lists the targets.
 SHELL := /bin/bash
 GO ?= go
-MODULES := sdk issuer verifier deploy/devstack
+MODULES := sdk issuer verifier deploy/devstack deploy/demo
 BIN := bin
-DATA ?= .data/devstack
+DATA ?= .data
 DEVSTACK_FLAGS ?=
 STATICCHECK_VERSION ?= v0.8.2
 FUZZTIME ?= 2m
@@ -16,11 +16,12 @@ FUZZ_TARGETS := sdk:FuzzVerify sdk/revocation:FuzzSETVerify
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
-build: ## bin/issuer, bin/verifier, bin/devstack
+build: ## bin/issuer, bin/verifier, bin/devstack, bin/demo, bin/jotguard-run
 	@mkdir -p $(BIN)
 	cd issuer && $(GO) build -o ../$(BIN)/issuer ./cmd/issuer
 	cd verifier && $(GO) build -o ../$(BIN)/verifier ./cmd/verifier
 	cd deploy/devstack && $(GO) build -o ../../$(BIN)/devstack ./cmd/devstack
+	cd deploy/demo && $(GO) build -o ../../$(BIN)/demo ./cmd/demo && $(GO) build -o ../../$(BIN)/jotguard-run ./cmd/jotguard-run
 
 # The dev stack prints its export lines in one write once every server is up;
 # the trap stops it whatever the tests do.
@@ -37,9 +38,11 @@ test: build ## all tests (-race), against a dev stack started here on free ports
 	if [ $$status -ne 0 ]; then echo "== devstack log (last 50 lines)"; tail -n 50 $$log; fi; \
 	exit $$status
 
-run: build ## the dev stack in the foreground (data kept in $(DATA))
-	@mkdir -p $(DATA)
-	$(BIN)/devstack --data $(DATA) $(DEVSTACK_FLAGS)
+# jotguard-run starts the dev stack (data in $(DATA)/devstack), the issuer,
+# the demo upstream and a verifier proxying to it, then prints a curl
+# walk-through; Ctrl-C stops them all (they die with it even if it is killed).
+run: build ## everything on loopback, with a curl walk-through (data kept in $(DATA)); Ctrl-C stops it
+	@exec $(BIN)/jotguard-run --bin $(BIN) --data $(DATA)
 
 lint: ## gofmt check, go vet per module (also without go.work), staticcheck when it installs
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -60,3 +63,19 @@ ci: lint test ## what .ci/run runs after installing packages
 
 clean: ## remove binaries and make-run data
 	rm -rf $(BIN) .data
+
+# Benchmarks (issue 7): deploy/bench starts its own dev stack, issuer and
+# verifiers, pins the servers under HTTP load to BENCH_SERVER_CPUS and its
+# load generator to BENCH_LOAD_CPUS (empty: no pinning), and writes the
+# report with its charts in img/ beside it.
+BENCH_SERVER_CPUS ?= 0
+BENCH_LOAD_CPUS ?= 1
+BENCH_FLAGS = --root $(CURDIR) --server-cpus "$(BENCH_SERVER_CPUS)" --load-cpus "$(BENCH_LOAD_CPUS)"
+.PHONY: bench bench-quick
+bench: build ## the benchmark report: docs/benchmarks.md and docs/img/ (≤ 10 min)
+	cd deploy/bench && $(GO) build -o ../../$(BIN)/bench .
+	$(BIN)/bench $(BENCH_FLAGS) --out docs/benchmarks.md
+
+bench-quick: build ## every benchmark scenario with small counts, once (≤ 60 s; report in .data/bench-quick/)
+	cd deploy/bench && $(GO) build -o ../../$(BIN)/bench .
+	$(BIN)/bench --quick $(BENCH_FLAGS) --out .data/bench-quick/benchmarks.md
