@@ -1,0 +1,113 @@
+// Command bench is jotguard's benchmark harness (issue 7): it starts the dev
+// stack, bin/issuer and bin/verifier as subprocesses, drives them with its
+// own closed-loop load generator, measures every ceiling in the same run,
+// and writes docs/benchmarks.md and the charts under docs/img/.
+//
+//	bench [--quick] [--root DIR]     the benchmark (make bench, make bench-quick)
+//	bench serve bare|jwt|session …   a helper server (started by the bench)
+//	bench load --url … --c N --d D   one pinned HTTP load run (started by the bench)
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Config is the run's configuration.
+type Config struct {
+	Quick      bool
+	Root       string // repository root: bin/ and docs/ are here
+	ServerCPUs string // taskset list for the servers under test
+	LoadCPUs   string // taskset list for the load generator
+	Runs       int
+	Skip       map[string]bool
+	Command    string
+}
+
+var (
+	cfg    Config
+	binDir string
+	logDir string
+	start0 = time.Now()
+)
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%6.1fs] "+format+"\n", append([]any{time.Since(start0).Seconds()}, args...)...)
+}
+
+func main() {
+	if len(os.Args) > 1 {
+		var err error
+		switch os.Args[1] {
+		case "serve":
+			err = serveMain(os.Args[2:])
+		case "load":
+			err = loadMain(os.Args[2:])
+		default:
+			goto bench
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+bench:
+	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	fs.BoolVar(&cfg.Quick, "quick", false, "small counts, one run each (≤ 60 s)")
+	fs.StringVar(&cfg.Root, "root", "../..", "repository root (bin/, docs/)")
+	fs.StringVar(&cfg.ServerCPUs, "server-cpus", "0", "taskset CPU list of the servers under HTTP load (empty: no pinning)")
+	fs.StringVar(&cfg.LoadCPUs, "load-cpus", "1", "taskset CPU list of the load generator (empty: no pinning)")
+	fs.IntVar(&cfg.Runs, "runs", 0, "runs of each figure (default 3, quick 1)")
+	skip := fs.String("skip", "", "scenarios to skip (comma list of 1…8)")
+	out := fs.String("out", "", "report path (default ROOT/docs/benchmarks.md)")
+	_ = fs.Parse(os.Args[1:])
+	if cfg.Runs == 0 {
+		cfg.Runs = 3
+		if cfg.Quick {
+			cfg.Runs = 1
+		}
+	}
+	cfg.Skip = map[string]bool{}
+	for _, s := range strings.Split(*skip, ",") {
+		cfg.Skip[strings.TrimSpace(s)] = true
+	}
+	cfg.Command = "bench " + strings.Join(os.Args[1:], " ")
+	if cfg.Quick {
+		cfg.Command = "make bench-quick  # " + cfg.Command
+	} else {
+		cfg.Command = "make bench  # " + cfg.Command
+	}
+	root, _ := filepath.Abs(cfg.Root)
+	cfg.Root = root
+	binDir = filepath.Join(root, "bin")
+	if *out == "" {
+		*out = filepath.Join(root, "docs", "benchmarks.md")
+	}
+	logDir = filepath.Join(root, ".data", "bench-logs")
+	_ = os.MkdirAll(logDir, 0o755)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := run(ctx)
+	stopAll()
+	if rep != nil {
+		if werr := writeReport(rep, *out); werr != nil {
+			fmt.Fprintln(os.Stderr, "bench: report:", werr)
+			os.Exit(1)
+		}
+		logf("wrote %s", *out)
+		fmt.Print(rep.Summary())
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}

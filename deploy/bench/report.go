@@ -1,0 +1,441 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Machine describes where the bench ran.
+type Machine struct {
+	CPU     string
+	NProc   int
+	MemMiB  int64
+	Kernel  string
+	Go      string
+	Load    string // /proc/loadavg at start
+	Redis   string
+	Taskset bool
+}
+
+func describeMachine() Machine {
+	m := Machine{NProc: runtime.NumCPU(), Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		fmt.Sscanf(strings.TrimPrefix(strings.Split(string(b), "\n")[0], "MemTotal:"), "%d", &kb)
+		m.MemMiB = kb / 1024
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		m.Load = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	if p, err := exec.LookPath("redis-server"); err == nil {
+		out, _ := exec.Command(p, "--version").Output()
+		m.Redis = strings.TrimSpace(string(out))
+	} else {
+		m.Redis = "miniredis (embedded)"
+	}
+	_, err := exec.LookPath("taskset")
+	m.Taskset = err == nil
+	return m
+}
+
+// Authix baseline (issue 7): 2 uvicorn workers, this kind of machine, c=64.
+const (
+	authixRegister      = 25.0
+	authixRegisterLogin = 46.7
+	authixRefresh       = 12.2 // 10 users × 1K
+)
+
+// Goal is one line of the issue's "Goals".
+type Goal struct {
+	Name, Target, Measured string
+	Ratio                  float64 // measured ÷ target direction-adjusted; informative
+	Pass                   bool
+	Known                  bool // false: not measured in this run
+}
+
+func (g Goal) Status() string {
+	switch {
+	case !g.Known:
+		return "n/a"
+	case g.Pass:
+		return "PASS"
+	}
+	return "MISS"
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
+
+// http64 returns the median req/s and median p50/p99 of target at c.
+func (r *Report) httpFig(target string, c int) (rps float64, p50, p99 time.Duration, lo, hi float64, errs int, ok bool) {
+	rs := r.HTTP[target][c]
+	if len(rs) == 0 {
+		return 0, 0, 0, 0, 0, 0, false
+	}
+	var v []float64
+	var a, b []time.Duration
+	for _, x := range rs {
+		v = append(v, x.RPS())
+		a = append(a, x.Q(.5))
+		b = append(b, x.Q(.99))
+		errs += x.Errors
+	}
+	lo, hi = spreadF(v)
+	return medianF(v), median(a), median(b), lo, hi, errs, true
+}
+
+func (r *Report) issuerFig(pick func(IssuerResults) Result) (secs, rps []float64, p50, p99 []time.Duration, errs int) {
+	for _, x := range r.Issuer {
+		res := pick(x)
+		secs = append(secs, res.Elapsed.Seconds())
+		rps = append(rps, res.RPS())
+		p50 = append(p50, res.Q(.5))
+		p99 = append(p99, res.Q(.99))
+		errs += res.Errors
+	}
+	return
+}
+
+func (r *Report) Goals() []Goal {
+	var gs []Goal
+	// verifier vs bare
+	brps, _, bp99, _, _, _, bok := r.httpFig(tBare, 64)
+	frps, _, fp99, _, _, _, fok := r.httpFig(tForward, 64)
+	g := Goal{Name: "verifier auth-check req/s vs bare net/http (c=64)", Target: "≥ 0.80×"}
+	if bok && fok {
+		g.Known, g.Ratio = true, frps/brps
+		g.Pass = g.Ratio >= 0.8
+		g.Measured = fmt.Sprintf("%.2f× (%.0f vs %.0f req/s)", g.Ratio, frps, brps)
+	}
+	gs = append(gs, g)
+	g = Goal{Name: "verifier added p99 (c=64)", Target: "≤ 1 ms"}
+	if bok && fok {
+		add := fp99 - bp99
+		g.Known, g.Pass = true, add <= time.Millisecond
+		g.Ratio = float64(add) / float64(time.Millisecond)
+		g.Measured = fmt.Sprintf("%s (p99 %s vs %s)", ms(add), ms(fp99), ms(bp99))
+	}
+	gs = append(gs, g)
+	// sdk Verify
+	cached := r.GoBench.Median("BenchmarkVerifyCached", "ns/op")
+	g = Goal{Name: "cached Verify", Target: "≤ 2 µs"}
+	if cached > 0 {
+		g.Known, g.Pass, g.Ratio = true, cached <= 2000, cached/2000
+		g.Measured = fmt.Sprintf("%.0f ns/op (RunParallel on %d procs)", cached, r.Machine.NProc)
+	}
+	gs = append(gs, g)
+	unc := r.GoBench.Median("BenchmarkVerifyUncached", "ns/op")
+	raw := r.GoBench.Median("BenchmarkRawJWTParse/sdk.Claims", "ns/op")
+	g = Goal{Name: "uncached Verify vs raw golang-jwt (same key, sdk.Claims)", Target: "≤ 1.10×"}
+	if unc > 0 && raw > 0 {
+		g.Known, g.Ratio = true, unc/raw
+		g.Pass = g.Ratio <= 1.1
+		g.Measured = fmt.Sprintf("%.2f× (%.0f vs %.0f ns/op)", g.Ratio, unc, raw)
+	}
+	gs = append(gs, g)
+	// issuer
+	if len(r.Issuer) > 0 {
+		_, rps, _, _, _ := r.issuerFig(func(x IssuerResults) Result { return x.Refresh })
+		ref := medianF(rps)
+		authix := 10000 / authixRefresh
+		g = Goal{Name: "/access_token vs Authix (820/s; 10K in ≤ 1.2 s)", Target: "≥ 10×", Known: true}
+		g.Ratio = ref / authix
+		g.Pass = g.Ratio >= 10
+		g.Measured = fmt.Sprintf("%.1f× (%.0f req/s; 10K in %.2f s)", g.Ratio, ref, 10000/ref)
+		gs = append(gs, g)
+		var ce []float64
+		for _, c := range r.Ceiling {
+			ce = append(ce, c.RPS())
+		}
+		g = Goal{Name: "/access_token vs in-process ES256 sign + Redis rotate", Target: "≥ 0.60×", Known: len(ce) > 0}
+		if g.Known {
+			g.Ratio = ref / medianF(ce)
+			g.Pass = g.Ratio >= 0.6
+			g.Measured = fmt.Sprintf("%.2f× (%.0f vs %.0f/s)", g.Ratio, ref, medianF(ce))
+		}
+		gs = append(gs, g)
+		var ac []float64
+		for _, a := range r.Argon {
+			ac = append(ac, a.PerSec)
+		}
+		ceil := medianF(ac)
+		for _, w := range []struct {
+			name string
+			pick func(IssuerResults) Result
+		}{{"/register", func(x IssuerResults) Result { return x.Register }}, {"/login", func(x IssuerResults) Result { return x.Login }}} {
+			_, rps, _, _, _ := r.issuerFig(w.pick)
+			g = Goal{Name: w.name + " vs argon2id ceiling (cores ÷ hash time)", Target: "≥ 0.90×", Known: ceil > 0}
+			if g.Known {
+				g.Ratio = medianF(rps) / ceil
+				g.Pass = g.Ratio >= 0.9
+				g.Measured = fmt.Sprintf("%.2f× (%.1f vs %.1f/s)", g.Ratio, medianF(rps), ceil)
+			}
+			gs = append(gs, g)
+		}
+		errs := 0
+		for _, x := range r.Issuer {
+			errs += x.Register.Errors + x.Login.Errors + x.RegisterLogin.Errors + x.Refresh.Errors
+		}
+		gs = append(gs, Goal{Name: "issuer errors at c=64 (all workloads, all runs)", Target: "0", Known: true,
+			Pass: errs == 0, Measured: fmt.Sprint(errs)})
+	}
+	// propagation
+	if r.Prop != nil {
+		var all []time.Duration
+		missing := 0
+		for k, d := range r.Prop.Delays {
+			all = append(all, d...)
+			missing += r.Prop.Missing[k]
+		}
+		known := len(all) > 0
+		p99, mx := quantile(all, .99), slices.Max(append(all, 0))
+		gs = append(gs, Goal{Name: "revocation propagation p99 (both verifiers)", Target: "≤ 100 ms", Known: known,
+			Pass: p99 <= 100*time.Millisecond && missing == 0, Measured: fmt.Sprintf("%s (%d samples, %d never revoked)", ms(p99), len(all), missing)})
+		gs = append(gs, Goal{Name: "revocation propagation max", Target: "≤ 500 ms", Known: known,
+			Pass: mx <= 500*time.Millisecond && missing == 0, Measured: ms(mx)})
+	}
+	// memory
+	if m := r.Mem; m != nil {
+		g = Goal{Name: "bytes per revocation entry", Target: "≤ 48 B"}
+		if n := len(m.RSS); n > 0 && m.Idle > 0 {
+			per := float64(m.RSS[n-1]-m.Idle) / float64(m.Entries[n-1])
+			g.Known, g.Pass, g.Ratio = true, per <= 48, per/48
+			g.Measured = fmt.Sprintf("%.0f B (verifier RSS, %d entries)", per, m.Entries[n-1])
+			if k := len(m.InProc); k > 0 {
+				g.Measured += fmt.Sprintf("; %.1f B (revocation.Set heap, %d)", m.InProc[k-1].PerEntry(), m.InProc[k-1].Entries)
+			}
+		} else if k := len(m.InProc); k > 0 {
+			per := m.InProc[k-1].PerEntry()
+			g.Known, g.Pass = true, per <= 48
+			g.Measured = fmt.Sprintf("%.1f B (revocation.Set heap only, %d entries; no verifier)", per, m.InProc[k-1].Entries)
+		}
+		gs = append(gs, g)
+		g = Goal{Name: "verifier RSS idle", Target: "≤ 40 MiB", Known: m.Idle > 0}
+		if g.Known {
+			g.Pass = m.Idle <= 40<<20
+			g.Measured = fmt.Sprintf("%.1f MiB", float64(m.Idle)/(1<<20))
+		}
+		gs = append(gs, g)
+	}
+	return gs
+}
+
+// Summary is the goals table as plain text.
+func (r *Report) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\njotguard bench (%s, %s, %s)\n", map[bool]string{true: "quick", false: "full"}[r.Cfg.Quick],
+		r.Started.Format(time.RFC3339), r.Duration.Round(time.Second))
+	for _, g := range r.Goals() {
+		fmt.Fprintf(&b, "%-5s %-58s %-9s %s\n", g.Status(), g.Name, g.Target, g.Measured)
+	}
+	return b.String()
+}
+
+func writeReport(r *Report, path string) error {
+	img := filepath.Join(filepath.Dir(path), "img")
+	if err := os.MkdirAll(img, 0o755); err != nil {
+		return err
+	}
+	charts := drawCharts(r, img)
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	mode := "full"
+	if r.Cfg.Quick {
+		mode = "quick (small counts, 1 run each: a smoke run, not figures to quote)"
+	}
+	p("# jotguard benchmarks")
+	p("")
+	p("Written by `deploy/bench` (issue 7). Mode: **%s**. Started %s, took %s.", mode, r.Started.Format("2006-01-02 15:04 MST"), r.Duration.Round(time.Second))
+	p("")
+	p("Command: `%s` (from the repository root; the bench binary runs as `taskset -c %s`).", r.Cfg.Command, r.Cfg.LoadCPUs)
+	p("")
+	p("## Machine")
+	p("")
+	p("| | |\n|---|---|")
+	p("| CPU | %s |", r.Machine.CPU)
+	p("| nproc | %d |", r.Machine.NProc)
+	p("| memory | %d MiB |", r.Machine.MemMiB)
+	p("| kernel | %s |", r.Machine.Kernel)
+	p("| Go | %s |", r.Machine.Go)
+	p("| Redis | %s |", r.Machine.Redis)
+	p("| load average at start | %s |", r.Machine.Load)
+	p("")
+	p("The machine is shared: absolute numbers are noisy. Every figure with a ceiling is reported as a ratio to that ceiling measured **in the same run**, and runs of different targets are interleaved so that drift hits them alike.")
+	p("")
+	p("**Pinning.** Servers under HTTP load (bin/verifier, the bare handler, the sdk and Redis-session servers, the dev stack) run under `taskset -c %s`; every HTTP load generator run (`bench load`, a subprocess) under `taskset -c %s`. The issuer is **not** pinned: the Authix baseline used the whole machine and argon2id wants every core; the issuer workloads and in-process ceilings run from the unpinned bench process. Taskset available: %v.", r.Cfg.ServerCPUs, r.Cfg.LoadCPUs, r.Machine.Taskset)
+	p("")
+	p("## Goals (issue 7)")
+	p("")
+	p("| status | goal | target | measured |\n|---|---|---|---|")
+	for _, g := range r.Goals() {
+		p("| %s | %s | %s | %s |", g.Status(), g.Name, g.Target, g.Measured)
+	}
+	p("")
+	if len(r.Notes) > 0 {
+		p("Notes from this run:")
+		p("")
+		for _, n := range r.Notes {
+			p("- %s", n)
+		}
+		p("")
+	}
+
+	if len(r.Issuer) > 0 {
+		p("## 1. Authix workloads against bin/issuer (concurrency 64, %d run(s))", len(r.Issuer))
+		p("")
+		p("n = %d (the Authix workloads use 1000). /access_token: %d users, 64 sessions (worker w is a session of user w mod %d), %d refreshes in all, each session following its rotated `refresh_token` cookie. \"login\" is a login-only pass over the registered users (for scenario 3). Median (min–max) over runs.", r.N, r.RefreshUsers, r.RefreshUsers, r.N*r.RefreshUsers)
+		p("")
+		p("| workload | time | req/s | p50 | p99 | errors | Authix 2 workers (scaled to n) |\n|---|---|---|---|---|---|---|")
+		scale := float64(r.N) / 1000
+		for _, w := range []struct {
+			name   string
+			pick   func(IssuerResults) Result
+			authix float64
+		}{
+			{fmt.Sprintf("%d × /register", r.N), func(x IssuerResults) Result { return x.Register }, authixRegister},
+			{fmt.Sprintf("%d × /register+/login", r.N), func(x IssuerResults) Result { return x.RegisterLogin }, authixRegisterLogin},
+			{fmt.Sprintf("%d users × %d /access_token", r.RefreshUsers, r.N), func(x IssuerResults) Result { return x.Refresh }, authixRefresh},
+			{fmt.Sprintf("%d × /login", r.N), func(x IssuerResults) Result { return x.Login }, 0},
+		} {
+			secs, rps, p50, p99, errs := r.issuerFig(w.pick)
+			lo, hi := spreadF(secs)
+			ax := "—"
+			if w.authix > 0 {
+				ax = fmt.Sprintf("%.2f s → %.1f× faster", w.authix*scale, w.authix*scale/medianF(secs))
+			}
+			p("| %s | %.2f s (%.2f–%.2f) | %.0f | %s | %s | %d | %s |", w.name, medianF(secs), lo, hi, medianF(rps), ms(median(p50)), ms(median(p99)), errs, ax)
+		}
+		p("")
+		p("## 2. /access_token vs its ceiling")
+		p("")
+		p("The ceiling runs in the bench process, 64 goroutines against the same Redis for the same time: per operation the Redis work of `redisstore.Sessions.Rotate` (GET route, SET successor route, the rotate Lua script, copied from the internal package) plus one ES256 sign of an access token. No HTTP, no cookie, no JSON.")
+		p("")
+		p("| run | /access_token req/s | ceiling ops/s | ratio | ceiling p99 |\n|---|---|---|---|---|")
+		for i := range r.Issuer {
+			if i < len(r.Ceiling) {
+				a, c := r.Issuer[i].Refresh, r.Ceiling[i]
+				p("| %d | %.0f | %.0f | %.2f× | %s |", i+1, a.RPS(), c.RPS(), a.RPS()/c.RPS(), ms(c.Q(.99)))
+			}
+		}
+		p("")
+		p("## 3. /register and /login vs the argon2id ceiling")
+		p("")
+		p("argon2id at the issuer's defaults (m=19456 KiB, t=2, p=1), in-process with golang.org/x/crypto/argon2: the median time of one hash on one goroutine; the ceiling is cores ÷ that time. \"parallel\" is measured with one goroutine per core.")
+		p("")
+		p("| run | hash time | ceiling /s | parallel /s | /register /s | ratio | /login /s | ratio |\n|---|---|---|---|---|---|---|---|")
+		for i, a := range r.Argon {
+			if i < len(r.Issuer) {
+				x := r.Issuer[i]
+				p("| %d | %s | %.1f | %.1f | %.1f | %.2f× | %.1f | %.2f× |", i+1, ms(a.HashTime), a.PerSec, a.Parallel,
+					x.Register.RPS(), x.Register.RPS()/a.PerSec, x.Login.RPS(), x.Login.RPS()/a.PerSec)
+			}
+		}
+		p("")
+	}
+	if r.HTTP != nil {
+		p("## 4 and 8. Verifier, bare handler, JWT vs server-side session")
+		p("")
+		p("Each target answers GET with a 200 (the verifier: an allow decision). Closed loop, keep-alive, %s per run, median (min–max) req/s over %d run(s). The sdk.Middleware servers are the bench's own (`bench serve jwt`): the sdk engine the verifier wraps, with `sdk.Config.CacheSize` default (cache on) or -1 (off). bin/verifier has no cache-size setting (no `JOTGUARD_*` variable for it), so the cache on/off comparison is made on the sdk servers. \"Redis session lookup\" does one Redis GET (and a JSON decode) per request: the server-side-session alternative of scenario 8.", map[bool]string{true: "0.7 s", false: "3 s"}[r.Cfg.Quick], r.Cfg.Runs)
+		p("")
+		p("| target | c | req/s | × bare | p50 | p99 | added p99 | errors |\n|---|---|---|---|---|---|---|---|")
+		for _, t := range r.HTTPOrder {
+			for _, c := range r.Concs {
+				rps, p50, p99, lo, hi, errs, ok := r.httpFig(t, c)
+				if !ok {
+					continue
+				}
+				brps, _, bp99, _, _, _, _ := r.httpFig(tBare, c)
+				p("| %s | %d | %.0f (%.0f–%.0f) | %.2f | %s | %s | %s | %d |", t, c, rps, lo, hi, rps/brps, ms(p50), ms(p99), ms(p99-bp99), errs)
+			}
+		}
+		p("")
+		for _, c := range charts {
+			if strings.Contains(c, "latency") || strings.Contains(c, "throughput") {
+				p("![%s](img/%s)", c, c)
+				p("")
+			}
+		}
+	}
+	if g := r.GoBench; g != nil {
+		p("## 5. sdk Verify: Go benchmarks")
+		p("")
+		p("`%s`, with every server stopped. BenchmarkVerifyCached runs with RunParallel: its ns/op is wall time per op over %d procs.", g.Command, r.Machine.NProc)
+		p("")
+		p("| benchmark | ns/op | B/op | allocs/op |\n|---|---|---|---|")
+		for _, n := range g.Order {
+			p("| %s | %.0f | %.0f | %.0f |", strings.TrimPrefix(n, "Benchmark"), g.Median(n, "ns/op"), g.Median(n, "B/op"), g.Median(n, "allocs/op"))
+		}
+		p("")
+		if g.Benchstat != "" {
+			p("benchstat:")
+			p("")
+			p("```")
+			p("%s", strings.TrimSpace(g.Benchstat))
+			p("```")
+			p("")
+		}
+	}
+	if pr := r.Prop; pr != nil {
+		p("## 6. Revocation propagation")
+		p("")
+		p("%d sessions logged out one at a time (`POST /logout` with the Bearer access token, scope local). Before each logout both verifiers allow the token (so it sits in their verified-token cache); from the logout's response each verifier is polled back to back until it answers 401.", r.PropN)
+		p("")
+		p("| verifier | samples | p50 | p99 | max | never revoked (5 s) |\n|---|---|---|---|---|---|")
+		for _, k := range slices.Sorted(mapsKeys(pr.Delays)) {
+			d := pr.Delays[k]
+			p("| %s | %d | %s | %s | %s | %d |", k, len(d), ms(quantile(d, .5)), ms(quantile(d, .99)), ms(slices.Max(d)), pr.Missing[k])
+		}
+		p("")
+		p("![propagation CDF](img/propagation-cdf.png)")
+		p("")
+	}
+	if m := r.Mem; m != nil {
+		p("## 7. Verifier memory")
+		p("")
+		if m.Idle > 0 {
+			p("bin/verifier pointed at a bench-owned JWKS (sdktest's ES256 key, `JOTGUARD_ISSUER` = its URL), so the bench can sign revocation SETs the verifier accepts; they go through Kafka (kfake) like the issuer's. Every event revokes a distinct session (`complex{user, session}`), so each is a live entry.")
+			p("")
+			p("| state | RSS | set size (/metrics) | bytes per entry over idle |\n|---|---|---|---|")
+			p("| idle (ready, no traffic) | %.1f MiB | | |", float64(m.Idle)/(1<<20))
+			p("| under load (c=64 forward-auth, %.0f req/s; peak) | %.1f MiB | | |", m.LoadResult.RPS(), float64(m.Loaded)/(1<<20))
+			for i, k := range m.Entries {
+				p("| %d entries injected | %.1f MiB | %d | %.0f |", k, float64(m.RSS[i])/(1<<20), m.SetSize[i], float64(m.RSS[i]-m.Idle)/float64(k))
+			}
+			p("")
+		}
+		p("In-process, the Go heap a `revocation.Set` holds (after GC):")
+		p("")
+		p("| entries | heap | bytes per entry |\n|---|---|---|")
+		for _, s := range m.InProc {
+			p("| %d | %.1f MiB | %.1f |", s.Entries, float64(s.HeapBytes)/(1<<20), s.PerEntry())
+		}
+		p("")
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func mapsKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}

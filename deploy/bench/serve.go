@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jotguard/jotguard/sdk"
+	"github.com/jotguard/jotguard/sdk/kafkafeed"
+	"github.com/jotguard/jotguard/sdk/revocation"
+)
+
+// serveMain runs one of the bench's own servers, started as a subprocess so
+// that taskset can pin it:
+//
+//	bare     a bare net/http handler answering 200 "ok" (also the upstream
+//	         of the verifier's reverse-proxy mode, measured directly)
+//	jwt      sdk.Middleware around the same handler: a local Verify per
+//	         request (--cache -1: no verified-token cache; --kafka: the
+//	         kafkafeed revocation consumer the verifier uses)
+//	session  a server-side session: one Redis GET per request, keyed by the
+//	         "sid" cookie
+func serveMain(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	addr := fs.String("addr", "127.0.0.1:0", "listen address")
+	issuer := fs.String("issuer", "", "jwt: iss and JWKS base URL")
+	cache := fs.Int("cache", 0, "jwt: sdk.Config.CacheSize (0 default, -1 off)")
+	brokers := fs.String("kafka", "", "jwt: Kafka brokers for revocations")
+	topic := fs.String("topic", "jotguard.revocations", "jwt: revocation topic")
+	redisURL := fs.String("redis", "", "session: Redis URL")
+	if len(args) == 0 {
+		return errors.New("serve: bare|jwt|session")
+	}
+	kind := args[0]
+	_ = fs.Parse(args[1:])
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	var h http.Handler
+	switch kind {
+	case "bare":
+		h = ok
+	case "jwt":
+		cfg := sdk.Config{Issuer: *issuer, Audience: []string{"jotguard"}, CacheSize: *cache}
+		var set *revocation.Set
+		if *brokers != "" {
+			set = revocation.NewSet(5*time.Minute+30*time.Second, nil)
+		}
+		v, err := sdk.NewVerifier(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		if set != nil {
+			feed, err := kafkafeed.New(kafkafeed.Config{Brokers: strings.Split(*brokers, ","), Topic: *topic,
+				Replay: 5*time.Minute + 30*time.Second, Set: set,
+				Events: revocation.NewSETVerifier(v.Keyfunc(), *issuer, []string{"jotguard"}, nil)})
+			if err != nil {
+				return err
+			}
+			go func() { _ = feed.Run(ctx) }()
+			cfg.Revocations = feed
+			if v, err = sdk.NewVerifier(ctx, cfg); err != nil {
+				return err
+			}
+		}
+		h = sdk.Middleware(v)(ok)
+	case "session":
+		o, err := redis.ParseURL(*redisURL)
+		if err != nil {
+			return err
+		}
+		rdb := redis.NewClient(o)
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, err := r.Cookie("sid")
+			if err != nil {
+				http.Error(w, "no session", http.StatusUnauthorized)
+				return
+			}
+			v, err := rdb.Get(r.Context(), "bench:sess:"+c.Value).Bytes()
+			switch {
+			case errors.Is(err, redis.Nil):
+				http.Error(w, "no session", http.StatusUnauthorized)
+				return
+			case err != nil:
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			var s struct{ Sub string }
+			if json.Unmarshal(v, &s) != nil || s.Sub == "" {
+				http.Error(w, "bad session", http.StatusUnauthorized)
+				return
+			}
+			ok(w, r)
+		})
+	default:
+		return fmt.Errorf("serve: unknown server %q", kind)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ready\n") })
+	mux.Handle("/", h)
+	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog: slog.NewLogLogger(slog.NewTextHandler(os.Stderr, nil), slog.LevelWarn)}
+	go func() { <-ctx.Done(); _ = srv.Shutdown(context.Background()) }()
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// loadMain is `bench load`: a closed-loop HTTP load run whose Result is
+// printed as JSON, so that taskset can pin the load generator.
+func loadMain(args []string) error {
+	fs := flag.NewFlagSet("load", flag.ExitOnError)
+	url := fs.String("url", "", "target URL")
+	conc := fs.Int("c", 1, "concurrency")
+	d := fs.Duration("d", time.Second, "duration")
+	name := fs.String("name", "", "result name")
+	want := fs.Int("want", 200, "expected status")
+	var hdrs multiFlag
+	fs.Var(&hdrs, "H", "header 'Name: value' (repeatable)")
+	_ = fs.Parse(args)
+	client := NewClient(*conc)
+	hdr := http.Header{}
+	for _, h := range hdrs {
+		k, v, _ := strings.Cut(h, ":")
+		hdr.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	op := func(ctx context.Context, w, i int) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
+		req.Header = hdr.Clone()
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != *want {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	r := Load(context.Background(), *name, *conc, 0, *d, 20, op)
+	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ", ") }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
