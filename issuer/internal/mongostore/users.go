@@ -48,9 +48,14 @@ type userDoc struct {
 }
 
 type lookupDoc struct {
-	Key    string `bson:"_id"`
-	UserID string `bson:"user_id"`
+	Key       string    `bson:"_id"`
+	UserID    string    `bson:"user_id"`
+	CreatedAt time.Time `bson:"created_at"`
 }
+
+// staleClaim is how old a claim without its user must be before a new
+// sign-up may take it over: a sign-up that crashed between its inserts.
+const staleClaim = time.Minute
 
 // NewUsers returns the store and creates its unique indexes.
 func NewUsers(ctx context.Context, db *mongo.Database) (*Users, error) {
@@ -81,7 +86,7 @@ func NewUsers(ctx context.Context, db *mongo.Database) (*Users, error) {
 func (u *Users) Create(ctx context.Context, usr auth.User) error {
 	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
 	defer cancel()
-	_, err := u.emails.InsertOne(ctx, lookupDoc{Key: usr.Email, UserID: usr.ID})
+	err := u.claim(ctx, u.emails, usr.Email, usr.ID)
 	switch {
 	case mongo.IsDuplicateKeyError(err):
 		return auth.ErrEmailTaken
@@ -95,7 +100,7 @@ func (u *Users) Create(ctx context.Context, usr auth.User) error {
 	}
 	ukey := auth.NormalizeUsername(usr.Username)
 	if ukey != "" {
-		_, err := u.usernames.InsertOne(ctx, lookupDoc{Key: ukey, UserID: usr.ID})
+		err := u.claim(ctx, u.usernames, ukey, usr.ID)
 		switch {
 		case mongo.IsDuplicateKeyError(err):
 			undo(u.emails, usr.Email)
@@ -119,6 +124,30 @@ func (u *Users) Create(ctx context.Context, usr auth.User) error {
 		return unavailable("insert user", err)
 	}
 	return nil
+}
+
+// claim inserts the lookup document key → userID. When key is claimed by a
+// user that does not exist, and the claim is old enough that its sign-up
+// cannot still be running, the stale claim is removed and the insert retried
+// once; otherwise the duplicate-key error is returned.
+func (u *Users) claim(ctx context.Context, coll *mongo.Collection, key, userID string) error {
+	_, err := coll.InsertOne(ctx, lookupDoc{Key: key, UserID: userID, CreatedAt: time.Now().UTC()})
+	if !mongo.IsDuplicateKeyError(err) {
+		return err
+	}
+	var old lookupDoc
+	if coll.FindOne(ctx, bson.D{{Key: "_id", Value: key}}).Decode(&old) != nil ||
+		old.CreatedAt.IsZero() || time.Since(old.CreatedAt) < staleClaim {
+		return err
+	}
+	if _, ferr := u.ByID(ctx, old.UserID); !errors.Is(ferr, auth.ErrUserNotFound) {
+		return err
+	}
+	if _, derr := coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "user_id", Value: old.UserID}}); derr != nil {
+		return err
+	}
+	_, err = coll.InsertOne(ctx, lookupDoc{Key: key, UserID: userID, CreatedAt: time.Now().UTC()})
+	return err
 }
 
 // ByID implements auth.UserStore.

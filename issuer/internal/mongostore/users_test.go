@@ -3,6 +3,7 @@ package mongostore_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/jotguard/jotguard/issuer/internal/mongostore"
 	"github.com/jotguard/jotguard/issuer/internal/storetest"
 	"github.com/jotguard/jotguard/sdk/sdktest"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
@@ -34,4 +36,37 @@ func TestUsers(t *testing.T) {
 		}
 		return users
 	})
+}
+
+// A sign-up that died between its email claim and its user leaves a claim
+// without a user; once stale, a new sign-up takes the email over.
+func TestStaleClaimIsTakenOver(t *testing.T) {
+	uri := sdktest.RequireEnv(t, "JOTGUARD_MONGO_URI")
+	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	db := client.Database("test_" + strings.ToLower(rand.Text()))
+	t.Cleanup(func() { _ = db.Drop(context.Background()) })
+	users, err := mongostore.NewUsers(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Collection(mongostore.EmailsCollection).InsertOne(t.Context(),
+		bson.D{{Key: "_id", Value: "ghost@example.com"}, {Key: "user_id", Value: "dead"}, {Key: "created_at", Value: time.Now().Add(-time.Hour)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Collection(mongostore.EmailsCollection).InsertOne(t.Context(),
+		bson.D{{Key: "_id", Value: "fresh@example.com"}, {Key: "user_id", Value: "inflight"}, {Key: "created_at", Value: time.Now()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := users.Create(t.Context(), auth.User{ID: "u1", Email: "ghost@example.com"}); err != nil {
+		t.Fatalf("stale claim not taken over: %v", err)
+	}
+	if err := users.Create(t.Context(), auth.User{ID: "u2", Email: "fresh@example.com"}); !errors.Is(err, auth.ErrEmailTaken) {
+		t.Fatalf("a fresh claim (sign-up in flight) was taken over: %v", err)
+	}
 }
