@@ -122,6 +122,7 @@ func New(o Options) *API {
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", h.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})))
+	e.GET("/openapi.yaml", serveOpenAPI)
 	api.Handler = e
 	return api
 }
