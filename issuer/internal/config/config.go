@@ -40,6 +40,7 @@ type Config struct {
 	RefreshTTL         time.Duration
 	Leeway             time.Duration
 	RefreshReuseGrace  time.Duration
+	RefreshHistory     int // refresh tokens remembered per session for reuse detection
 	SigningAlg         string
 	KeyEncryptionKey   Secret // 32 bytes, or nil (warned)
 	KeyRotateEvery     time.Duration
@@ -165,6 +166,8 @@ var vars = []Var{
 		set: duration(func(c *Config) *time.Duration { return &c.Leeway })},
 	{Name: "JOTGUARD_REFRESH_REUSE_GRACE", Flag: "refresh-reuse-grace", Default: "10s", Usage: "window in which the just-rotated refresh token returns the same successor",
 		set: duration(func(c *Config) *time.Duration { return &c.RefreshReuseGrace })},
+	{Name: "JOTGUARD_REFRESH_HISTORY", Flag: "refresh-history", Default: "16", Usage: "refresh tokens each session remembers (current and replaced) for reuse detection; older ones are just invalid",
+		set: intIn(func(c *Config) *int { return &c.RefreshHistory }, 2, 100_000)},
 	{Name: "JOTGUARD_SIGNING_ALG", Flag: "signing-alg", Default: "ES256", Usage: "ES256, EdDSA or RS256",
 		set: func(c *Config, s string) error {
 			switch s {

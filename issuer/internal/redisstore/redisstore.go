@@ -9,6 +9,7 @@
 //	{P:U}:g:H       → the successor of rotated token H, encrypted (TTL = grace)
 //	{P:U}:s:SID     → hash cid, created
 //	{P:U}:st:SID    → set of the session's token hashes
+//	{P:U}:sl:SID    → the same hashes as a list, newest first, capped at Keep
 //	{P:U}:ss        → set of the user's sids
 //
 // H is the hex SHA-256 of the refresh token; the token itself is never
@@ -16,6 +17,11 @@
 // it holds the successor token encrypted with AES-256-GCM under a key
 // derived from the rotated token (SHA-256 of a label and that token), so only
 // whoever presents the rotated token can read it, and Redis alone cannot.
+// A session remembers its last Keep tokens (the current one and the ones it
+// replaced): reusing one of those after the grace window revokes the
+// session. Older tokens are forgotten, so a session refreshed every few
+// minutes for weeks holds a bounded amount of memory; presenting a forgotten
+// token is just an invalid token.
 // Scripts build key names from the hash-tagged prefix passed in ARGV; they
 // declare the user's session-set key, so Cluster routes them to that slot.
 package redisstore
@@ -76,6 +82,7 @@ type Config struct {
 	Prefix     string        // default "jg"
 	RefreshTTL time.Duration // session and refresh token lifetime (sliding)
 	Grace      time.Duration // reuse grace window
+	Keep       int           // tokens remembered per session for reuse detection; default 16
 	Now        func() time.Time
 }
 
@@ -97,6 +104,9 @@ func New(rdb redis.UniversalClient, cfg Config) (*Sessions, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Keep < 2 {
+		cfg.Keep = 16
 	}
 	return &Sessions{rdb: rdb, cfg: cfg}, nil
 }
@@ -128,7 +138,7 @@ local function delsession(up, sid, ss)
     table.insert(gone, h)
   end
   local n = redis.call('DEL', up..':s:'..sid)
-  redis.call('DEL', up..':st:'..sid)
+  redis.call('DEL', up..':st:'..sid, up..':sl:'..sid)
   redis.call('SREM', ss, sid)
   return n
 end
@@ -136,12 +146,13 @@ end
 
 var createScript = redis.NewScript(`
 local up, sid, h, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[6]
-local sk, tk, stk = up..':s:'..sid, up..':t:'..h, up..':st:'..sid
+local sk, tk, stk, slk = up..':s:'..sid, up..':t:'..h, up..':st:'..sid, up..':sl:'..sid
 redis.call('HSET', sk, 'cid', ARGV[4], 'created', ARGV[5])
 redis.call('HSET', tk, 'sid', sid, 'st', 'live')
 redis.call('SADD', stk, h)
+redis.call('LPUSH', slk, h)
 redis.call('SADD', KEYS[1], sid)
-for _, k in ipairs({sk, tk, stk, KEYS[1]}) do redis.call('PEXPIRE', k, ttl) end
+for _, k in ipairs({sk, tk, stk, slk, KEYS[1]}) do redis.call('PEXPIRE', k, ttl) end
 return 1
 `)
 
@@ -161,7 +172,7 @@ func (s *Sessions) Create(ctx context.Context, sess auth.Session, refresh string
 }
 
 var rotateScript = redis.NewScript(luaDelSession + `
-local up, old, new, enc, grace, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local up, old, new, enc, grace, ttl, keep = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
 local tk = up..':t:'..old
 local t = redis.call('HMGET', tk, 'sid', 'st')
 local sid, st = t[1], t[2]
@@ -177,11 +188,19 @@ if st == 'rot' then
 end
 redis.call('HSET', tk, 'st', 'rot', 'succ', new)
 redis.call('SET', up..':g:'..old, enc, 'PX', grace)
-local nk, stk = up..':t:'..new, up..':st:'..sid
+local nk, stk, slk = up..':t:'..new, up..':st:'..sid, up..':sl:'..sid
 redis.call('HSET', nk, 'sid', sid, 'st', 'live')
 redis.call('SADD', stk, new)
-for _, k in ipairs({tk, nk, stk, sk, KEYS[1]}) do redis.call('PEXPIRE', k, ttl) end
-return {'ok', sid, s[1], s[2]}
+redis.call('LPUSH', slk, new)
+local out = {'ok', sid, s[1], s[2]}
+while redis.call('LLEN', slk) > keep do
+  local h = redis.call('RPOP', slk)
+  redis.call('DEL', up..':t:'..h, up..':g:'..h)
+  redis.call('SREM', stk, h)
+  table.insert(out, h)
+end
+for _, k in ipairs({tk, nk, stk, slk, sk, KEYS[1]}) do redis.call('PEXPIRE', k, ttl) end
+return out
 `)
 
 // Rotate implements auth.SessionStore.
@@ -204,13 +223,14 @@ func (s *Sessions) Rotate(ctx context.Context, refresh, successor string) (auth.
 		return auth.Rotation{}, unavailable("rotate", err)
 	}
 	res, err := rotateScript.Run(ctx, s.rdb, []string{up + ":ss"}, up, old, next, enc,
-		s.cfg.Grace.Milliseconds(), s.cfg.RefreshTTL.Milliseconds()).StringSlice()
+		s.cfg.Grace.Milliseconds(), s.cfg.RefreshTTL.Milliseconds(), s.cfg.Keep).StringSlice()
 	if err != nil {
 		return auth.Rotation{}, unavailable("rotate", err)
 	}
 	dropRoute := func() { _ = s.rdb.Del(context.WithoutCancel(ctx), s.index(next)).Err() }
 	switch res[0] {
 	case "ok":
+		s.dropRoutes(ctx, res[4:]) // tokens the session no longer remembers
 		return auth.Rotation{Session: session(uid, res), Token: successor}, nil
 	case "grace":
 		dropRoute()

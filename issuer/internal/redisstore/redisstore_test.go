@@ -90,3 +90,48 @@ func TestDeadRedisIsUnavailable(t *testing.T) {
 		t.Fatalf("Lookup on a dead Redis: %v, want ErrUnavailable", err)
 	}
 }
+
+// A session remembers only its last Keep tokens: memory stays bounded
+// however often it is refreshed, reuse of a remembered token still revokes,
+// and a forgotten one is merely invalid.
+func TestHistoryIsBounded(t *testing.T) {
+	url := sdktest.RequireEnv(t, "JOTGUARD_REDIS_URL")
+	rdb, _ := redisstore.NewClient(url)
+	t.Cleanup(func() { _ = rdb.Close() })
+	prefix := "test_" + strings.ToLower(rand.Text())
+	t.Cleanup(func() {
+		keys, _ := rdb.Keys(context.Background(), "*"+prefix+"*").Result()
+		for _, k := range keys {
+			rdb.Del(context.Background(), k)
+		}
+	})
+	s, _ := redisstore.New(rdb, redisstore.Config{Prefix: prefix, RefreshTTL: time.Hour, Grace: time.Millisecond, Keep: 3})
+	ctx := t.Context()
+	tokens := []string{auth.NewRefreshToken()}
+	if err := s.Create(ctx, auth.Session{ID: "s1", UserID: "u1"}, tokens[0]); err != nil {
+		t.Fatal(err)
+	}
+	var counts []int
+	for i := range 10 {
+		next := auth.NewRefreshToken()
+		if _, err := s.Rotate(ctx, tokens[i], next); err != nil {
+			t.Fatalf("rotation %d: %v", i, err)
+		}
+		tokens = append(tokens, next)
+		keys, _ := rdb.Keys(ctx, "*"+prefix+"*").Result()
+		counts = append(counts, len(keys))
+	}
+	if counts[len(counts)-1] != counts[3] {
+		t.Fatalf("keys per rotation %v: not bounded", counts)
+	}
+	time.Sleep(20 * time.Millisecond) // past the grace window
+	if _, err := s.Rotate(ctx, tokens[0], auth.NewRefreshToken()); !errors.Is(err, auth.ErrInvalidRefreshToken) || errors.Is(err, auth.ErrRefreshReuse) {
+		t.Fatalf("forgotten token: %v, want plain ErrInvalidRefreshToken", err)
+	}
+	if _, err := s.Get(ctx, "u1", "s1"); err != nil {
+		t.Fatalf("session after a forgotten token: %v", err)
+	}
+	if _, err := s.Rotate(ctx, tokens[9], auth.NewRefreshToken()); !errors.Is(err, auth.ErrRefreshReuse) {
+		t.Fatalf("remembered token reused: %v, want ErrRefreshReuse", err)
+	}
+}
