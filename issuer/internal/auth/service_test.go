@@ -203,3 +203,31 @@ func TestDisabledUser(t *testing.T) {
 		t.Fatalf("disabled, wrong password: %v (must not reveal the account state)", err)
 	}
 }
+
+func TestRevokeToken(t *testing.T) {
+	f := newFixture(t)
+	_, _ = f.svc.Register(t.Context(), auth.RegisterInput{Email: "a@example.com", Password: pw})
+	tok, _ := f.svc.Login(t.Context(), auth.LoginInput{Identifier: "a@example.com", Password: pw})
+	if err := f.svc.RevokeToken(t.Context(), "nonsense", ""); err != nil || len(f.events.evs) != 0 {
+		t.Fatalf("unknown token: %v, events %v", err, f.events.evs)
+	}
+	if err := f.svc.RevokeToken(t.Context(), auth.NewRefreshToken(), "refresh_token"); err != nil || len(f.events.evs) != 0 {
+		t.Fatalf("unknown refresh token: %v, events %v", err, f.events.evs)
+	}
+	c, _ := fakeVerifier{}.Verify(t.Context(), tok.AccessToken)
+	if err := f.svc.RevokeToken(t.Context(), tok.AccessToken, "access_token"); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.events.evs) != 1 || f.events.evs[0].TokenID != c.ID || f.events.evs[0].Subject != c.Subject {
+		t.Fatalf("access token revocation events %+v", f.events.evs)
+	}
+	if err := f.svc.RevokeToken(t.Context(), tok.RefreshToken, ""); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.events.evs) != 2 || f.events.evs[1].SessionID != tok.Session.ID {
+		t.Fatalf("refresh token revocation events %+v", f.events.evs)
+	}
+	if _, err := f.svc.Refresh(t.Context(), tok.RefreshToken); !errors.Is(err, auth.ErrInvalidRefreshToken) {
+		t.Fatalf("refresh after revocation: %v", err)
+	}
+}
