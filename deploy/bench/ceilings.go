@@ -16,6 +16,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"golang.org/x/crypto/argon2"
 
 	"github.com/jotguard/jotguard/sdk"
@@ -80,7 +83,8 @@ func sealGrace(rotated, successor string) string {
 // signRotateCeiling runs conc workers, each rotating its own session chain
 // (route GET, route SET, rotate script) and signing an ES256 access token,
 // for d. It talks to the same Redis as the issuer, under its own prefix.
-func signRotateCeiling(ctx context.Context, redisURL string, conc int, d time.Duration) (Result, error) {
+// extra, when set, runs after each rotation (the user lookup).
+func signRotateCeiling(ctx context.Context, name, redisURL string, conc int, d time.Duration, extra Op) (Result, error) {
 	o, err := redis.ParseURL(redisURL)
 	if err != nil {
 		return Result{}, err
@@ -90,7 +94,7 @@ func signRotateCeiling(ctx context.Context, redisURL string, conc int, d time.Du
 	defer rdb.Close()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	const ttl = 672 * time.Hour
-	prefix := "benchceil" + runTag
+	prefix := "benchceil" + runTag + rand.Text()[:4]
 	tokens := make([]string, conc)
 	users := make([]string, conc)
 	for w := range conc {
@@ -133,10 +137,12 @@ func signRotateCeiling(ctx context.Context, redisURL string, conc int, d time.Du
 			ClientID: "jotguard", SessionID: "sid" + uid, Email: uid + "@bench.example"}
 		t := jwt.NewWithClaims(jwt.SigningMethodES256, c)
 		t.Header["kid"], t.Header["typ"] = "bench", "at+jwt"
-		_, err = t.SignedString(key)
-		return err
+		if _, err = t.SignedString(key); err != nil || extra == nil {
+			return err
+		}
+		return extra(ctx, w, i)
 	}
-	r := Load(ctx, "sign+rotate ceiling", conc, 0, d, 2, op)
+	r := Load(ctx, name, conc, 0, d, 2, op)
 	// leave Redis as found
 	iter := rdb.Scan(ctx, 0, "*"+prefix+"*", 1000).Iterator()
 	for iter.Next(ctx) {
@@ -178,4 +184,29 @@ func argon2Ceiling(m, t uint32, p uint8, n int) Argon2Ceiling {
 	par := float64(cores*n) / time.Since(t0).Seconds()
 	ht := median(one)
 	return Argon2Ceiling{HashTime: ht, Cores: cores, PerSec: float64(cores) / ht.Seconds(), Parallel: par}
+}
+
+// mongoLookup returns an Op that finds one of the issuer's users by _id,
+// as issuer/internal/mongostore.Users.ByID does on every /access_token.
+func mongoLookup(ctx context.Context, uri, db string) (Op, func(), error) {
+	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetMaxPoolSize(128))
+	if err != nil {
+		return nil, nil, err
+	}
+	coll := client.Database(db).Collection("users")
+	cur, err := coll.Find(ctx, bson.D{}, options.Find().SetLimit(64).SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, nil, err
+	}
+	var docs []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &docs); err != nil || len(docs) == 0 {
+		return nil, nil, fmt.Errorf("no users in %s.users: %v", db, err)
+	}
+	op := func(ctx context.Context, w, i int) error {
+		var doc bson.M
+		return coll.FindOne(ctx, bson.D{{Key: "_id", Value: docs[w%len(docs)].ID}}).Decode(&doc)
+	}
+	return op, func() { _ = client.Disconnect(context.Background()) }, nil
 }

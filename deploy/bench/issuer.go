@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"time"
 )
+
+var issuerPprof = ""
 
 const benchPassword = "bench-password-0123456789"
 
@@ -198,7 +201,9 @@ func startIssuer(ctx context.Context, ds *Devstack, cpus, db string) (*Proc, *Is
 		"JOTGUARD_COOKIE_SECURE=false",
 		"JOTGUARD_LOGIN_RATE_LIMIT=0",
 		"JOTGUARD_LOG_LEVEL=warn",
-	), binDir+"/issuer")
+		"JOTGUARD_ACCESS_TTL="+accessTTL,
+		"BENCH_PPROF_ADDR="+issuerPprof,
+	), cmp.Or(issuerBin, binDir+"/issuer"))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,7 @@ type Config struct {
 	LoadCPUs   string // taskset list for the load generator
 	Runs       int
 	Skip       map[string]bool
+	Profile    bool // CPU profiles of the issuer and verifier under load
 	Command    string
 }
 
@@ -66,6 +68,7 @@ bench:
 	fs.StringVar(&cfg.ServerCPUs, "server-cpus", "0", "taskset CPU list of the servers under HTTP load (empty: no pinning)")
 	fs.StringVar(&cfg.LoadCPUs, "load-cpus", "1", "taskset CPU list of the load generator (empty: no pinning)")
 	fs.IntVar(&cfg.Runs, "runs", 0, "runs of each figure (default 3, quick 1)")
+	fs.BoolVar(&cfg.Profile, "profile", false, "rebuild issuer and verifier with pprof (go build -overlay) and profile them under load")
 	skip := fs.String("skip", "", "scenarios to skip (comma list of 1…8)")
 	out := fs.String("out", "", "report path (default ROOT/docs/benchmarks.md)")
 	_ = fs.Parse(os.Args[1:])
@@ -73,6 +76,12 @@ bench:
 		cfg.Runs = 3
 		if cfg.Quick {
 			cfg.Runs = 1
+		}
+	}
+	for _, c := range []*string{&cfg.ServerCPUs, &cfg.LoadCPUs} {
+		if *c != "" && exec.Command("taskset", "-c", *c, "true").Run() != nil {
+			fmt.Fprintf(os.Stderr, "bench: cannot pin to CPUs %q (taskset missing or no such CPU): running unpinned\n", *c)
+			cfg.ServerCPUs, cfg.LoadCPUs = "", ""
 		}
 	}
 	cfg.Skip = map[string]bool{}

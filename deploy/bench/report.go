@@ -213,8 +213,8 @@ func (r *Report) Goals() []Goal {
 	// memory
 	if m := r.Mem; m != nil {
 		g = Goal{Name: "bytes per revocation entry", Target: "≤ 48 B"}
-		if n := len(m.RSS); n > 0 && m.Idle > 0 {
-			per := float64(m.RSS[n-1]-m.Idle) / float64(m.Entries[n-1])
+		if n := len(m.RSS); n > 0 && m.Before > 0 {
+			per := float64(m.RSS[n-1]-m.Before) / float64(m.Entries[n-1])
 			g.Known, g.Pass, g.Ratio = true, per <= 48, per/48
 			g.Measured = fmt.Sprintf("%.0f B (verifier RSS, %d entries)", per, m.Entries[n-1])
 			if k := len(m.InProc); k > 0 {
@@ -278,7 +278,7 @@ func writeReport(r *Report, path string) error {
 	p("")
 	p("The machine is shared: absolute numbers are noisy. Every figure with a ceiling is reported as a ratio to that ceiling measured **in the same run**, and runs of different targets are interleaved so that drift hits them alike.")
 	p("")
-	p("**Pinning.** Servers under HTTP load (bin/verifier, the bare handler, the sdk and Redis-session servers, the dev stack) run under `taskset -c %s`; every HTTP load generator run (`bench load`, a subprocess) under `taskset -c %s`. The issuer is **not** pinned: the Authix baseline used the whole machine and argon2id wants every core; the issuer workloads and in-process ceilings run from the unpinned bench process. Taskset available: %v.", r.Cfg.ServerCPUs, r.Cfg.LoadCPUs, r.Machine.Taskset)
+	p("**Pinning.** Servers under HTTP load (bin/verifier, the bare handler, the sdk and Redis-session servers) run under `taskset -c %s`; every HTTP load generator run (`bench load`, a subprocess) under `taskset -c %s`. The issuer and the dev stack (MongoDB/FerretDB, Redis, Kafka) are **not** pinned: the Authix baseline used the whole machine and argon2id wants every core; the issuer workloads and in-process ceilings run from the unpinned bench process. Taskset available: %v.", r.Cfg.ServerCPUs, r.Cfg.LoadCPUs, r.Machine.Taskset)
 	p("")
 	p("## Goals (issue 7)")
 	p("")
@@ -326,11 +326,19 @@ func writeReport(r *Report, path string) error {
 		p("")
 		p("The ceiling runs in the bench process, 64 goroutines against the same Redis for the same time: per operation the Redis work of `redisstore.Sessions.Rotate` (GET route, SET successor route, the rotate Lua script, copied from the internal package) plus one ES256 sign of an access token. No HTTP, no cookie, no JSON.")
 		p("")
-		p("| run | /access_token req/s | ceiling ops/s | ratio | ceiling p99 |\n|---|---|---|---|---|")
+		p("Two more in-process figures, same Redis and MongoDB, same concurrency and duration, explain the gap: \"MongoDB lookup\" is `FindOne` of a user by `_id` (what `mongostore.Users.ByID` does on every refresh, for the email and roles claims), and \"sign+rotate+lookup\" does all three per operation.")
+		p("")
+		p("| run | /access_token req/s | sign+rotate ops/s | ratio | MongoDB lookup ops/s | sign+rotate+lookup ops/s | ratio |\n|---|---|---|---|---|---|---|")
 		for i := range r.Issuer {
 			if i < len(r.Ceiling) {
 				a, c := r.Issuer[i].Refresh, r.Ceiling[i]
-				p("| %d | %.0f | %.0f | %.2f× | %s |", i+1, a.RPS(), c.RPS(), a.RPS()/c.RPS(), ms(c.Q(.99)))
+				lk, all := "—", "—"
+				ra := "—"
+				if i < len(r.Lookup) && i < len(r.CeilingAll) {
+					lk, all = fmt.Sprintf("%.0f", r.Lookup[i].RPS()), fmt.Sprintf("%.0f", r.CeilingAll[i].RPS())
+					ra = fmt.Sprintf("%.2f×", a.RPS()/r.CeilingAll[i].RPS())
+				}
+				p("| %d | %.0f | %.0f | %.2f× | %s | %s | %s |", i+1, a.RPS(), c.RPS(), a.RPS()/c.RPS(), lk, all, ra)
 			}
 		}
 		p("")
@@ -351,7 +359,7 @@ func writeReport(r *Report, path string) error {
 	if r.HTTP != nil {
 		p("## 4 and 8. Verifier, bare handler, JWT vs server-side session")
 		p("")
-		p("Each target answers GET with a 200 (the verifier: an allow decision). Closed loop, keep-alive, %s per run, median (min–max) req/s over %d run(s). The sdk.Middleware servers are the bench's own (`bench serve jwt`): the sdk engine the verifier wraps, with `sdk.Config.CacheSize` default (cache on) or -1 (off). bin/verifier has no cache-size setting (no `JOTGUARD_*` variable for it), so the cache on/off comparison is made on the sdk servers. \"Redis session lookup\" does one Redis GET (and a JSON decode) per request: the server-side-session alternative of scenario 8.", map[bool]string{true: "0.7 s", false: "3 s"}[r.Cfg.Quick], r.Cfg.Runs)
+		p("Each target answers GET with a 200 (the verifier: an allow decision). Closed loop, keep-alive, %s per run, median (min–max) req/s over %d run(s). The sdk.Middleware servers are the bench's own (`bench serve jwt`): the sdk engine the verifier wraps, with `sdk.Config.CacheSize` default (cache on) or -1 (off). bin/verifier has no cache-size setting (no `JOTGUARD_*` variable for it), so the cache on/off comparison is made on the sdk servers. \"Redis session lookup\" does one Redis GET (and a JSON decode) per request: the server-side-session alternative of scenario 8.", map[bool]string{true: "0.4 s", false: "2 s"}[r.Cfg.Quick], r.Cfg.Runs)
 		p("")
 		p("| target | c | req/s | × bare | p50 | p99 | added p99 | errors |\n|---|---|---|---|---|---|---|---|")
 		for _, t := range r.HTTPOrder {
@@ -411,11 +419,14 @@ func writeReport(r *Report, path string) error {
 		if m.Idle > 0 {
 			p("bin/verifier pointed at a bench-owned JWKS (sdktest's ES256 key, `JOTGUARD_ISSUER` = its URL), so the bench can sign revocation SETs the verifier accepts; they go through Kafka (kfake) like the issuer's. Every event revokes a distinct session (`complex{user, session}`), so each is a live entry.")
 			p("")
-			p("| state | RSS | set size (/metrics) | bytes per entry over idle |\n|---|---|---|---|")
+			p("Bytes per entry = (RSS with the entries − RSS just before the first injection, after the load) ÷ entries. RSS includes the Go heap's headroom (GOGC=100: the heap may grow to twice the live data before a collection), so it is an upper bound; the in-process table below is the live heap alone.")
+			p("")
+			p("| state | RSS | set size (/metrics) | bytes per entry |\n|---|---|---|---|")
 			p("| idle (ready, no traffic) | %.1f MiB | | |", float64(m.Idle)/(1<<20))
 			p("| under load (c=64 forward-auth, %.0f req/s; peak) | %.1f MiB | | |", m.LoadResult.RPS(), float64(m.Loaded)/(1<<20))
+			p("| after the load, before injection | %.1f MiB | | |", float64(m.Before)/(1<<20))
 			for i, k := range m.Entries {
-				p("| %d entries injected | %.1f MiB | %d | %.0f |", k, float64(m.RSS[i])/(1<<20), m.SetSize[i], float64(m.RSS[i]-m.Idle)/float64(k))
+				p("| %d entries injected | %.1f MiB | %d | %.0f |", k, float64(m.RSS[i])/(1<<20), m.SetSize[i], float64(m.RSS[i]-m.Before)/float64(k))
 			}
 			p("")
 		}
@@ -426,6 +437,20 @@ func writeReport(r *Report, path string) error {
 			p("| %d | %.1f MiB | %.1f |", s.Entries, float64(s.HeapBytes)/(1<<20), s.PerEntry())
 		}
 		p("")
+	}
+	if len(r.Profiles) > 0 {
+		p("## Profiles")
+		p("")
+		p("`--profile`: CPU profiles taken with net/http/pprof, compiled into bin/issuer and bin/verifier for the run only through `go build -overlay` (their sources are unchanged). Files in `.data/bench-profiles/`.")
+		p("")
+		for _, pr := range r.Profiles {
+			p("### %s (%s)", pr.Name, pr.Load)
+			p("")
+			p("```")
+			p("%s", strings.TrimSpace(pr.Top))
+			p("```")
+			p("")
+		}
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +23,8 @@ type Report struct {
 	N, RefreshUsers int
 	Issuer          []IssuerResults
 	Ceiling         []Result
+	Lookup          []Result // MongoDB user by _id, c=64
+	CeilingAll      []Result // sign + rotate + user lookup
 	Argon           []Argon2Ceiling
 
 	Concs      []int
@@ -28,10 +32,11 @@ type Report struct {
 	HTTPOrder  []string
 	VerifierOK bool
 
-	Prop    *Propagation
-	PropN   int
-	Mem     *Memory
-	GoBench *GoBench
+	Prop     *Propagation
+	PropN    int
+	Mem      *Memory
+	GoBench  *GoBench
+	Profiles []Profile
 }
 
 func (r *Report) note(format string, args ...any) {
@@ -53,18 +58,31 @@ const (
 func run(ctx context.Context) (*Report, error) {
 	rep := &Report{Cfg: cfg, Started: time.Now().UTC(), Machine: describeMachine()}
 	defer func() { rep.Duration = time.Since(rep.Started) }()
-	n, refreshUsers, d := 1000, 10, 3*time.Second
+	n, refreshUsers, d := 1000, 10, 2*time.Second
 	rep.Concs = []int{1, 16, 64}
 	propN := 200
 	memSteps := []int{100_000, 1_000_000}
 	if cfg.Quick {
-		n, d, propN = 60, 700*time.Millisecond, 20
+		n, d, propN = 40, 400*time.Millisecond, 20
 		memSteps = []int{10_000}
 	}
 	rep.N, rep.RefreshUsers, rep.PropN = n, refreshUsers, propN
 
-	logf("dev stack (CPUs %q)", cfg.ServerCPUs)
-	ds, err := startDevstack(ctx, cfg.ServerCPUs)
+	if cfg.Profile {
+		profDir = filepath.Join(filepath.Dir(logDir), "bench-profiles")
+		_ = os.MkdirAll(profDir, 0o755)
+		logf("building issuer and verifier with pprof into %s", profDir)
+		if err := buildProfiled(profDir); err != nil {
+			return rep, err
+		}
+		issuerPprof = freeAddr()
+		verifierPprof["verifier-1"] = freeAddr()
+		verifierPprof["verifier-proxy"] = freeAddr()
+	}
+	logf("dev stack")
+	// Not pinned either: MongoDB and Redis serve the issuer workloads, which
+	// had the whole machine in the Authix baseline.
+	ds, err := startDevstack(ctx, "")
 	if err != nil {
 		return rep, err
 	}
@@ -90,12 +108,25 @@ func run(ctx context.Context) (*Report, error) {
 					x.Q(.99).Round(time.Millisecond/10), x.Errors, x.FirstErr)
 			}
 			rep.Issuer = append(rep.Issuer, res)
-			ce, err := signRotateCeiling(ctx, ds.Env["JOTGUARD_REDIS_URL"], 64, d)
+			ce, err := signRotateCeiling(ctx, "sign+rotate", ds.Env["JOTGUARD_REDIS_URL"], 64, d, nil)
 			if err != nil {
 				return rep, err
 			}
 			logf("  sign+rotate ceiling %7.0f ops/s (errors %d)", ce.RPS(), ce.Errors)
 			rep.Ceiling = append(rep.Ceiling, ce)
+			if lookup, closeFn, err := mongoLookup(ctx, ds.Env["JOTGUARD_MONGO_URI"], "bench"+runTag); err != nil {
+				rep.note("MongoDB lookup ceiling: %v", err)
+			} else {
+				lo := Load(ctx, "MongoDB user by _id", 64, 0, d, 2, lookup)
+				all, err := signRotateCeiling(ctx, "sign+rotate+lookup", ds.Env["JOTGUARD_REDIS_URL"], 64, d, lookup)
+				closeFn()
+				if err != nil {
+					return rep, err
+				}
+				logf("  MongoDB user lookup %7.0f ops/s; sign+rotate+lookup %7.0f ops/s", lo.RPS(), all.RPS())
+				rep.Lookup = append(rep.Lookup, lo)
+				rep.CeilingAll = append(rep.CeilingAll, all)
+			}
 			ac := argon2Ceiling(19456, 2, 1, map[bool]int{true: 4, false: 15}[cfg.Quick])
 			logf("  argon2id %s/hash → ceiling %.1f/s (%d cores); measured parallel %.1f/s", ac.HashTime.Round(time.Microsecond), ac.PerSec, ac.Cores, ac.Parallel)
 			rep.Argon = append(rep.Argon, ac)
@@ -155,6 +186,10 @@ func run(ctx context.Context) (*Report, error) {
 	if !cfg.Skip["4"] {
 		logf("verifier and session servers: c=%v, %s each, %d runs (servers on CPUs %q, load on %q)", rep.Concs, d, cfg.Runs, cfg.ServerCPUs, cfg.LoadCPUs)
 		rep.HTTP = runTargets(targets, rep.Concs, cfg.Runs, d)
+	}
+
+	if cfg.Profile {
+		profiles(ctx, rep, ic, targets, d)
 	}
 
 	// 6: revocation propagation to two verifiers.
@@ -257,8 +292,14 @@ func verifierMemory(ctx context.Context, rep *Report, ds *Devstack, m *Memory, s
 	m.Loaded = peak
 	logf("verifier RSS under load (c=64) %.1f MiB", float64(m.Loaded)/(1<<20))
 	metrics := "http://" + v.Addr + "/metrics"
+	time.Sleep(time.Second)
+	m.Before = v.RSS()
 	have := 0
 	for _, k := range steps {
+		if k >= 1_000_000 && time.Since(start0) > 6*time.Minute {
+			rep.note("verifier memory: the %d-entry step was skipped to keep make bench under 10 minutes (%s elapsed); the in-process revocation.Set figure covers it", k, time.Since(start0).Round(time.Second))
+			break
+		}
 		t0 := time.Now()
 		if err := inject(ctx, iss, ds.Env["JOTGUARD_KAFKA_BROKERS"], ds.Env["JOTGUARD_REVOCATION_TOPIC"], have, k-have); err != nil {
 			return err
@@ -277,4 +318,56 @@ func verifierMemory(ctx context.Context, rep *Report, ds *Devstack, m *Memory, s
 		logf("verifier with %d entries injected (set size %v): RSS %.1f MiB, in %s", k, got, float64(rss)/(1<<20), time.Since(t0).Round(time.Millisecond))
 	}
 	return nil
+}
+
+// profiles takes CPU profiles of the issuer under /access_token load and of
+// the verifier under forward-auth and proxy load (c=64).
+func profiles(ctx context.Context, rep *Report, ic *IssuerClient, targets []Target, d time.Duration) {
+	secs := max(2, int(d.Seconds()))
+	d = time.Duration(secs)*time.Second + time.Second
+	sess := make([]Session, 64)
+	e := email(998, 0)
+	_ = ic.Register(ctx, e)
+	for w := range sess {
+		s, err := ic.Login(ctx, e)
+		if err != nil {
+			rep.note("profile: login: %v", err)
+			return
+		}
+		sess[w] = s
+	}
+	p, err := cpuProfile(ctx, "issuer-access-token", issuerPprof, secs, func() {
+		r := Load(ctx, "access_token (profiled)", 64, 0, d, 0, func(ctx context.Context, w, i int) error {
+			s, err := ic.Refresh(ctx, sess[w].Refresh)
+			if err == nil {
+				sess[w] = s
+			}
+			return err
+		})
+		logf("  profiled /access_token: %.0f req/s, errors %d", r.RPS(), r.Errors)
+	})
+	if err != nil {
+		rep.note("profile issuer: %v", err)
+	} else {
+		rep.Profiles = append(rep.Profiles, p)
+	}
+	for _, t := range targets {
+		name := map[string]string{tForward: "verifier-1", tProxy: "verifier-proxy"}[t.Name]
+		if name == "" {
+			continue
+		}
+		p, err := cpuProfile(ctx, name, verifierPprof[name], secs, func() {
+			r, err := loadHTTP(t.Name+" (profiled)", t.URL, 64, d, t.Hdrs...)
+			if err == nil {
+				logf("  profiled %s: %.0f req/s", t.Name, r.RPS())
+			}
+		})
+		if err != nil {
+			rep.note("profile %s: %v", name, err)
+		} else {
+			p.Load = t.Name + " at c=64"
+			rep.Profiles = append(rep.Profiles, p)
+		}
+	}
+	rep.Profiles[0].Load = "/access_token at c=64"
 }

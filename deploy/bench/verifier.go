@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,6 +24,12 @@ import (
 	"github.com/jotguard/jotguard/sdk/sdktest"
 )
 
+// accessTTL is longer than the default so that a token minted before the
+// verifier runs outlives them.
+const accessTTL = "15m"
+
+var verifierPprof = map[string]string{}
+
 // startVerifier runs bin/verifier (SPEC §4) pinned to cpus; upstream set
 // selects reverse-proxy mode.
 func startVerifier(ctx context.Context, name, cpus string, env map[string]string, issuer, upstream string) (*Proc, error) {
@@ -31,6 +38,7 @@ func startVerifier(ctx context.Context, name, cpus string, env map[string]string
 		"JOTGUARD_VERIFIER_ADDR="+addr,
 		"JOTGUARD_ISSUER="+issuer,
 		"JOTGUARD_LOG_LEVEL=warn",
+		"JOTGUARD_ACCESS_TTL="+accessTTL,
 	)
 	for _, k := range []string{"JOTGUARD_KAFKA_BROKERS", "JOTGUARD_REVOCATION_TOPIC"} {
 		if v := env[k]; v != "" {
@@ -40,7 +48,10 @@ func startVerifier(ctx context.Context, name, cpus string, env map[string]string
 	if upstream != "" {
 		e = append(e, "JOTGUARD_UPSTREAM="+upstream)
 	}
-	p, err := start(name, cpus, e, binDir+"/verifier")
+	if pp := verifierPprof[name]; pp != "" {
+		e = append(e, "BENCH_PPROF_ADDR="+pp)
+	}
+	p, err := start(name, cpus, e, cmp.Or(verifierBin, binDir+"/verifier"))
 	if err != nil {
 		return nil, err
 	}
@@ -213,6 +224,7 @@ func propagation(ctx context.Context, c *IssuerClient, verifiers map[string]stri
 // Memory is scenario 7.
 type Memory struct {
 	Idle, Loaded int64 // verifier RSS, bytes
+	Before       int64 // RSS after the load, before the first injection
 	Entries      []int // live revocation entries injected (cumulative)
 	RSS          []int64
 	SetSize      []int // the verifier's own count, from /metrics
