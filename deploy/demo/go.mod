@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/jotguard/jotguard/sdk v0.0.0
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (

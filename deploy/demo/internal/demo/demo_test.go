@@ -86,8 +86,8 @@ func TestHello(t *testing.T) {
 			}
 		})
 	}
-	t.Run("healthz and readyz are public", func(t *testing.T) {
-		for _, p := range []string{"/healthz", "/readyz"} {
+	t.Run("healthz, readyz and /public/ are public", func(t *testing.T) {
+		for _, p := range []string{"/healthz", "/readyz", "/public/info"} {
 			if resp, body := get(t, p, nil); resp.StatusCode != http.StatusOK {
 				t.Fatalf("%s: status %d, body %s", p, resp.StatusCode, body)
 			}

@@ -34,7 +34,7 @@ type Hello struct {
 // identityHeaders are the headers the verifier sets (SPEC §4).
 var identityHeaders = []string{"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Session", "X-Auth-Request-Roles"}
 
-// Handler serves the demo API. Every path but /healthz and /readyz needs a
+// Handler serves the demo API. Every path but /healthz, /readyz and /public/ needs a
 // token that v accepts; ready reports whether keys and revocations are
 // loaded (nil: always ready).
 func Handler(v *sdk.Verifier, ready func() error) http.Handler {
@@ -54,6 +54,12 @@ func Handler(v *sdk.Verifier, ready func() error) http.Handler {
 			}
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	// Public: the verifier in front lets JOTGUARD_PUBLIC_PATHS=/public through
+	// without a token, and so does the demo.
+	mux.HandleFunc("GET /public/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"service": "jotguard demo", "path": r.URL.Path,
+			"note": "public: no token needed; GET /hello needs one"})
 	})
 	mux.Handle("/", sdk.Middleware(v)(protected))
 	return mux

@@ -155,7 +155,7 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	if err := s.startReady(ctx, o, "verifier", s.VerifierURL, append(slices.Clone(common),
 		"JOTGUARD_VERIFIER_ADDR="+o.VerifierAddr,
 		"JOTGUARD_UPSTREAM="+s.DemoURL,
-		"JOTGUARD_PUBLIC_PATHS=/healthz",
+		"JOTGUARD_PUBLIC_PATHS=/public",
 	)); err != nil {
 		return nil, err
 	}
