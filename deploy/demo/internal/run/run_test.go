@@ -1,0 +1,142 @@
+package run
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jotguard/jotguard/sdk/sdktest"
+)
+
+func TestBusyPortIsNamed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, err = Start(t.Context(), Options{BinDir: t.TempDir(), DataDir: t.TempDir(),
+		IssuerAddr: freeAddr(t), VerifierAddr: ln.Addr().String(), DemoAddr: freeAddr(t)})
+	if !errors.Is(err, ErrPortBusy) || !strings.Contains(err.Error(), ln.Addr().String()) ||
+		!strings.Contains(err.Error(), "JOTGUARD_VERIFIER_ADDR") {
+		t.Fatalf("Start with the verifier's port taken: %v; want ErrPortBusy naming %s and its variable", err, ln.Addr())
+	}
+}
+
+func TestMissingBinary(t *testing.T) {
+	_, err := Start(t.Context(), Options{BinDir: t.TempDir(), DataDir: t.TempDir(),
+		IssuerAddr: freeAddr(t), VerifierAddr: freeAddr(t), DemoAddr: freeAddr(t)})
+	if err == nil || !strings.Contains(err.Error(), "make build") {
+		t.Fatalf("Start without binaries: %v; want a hint to run make build", err)
+	}
+}
+
+func TestKeyEncryptionKeyIsKept(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "kek")
+	a, err := keyEncryptionKey(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := keyEncryptionKey(p)
+	if err != nil || a != b || len(a) != 64 {
+		t.Fatalf("second read %q (%v), first %q: want the same 64 hex digits", b, err, a)
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+// TestWalkthrough starts the issuer, the demo and a proxying verifier on
+// the servers of `make test` and runs every printed walk-through command
+// with bash and curl, as a user pasting them would.
+func TestWalkthrough(t *testing.T) {
+	backends := []string{
+		"JOTGUARD_MONGO_URI=" + sdktest.RequireEnv(t, "JOTGUARD_MONGO_URI"),
+		"JOTGUARD_REDIS_URL=" + sdktest.RequireEnv(t, "JOTGUARD_REDIS_URL"),
+		"JOTGUARD_KAFKA_BROKERS=" + sdktest.RequireEnv(t, "JOTGUARD_KAFKA_BROKERS"),
+	}
+	if topic := os.Getenv("JOTGUARD_REVOCATION_TOPIC"); topic != "" {
+		backends = append(backends, "JOTGUARD_REVOCATION_TOPIC="+topic)
+	}
+	for _, tool := range []string{"bash", "curl", "sed"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed: the walk-through needs it", tool)
+		}
+	}
+	bin := t.TempDir()
+	for _, b := range []struct{ name, dir, pkg string }{
+		{"issuer", "../../../../issuer", "./cmd/issuer"},
+		{"verifier", "../../../../verifier", "./cmd/verifier"},
+		{"demo", "../..", "./cmd/demo"},
+	} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(bin, b.name), b.pkg)
+		cmd.Dir = b.dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", b.name, err, out)
+		}
+	}
+	suffix := strings.ToLower(rand.Text()[:8])
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var progress strings.Builder
+	sys, err := Start(ctx, Options{
+		BinDir: bin, DataDir: t.TempDir(), Backends: backends, Progress: &progress, Timeout: time.Minute,
+		IssuerAddr: freeAddr(t), VerifierAddr: freeAddr(t), DemoAddr: freeAddr(t),
+		Extra: []string{"JOTGUARD_MONGO_DB=walk_" + suffix, "JOTGUARD_REDIS_PREFIX=walk" + suffix},
+	})
+	if err != nil {
+		t.Fatalf("Start: %v\n%s", err, progress.String())
+	}
+	defer sys.Stop()
+
+	steps := Walkthrough(sys.IssuerURL, sys.VerifierURL, "walk-"+suffix+"@example.com",
+		"correct horse battery staple", filepath.Join(t.TempDir(), "jar.txt"))
+	// One shell, so that TOKEN carries from step to step; a marker before
+	// each step's output.
+	var script strings.Builder
+	for i, s := range steps {
+		fmt.Fprintf(&script, "echo '@@step %d'\n", i)
+		if s.Eventually { // the revocation travels over Kafka: allow it 5 s
+			fmt.Fprintf(&script, "for i in $(seq 50); do out=$(%s); case \"$out\" in *%q*) break;; esac; sleep 0.1; done; echo \"$out\"\n",
+				s.Command, s.Want)
+		} else {
+			script.WriteString(s.Command + "\n")
+		}
+	}
+	out, err := exec.CommandContext(ctx, "bash", "-c", script.String()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("walk-through script: %v\n%s", err, out)
+	}
+	parts := strings.Split(string(out), "@@step ")[1:]
+	if len(parts) != len(steps) {
+		t.Fatalf("%d step outputs for %d steps:\n%s", len(parts), len(steps), out)
+	}
+	for i, s := range steps {
+		if !strings.Contains(parts[i], s.Want) {
+			t.Errorf("step %d (%s)\n$ %s\n%s\nwant output containing %q", i+1, s.Title, s.Command, parts[i], s.Want)
+		}
+	}
+	if t.Failed() {
+		for _, n := range []string{"issuer", "verifier", "demo"} {
+			b, _ := os.ReadFile(sys.Log(n))
+			t.Logf("%s log:\n%s", n, b)
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
