@@ -1,7 +1,7 @@
 # jotguard: see README.md. `make help` lists the targets.
 SHELL := /bin/bash
 GO ?= go
-MODULES := sdk issuer verifier deploy/devstack deploy/demo
+MODULES := sdk issuer verifier deploy/devstack deploy/demo deploy/bench
 BIN := bin
 DATA ?= .data
 DEVSTACK_FLAGS ?=

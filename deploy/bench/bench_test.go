@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary stand in for bin/bench when the bench
+// re-executes itself (bench serve …, bench load …).
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && (os.Args[1] == "serve" || os.Args[1] == "load") {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func TestLoadCountsEveryOperation(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/fail" {
+			w.WriteHeader(http.StatusTeapot)
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	c := NewClient(4)
+	get := func(path string) Op {
+		return func(ctx context.Context, w, i int) error {
+			resp, err := c.Get(srv.URL + path)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return nil
+		}
+	}
+	r := Load(t.Context(), "ok", 4, 100, 0, 1, get("/"))
+	if r.N != 100 || r.Errors != 0 || len(r.Quantiles) != 1001 || r.Q(.99) < r.Q(.5) {
+		t.Fatalf("N %d errors %d quantiles %d p50 %s p99 %s", r.N, r.Errors, len(r.Quantiles), r.Q(.5), r.Q(.99))
+	}
+	if r := Load(t.Context(), "fail", 2, 10, 0, 0, get("/fail")); r.Errors != 10 || !strings.Contains(r.FirstErr, "418") {
+		t.Fatalf("errors %d, first %q", r.Errors, r.FirstErr)
+	}
+}
+
+// TestTinyBench is the CI smoke test of the harness: a tiny run of the
+// issuer workloads, the refresh ceiling, the verifier under pinned load and
+// the report writer, against the dev stack that `make test` starts. It
+// asserts that everything completes, never how fast.
+func TestTinyBench(t *testing.T) {
+	mongo := os.Getenv("JOTGUARD_MONGO_URI")
+	root, _ := filepath.Abs("../..")
+	bins := []string{"issuer", "verifier"}
+	for _, b := range bins {
+		if _, err := os.Stat(filepath.Join(root, "bin", b)); err != nil || mongo == "" {
+			msg := "needs bin/issuer, bin/verifier (make build) and the dev stack (make test)"
+			if os.Getenv("CI") != "" {
+				t.Fatal(msg + " (CI is set: a missing backend fails)")
+			}
+			t.Skip(msg)
+		}
+	}
+	cfg = Config{Quick: true, Root: root, Runs: 1, Skip: map[string]bool{}, Command: "go test ./deploy/bench"}
+	binDir, logDir = filepath.Join(root, "bin"), t.TempDir()
+	t.Cleanup(stopAll)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	ds := &Devstack{Env: map[string]string{}}
+	for _, k := range []string{"JOTGUARD_MONGO_URI", "JOTGUARD_REDIS_URL", "JOTGUARD_KAFKA_BROKERS", "JOTGUARD_REVOCATION_TOPIC"} {
+		ds.Env[k] = os.Getenv(k)
+	}
+	_, ic, err := startIssuer(ctx, ds, "", "benchtest"+runTag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := authixWorkloads(ctx, ic, 0, 4, 4, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ce, err := signRotateCeiling(ctx, "sign+rotate", ds.Env["JOTGUARD_REDIS_URL"], 4, 200*time.Millisecond, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := ic.Login(ctx, email(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := startVerifier(ctx, "verifier-test", "", ds.Env, ic.Base, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hv, err := loadHTTP(tForward, "http://"+v.Addr+"/authz/forward-auth", 2, 200*time.Millisecond,
+		"Authorization: Bearer "+sess.Access, "X-Forwarded-Method: GET", "X-Forwarded-Uri: /", "X-Forwarded-Host: a.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := &Report{Cfg: cfg, Started: time.Now(), Machine: describeMachine(), N: 4, RefreshUsers: 2,
+		Issuer: []IssuerResults{res}, Ceiling: []Result{ce}, Argon: []Argon2Ceiling{argon2Ceiling(1024, 1, 1, 1)},
+		Concs: []int{2}, HTTPOrder: []string{tForward}, HTTP: map[string]map[int][]Result{tForward: {2: {hv}}},
+		Mem: &Memory{InProc: []SetMem{setMemory(1000)}}}
+	out := filepath.Join(t.TempDir(), "benchmarks.md")
+	if err := writeReport(rep, out); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil || !strings.Contains(string(b), "## Goals") || !strings.Contains(string(b), tForward) {
+		t.Fatalf("report: %v\n%s", err, b)
+	}
+	t.Log(rep.Summary())
+}
