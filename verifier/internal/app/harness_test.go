@@ -1,0 +1,430 @@
+package app_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jotguard/jotguard/sdk/sdktest"
+	"github.com/jotguard/jotguard/verifier/internal/app"
+	"github.com/jotguard/jotguard/verifier/internal/config"
+	"github.com/jotguard/jotguard/verifier/internal/logging"
+)
+
+var client = &http.Client{Timeout: 10 * time.Second}
+
+// ---- the verifier, in process ----
+
+type verifier struct {
+	URL  string
+	stop func() error // cancels Run and returns its error
+}
+
+// startVerifier runs app.Run on 127.0.0.1:0 with env (JOTGUARD_* values)
+// over the defaults. It is stopped at the end of t unless stopped before.
+func startVerifier(t *testing.T, env map[string]string) *verifier {
+	t.Helper()
+	env["JOTGUARD_VERIFIER_ADDR"] = "127.0.0.1:0"
+	if _, ok := env["JOTGUARD_SHUTDOWN_GRACE"]; !ok {
+		env["JOTGUARD_SHUTDOWN_GRACE"] = "5s"
+	}
+	cfg, err := config.Load(nil, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	lvl := "warn"
+	if testing.Verbose() {
+		lvl = "info"
+	}
+	cfg.LogLevel.UnmarshalText([]byte(lvl))
+	log := logging.New(tlogWriter{t}, cfg.LogLevel, "text")
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx, cfg, log, func(a string) { addr <- a }) }()
+	v := &verifier{}
+	select {
+	case a := <-addr:
+		v.URL = "http://" + a
+	case err := <-done:
+		cancel()
+		t.Fatalf("app.Run: %v", err)
+	}
+	var once sync.Once
+	var runErr error
+	v.stop = func() error {
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}
+	t.Cleanup(func() {
+		if err := v.stop(); err != nil {
+			t.Errorf("app.Run: %v", err)
+		}
+	})
+	return v
+}
+
+// tlogWriter sends the verifier's log to t.Log (dropped once t is done).
+type tlogWriter struct{ t *testing.T }
+
+func (w tlogWriter) Write(p []byte) (int, error) {
+	defer func() { _ = recover() }() // a late line after the test ended
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// check asks the forward-auth endpoint about token and returns the status.
+func (v *verifier) check(t testing.TB, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, v.URL+"/authz/forward-auth", nil)
+	req.Header.Set("X-Forwarded-Method", "GET")
+	req.Header.Set("X-Forwarded-Uri", "/")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode
+}
+
+func (v *verifier) get(t testing.TB, path string) (int, string) {
+	t.Helper()
+	res, err := client.Get(v.URL + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// metric returns the value of a sample line starting with name (e.g.
+// `jotguard_verifier_revocation_degraded`), or "" when absent.
+func (v *verifier) metric(t testing.TB, name string) string {
+	t.Helper()
+	_, body := v.get(t, "/metrics")
+	for _, line := range strings.Split(body, "\n") {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			return rest
+		}
+	}
+	return ""
+}
+
+// eventually polls cond every few milliseconds until it holds or d passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ---- the dev stack ----
+
+// stackEnv returns the dev stack settings, or skips (fails in CI).
+func stackEnv(t *testing.T) map[string]string {
+	t.Helper()
+	env := map[string]string{}
+	for _, k := range []string{"JOTGUARD_MONGO_URI", "JOTGUARD_REDIS_URL", "JOTGUARD_KAFKA_BROKERS", "JOTGUARD_REVOCATION_TOPIC"} {
+		env[k] = sdktest.RequireEnv(t, k)
+	}
+	return env
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// ---- the real issuer, as a subprocess ----
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+	buildDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// issuerBin is JOTGUARD_ISSUER_BIN, or bin/issuer built from ../issuer once
+// per test run.
+func issuerBin(t *testing.T) string {
+	t.Helper()
+	if b := os.Getenv("JOTGUARD_ISSUER_BIN"); b != "" {
+		return b
+	}
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "jg-issuer-")
+		if buildErr != nil {
+			return
+		}
+		builtBin = filepath.Join(buildDir, "issuer")
+		cmd := exec.Command("go", "build", "-o", builtBin, "./cmd/issuer")
+		cmd.Dir = filepath.Join("..", "..", "..", "issuer")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build issuer: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
+}
+
+type issuer struct {
+	URL  string
+	addr string
+	env  []string
+	bin  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// accessTTL of the test issuers; the verifiers replay this plus the leeway.
+const accessTTL = "2m"
+
+// startIssuer runs the issuer on a free port with a fresh database and
+// Redis prefix, and waits until it is ready.
+func startIssuer(t *testing.T, stack map[string]string) *issuer {
+	t.Helper()
+	return startIssuerAt(t, stack, freeAddr(t))
+}
+
+// startIssuerAt is startIssuer on addr.
+func startIssuerAt(t *testing.T, stack map[string]string, addr string) *issuer {
+	t.Helper()
+	id := strings.ToLower(rand.Text()[:12])
+	env := append(os.Environ(),
+		"JOTGUARD_ISSUER=http://"+addr, "JOTGUARD_ISSUER_ADDR="+addr,
+		"JOTGUARD_MONGO_URI="+stack["JOTGUARD_MONGO_URI"], "JOTGUARD_MONGO_DB=vt_"+id,
+		"JOTGUARD_REDIS_URL="+stack["JOTGUARD_REDIS_URL"], "JOTGUARD_REDIS_PREFIX=vt"+id,
+		"JOTGUARD_KAFKA_BROKERS="+stack["JOTGUARD_KAFKA_BROKERS"],
+		"JOTGUARD_REVOCATION_TOPIC="+stack["JOTGUARD_REVOCATION_TOPIC"],
+		"JOTGUARD_COOKIE_SECURE=false", "JOTGUARD_ACCESS_TTL="+accessTTL,
+		"JOTGUARD_ARGON2_MEMORY=64", "JOTGUARD_ARGON2_TIME=1", "JOTGUARD_LOGIN_RATE_LIMIT=0",
+		"JOTGUARD_LOG_LEVEL=warn", "JOTGUARD_LOG_FORMAT=text", "JOTGUARD_SHUTDOWN_GRACE=2s")
+	is := &issuer{URL: "http://" + addr, addr: addr, env: env, bin: issuerBin(t)}
+	is.start(t)
+	t.Cleanup(is.stop)
+	return is
+}
+
+func (is *issuer) start(t *testing.T) {
+	t.Helper()
+	is.cmd = exec.Command(is.bin)
+	is.cmd.Env = is.env
+	is.cmd.Stdout = tlogWriter{t}
+	is.cmd.Stderr = tlogWriter{t}
+	if err := is.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	is.done = make(chan struct{})
+	go func() { _ = is.cmd.Wait(); close(is.done) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := client.Get(is.URL + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return
+			}
+		}
+		select {
+		case <-is.done:
+			t.Fatalf("issuer exited before it was ready")
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("issuer not ready within 60s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop ends the issuer (SIGTERM, then SIGKILL) and waits for it.
+func (is *issuer) stop() {
+	if is.cmd == nil || is.cmd.Process == nil {
+		return
+	}
+	_ = is.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-is.done:
+	case <-time.After(10 * time.Second):
+		_ = is.cmd.Process.Kill()
+		<-is.done
+	}
+}
+
+// verifierEnv is a verifier configuration for this issuer.
+func (is *issuer) verifierEnv(stack map[string]string) map[string]string {
+	return map[string]string{
+		"JOTGUARD_ISSUER":           is.URL,
+		"JOTGUARD_KAFKA_BROKERS":    stack["JOTGUARD_KAFKA_BROKERS"],
+		"JOTGUARD_REVOCATION_TOPIC": stack["JOTGUARD_REVOCATION_TOPIC"],
+		"JOTGUARD_ACCESS_TTL":       accessTTL,
+	}
+}
+
+func (is *issuer) do(t testing.TB, method, path, bearer string, body any) (*http.Response, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = strings.NewReader(string(b))
+	}
+	req, _ := http.NewRequest(method, is.URL+path, r)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, b
+}
+
+const password = "correct horse battery staple"
+
+// register creates a user and returns its email.
+func (is *issuer) register(t testing.TB) string {
+	t.Helper()
+	email := "u" + strings.ToLower(rand.Text()[:10]) + "@example.com"
+	res, b := is.do(t, http.MethodPost, "/register", "", map[string]string{"email": email, "password": password})
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("register: %d %s", res.StatusCode, b)
+	}
+	return email
+}
+
+// login returns a fresh access token (a new session) of email.
+func (is *issuer) login(t testing.TB, email string) string {
+	t.Helper()
+	res, b := is.do(t, http.MethodPost, "/login", "", map[string]string{"email": email, "password": password})
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("login: %d %s", res.StatusCode, b)
+	}
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil || out.AccessToken == "" {
+		t.Fatalf("login body %s: %v", b, err)
+	}
+	return out.AccessToken
+}
+
+// logout ends the token's session (scope local, global or others).
+func (is *issuer) logout(t testing.TB, token, scope string) {
+	t.Helper()
+	res, b := is.do(t, http.MethodPost, "/logout?scope="+scope, token, nil)
+	if res.StatusCode != http.StatusNoContent {
+		t.Fatalf("logout: %d %s", res.StatusCode, b)
+	}
+}
+
+// ---- a dedicated Kafka broker ----
+
+type broker struct {
+	Addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// startBroker runs `devstack --only kafka` with its own topic.
+func startBroker(t *testing.T, topic string) *broker {
+	t.Helper()
+	bin := sdktest.RequireEnv(t, "JOTGUARD_DEVSTACK_BIN")
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	cmd := exec.Command(bin, "--only", "kafka", "--kafka-port", port, "--data", t.TempDir(),
+		"--topic", topic, "--partitions", "6")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = tlogWriter{t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	b := &broker{cmd: cmd, done: make(chan struct{})}
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		_ = cmd.Wait()
+		close(b.done)
+	}()
+	t.Cleanup(b.stop)
+	timeout := time.After(60 * time.Second)
+	for b.Addr == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("devstack --only kafka exited before it was ready")
+			}
+			if v, ok := strings.CutPrefix(l, "export JOTGUARD_KAFKA_BROKERS="); ok {
+				b.Addr = strings.Trim(v, `"'`)
+			}
+		case <-timeout:
+			t.Fatal("devstack --only kafka not ready within 60s")
+		}
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	return b
+}
+
+func (b *broker) stop() {
+	if b.cmd.Process == nil {
+		return
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-b.done:
+	case <-time.After(10 * time.Second):
+		_ = b.cmd.Process.Kill()
+		<-b.done
+	}
+}
