@@ -1,0 +1,119 @@
+package app_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jotguard/jotguard/sdk/sdktest"
+)
+
+// Without brokers the verifier runs (loudly) without revocations; the
+// operational endpoints answer.
+func TestOperationalEndpoints(t *testing.T) {
+	iss := sdktest.NewIssuer(t)
+	v := startVerifier(t, map[string]string{"JOTGUARD_ISSUER": iss.URL})
+	if code, _ := v.get(t, "/healthz"); code != 200 {
+		t.Fatalf("/healthz: %d", code)
+	}
+	waitReady(t, v, 10*time.Second)
+	tok := iss.Mint(t, iss.Claims("alice"))
+	if code := v.check(t, tok); code != 200 {
+		t.Fatalf("check: %d", code)
+	}
+	v.check(t, "")
+	code, body := v.get(t, "/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{
+		`jotguard_verifier_decisions_total{reason="allowed"} 1`,
+		`jotguard_verifier_decisions_total{reason="missing_token"} 1`,
+		`jotguard_verifier_decisions_total{reason="revoked"} 0`,
+		"jotguard_verifier_decision_seconds_count 2",
+		"jotguard_verifier_jwks_age_seconds ",
+		"jotguard_verifier_revocations_enabled 0",
+		"jotguard_verifier_ready 1",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if code, _ := v.get(t, "/nope"); code != 404 {
+		t.Errorf("/nope: %d, want 404 (no upstream)", code)
+	}
+}
+
+// With revocations configured, /metrics also reports the feed.
+func TestFeedMetrics(t *testing.T) {
+	stack := stackEnv(t)
+	iss := sdktest.NewIssuer(t)
+	v := startVerifier(t, map[string]string{"JOTGUARD_ISSUER": iss.URL,
+		"JOTGUARD_KAFKA_BROKERS": stack["JOTGUARD_KAFKA_BROKERS"], "JOTGUARD_REVOCATION_TOPIC": stack["JOTGUARD_REVOCATION_TOPIC"]})
+	waitReady(t, v, 30*time.Second)
+	for _, m := range []string{"jotguard_verifier_revocation_lag", "jotguard_verifier_revocation_set_size",
+		"jotguard_verifier_revocation_caught_up", "jotguard_verifier_revocation_contact_age_seconds",
+		"jotguard_verifier_revocation_degraded"} {
+		if v.metric(t, m) == "" {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+	if got := v.metric(t, "jotguard_verifier_revocation_caught_up"); got != "1" {
+		t.Errorf("caught_up = %q once ready", got)
+	}
+}
+
+// On shutdown, an in-flight proxied request still completes, and Run
+// returns nil.
+func TestDrain(t *testing.T) {
+	iss := sdktest.NewIssuer(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		_, _ = io.WriteString(w, "done")
+	}))
+	t.Cleanup(up.Close)
+	v := startVerifier(t, map[string]string{"JOTGUARD_ISSUER": iss.URL, "JOTGUARD_UPSTREAM": up.URL})
+	waitReady(t, v, 10*time.Second)
+	tok := iss.Mint(t, iss.Claims("alice"))
+
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, v.URL+"/slow", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		r, err := client.Do(req)
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		res <- result{code: r.StatusCode, body: string(b)}
+	}()
+	<-entered
+	stopped := make(chan error, 1)
+	go func() { stopped <- v.stop() }()
+	time.Sleep(100 * time.Millisecond) // Shutdown is under way
+	select {
+	case err := <-stopped:
+		t.Fatalf("Run returned (%v) while a request was in flight", err)
+	default:
+	}
+	close(release)
+	r := <-res
+	if r.err != nil || r.code != 200 || r.body != "done" {
+		t.Fatalf("in-flight request: %d %q %v; want 200 done", r.code, r.body, r.err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
