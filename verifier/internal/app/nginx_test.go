@@ -1,0 +1,198 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jotguard/jotguard/sdk/sdktest"
+)
+
+// nginxBin finds nginx; like sdktest.RequireEnv, a missing one skips the
+// test outside CI and fails it in CI.
+func nginxBin(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
+		if b, err := exec.LookPath(p); err == nil {
+			return b
+		}
+	}
+	msg := "nginx is not installed (Debian package nginx; .ci/run installs it)"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg + " (CI is set: a missing dependency fails)")
+	}
+	t.Skip(msg)
+	return ""
+}
+
+const nginxConf = `daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log info;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  server {
+    listen %[2]s;
+    location / {
+      auth_request /_auth;
+      auth_request_set $auth_user    $upstream_http_x_auth_request_user;
+      auth_request_set $auth_email   $upstream_http_x_auth_request_email;
+      auth_request_set $auth_session $upstream_http_x_auth_request_session;
+      auth_request_set $auth_roles   $upstream_http_x_auth_request_roles;
+      auth_request_set $auth_www     $upstream_http_www_authenticate;
+      proxy_set_header X-Auth-Request-User    $auth_user;
+      proxy_set_header X-Auth-Request-Email   $auth_email;
+      proxy_set_header X-Auth-Request-Session $auth_session;
+      proxy_set_header X-Auth-Request-Roles   $auth_roles;
+      error_page 401 = @denied;
+      proxy_pass %[3]s;
+    }
+    location = /_auth {
+      internal;
+      proxy_pass %[4]s/authz/auth-request;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-Method $request_method;
+      proxy_set_header X-Original-URI $request_uri;
+    }
+    location @denied {
+      add_header WWW-Authenticate $auth_www always;
+      return 401;
+    }
+  }
+}
+`
+
+func TestNginxAuthRequest(t *testing.T) {
+	bin := nginxBin(t)
+	iss := sdktest.NewIssuer(t)
+	v := startVerifier(t, map[string]string{"JOTGUARD_ISSUER": iss.URL})
+	waitReady(t, v, 10*time.Second)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(r.Header)
+	}))
+	t.Cleanup(up.Close)
+
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, dir, addr, up.URL, v.URL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
+	cmd.Stdout, cmd.Stderr = tlogWriter{t}, tlogWriter{t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			if b, err := os.ReadFile(filepath.Join(dir, "error.log")); err == nil {
+				t.Logf("nginx error.log:\n%s", b)
+			}
+		}
+	})
+	base := "http://" + addr
+	eventually(t, 10*time.Second, "nginx listening", func() bool {
+		select {
+		case <-done:
+			t.Fatal("nginx exited")
+		default:
+		}
+		res, err := client.Get(base + "/")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return true
+	})
+
+	get := func(t *testing.T, token string) (*http.Response, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, base+"/api/x?y=1", nil)
+		req.Header.Set("X-Auth-Request-User", "root") // spoofed
+		req.Header.Set("X-Auth-Request-Roles", "admin")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var h http.Header
+		if res.StatusCode == 200 {
+			if err := json.NewDecoder(res.Body).Decode(&h); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return res, h
+	}
+
+	t.Run("valid token reaches the upstream with the identity headers", func(t *testing.T) {
+		c := iss.Claims("alice")
+		c.Email, c.Roles = "alice@example.com", []string{"user", "ops"}
+		res, h := get(t, iss.Mint(t, c))
+		if res.StatusCode != 200 {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+		want := map[string]string{"X-Auth-Request-User": "alice", "X-Auth-Request-Email": "alice@example.com",
+			"X-Auth-Request-Session": c.SessionID, "X-Auth-Request-Roles": "user,ops"}
+		for k, v := range want {
+			if got := strings.Join(h.Values(k), "|"); got != v {
+				t.Errorf("upstream saw %s = %q, want %q", k, got, v)
+			}
+		}
+	})
+	t.Run("invalid token: 401 with the challenge, upstream not reached", func(t *testing.T) {
+		c := iss.Claims("alice")
+		c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-time.Hour))
+		res, _ := get(t, iss.Mint(t, c))
+		if res.StatusCode != 401 || !strings.Contains(res.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Fatalf("status %d, WWW-Authenticate %q", res.StatusCode, res.Header.Get("WWW-Authenticate"))
+		}
+	})
+	t.Run("no token: 401 Bearer", func(t *testing.T) {
+		res, _ := get(t, "")
+		if res.StatusCode != 401 || res.Header.Get("WWW-Authenticate") != "Bearer" {
+			t.Fatalf("status %d, WWW-Authenticate %q", res.StatusCode, res.Header.Get("WWW-Authenticate"))
+		}
+	})
+	t.Run("a token without the spoofed role: spoofed headers never reach the upstream", func(t *testing.T) {
+		c := iss.Claims("bob") // no email, no roles
+		res, h := get(t, iss.Mint(t, c))
+		if res.StatusCode != 200 {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+		if got := h.Values("X-Auth-Request-User"); len(got) != 1 || got[0] != "bob" {
+			t.Errorf("upstream saw X-Auth-Request-User %q, want [bob]", got)
+		}
+		if got := h.Values("X-Auth-Request-Roles"); len(got) != 0 {
+			t.Errorf("upstream saw X-Auth-Request-Roles %q, want none", got)
+		}
+	})
+}
