@@ -140,3 +140,20 @@ func freeAddr(t *testing.T) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// TestREADMEWalkthrough keeps the README's copy of the walk-through equal
+// to what jotguard-run prints (with the README's example e-mail address).
+func TestREADMEWalkthrough(t *testing.T) {
+	readme, err := os.ReadFile("../../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := Walkthrough("http://127.0.0.1:8080", "http://127.0.0.1:8081", "ada-x7k2qp@example.com",
+		"correct horse battery staple", "/tmp/jotguard-cookies.txt")
+	for i, s := range steps {
+		block := fmt.Sprintf("# %d. %s\n%s\n", i+1, s.Title, s.Command)
+		if !strings.Contains(string(readme), block) {
+			t.Errorf("README.md lacks step %d as jotguard-run prints it:\n%s", i+1, block)
+		}
+	}
+}
