@@ -136,12 +136,25 @@ type IssuerResults struct {
 func authixWorkloads(ctx context.Context, c *IssuerClient, run, conc, n, refreshUsers int) (IssuerResults, error) {
 	var out IssuerResults
 	// 1. n × /register
+	registered := make([]bool, n)
 	out.Register = Load(ctx, "register", conc, n, 0, 0, func(ctx context.Context, w, i int) error {
-		return c.Register(ctx, email(run, i))
+		err := c.Register(ctx, email(run, i))
+		registered[i] = err == nil
+		return err
 	})
-	// /login alone, of the users just registered (for scenario 3)
+	var ok []int
+	for i, r := range registered {
+		if r {
+			ok = append(ok, i)
+		}
+	}
+	if len(ok) < refreshUsers {
+		return out, fmt.Errorf("only %d of %d registrations succeeded", len(ok), n)
+	}
+	// /login alone, n times over the users just registered (for scenario 3;
+	// a registration refused with 503 is not logged in: its error counts once)
 	out.Login = Load(ctx, "login", conc, n, 0, 0, func(ctx context.Context, w, i int) error {
-		_, err := c.Login(ctx, email(run, i))
+		_, err := c.Login(ctx, email(run, ok[i%len(ok)]))
 		return err
 	})
 	// 2. n × (/register then /login)
@@ -166,7 +179,7 @@ func authixWorkloads(ctx context.Context, c *IssuerClient, run, conc, n, refresh
 	var wg sync.WaitGroup
 	for w := range conc {
 		wg.Go(func() {
-			s, err := c.Login(ctx, email(run, w%refreshUsers))
+			s, err := c.Login(ctx, email(run, ok[w%refreshUsers]))
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil && firstErr == nil {

@@ -100,8 +100,11 @@ bench:
 	if *out == "" {
 		*out = filepath.Join(root, "docs", "benchmarks.md")
 	}
-	logDir = filepath.Join(root, ".data", "bench-logs")
+	// Logs and profiles live outside the repository: `make clean` (rm -rf
+	// .data) in another shell must not pull them from under a running bench.
+	logDir = filepath.Join(os.TempDir(), fmt.Sprintf("jotguard-bench-%d", os.Getpid()))
 	_ = os.MkdirAll(logDir, 0o755)
+	logf("logs in %s", logDir)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

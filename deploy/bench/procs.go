@@ -38,6 +38,7 @@ func pinned(cpus string, argv ...string) []string {
 // logDir/name.log.
 func start(name, cpus string, env []string, argv ...string) (*Proc, error) {
 	argv = pinned(cpus, argv...)
+	_ = os.MkdirAll(logDir, 0o755)
 	f, err := os.Create(filepath.Join(logDir, name+".log"))
 	if err != nil {
 		return nil, err

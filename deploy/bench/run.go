@@ -69,7 +69,7 @@ func run(ctx context.Context) (*Report, error) {
 	rep.N, rep.RefreshUsers, rep.PropN = n, refreshUsers, propN
 
 	if cfg.Profile {
-		profDir = filepath.Join(filepath.Dir(logDir), "bench-profiles")
+		profDir = filepath.Join(logDir, "profiles")
 		_ = os.MkdirAll(profDir, 0o755)
 		logf("building issuer and verifier with pprof into %s", profDir)
 		if err := buildProfiled(profDir); err != nil {
