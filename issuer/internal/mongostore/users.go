@@ -63,17 +63,33 @@ func NewUsers(ctx context.Context, db *mongo.Database) (*Users, error) {
 		usernames: db.Collection(UsernamesCollection)}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := u.users.Indexes().CreateMany(ctx, []mongo.IndexModel{
-		{Keys: bson.D{{Key: "email", Value: 1}}, Options: options.Index().SetUnique(true).SetName("email_unique")},
-		{Keys: bson.D{{Key: "username_key", Value: 1}}, Options: options.Index().SetUnique(true).SetName("username_unique").
-			SetPartialFilterExpression(bson.D{{Key: "username_key", Value: bson.D{{Key: "$exists", Value: true}}}})},
-	})
+	// Create only the indexes that are missing: FerretDB v1.24 drops the
+	// connection when asked to create a sparse index that already exists,
+	// which made every restart of the issuer on the same database fail.
+	specs, err := u.users.Indexes().ListSpecifications(ctx)
 	if err != nil {
-		// FerretDB may not support partial indexes: fall back to sparse.
-		_, err = u.users.Indexes().CreateMany(ctx, []mongo.IndexModel{
-			{Keys: bson.D{{Key: "email", Value: 1}}, Options: options.Index().SetUnique(true).SetName("email_unique")},
-			{Keys: bson.D{{Key: "username_key", Value: 1}}, Options: options.Index().SetUnique(true).SetSparse(true).SetName("username_unique_sparse")},
-		})
+		return nil, fmt.Errorf("mongostore: list user indexes: %w: %w", auth.ErrUnavailable, err)
+	}
+	have := map[string]bool{}
+	for _, s := range specs {
+		have[s.Name] = true
+	}
+	create := func(m mongo.IndexModel) error {
+		_, err := u.users.Indexes().CreateOne(ctx, m)
+		return err
+	}
+	if !have["email_unique"] {
+		err = create(mongo.IndexModel{Keys: bson.D{{Key: "email", Value: 1}},
+			Options: options.Index().SetUnique(true).SetName("email_unique")})
+	}
+	if err == nil && !have["username_unique"] && !have["username_unique_sparse"] {
+		err = create(mongo.IndexModel{Keys: bson.D{{Key: "username_key", Value: 1}},
+			Options: options.Index().SetUnique(true).SetName("username_unique").
+				SetPartialFilterExpression(bson.D{{Key: "username_key", Value: bson.D{{Key: "$exists", Value: true}}}})})
+		if err != nil { // FerretDB has no partial indexes: fall back to sparse
+			err = create(mongo.IndexModel{Keys: bson.D{{Key: "username_key", Value: 1}},
+				Options: options.Index().SetUnique(true).SetSparse(true).SetName("username_unique_sparse")})
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("mongostore: create user indexes: %w: %w", auth.ErrUnavailable, err)

@@ -70,3 +70,29 @@ func TestStaleClaimIsTakenOver(t *testing.T) {
 		t.Fatalf("a fresh claim (sign-up in flight) was taken over: %v", err)
 	}
 }
+
+// An issuer restarted on its database finds the indexes there: NewUsers must
+// succeed again (FerretDB dropped the connection on re-creating a sparse
+// index) and the unique constraints must still hold.
+func TestNewUsersOnExistingDatabase(t *testing.T) {
+	uri := sdktest.RequireEnv(t, "JOTGUARD_MONGO_URI")
+	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	db := client.Database("test_" + strings.ToLower(rand.Text()))
+	t.Cleanup(func() { _ = db.Drop(context.Background()) })
+	for i := range 3 {
+		if _, err := mongostore.NewUsers(t.Context(), db); err != nil {
+			t.Fatalf("NewUsers #%d on the same database: %v", i+1, err)
+		}
+	}
+	users, _ := mongostore.NewUsers(t.Context(), db)
+	if err := users.Create(t.Context(), auth.User{ID: "u1", Email: "a@example.com", Username: "ada"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := users.Create(t.Context(), auth.User{ID: "u2", Email: "a@example.com"}); !errors.Is(err, auth.ErrEmailTaken) {
+		t.Fatalf("second sign-up with the same email after restarts: %v, want ErrEmailTaken", err)
+	}
+}
