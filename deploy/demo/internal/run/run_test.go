@@ -183,12 +183,6 @@ func TestSecondRunReusesData(t *testing.T) {
 
 	second, err := Start(t.Context(), o)
 	if err != nil {
-		if strings.Contains(err.Error(), "create user indexes") {
-			// FerretDB v1.24 drops the connection when createIndexes names
-			// a sparse index that exists; the issuer must create only the
-			// missing indexes. Loud, not silent: remove once fixed.
-			t.Skipf("KNOWN ISSUE (issuer/internal/mongostore on FerretDB): the issuer cannot start on an existing database: %v", err)
-		}
 		t.Fatalf("second run: %v", err)
 	}
 	defer second.Stop()
