@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -14,9 +15,13 @@ import (
 
 // Config configures a Verifier. Issuer and Audience are required.
 type Config struct {
-	Issuer      string            // exact "iss"
-	Audience    []string          // "aud" must hold one of these
-	JWKSURL     string            // default Issuer + "/.well-known/jwks.json"
+	Issuer   string   // exact "iss"
+	Audience []string // "aud" must hold one of these
+	JWKSURL  string   // default Issuer + "/.well-known/jwks.json", or discovered
+	// Discover, when JWKSURL is empty, takes jwks_uri from the issuer's
+	// /.well-known/openid-configuration (whose issuer must equal Issuer).
+	// An unreachable issuer falls back to the default path.
+	Discover    bool
 	Algorithms  []string          // default ES256, EdDSA, RS256; HS* and none are refused
 	Leeway      time.Duration     // default 30s
 	Revocations RevocationChecker // nil: no revocation check
@@ -61,6 +66,18 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		return nil, errors.New("sdk: Config.Audience is required and has no empty entry")
 	case cfg.Leeway < 0:
 		return nil, errors.New("sdk: Config.Leeway is negative")
+	}
+	if cfg.JWKSURL == "" && cfg.Discover {
+		switch u, err := discoverJWKS(ctx, http.DefaultClient, cfg.Issuer); {
+		case errors.Is(err, errDiscoveryMismatch):
+			return nil, err // a misconfiguration, not an outage
+		case err != nil: // issuer unreachable: a cold start, not a failure
+			if cfg.Logger != nil {
+				cfg.Logger.WarnContext(ctx, "issuer discovery failed; using the default JWKS path", "err", err)
+			}
+		default:
+			cfg.JWKSURL = u
+		}
 	}
 	if cfg.JWKSURL == "" {
 		cfg.JWKSURL = strings.TrimSuffix(cfg.Issuer, "/") + "/.well-known/jwks.json"
