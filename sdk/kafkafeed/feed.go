@@ -51,9 +51,10 @@ type Config struct {
 	// round trip before it counts as stale. Default 30s.
 	MaxStaleness time.Duration
 	// FailClosed makes Revoked return an error wrapping
-	// sdk.ErrRevocationUnavailable while the feed is stale or has not yet
-	// caught up. When false, Revoked keeps answering from the Set and Stale
-	// reports the condition.
+	// sdk.ErrRevocationUnavailable while the feed is stale. When false, a
+	// stale feed keeps answering from the Set and Stale reports it. Under
+	// either policy Revoked answers "unknown" until the start-up replay has
+	// caught up (see Available).
 	FailClosed bool
 
 	Logger *slog.Logger     // default: discard
@@ -559,18 +560,31 @@ func (f *Feed) sinceContact() time.Duration {
 	return f.cfg.Now().Sub(last)
 }
 
-// Revoked implements sdk.RevocationChecker. It answers from the Set; with
-// FailClosed it returns an error wrapping sdk.ErrRevocationUnavailable while
-// the replay has not caught up or the feed is stale.
+// Available says whether revocation answers can be trusted:
+//   - caught up with the start-up replay and in contact with the brokers: yes;
+//   - unreachable longer than MaxStaleness: with FailClosed no; otherwise
+//     yes, degraded (Stale reports it), answered from what the Set holds;
+//   - still replaying (and not stale): no, under either policy, so a
+//     restarted service never accepts a token revoked before it started.
+//
+// The errors wrap sdk.ErrRevocationUnavailable.
+func (f *Feed) Available() error {
+	switch d := f.sinceContact(); {
+	case d > f.cfg.MaxStaleness && !f.cfg.FailClosed:
+		return nil
+	case d > f.cfg.MaxStaleness:
+		return fmt.Errorf("kafkafeed: no broker contact for %s: %w", d.Round(time.Second), sdk.ErrRevocationUnavailable)
+	case !f.CaughtUp():
+		return fmt.Errorf("%w: %w", ErrNotCaughtUp, sdk.ErrRevocationUnavailable)
+	}
+	return nil
+}
+
+// Revoked implements sdk.RevocationChecker: the Set's answer when Available,
+// else Available's error.
 func (f *Feed) Revoked(c *sdk.Claims) (bool, error) {
-	if f.cfg.FailClosed {
-		if !f.CaughtUp() {
-			return false, fmt.Errorf("kafkafeed: replay not caught up: %w", sdk.ErrRevocationUnavailable)
-		}
-		if d := f.sinceContact(); d > f.cfg.MaxStaleness {
-			return false, fmt.Errorf("kafkafeed: no broker contact for %s: %w",
-				d.Round(time.Second), sdk.ErrRevocationUnavailable)
-		}
+	if err := f.Available(); err != nil {
+		return false, err
 	}
 	return f.cfg.Set.Revoked(c)
 }

@@ -180,6 +180,12 @@ func TestNotReadyUntilBacklogApplied(t *testing.T) {
 	if _, err := f.Revoked(&sdk.Claims{}); !errors.Is(err, sdk.ErrRevocationUnavailable) {
 		t.Fatalf("before Run: Revoked() error = %v, want ErrRevocationUnavailable", err)
 	}
+	// Failing open is for a feed that has been unreachable too long, not for
+	// one still replaying: a token revoked before the start must not pass.
+	open := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Events: fx.Events, Set: fx.NewSet(time.Now)})
+	if _, err := open.Revoked(&sdk.Claims{}); !errors.Is(err, sdk.ErrRevocationUnavailable) {
+		t.Fatalf("fail-open before catch-up: Revoked() error = %v, want ErrRevocationUnavailable", err)
+	}
 	runFeed(t, f.Run)
 	<-sink.started
 	if f.CaughtUp() {

@@ -64,7 +64,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 			return err
 		}
 		st.feed = feed
-		revs = st
+		revs = feed
 	}
 	v, err := sdk.NewVerifier(gctx, sdk.Config{Issuer: cfg.Issuer, Audience: cfg.Audience,
 		JWKSURL: cfg.JWKSURL, Leeway: cfg.Leeway, Revocations: revs, Logger: log})
@@ -168,43 +168,16 @@ func (s *state) ready() error {
 	return s.revocationState()
 }
 
-// revocationState says whether revocation answers can be trusted:
-//   - caught up with the replay and in contact with the brokers: yes;
-//   - open policy and the feed stale (unreachable longer than the bound):
-//     degraded, answered from what the set holds (nil, reported by degraded);
-//   - otherwise (still replaying, or closed and stale): no.
+// revocationState is the feed's Available (nil without a feed).
 func (s *state) revocationState() error {
 	if s.feed == nil {
 		return nil
 	}
-	stale := s.feed.Stale()
-	switch {
-	case !s.failClosed && stale:
-		return nil
-	case stale:
-		return fmt.Errorf("revocation feed unreachable for longer than the staleness bound: %w", sdk.ErrRevocationUnavailable)
-	case !s.feed.CaughtUp():
-		return fmt.Errorf("%w: %w", kafkafeed.ErrNotCaughtUp, sdk.ErrRevocationUnavailable)
-	}
-	return nil
+	return s.feed.Available()
 }
 
 // degraded: open policy, answering without a live feed.
 func (s *state) degraded() bool { return s.feed != nil && !s.failClosed && s.feed.Stale() }
-
-// Revoked implements sdk.RevocationChecker over the feed with the start-up
-// rule the feed leaves to its caller: before the replay has caught up the
-// answer is unknown (503) under either policy, so a restarted verifier
-// never lets a revoked token through, unless the open policy applies
-// because the feed has been unreachable longer than the bound.
-func (s *state) Revoked(c *sdk.Claims) (bool, error) {
-	if err := s.revocationState(); err != nil {
-		return false, err
-	}
-	return s.feed.Revoked(c)
-}
-
-var _ sdk.RevocationChecker = (*state)(nil)
 
 // waitKeys polls until v has keys; false when ctx ended first.
 func waitKeys(ctx context.Context, v *sdk.Verifier) bool {
