@@ -56,7 +56,10 @@ func start(name, cpus string, env []string, argv ...string) (*Proc, error) {
 	return p, nil
 }
 
-var procs []*Proc
+var (
+	procs    []*Proc
+	dataDirs []string // removed by stopAll
+)
 
 // Stop sends SIGTERM and waits up to 10 s, then kills.
 func (p *Proc) Stop() {
@@ -81,6 +84,10 @@ func stopAll() {
 		procs[i].Stop()
 	}
 	procs = nil
+	for _, d := range dataDirs {
+		_ = os.RemoveAll(d)
+	}
+	dataDirs = nil
 }
 
 // RSS is the resident set size of the process (VmRSS), in bytes. With
@@ -145,10 +152,11 @@ type Devstack struct {
 
 // startDevstack runs bin/devstack and waits for its export lines.
 func startDevstack(ctx context.Context, cpus string) (*Devstack, error) {
-	data, err := os.MkdirTemp("", "jotguard-bench-")
+	data, err := os.MkdirTemp("", "jotguard-bench-data-")
 	if err != nil {
 		return nil, err
 	}
+	dataDirs = append(dataDirs, data)
 	argv := pinned(cpus, filepath.Join(binDir, "devstack"), "--data", data)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	f, err := os.Create(filepath.Join(logDir, "devstack.log"))

@@ -88,15 +88,32 @@ func run(ctx context.Context) (*Report, error) {
 	}
 	// The issuer is not pinned: the Authix baseline had the whole machine,
 	// and argon2id wants every core.
-	_, ic, err := startIssuer(ctx, ds, "", "bench"+runTag)
-	if err != nil {
+	// Each run gets a fresh issuer on an empty database (as the Authix
+	// baseline had): the dev stack's FerretDB finds a user by _id in time
+	// that grows with the collection, so runs on one database drift.
+	var iproc *Proc
+	var ic *IssuerClient
+	newIssuer := func(r int) error {
+		iproc.Stop()
+		var err error
+		iproc, ic, err = startIssuer(ctx, ds, "", fmt.Sprintf("bench%s%d", runTag, r))
+		if err == nil {
+			logf("issuer at %s (database bench%s%d)", ic.Base, runTag, r)
+		}
+		return err
+	}
+	if err := newIssuer(0); err != nil {
 		return rep, err
 	}
-	logf("issuer at %s", ic.Base)
 
 	// 1–3: Authix workloads, and the ceilings measured between them.
 	if !cfg.Skip["1"] {
 		for r := range cfg.Runs {
+			if r > 0 {
+				if err := newIssuer(r); err != nil {
+					return rep, err
+				}
+			}
 			logf("run %d: Authix workloads (n=%d, c=64)", r+1, n)
 			res, err := authixWorkloads(ctx, ic, r, 64, n, refreshUsers)
 			if err != nil {
@@ -114,7 +131,7 @@ func run(ctx context.Context) (*Report, error) {
 			}
 			logf("  sign+rotate ceiling %7.0f ops/s (errors %d)", ce.RPS(), ce.Errors)
 			rep.Ceiling = append(rep.Ceiling, ce)
-			if lookup, closeFn, err := mongoLookup(ctx, ds.Env["JOTGUARD_MONGO_URI"], "bench"+runTag); err != nil {
+			if lookup, closeFn, err := mongoLookup(ctx, ds.Env["JOTGUARD_MONGO_URI"], fmt.Sprintf("bench%s%d", runTag, r)); err != nil {
 				rep.note("MongoDB lookup ceiling: %v", err)
 			} else {
 				lo := Load(ctx, "MongoDB user by _id", 64, 0, d, 2, lookup)
