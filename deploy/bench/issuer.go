@@ -129,6 +129,7 @@ func email(run, i int) string { return fmt.Sprintf("u%d-%d-%s@bench.example", ru
 // IssuerResults are the figures of scenarios 1–3 for one run.
 type IssuerResults struct {
 	Register, RegisterLogin, Refresh, Login Result
+	RefreshEmails                           []string // the users of the /access_token workload
 }
 
 // authixWorkloads runs the three Authix workloads and a login-only pass
@@ -172,6 +173,9 @@ func authixWorkloads(ctx context.Context, c *IssuerClient, run, conc, n, refresh
 		if x.Errors > 0 {
 			logf("  %s: %d errors, first: %s", x.Name, x.Errors, x.FirstErr)
 		}
+	}
+	for u := range refreshUsers {
+		out.RefreshEmails = append(out.RefreshEmails, email(run, ok[u]))
 	}
 	sess := make([]Session, conc)
 	var mu sync.Mutex

@@ -30,6 +30,7 @@ type Config struct {
 	Runs       int
 	Skip       map[string]bool
 	Profile    bool // CPU profiles of the issuer and verifier under load
+	FullMemory bool // inject 1M entries even when the run is long already
 	Command    string
 }
 
@@ -69,6 +70,7 @@ bench:
 	fs.StringVar(&cfg.LoadCPUs, "load-cpus", "1", "taskset CPU list of the load generator (empty: no pinning)")
 	fs.IntVar(&cfg.Runs, "runs", 0, "runs of each figure (default 3, quick 1)")
 	fs.BoolVar(&cfg.Profile, "profile", false, "rebuild issuer and verifier with pprof (go build -overlay) and profile them under load")
+	fs.BoolVar(&cfg.FullMemory, "full-memory", false, "always run the 1M-entry memory step (skipped when the run is past 6 minutes)")
 	skip := fs.String("skip", "", "scenarios to skip (comma list of 1…8)")
 	out := fs.String("out", "", "report path (default ROOT/docs/benchmarks.md)")
 	_ = fs.Parse(os.Args[1:])
