@@ -1,16 +1,11 @@
 package kafkafeed_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -117,64 +112,23 @@ func runFeed(t *testing.T, run func(context.Context) error) (stop func()) {
 
 // broker is a dedicated kfake that a test can stop and restart.
 type broker struct {
-	t       *testing.T
-	bin     string
-	port    int
-	dir     string
-	topic   string
-	parts   int
-	cmd     *exec.Cmd
+	*sdktest.Devstack
 	Brokers []string
+	dir     string // when set, the next start uses this data directory
 }
 
 func startBroker(t *testing.T, topic string, partitions int) *broker {
 	t.Helper()
-	bin := sdktest.RequireEnv(t, "JOTGUARD_DEVSTACK_BIN")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	b := &broker{t: t, bin: bin, port: port, dir: t.TempDir(), topic: topic, parts: partitions}
-	b.start()
-	t.Cleanup(b.stop)
-	return b
+	d := sdktest.StartDevstack(t, "kafka", "--topic", topic, "--partitions", fmt.Sprint(partitions))
+	return &broker{Devstack: d, Brokers: strings.Split(d.Env("JOTGUARD_KAFKA_BROKERS"), ",")}
 }
 
 func (b *broker) start() {
-	b.t.Helper()
-	cmd := exec.Command(b.bin, "--only", "kafka", "--kafka-port", fmt.Sprint(b.port),
-		"--data", b.dir, "--topic", b.topic, "--partitions", fmt.Sprint(b.parts))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.t.Fatalf("start %s: %v", b.bin, err)
-	}
-	b.cmd = cmd
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "export JOTGUARD_KAFKA_BROKERS="); ok {
-			b.Brokers = strings.Split(v, ",")
-			go func() { // drain the rest
-				for sc.Scan() {
-				}
-			}()
-			return
-		}
-	}
-	_ = cmd.Wait()
-	b.t.Fatalf("devstack exited before printing JOTGUARD_KAFKA_BROKERS")
-}
-
-func (b *broker) stop() {
-	if b.cmd == nil {
+	if b.dir != "" {
+		b.RestartWithData(b.dir)
+		b.dir = ""
 		return
 	}
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	_ = b.cmd.Wait()
-	b.cmd = nil
+	b.Restart()
 }
+func (b *broker) stop() { b.Stop() }

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -11,14 +10,12 @@ import (
 // With MongoDB gone, user requests answer 503 with Retry-After while the
 // JWKS is still served from memory; they work again once MongoDB is back.
 func TestMongoDownThenBack(t *testing.T) {
-	m := &broker{t: t, bin: sdktest.RequireEnv(t, "JOTGUARD_DEVSTACK_BIN"), only: "mongo", port: freePort(t), data: t.TempDir()}
-	m.start()
-	t.Cleanup(m.stop)
-	s := startIssuer(t, map[string]string{"JOTGUARD_MONGO_URI": fmt.Sprintf("mongodb://127.0.0.1:%d/", m.port)})
+	m := sdktest.StartDevstack(t, "mongo")
+	s := startIssuer(t, map[string]string{"JOTGUARD_MONGO_URI": "mongodb://" + m.Addr() + "/"})
 	email := s.register(pw)
 	s.login(email, pw)
 
-	m.stop()
+	m.Stop()
 	for name, r := range map[string]resp{
 		"register": s.do("POST", "/register", `{"email":"new@example.com","password":"`+pw+`"}`),
 		"login":    s.do("POST", "/login", `{"email":"`+email+`","password":"`+pw+`"}`),
@@ -31,7 +28,7 @@ func TestMongoDownThenBack(t *testing.T) {
 	if r := s.do("GET", "/.well-known/jwks.json", ""); r.StatusCode != 200 {
 		t.Errorf("jwks with MongoDB down: %d", r.StatusCode)
 	}
-	m.start()
+	m.Restart()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		r := s.do("POST", "/login", `{"email":"`+email+`","password":"`+pw+`"}`)

@@ -1,57 +1,30 @@
 package kafkaevents
 
 import (
-	"bufio"
 	"context"
-	"crypto/rand"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"os/exec"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jotguard/jotguard/issuer/internal/keys"
+	"github.com/jotguard/jotguard/issuer/internal/testenv"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/jotguard/jotguard/sdk/sdktest"
 	"github.com/segmentio/kafka-go"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 const testIssuer = "http://issuer.test"
 
 var testAudience = []string{"jotguard", "other-app"}
 
-var (
-	clientOnce sync.Once
-	client     *mongo.Client
-	clientErr  error
-)
-
-func newDB(t *testing.T) *mongo.Database {
-	t.Helper()
-	uri := sdktest.RequireEnv(t, "JOTGUARD_MONGO_URI")
-	clientOnce.Do(func() {
-		client, clientErr = mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(5 * time.Second))
-		if clientErr == nil {
-			clientErr = client.Ping(context.Background(), nil)
-		}
-	})
-	if clientErr != nil {
-		t.Fatalf("JOTGUARD_MONGO_URI is set but the server is unusable: %v", clientErr)
-	}
-	db := client.Database("test_" + strings.ToLower(rand.Text()))
-	t.Cleanup(func() { _ = db.Drop(context.Background()) })
-	return db
-}
+// newDB returns a fresh database, dropped when the test ends.
+func newDB(t *testing.T) *mongo.Database { return testenv.MongoDB(t) }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -81,88 +54,18 @@ func newPublisher(t *testing.T, cfg Config, signer Signer, db *mongo.Database) *
 // broker is a dedicated Kafka-protocol broker: the dev stack with only
 // kafka, on a fixed port and data directory so it can come back as it was.
 type broker struct {
-	t     *testing.T
-	bin   string
-	port  int
-	data  string
-	topic string
-	addr  string
-	cmd   *exec.Cmd
+	*sdktest.Devstack
+	addr string
 }
 
 func startBroker(t *testing.T, topic string) *broker {
 	t.Helper()
-	bin := sdktest.RequireEnv(t, "JOTGUARD_DEVSTACK_BIN")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	b := &broker{t: t, bin: bin, port: port, data: t.TempDir(), topic: topic}
-	b.start()
-	t.Cleanup(b.stop)
-	return b
+	d := sdktest.StartDevstack(t, "kafka", "--topic", topic, "--partitions", "6")
+	return &broker{Devstack: d, addr: d.Addr()}
 }
 
-func (b *broker) start() {
-	b.t.Helper()
-	cmd := exec.Command(b.bin, "--only", "kafka", "--kafka-port", fmt.Sprint(b.port),
-		"--data", b.data, "--topic", b.topic, "--partitions", "6")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.t.Fatalf("start %s: %v", b.bin, err)
-	}
-	b.cmd = cmd
-	lines := make(chan string)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	timeout := time.After(60 * time.Second)
-	for {
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				b.t.Fatalf("devstack --only kafka exited before it was ready")
-			}
-			if v, found := strings.CutPrefix(line, "export JOTGUARD_KAFKA_BROKERS="); found {
-				b.addr = v
-				go func() { // keep draining
-					for range lines {
-					}
-				}()
-				return
-			}
-		case <-timeout:
-			b.stop()
-			b.t.Fatalf("devstack --only kafka not ready after 60s")
-		}
-	}
-}
-
-func (b *broker) stop() {
-	if b.cmd == nil {
-		return
-	}
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = b.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = b.cmd.Process.Kill()
-		<-done
-	}
-	b.cmd = nil
-}
+func (b *broker) start() { b.Restart() }
+func (b *broker) stop()  { b.Stop() }
 
 // readSince reads every partition of topic from the records written at or
 // after since up to the current end, one Reader per partition without a

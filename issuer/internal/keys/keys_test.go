@@ -21,37 +21,15 @@ import (
 
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/jotguard/jotguard/sdk/sdktest"
+	"github.com/jotguard/jotguard/issuer/internal/testenv"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"golang.org/x/time/rate"
-)
-
-var (
-	clientOnce sync.Once
-	client     *mongo.Client
-	clientErr  error
 )
 
 // newDB returns a fresh database on the dev stack's MongoDB-protocol server,
 // dropped when the test ends.
-func newDB(t *testing.T) *mongo.Database {
-	t.Helper()
-	uri := sdktest.RequireEnv(t, "JOTGUARD_MONGO_URI")
-	clientOnce.Do(func() {
-		client, clientErr = mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(5 * time.Second))
-		if clientErr == nil {
-			clientErr = client.Ping(context.Background(), nil)
-		}
-	})
-	if clientErr != nil {
-		t.Fatalf("JOTGUARD_MONGO_URI is set but the server is unusable: %v", clientErr)
-	}
-	db := client.Database("test_" + strings.ToLower(rand.Text()))
-	t.Cleanup(func() { _ = db.Drop(context.Background()) })
-	return db
-}
+func newDB(t *testing.T) *mongo.Database { return testenv.MongoDB(t) }
 
 // clock is a settable time source.
 type clock struct{ ns atomic.Int64 }

@@ -1,36 +1,21 @@
 package mongostore_test
 
 import (
-	"context"
-	"crypto/rand"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/jotguard/jotguard/issuer/internal/mongostore"
 	"github.com/jotguard/jotguard/issuer/internal/storetest"
-	"github.com/jotguard/jotguard/sdk/sdktest"
+	"github.com/jotguard/jotguard/issuer/internal/testenv"
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 func TestUsers(t *testing.T) {
-	uri := sdktest.RequireEnv(t, "JOTGUARD_MONGO_URI")
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(5 * time.Second))
-	if err != nil {
-		t.Fatalf("JOTGUARD_MONGO_URI: %v", err)
-	}
-	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
-	if err := client.Ping(t.Context(), nil); err != nil {
-		t.Fatalf("JOTGUARD_MONGO_URI is set but the server is unreachable: %v", err)
-	}
+	testenv.MongoDB(t) // skips, or fails loudly, before the subtests
 	storetest.RunUserStore(t, func(t *testing.T) auth.UserStore {
-		db := client.Database("test_" + strings.ToLower(rand.Text()))
-		t.Cleanup(func() { _ = db.Drop(context.Background()) })
-		users, err := mongostore.NewUsers(t.Context(), db)
+		users, err := mongostore.NewUsers(t.Context(), testenv.MongoDB(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,14 +26,7 @@ func TestUsers(t *testing.T) {
 // A sign-up that died between its email claim and its user leaves a claim
 // without a user; once stale, a new sign-up takes the email over.
 func TestStaleClaimIsTakenOver(t *testing.T) {
-	uri := sdktest.RequireEnv(t, "JOTGUARD_MONGO_URI")
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(5 * time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
-	db := client.Database("test_" + strings.ToLower(rand.Text()))
-	t.Cleanup(func() { _ = db.Drop(context.Background()) })
+	db := testenv.MongoDB(t)
 	users, err := mongostore.NewUsers(t.Context(), db)
 	if err != nil {
 		t.Fatal(err)
@@ -75,14 +53,7 @@ func TestStaleClaimIsTakenOver(t *testing.T) {
 // succeed again (FerretDB dropped the connection on re-creating a sparse
 // index) and the unique constraints must still hold.
 func TestNewUsersOnExistingDatabase(t *testing.T) {
-	uri := sdktest.RequireEnv(t, "JOTGUARD_MONGO_URI")
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(5 * time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
-	db := client.Database("test_" + strings.ToLower(rand.Text()))
-	t.Cleanup(func() { _ = db.Drop(context.Background()) })
+	db := testenv.MongoDB(t)
 	for i := range 3 {
 		if _, err := mongostore.NewUsers(t.Context(), db); err != nil {
 			t.Fatalf("NewUsers #%d on the same database: %v", i+1, err)

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -363,68 +362,15 @@ func (is *issuer) logout(t testing.TB, token, scope string) {
 // ---- a dedicated Kafka broker ----
 
 type broker struct {
+	*sdktest.Devstack
 	Addr string
-	cmd  *exec.Cmd
-	done chan struct{}
 }
 
 // startBroker runs `devstack --only kafka` with its own topic.
 func startBroker(t *testing.T, topic string) *broker {
 	t.Helper()
-	bin := sdktest.RequireEnv(t, "JOTGUARD_DEVSTACK_BIN")
-	_, port, _ := net.SplitHostPort(freeAddr(t))
-	cmd := exec.Command(bin, "--only", "kafka", "--kafka-port", port, "--data", t.TempDir(),
-		"--topic", topic, "--partitions", "6")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = tlogWriter{t}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	b := &broker{cmd: cmd, done: make(chan struct{})}
-	lines := make(chan string)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		_ = cmd.Wait()
-		close(b.done)
-	}()
-	t.Cleanup(b.stop)
-	timeout := time.After(60 * time.Second)
-	for b.Addr == "" {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatal("devstack --only kafka exited before it was ready")
-			}
-			if v, ok := strings.CutPrefix(l, "export JOTGUARD_KAFKA_BROKERS="); ok {
-				b.Addr = strings.Trim(v, `"'`)
-			}
-		case <-timeout:
-			t.Fatal("devstack --only kafka not ready within 60s")
-		}
-	}
-	go func() {
-		for range lines {
-		}
-	}()
-	return b
+	d := sdktest.StartDevstack(t, "kafka", "--topic", topic, "--partitions", "6")
+	return &broker{Devstack: d, Addr: d.Env("JOTGUARD_KAFKA_BROKERS")}
 }
 
-func (b *broker) stop() {
-	if b.cmd.Process == nil {
-		return
-	}
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.done:
-	case <-time.After(10 * time.Second):
-		_ = b.cmd.Process.Kill()
-		<-b.done
-	}
-}
+func (b *broker) stop() { b.Stop() }

@@ -1,0 +1,43 @@
+// Package testenv gives the issuer's tests their backends from the dev
+// stack. Only tests import it.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jotguard/jotguard/sdk/sdktest"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+var (
+	clientOnce sync.Once
+	client     *mongo.Client
+	clientErr  error
+)
+
+// MongoDB returns a fresh database named test_<random> on the server at
+// JOTGUARD_MONGO_URI, dropped when tb ends. Without the variable the test is
+// skipped (it fails when CI is set); set but unreachable fails the test. One
+// client serves the whole test process.
+func MongoDB(tb testing.TB) *mongo.Database {
+	tb.Helper()
+	uri := sdktest.RequireEnv(tb, "JOTGUARD_MONGO_URI")
+	clientOnce.Do(func() {
+		client, clientErr = mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(5 * time.Second))
+		if clientErr == nil {
+			clientErr = client.Ping(context.Background(), nil)
+		}
+	})
+	if clientErr != nil {
+		tb.Fatalf("JOTGUARD_MONGO_URI is set but the server is unusable: %v", clientErr)
+	}
+	db := client.Database("test_" + strings.ToLower(rand.Text()))
+	tb.Cleanup(func() { _ = db.Drop(context.Background()) })
+	return db
+}
