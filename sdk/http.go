@@ -49,21 +49,32 @@ func BearerToken(h http.Header) (string, error) {
 }
 
 // isB64Token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+// It runs on every request before the cache lookup, over the whole token,
+// so it is one table load per byte.
 func isB64Token(s string) bool {
 	body := strings.TrimRight(s, "=")
 	if body == "" {
 		return false
 	}
 	for i := 0; i < len(body); i++ {
-		switch b := body[i]; {
-		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
-		case b == '-', b == '.', b == '_', b == '~', b == '+', b == '/':
-		default:
+		if !b64tokenChar[body[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+var b64tokenChar = func() (t [256]bool) {
+	for b := range 256 {
+		switch {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+			t[b] = true
+		case b == '-', b == '.', b == '_', b == '~', b == '+', b == '/':
+			t[b] = true
+		}
+	}
+	return t
+}()
 
 // Challenge is the one RFC 6750 mapping of a verification error, used by
 // Middleware, by echoauth and by the verifier sidecar:

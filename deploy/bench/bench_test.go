@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -104,6 +105,34 @@ func TestTinyBench(t *testing.T) {
 		"Authorization: Bearer "+sess.Access, "X-Forwarded-Method: GET", "X-Forwarded-Uri: /", "X-Forwarded-Host: a.example")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// wrk, the generator `make bench` uses when installed (.ci/run installs it).
+	if _, err := exec.LookPath("wrk"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("wrk is not installed (CI is set): apt-get install wrk")
+		}
+		t.Log("wrk not installed: its load path is not tested")
+	} else {
+		if err := useWrk("wrk"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { wrkPath = "" })
+		hw, err := loadHTTP(tForward, "http://"+v.Addr+"/authz/forward-auth", 2, 200*time.Millisecond,
+			"Authorization: Bearer "+sess.Access, "X-Forwarded-Method: GET", "X-Forwarded-Uri: /", "X-Forwarded-Host: a.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hw.N == 0 || hw.Errors != 0 || len(hw.Quantiles) != 1001 || hw.Q(0.5) <= 0 {
+			t.Fatalf("wrk run: %+v", hw)
+		}
+		// wrk counts a non-2xx answer as an error: no token → 401.
+		bad, err := loadHTTP(tForward, "http://"+v.Addr+"/authz/forward-auth", 1, 200*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bad.Errors == 0 || bad.Errors != bad.N {
+			t.Fatalf("wrk run of 401s: %d errors in %d requests (%s)", bad.Errors, bad.N, bad.FirstErr)
+		}
 	}
 	rep := &Report{Cfg: cfg, Started: time.Now(), Machine: describeMachine(), N: 4, RefreshUsers: 2,
 		Issuer: []IssuerResults{res}, Ceiling: []Result{ce}, Argon: []Argon2Ceiling{argon2Ceiling(1024, 1, 1, 1)},

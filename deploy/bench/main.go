@@ -27,6 +27,7 @@ type Config struct {
 	Root       string // repository root: bin/ and docs/ are here
 	ServerCPUs string // taskset list for the servers under test
 	LoadCPUs   string // taskset list for the load generator
+	LoadGen    string // HTTP load generator of scenarios 4 and 8: auto, wrk or go
 	Runs       int
 	Skip       map[string]bool
 	Profile    bool // CPU profiles of the issuer and verifier under load
@@ -68,6 +69,7 @@ bench:
 	fs.StringVar(&cfg.Root, "root", "../..", "repository root (bin/, docs/)")
 	fs.StringVar(&cfg.ServerCPUs, "server-cpus", "0", "taskset CPU list of the servers under HTTP load (empty: no pinning)")
 	fs.StringVar(&cfg.LoadCPUs, "load-cpus", "1", "taskset CPU list of the load generator (empty: no pinning)")
+	fs.StringVar(&cfg.LoadGen, "loadgen", "auto", "HTTP load generator of the verifier scenarios: wrk, go (the bench's own), or auto (wrk when installed)")
 	fs.IntVar(&cfg.Runs, "runs", 0, "runs of each figure (default 3, quick 1)")
 	fs.BoolVar(&cfg.Profile, "profile", false, "rebuild issuer and verifier with pprof (go build -overlay) and profile them under load")
 	fs.BoolVar(&cfg.FullMemory, "full-memory", false, "always run the 1M-entry memory step (skipped when the run is past 6 minutes)")
@@ -107,6 +109,11 @@ bench:
 	logDir = filepath.Join(os.TempDir(), fmt.Sprintf("jotguard-bench-%d", os.Getpid()))
 	_ = os.MkdirAll(logDir, 0o755)
 	logf("logs in %s", logDir)
+	if err := useWrk(cfg.LoadGen); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	logf("HTTP load generator: %s", map[bool]string{true: "wrk (" + wrkPath + ")", false: "the bench's Go loader"}[wrkPath != ""])
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

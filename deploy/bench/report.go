@@ -378,7 +378,7 @@ func writeReport(r *Report, path string) error {
 	if r.HTTP != nil {
 		p("## 4 and 8. Verifier, bare handler, JWT vs server-side session")
 		p("")
-		p("Each target answers GET with a 200 (the verifier: an allow decision). Closed loop, keep-alive, %s per run, median (min–max) req/s over %d run(s). The sdk.Middleware servers are the bench's own (`bench serve jwt`): the sdk engine the verifier wraps, with `sdk.Config.CacheSize` default (cache on) or -1 (off). bin/verifier has no cache-size setting (no `JOTGUARD_*` variable for it), so the cache on/off comparison is made on the sdk servers. \"Redis session lookup\" does one Redis GET (and a JSON decode) per request: the server-side-session alternative of scenario 8.", map[bool]string{true: "0.4 s", false: "2 s"}[r.Cfg.Quick], r.Cfg.Runs)
+		p("Each target answers GET with a 200 (the verifier: an allow decision). Closed loop, keep-alive, %s per run, median (min–max) req/s over %d run(s). The sdk.Middleware servers are the bench's own (`bench serve jwt`): the sdk engine the verifier wraps, with `sdk.Config.CacheSize` default (cache on) or -1 (off). bin/verifier has no cache-size setting (no `JOTGUARD_*` variable for it), so the cache on/off comparison is made on the sdk servers. \"Redis session lookup\" does one Redis GET (and a JSON decode) per request: the server-side-session alternative of scenario 8.", r.httpRunTime(), r.Cfg.Runs)
 		p("")
 		p("| target | c | req/s | × bare | p50 | p99 | added p99 | errors |\n|---|---|---|---|---|---|---|---|")
 		for _, t := range r.HTTPOrder {
@@ -482,4 +482,17 @@ func mapsKeys[V any](m map[string]V) func(func(string) bool) {
 			}
 		}
 	}
+}
+
+// httpRunTime is the length of one run of scenarios 4 and 8 as the load
+// generator ran it (wrk takes whole seconds).
+func (r *Report) httpRunTime() string {
+	d := 2 * time.Second
+	if r.Cfg.Quick {
+		d = 400 * time.Millisecond
+	}
+	if r.LoadGen == "wrk" {
+		d = wrkDuration(d)
+	}
+	return fmt.Sprintf("%s (%s)", d, map[bool]string{true: "wrk, one thread, one connection per worker", false: "the bench's Go loader"}[r.LoadGen == "wrk"])
 }

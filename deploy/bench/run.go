@@ -30,6 +30,7 @@ type Report struct {
 	Concs      []int
 	HTTP       map[string]map[int][]Result
 	HTTPOrder  []string
+	LoadGen    string // "wrk" or "go"
 	VerifierOK bool
 
 	Prop     *Propagation
@@ -57,7 +58,10 @@ const (
 )
 
 func run(ctx context.Context) (*Report, error) {
-	rep := &Report{Cfg: cfg, Started: time.Now().UTC(), Machine: describeMachine()}
+	rep := &Report{Cfg: cfg, Started: time.Now().UTC(), Machine: describeMachine(), LoadGen: "go"}
+	if wrkPath != "" {
+		rep.LoadGen = "wrk"
+	}
 	defer func() { rep.Duration = time.Since(rep.Started) }()
 	n, refreshUsers, d := 1000, 10, 2*time.Second
 	rep.Concs = []int{1, 16, 64}
@@ -65,6 +69,7 @@ func run(ctx context.Context) (*Report, error) {
 	memSteps := []int{100_000, 1_000_000}
 	if cfg.Quick {
 		n, d, propN = 40, 400*time.Millisecond, 20
+		rep.Concs = []int{1, 64} // wrk runs whole seconds
 		memSteps = []int{10_000}
 	}
 	rep.N, rep.RefreshUsers, rep.PropN = n, refreshUsers, propN

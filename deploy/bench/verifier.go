@@ -77,8 +77,12 @@ func startOwn(ctx context.Context, name, cpus string, args ...string) (*Proc, er
 	return p, nil
 }
 
-// loadHTTP runs `bench load` pinned to the load CPUs and returns its Result.
+// loadHTTP runs wrk, or else `bench load`, pinned to the load CPUs and
+// returns its Result.
 func loadHTTP(name, url string, conc int, d time.Duration, hdrs ...string) (Result, error) {
+	if wrkPath != "" {
+		return loadWrk(name, url, conc, d, hdrs...)
+	}
 	self, _ := os.Executable()
 	argv := []string{self, "load", "--name", name, "--url", url, "--c", strconv.Itoa(conc), "--d", d.String()}
 	for _, h := range hdrs {
