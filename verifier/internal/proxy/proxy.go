@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jotguard/jotguard/sdk"
@@ -73,8 +74,9 @@ func New(o Options) (*Proxy, error) {
 				authz.SetIdentity(pr.Out.Header, c)
 			}
 		},
-		Transport: o.Transport,
-		ErrorLog:  slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+		Transport:  o.Transport,
+		BufferPool: bufferPool{},
+		ErrorLog:   slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			p.log.WarnContext(r.Context(), "upstream unavailable", "err", err)
 			w.WriteHeader(http.StatusBadGateway)
@@ -120,3 +122,13 @@ func (p *Proxy) isPublic(u *url.URL) bool {
 	}
 	return false
 }
+
+// bufferPool recycles the 32 KiB buffers ReverseProxy copies bodies with;
+// without one it allocates a fresh buffer per response, which under load
+// is most of the proxy's garbage.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
