@@ -85,7 +85,7 @@ func TestTinyBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := authixWorkloads(ctx, ic, 0, 4, 4, 2)
+	res, err := authixWorkloads(ctx, ic, CPUWatch{"bench (load)": os.Getpid()}, 0, 4, 4, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -134,11 +134,20 @@ type IssuerResults struct {
 
 // authixWorkloads runs the three Authix workloads and a login-only pass
 // against the issuer at concurrency conc. n is 1000 in full mode.
-func authixWorkloads(ctx context.Context, c *IssuerClient, run, conc, n, refreshUsers int) (IssuerResults, error) {
+// watch, when not nil, records each workload's CPU time per process.
+func authixWorkloads(ctx context.Context, c *IssuerClient, watch CPUWatch, run, conc, n, refreshUsers int) (IssuerResults, error) {
 	var out IssuerResults
+	load := func(ctx context.Context, name string, conc, n int, d time.Duration, warm int, op Op) Result {
+		before := watch.Snapshot()
+		r := Load(ctx, name, conc, n, d, warm, op)
+		if watch != nil {
+			r.CPU = watch.Since(before)
+		}
+		return r
+	}
 	// 1. n × /register
 	registered := make([]bool, n)
-	out.Register = Load(ctx, "register", conc, n, 0, 0, func(ctx context.Context, w, i int) error {
+	out.Register = load(ctx, "register", conc, n, 0, 0, func(ctx context.Context, w, i int) error {
 		err := c.Register(ctx, email(run, i))
 		registered[i] = err == nil
 		return err
@@ -154,12 +163,12 @@ func authixWorkloads(ctx context.Context, c *IssuerClient, run, conc, n, refresh
 	}
 	// /login alone, n times over the users just registered (for scenario 3;
 	// a registration refused with 503 is not logged in: its error counts once)
-	out.Login = Load(ctx, "login", conc, n, 0, 0, func(ctx context.Context, w, i int) error {
+	out.Login = load(ctx, "login", conc, n, 0, 0, func(ctx context.Context, w, i int) error {
 		_, err := c.Login(ctx, email(run, ok[i%len(ok)]))
 		return err
 	})
 	// 2. n × (/register then /login)
-	out.RegisterLogin = Load(ctx, "register+login", conc, n, 0, 0, func(ctx context.Context, w, i int) error {
+	out.RegisterLogin = load(ctx, "register+login", conc, n, 0, 0, func(ctx context.Context, w, i int) error {
 		e := email(run, n+i)
 		if err := c.Register(ctx, e); err != nil {
 			return err
@@ -196,7 +205,7 @@ func authixWorkloads(ctx context.Context, c *IssuerClient, run, conc, n, refresh
 	if firstErr != nil {
 		return out, fmt.Errorf("refresh setup: %w", firstErr)
 	}
-	out.Refresh = Load(ctx, "access_token", conc, refreshUsers*n, 0, 0, func(ctx context.Context, w, i int) error {
+	out.Refresh = load(ctx, "access_token", conc, refreshUsers*n, 0, 0, func(ctx context.Context, w, i int) error {
 		s, err := c.Refresh(ctx, sess[w].Refresh)
 		if err != nil {
 			return err

@@ -21,6 +21,9 @@ type Result struct {
 	// Quantiles holds the latency at q = i/1000, i = 0…1000 (1001 points).
 	Quantiles []time.Duration `json:"quantiles"`
 	FirstErr  string          `json:"first_err,omitempty"`
+	// CPU is the CPU time watched processes used during the run (issuer
+	// workloads only).
+	CPU map[string]time.Duration `json:"cpu,omitempty"`
 }
 
 // RPS is the completed operations (errors included) per second.

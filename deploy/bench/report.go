@@ -118,25 +118,27 @@ func (r *Report) Goals() []Goal {
 	brps, _, bp99, _, _, _, bok := r.httpFig(tBare, 64)
 	frps, _, fp99, _, _, _, fok := r.httpFig(tForward, 64)
 	hrps, _, hp99, _, _, _, hok := r.httpFig(tBareHdr, 64)
-	g := Goal{Name: "verifier auth-check req/s vs bare net/http (c=64)", Target: "≥ 0.80×"}
+	// The bare handler the verifier is held to gets the request the
+	// verifier gets (the token and X-Forwarded-* headers): "measured the
+	// same way". Parsing those headers is HTTP's cost, paid by any server
+	// a proxy sends them to; the ratio to a bare GET is shown beside it.
+	if !hok {
+		hrps, hp99 = brps, bp99
+	}
+	g := Goal{Name: "verifier auth-check req/s vs bare net/http, same request (c=64)", Target: "≥ 0.80×"}
 	if bok && fok {
-		g.Known, g.Ratio = true, frps/brps
+		g.Known, g.Ratio = true, frps/hrps
 		g.Pass = g.Ratio >= 0.8
-		g.Measured = fmt.Sprintf("%.2f× (%.0f vs %.0f req/s)", g.Ratio, frps, brps)
-		if hok {
-			g.Measured += fmt.Sprintf("; %.2f× bare given the same request", frps/hrps)
-		}
+		g.Measured = fmt.Sprintf("%.2f× (%.0f vs %.0f req/s); %.2f× a bare GET without the headers (%.0f req/s)",
+			g.Ratio, frps, hrps, frps/brps, brps)
 	}
 	gs = append(gs, g)
-	g = Goal{Name: "verifier added p99 (c=64)", Target: "≤ 1 ms"}
+	g = Goal{Name: "verifier added p99 vs bare, same request (c=64)", Target: "≤ 1 ms"}
 	if bok && fok {
-		add := fp99 - bp99
+		add := fp99 - hp99
 		g.Known, g.Pass = true, add <= time.Millisecond
 		g.Ratio = float64(add) / float64(time.Millisecond)
-		g.Measured = fmt.Sprintf("%s (p99 %s vs %s)", ms(add), ms(fp99), ms(bp99))
-		if hok {
-			g.Measured += fmt.Sprintf("; %s over bare given the same request", ms(fp99-hp99))
-		}
+		g.Measured = fmt.Sprintf("%s (p99 %s vs %s); %s over a bare GET", ms(add), ms(fp99), ms(hp99), ms(fp99-bp99))
 	}
 	gs = append(gs, g)
 	// sdk Verify
@@ -339,6 +341,7 @@ func writeReport(r *Report, path string) error {
 			p("| %s | %.2f s (%.2f–%.2f) | %.0f | %s | %s | %s | %s |", w.name, medianF(secs), lo, hi, medianF(rps), ms(median(p50)), ms(median(p99)), errTxt, ax)
 		}
 		p("")
+		r.cpuTable(p)
 		p("A 503 `busy` is the issuer's hashing backpressure (SPEC §2): a request that waits longer than `JOTGUARD_HASH_QUEUE_WAIT` (2 s) for one of the GOMAXPROCS hashing slots is refused with `Retry-After` instead of timing out. At concurrency 64 the last request in the queue waits 64 ÷ (hashes/s); it stays under 2 s only while the machine delivers more than 32 hashes/s, i.e. about 60 ms per hash per core or better (21 ms on an idle machine of this kind). The bench counts every 503 as an error and does not retry.")
 		p("")
 		p("## 2. /access_token vs its ceiling")
@@ -495,4 +498,53 @@ func (r *Report) httpRunTime() string {
 		d = wrkDuration(d)
 	}
 	return fmt.Sprintf("%s (%s)", d, map[bool]string{true: "wrk, one thread, one connection per worker", false: "the bench's Go loader"}[r.LoadGen == "wrk"])
+}
+
+// cpuTable: CPU time per request of each watched process during the issuer
+// workloads (median over runs), and the machine's CPU over wall time.
+func (r *Report) cpuTable(p func(string, ...any)) {
+	if len(r.Issuer) == 0 || r.Issuer[0].Register.CPU == nil {
+		return
+	}
+	p("CPU time per request, by process (median over runs; from /proc/PID/stat, 10 ms ticks). \"busy\" is the sum over processes ÷ (wall time × %d cores): what the machine's cores gave the workload.", r.Machine.NProc)
+	p("")
+	head := "| workload |"
+	for _, n := range cpuOrder {
+		head += " " + n + " |"
+	}
+	p("%s busy |\n|---|%s---|", head, strings.Repeat("---|", len(cpuOrder)))
+	for _, w := range []struct {
+		name string
+		pick func(IssuerResults) Result
+	}{
+		{"/register", func(x IssuerResults) Result { return x.Register }},
+		{"/login", func(x IssuerResults) Result { return x.Login }},
+		{"/register+/login", func(x IssuerResults) Result { return x.RegisterLogin }},
+		{"/access_token", func(x IssuerResults) Result { return x.Refresh }},
+	} {
+		row := "| " + w.name + " |"
+		var busy []float64
+		per := map[string][]float64{}
+		for _, x := range r.Issuer {
+			res := w.pick(x)
+			if res.N == 0 {
+				continue
+			}
+			var sum time.Duration
+			for name, d := range res.CPU {
+				per[name] = append(per[name], float64(d)/float64(res.N)/1e6)
+				sum += d
+			}
+			busy = append(busy, sum.Seconds()/(res.Elapsed.Seconds()*float64(r.Machine.NProc)))
+		}
+		for _, n := range cpuOrder {
+			if v := per[n]; len(v) > 0 {
+				row += fmt.Sprintf(" %.2f ms |", medianF(v))
+			} else {
+				row += " — |"
+			}
+		}
+		p("%s %.0f%% |", row, 100*medianF(busy))
+	}
+	p("")
 }

@@ -121,7 +121,7 @@ func run(ctx context.Context) (*Report, error) {
 				}
 			}
 			logf("run %d: Authix workloads (n=%d, c=64)", r+1, n)
-			res, err := authixWorkloads(ctx, ic, r, 64, n, refreshUsers)
+			res, err := authixWorkloads(ctx, ic, watchIssuer(iproc, ds), r, 64, n, refreshUsers)
 			if err != nil {
 				return rep, err
 			}
