@@ -78,6 +78,12 @@ type User struct {
 	CreatedAt     time.Time
 }
 
+// Public returns u without its PasswordHash.
+func (u User) Public() User {
+	u.PasswordHash = ""
+	return u
+}
+
 // NormalizeEmail trims and lower-cases an email.
 func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
@@ -91,6 +97,18 @@ type Session struct {
 	UserID    string
 	ClientID  string
 	CreatedAt time.Time
+	// Snapshot is the user as last read from the UserStore, kept with the
+	// session so that a refresh need not read the UserStore again. Create
+	// stores it and Rotate returns it; nil when the session has none
+	// (sessions stored before snapshots existed).
+	Snapshot *UserSnapshot
+}
+
+// UserSnapshot is a copy of a user's public fields (User.Public) and the
+// instant they were read from the UserStore.
+type UserSnapshot struct {
+	User      User
+	CheckedAt time.Time
 }
 
 // UserStore keeps users (mongostore, memstore).
@@ -115,17 +133,25 @@ type Rotation struct {
 // SessionStore keeps sessions and refresh tokens (redisstore, memstore).
 // Refresh tokens are stored only as hashes.
 type SessionStore interface {
-	// Create stores s with its first refresh token.
+	// Create stores s with its first refresh token, and its Snapshot if any.
 	Create(ctx context.Context, s Session, refresh string) error
 	// Rotate retires refresh and makes successor current. A second use of
 	// the retired token within the grace window returns the same successor;
 	// a later use deletes the session and returns the session with
-	// ErrRefreshReuse. Unknown tokens give ErrInvalidRefreshToken.
+	// ErrRefreshReuse. Unknown tokens give ErrInvalidRefreshToken. The
+	// session comes with its Snapshot, in the grace window too.
 	Rotate(ctx context.Context, refresh, successor string) (Rotation, error)
-	// Lookup returns the session of a live refresh token.
+	// Lookup returns the session of a live refresh token, without its
+	// Snapshot.
 	Lookup(ctx context.Context, refresh string) (Session, error)
-	// Get returns a session; ErrSessionNotFound when gone.
+	// Get returns a session, without its Snapshot; ErrSessionNotFound when
+	// gone.
 	Get(ctx context.Context, userID, sid string) (Session, error)
+	// SetSnapshot replaces the session's user snapshot if the session still
+	// exists (a deleted session stays deleted; that is not an error) and
+	// snap is newer than the stored one, so that a late write of an older
+	// read cannot undo a newer one. Stores never keep the PasswordHash.
+	SetSnapshot(ctx context.Context, userID, sid string, snap UserSnapshot) error
 	// List returns the ids of the user's live sessions.
 	List(ctx context.Context, userID string) ([]string, error)
 	// Delete removes sessions; it answers how many existed.

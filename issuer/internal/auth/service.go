@@ -26,6 +26,10 @@ type Config struct {
 	AccessTTL   time.Duration
 	PasswordMin int // characters after NFKC; default 12
 	PasswordMax int // default 128
+	// UserRecheck is how long a refresh trusts the user snapshot stored with
+	// the session; past it, the refresh reads the UserStore (and saves a new
+	// snapshot). 0 reads it on every refresh.
+	UserRecheck time.Duration
 	Now         func() time.Time
 	Logger      *slog.Logger
 	// RequestID returns the request id of ctx, carried as an event's txn.
@@ -197,7 +201,9 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	if clientID == "" {
 		clientID = s.cfg.ClientID
 	}
-	sess := Session{ID: NewID(), UserID: u.ID, ClientID: clientID, CreatedAt: s.cfg.Now().UTC()}
+	now := s.cfg.Now().UTC()
+	sess := Session{ID: NewID(), UserID: u.ID, ClientID: clientID, CreatedAt: now,
+		Snapshot: &UserSnapshot{User: u.Public(), CheckedAt: now}}
 	refresh := NewRefreshToken()
 	if err := s.d.Sessions.Create(ctx, sess, refresh); err != nil {
 		return Tokens{}, err
@@ -221,16 +227,42 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (Tokens, error) {
 	if err != nil {
 		return Tokens{}, err
 	}
-	u, err := s.d.Users.ByID(ctx, rot.Session.UserID)
-	switch {
-	case errors.Is(err, ErrUserNotFound):
-		return Tokens{}, ErrInvalidRefreshToken
-	case err != nil:
+	u, err := s.refreshUser(ctx, rot.Session)
+	if err != nil {
 		return Tokens{}, err
-	case u.Disabled:
-		return Tokens{}, ErrDisabled
 	}
 	return s.tokens(ctx, u, rot.Session, rot.Token)
+}
+
+// refreshUser returns the user a refresh mints tokens for: the session's
+// snapshot while it is younger than UserRecheck, else the UserStore's copy,
+// saved back as the new snapshot. A disabled user is refused either way, so
+// disabling an account takes effect within UserRecheck (plus the lifetime of
+// the access tokens already out).
+func (s *Service) refreshUser(ctx context.Context, sess Session) (User, error) {
+	now := s.cfg.Now().UTC()
+	var u User
+	if snap := sess.Snapshot; snap != nil && snap.User.ID == sess.UserID &&
+		now.Sub(snap.CheckedAt) < s.cfg.UserRecheck && snap.CheckedAt.Sub(now) < s.cfg.UserRecheck {
+		u = snap.User
+	} else {
+		var err error
+		u, err = s.d.Users.ByID(ctx, sess.UserID)
+		switch {
+		case errors.Is(err, ErrUserNotFound):
+			return User{}, ErrInvalidRefreshToken
+		case err != nil:
+			return User{}, err
+		}
+		// Best effort: without it the next refresh reads the UserStore again.
+		if err := s.d.Sessions.SetSnapshot(ctx, sess.UserID, sess.ID, UserSnapshot{User: u.Public(), CheckedAt: now}); err != nil {
+			s.log.WarnContext(ctx, "user snapshot not saved", "user_id", sess.UserID, "sid", sess.ID, "err", err)
+		}
+	}
+	if u.Disabled {
+		return User{}, ErrDisabled
+	}
+	return u, nil
 }
 
 // Scope says which sessions a logout ends.

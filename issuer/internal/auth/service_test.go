@@ -231,3 +231,163 @@ func TestRevokeToken(t *testing.T) {
 		t.Fatalf("refresh after revocation: %v", err)
 	}
 }
+
+// countingUsers counts the reads of a user by id; its ByID answers as if
+// the user had been disabled or deleted, or the store were down.
+type countingUsers struct {
+	auth.UserStore
+	mu       sync.Mutex
+	byID     int
+	disabled bool
+	fails    error
+}
+
+func (c *countingUsers) ByID(ctx context.Context, id string) (auth.User, error) {
+	c.mu.Lock()
+	c.byID++
+	disabled, err := c.disabled, c.fails
+	c.mu.Unlock()
+	if err != nil {
+		return auth.User{}, err
+	}
+	u, err := c.UserStore.ByID(ctx, id)
+	u.Disabled = u.Disabled || disabled
+	return u, err
+}
+
+func (c *countingUsers) set(disabled bool, fails error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.disabled, c.fails = disabled, fails
+}
+
+func (c *countingUsers) reads() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byID
+}
+
+// snapshotFixture is a Service whose refreshes trust the session's user
+// snapshot for recheck, on a clock the test moves.
+func snapshotFixture(t *testing.T, recheck time.Duration) (*fixture, *countingUsers, *time.Time) {
+	f := newFixture(t)
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	clock := func() time.Time { return now }
+	users := &countingUsers{UserStore: f.users}
+	f.sessions = memstore.NewSessions(time.Second, clock)
+	svc, err := auth.NewService(auth.Config{Issuer: "https://iss", Audience: []string{"jotguard"}, AccessTTL: 5 * time.Minute,
+		UserRecheck: recheck, Now: clock},
+		auth.Deps{Users: users, Sessions: f.sessions, Hasher: f.hasher, Signer: fakeSigner{}, Verifier: fakeVerifier{}, Events: f.events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc = svc
+	return f, users, &now
+}
+
+// A refresh within UserRecheck mints from the session's snapshot: no read
+// of the UserStore, yet the same claims and user as after a read.
+func TestRefreshWithinRecheckReadsNoUser(t *testing.T) {
+	f, users, now := snapshotFixture(t, time.Minute)
+	u := auth.User{ID: "u1", Email: "a@example.com", Username: "ann", FirstName: "Ann", PasswordHash: "v1:" + pw,
+		EmailVerified: true, Roles: []string{"admin"}, CreatedAt: now.Add(-time.Hour)}
+	if err := f.users.Create(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := f.svc.Login(t.Context(), auth.LoginInput{Identifier: "a@example.com", Password: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := tok.RefreshToken
+	for i := range 3 {
+		*now = now.Add(15 * time.Second)
+		tok, err = f.svc.Refresh(t.Context(), rt)
+		if err != nil {
+			t.Fatalf("refresh %d: %v", i, err)
+		}
+		rt = tok.RefreshToken
+	}
+	if n := users.reads(); n != 0 {
+		t.Fatalf("refreshes within the recheck window read the user %d times, want 0", n)
+	}
+	c, _ := fakeVerifier{}.Verify(t.Context(), tok.AccessToken)
+	if c.Subject != "u1" || c.Email != u.Email || !c.EmailVerified || len(c.Roles) != 1 || c.Roles[0] != "admin" {
+		t.Fatalf("claims from the snapshot: %+v", c)
+	}
+	if got := tok.User; got.ID != u.ID || got.Username != "ann" || got.FirstName != "Ann" || !got.CreatedAt.Equal(u.CreatedAt) || got.PasswordHash != "" {
+		t.Fatalf("user from the snapshot: %+v", got)
+	}
+
+	// Past the window the user is read once, and the fresh snapshot serves
+	// the refreshes after it.
+	*now = now.Add(time.Minute)
+	for i := range 2 {
+		if tok, err = f.svc.Refresh(t.Context(), rt); err != nil {
+			t.Fatalf("refresh %d after the window: %v", i, err)
+		}
+		rt = tok.RefreshToken
+	}
+	if n := users.reads(); n != 1 {
+		t.Fatalf("refreshes after the window read the user %d times, want 1", n)
+	}
+}
+
+// Disabling a user takes effect at the first refresh past the recheck
+// window, and at once with UserRecheck 0; a user the store no longer has
+// makes the refresh token invalid; a store that is down is unavailable.
+func TestRefreshRechecksUser(t *testing.T) {
+	setup := func(t *testing.T, recheck time.Duration) (*fixture, *countingUsers, *time.Time, string) {
+		f, users, now := snapshotFixture(t, recheck)
+		if _, err := f.svc.Register(t.Context(), auth.RegisterInput{Email: "a@example.com", Password: pw}); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := f.svc.Login(t.Context(), auth.LoginInput{Identifier: "a@example.com", Password: pw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f, users, now, tok.RefreshToken
+	}
+	t.Run("DisabledAfterWindow", func(t *testing.T) {
+		f, users, now, rt := setup(t, time.Minute)
+		users.set(true, nil)
+		*now = now.Add(30 * time.Second)
+		tok, err := f.svc.Refresh(t.Context(), rt)
+		if err != nil {
+			t.Fatalf("refresh within the window: %v (the snapshot still says enabled)", err)
+		}
+		*now = now.Add(31 * time.Second)
+		if _, err := f.svc.Refresh(t.Context(), tok.RefreshToken); !errors.Is(err, auth.ErrDisabled) {
+			t.Fatalf("first refresh past the window: %v, want ErrDisabled", err)
+		}
+	})
+	t.Run("DisabledRecheckZero", func(t *testing.T) {
+		f, users, _, rt := setup(t, 0)
+		tok, err := f.svc.Refresh(t.Context(), rt)
+		if err != nil || users.reads() != 1 {
+			t.Fatalf("refresh: %v, %d reads; want one read", err, users.reads())
+		}
+		users.set(true, nil)
+		if _, err := f.svc.Refresh(t.Context(), tok.RefreshToken); !errors.Is(err, auth.ErrDisabled) {
+			t.Fatalf("refresh of a disabled user with UserRecheck 0: %v, want ErrDisabled", err)
+		}
+	})
+	t.Run("UserGone", func(t *testing.T) {
+		f, users, _, rt := setup(t, 0)
+		users.set(false, auth.ErrUserNotFound)
+		if _, err := f.svc.Refresh(t.Context(), rt); !errors.Is(err, auth.ErrInvalidRefreshToken) {
+			t.Fatalf("refresh of a deleted user: %v, want ErrInvalidRefreshToken", err)
+		}
+	})
+	t.Run("StoreDown", func(t *testing.T) {
+		f, users, now, rt := setup(t, time.Minute)
+		users.set(false, auth.ErrUnavailable)
+		tok, err := f.svc.Refresh(t.Context(), rt)
+		if err != nil {
+			t.Fatalf("refresh within the window with the store down: %v", err)
+		}
+		*now = now.Add(2 * time.Minute)
+		if _, err := f.svc.Refresh(t.Context(), tok.RefreshToken); !errors.Is(err, auth.ErrUnavailable) {
+			t.Fatalf("refresh past the window with the store down: %v, want ErrUnavailable", err)
+		}
+	})
+}

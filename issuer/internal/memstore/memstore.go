@@ -121,6 +121,7 @@ func NewSessions(grace time.Duration, now func() time.Time) *Sessions {
 func (s *Sessions) Create(_ context.Context, sess auth.Session, refresh string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	sess.Snapshot = copySnapshot(sess.Snapshot)
 	s.sessions[sess.ID] = sess
 	s.tokens[sha256.Sum256([]byte(refresh))] = &token{uid: sess.UserID, sid: sess.ID}
 	return nil
@@ -140,6 +141,7 @@ func (s *Sessions) Rotate(_ context.Context, refresh, successor string) (auth.Ro
 	}
 	if t.rotated {
 		if s.now().Before(t.graceEnd) {
+			sess.Snapshot = copySnapshot(sess.Snapshot)
 			return auth.Rotation{Session: sess, Token: t.successor, Reused: true}, nil
 		}
 		s.deleteLocked(sess.ID)
@@ -147,6 +149,7 @@ func (s *Sessions) Rotate(_ context.Context, refresh, successor string) (auth.Ro
 	}
 	t.rotated, t.successor, t.graceEnd = true, successor, s.now().Add(s.grace)
 	s.tokens[sha256.Sum256([]byte(successor))] = &token{uid: sess.UserID, sid: sess.ID}
+	sess.Snapshot = copySnapshot(sess.Snapshot)
 	return auth.Rotation{Session: sess, Token: successor}, nil
 }
 
@@ -162,6 +165,7 @@ func (s *Sessions) Lookup(_ context.Context, refresh string) (auth.Session, erro
 	if !ok {
 		return auth.Session{}, auth.ErrInvalidRefreshToken
 	}
+	sess.Snapshot = nil
 	return sess, nil
 }
 
@@ -173,7 +177,35 @@ func (s *Sessions) Get(_ context.Context, userID, sid string) (auth.Session, err
 	if !ok || sess.UserID != userID {
 		return auth.Session{}, auth.ErrSessionNotFound
 	}
+	sess.Snapshot = nil
 	return sess, nil
+}
+
+// SetSnapshot implements auth.SessionStore.
+func (s *Sessions) SetSnapshot(_ context.Context, userID, sid string, snap auth.UserSnapshot) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, ok := s.sessions[sid]
+	if !ok || sess.UserID != userID || (sess.Snapshot != nil && !snap.CheckedAt.After(sess.Snapshot.CheckedAt)) {
+		return nil
+	}
+	sess.Snapshot = copySnapshot(&snap)
+	s.sessions[sid] = sess
+	return nil
+}
+
+// copySnapshot returns a copy that shares nothing with snap and lacks the
+// password hash, as if it had been stored and read back.
+func copySnapshot(snap *auth.UserSnapshot) *auth.UserSnapshot {
+	if snap == nil {
+		return nil
+	}
+	c := *snap
+	c.User = c.User.Public()
+	if c.User.Roles != nil {
+		c.User.Roles = append([]string{}, c.User.Roles...)
+	}
+	return &c
 }
 
 // List implements auth.SessionStore.

@@ -7,7 +7,7 @@
 //	P:rt:H          → U          routing index of refresh token hash H (own slot)
 //	{P:U}:t:H       → hash sid, st (live|rot), succ
 //	{P:U}:g:H       → the successor of rotated token H, encrypted (TTL = grace)
-//	{P:U}:s:SID     → hash cid, created
+//	{P:U}:s:SID     → hash cid, created, user, uat
 //	{P:U}:st:SID    → set of the session's token hashes
 //	{P:U}:sl:SID    → the same hashes as a list, newest first, capped at Keep
 //	{P:U}:ss        → set of the user's sids
@@ -22,6 +22,9 @@
 // session. Older tokens are forgotten, so a session refreshed every few
 // minutes for weeks holds a bounded amount of memory; presenting a forgotten
 // token is just an invalid token.
+// The session hash also holds the user snapshot (auth.UserSnapshot): user is
+// the user's public fields as JSON, uat the Unix milliseconds they were read
+// at. Both are absent in sessions stored before snapshots existed.
 // Scripts build key names from the hash-tagged prefix passed in ARGV; they
 // declare the user's session-set key, so Cluster routes them to that slot.
 package redisstore
@@ -33,6 +36,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -148,6 +152,7 @@ var createScript = redis.NewScript(`
 local up, sid, h, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[6]
 local sk, tk, stk, slk = up..':s:'..sid, up..':t:'..h, up..':st:'..sid, up..':sl:'..sid
 redis.call('HSET', sk, 'cid', ARGV[4], 'created', ARGV[5])
+if ARGV[7] ~= '' then redis.call('HSET', sk, 'user', ARGV[7], 'uat', ARGV[8]) end
 redis.call('HSET', tk, 'sid', sid, 'st', 'live')
 redis.call('SADD', stk, h)
 redis.call('LPUSH', slk, h)
@@ -160,11 +165,15 @@ return 1
 func (s *Sessions) Create(ctx context.Context, sess auth.Session, refresh string) error {
 	h, up := hashToken(refresh), s.user(sess.UserID)
 	ttl := s.cfg.RefreshTTL.Milliseconds()
+	user, uat, err := encodeSnapshot(sess.Snapshot)
+	if err != nil {
+		return err
+	}
 	if err := s.rdb.Set(ctx, s.index(h), sess.UserID, s.cfg.RefreshTTL).Err(); err != nil {
 		return unavailable("create session", err)
 	}
-	err := createScript.Run(ctx, s.rdb, []string{up + ":ss"}, up, sess.ID, h, sess.ClientID,
-		sess.CreatedAt.UnixMilli(), ttl).Err()
+	err = createScript.Run(ctx, s.rdb, []string{up + ":ss"}, up, sess.ID, h, sess.ClientID,
+		sess.CreatedAt.UnixMilli(), ttl, user, uat).Err()
 	if err != nil {
 		return unavailable("create session", err)
 	}
@@ -178,11 +187,12 @@ local t = redis.call('HMGET', tk, 'sid', 'st')
 local sid, st = t[1], t[2]
 if not sid then return {'invalid'} end
 local sk = up..':s:'..sid
-local s = redis.call('HMGET', sk, 'cid', 'created')
+local s = redis.call('HMGET', sk, 'cid', 'created', 'user', 'uat')
 if not s[2] then return {'invalid'} end
+local cid, user, uat = s[1] or '', s[3] or '', s[4] or ''
 if st == 'rot' then
   local e = redis.call('GET', up..':g:'..old)
-  if e then return {'grace', sid, s[1], s[2], e} end
+  if e then return {'grace', sid, cid, s[2], user, uat, e} end
   delsession(up, sid, KEYS[1])
   return {'reuse', sid, unpack(gone)}
 end
@@ -192,7 +202,7 @@ local nk, stk, slk = up..':t:'..new, up..':st:'..sid, up..':sl:'..sid
 redis.call('HSET', nk, 'sid', sid, 'st', 'live')
 redis.call('SADD', stk, new)
 redis.call('LPUSH', slk, new)
-local out = {'ok', sid, s[1], s[2]}
+local out = {'ok', sid, cid, s[2], user, uat}
 while redis.call('LLEN', slk) > keep do
   local h = redis.call('RPOP', slk)
   redis.call('DEL', up..':t:'..h, up..':g:'..h)
@@ -203,7 +213,11 @@ for _, k in ipairs({tk, nk, stk, slk, sk, KEYS[1]}) do redis.call('PEXPIRE', k, 
 return out
 `)
 
-// Rotate implements auth.SessionStore.
+// Rotate implements auth.SessionStore in two round trips (three when the
+// session forgets tokens, which it does on every rotation once its history
+// is full): GET the old token's route, then one pipeline that routes the
+// successor and runs the rotate script; the routes of forgotten tokens are
+// then deleted.
 func (s *Sessions) Rotate(ctx context.Context, refresh, successor string) (auth.Rotation, error) {
 	old, next := hashToken(refresh), hashToken(successor)
 	uid, err := s.rdb.Get(ctx, s.index(old)).Result()
@@ -218,40 +232,125 @@ func (s *Sessions) Rotate(ctx context.Context, refresh, successor string) (auth.
 		return auth.Rotation{}, err
 	}
 	up := s.user(uid)
-	// Route the successor before it exists; an unused route points nowhere.
-	if err := s.rdb.Set(ctx, s.index(next), uid, s.cfg.RefreshTTL).Err(); err != nil {
-		return auth.Rotation{}, unavailable("rotate", err)
+	keys := []string{up + ":ss"}
+	args := []any{up, old, next, enc, s.cfg.Grace.Milliseconds(), s.cfg.RefreshTTL.Milliseconds(), s.cfg.Keep}
+	// The successor's route and the script go in one pipeline. On a Cluster
+	// they are in different slots and may run in either order; an unused
+	// route points nowhere, and a successor whose route failed is re-routed
+	// by the grace path below when the client retries.
+	p := s.rdb.Pipeline()
+	route := p.Set(ctx, s.index(next), uid, s.cfg.RefreshTTL)
+	run := rotateScript.EvalSha(ctx, p, keys, args...)
+	_, _ = p.Exec(ctx)
+	if redis.HasErrorPrefix(run.Err(), "NOSCRIPT") {
+		run = rotateScript.Eval(ctx, s.rdb, keys, args...) // loads it for the next time
 	}
-	res, err := rotateScript.Run(ctx, s.rdb, []string{up + ":ss"}, up, old, next, enc,
-		s.cfg.Grace.Milliseconds(), s.cfg.RefreshTTL.Milliseconds(), s.cfg.Keep).StringSlice()
+	res, err := run.StringSlice()
 	if err != nil {
 		return auth.Rotation{}, unavailable("rotate", err)
 	}
-	dropRoute := func() { _ = s.rdb.Del(context.WithoutCancel(ctx), s.index(next)).Err() }
+	if err := route.Err(); err != nil && res[0] == "ok" {
+		return auth.Rotation{}, unavailable("rotate", err)
+	}
 	switch res[0] {
 	case "ok":
-		s.dropRoutes(ctx, res[4:]) // tokens the session no longer remembers
+		s.dropRoutes(ctx, res[6:]) // tokens the session no longer remembers
 		return auth.Rotation{Session: session(uid, res), Token: successor}, nil
 	case "grace":
-		dropRoute()
-		tok, err := open(refresh, res[4])
+		tok, err := open(refresh, res[6])
 		if err != nil {
+			s.dropRoutes(ctx, []string{next})
 			return auth.Rotation{}, fmt.Errorf("redisstore: grace record: %w", err)
 		}
+		// Drop the unused route and route the earlier successor again, in
+		// case its route failed; one round trip.
+		p := s.rdb.Pipeline()
+		p.Del(context.WithoutCancel(ctx), s.index(next))
+		p.Set(context.WithoutCancel(ctx), s.index(hashToken(tok)), uid, s.cfg.RefreshTTL)
+		_, _ = p.Exec(context.WithoutCancel(ctx))
 		return auth.Rotation{Session: session(uid, res), Token: tok, Reused: true}, nil
 	case "reuse":
-		dropRoute()
-		s.dropRoutes(ctx, res[2:])
+		s.dropRoutes(ctx, append(res[2:], next))
 		return auth.Rotation{Session: auth.Session{ID: res[1], UserID: uid}}, auth.ErrRefreshReuse
 	default:
-		dropRoute()
+		s.dropRoutes(ctx, []string{next})
 		return auth.Rotation{}, auth.ErrInvalidRefreshToken
 	}
 }
 
+// session reads {status, sid, cid, created[, user, uat]} of a script reply.
 func session(uid string, res []string) auth.Session {
 	ms, _ := strconv.ParseInt(res[3], 10, 64)
-	return auth.Session{ID: res[1], UserID: uid, ClientID: res[2], CreatedAt: time.UnixMilli(ms).UTC()}
+	sess := auth.Session{ID: res[1], UserID: uid, ClientID: res[2], CreatedAt: time.UnixMilli(ms).UTC()}
+	if len(res) >= 6 {
+		sess.Snapshot = decodeSnapshot(res[4], res[5])
+	}
+	return sess
+}
+
+// snapshotJSON is the stored form of a user snapshot: User.Public, no hash.
+type snapshotJSON struct {
+	ID            string    `json:"id"`
+	Email         string    `json:"email"`
+	Username      string    `json:"username,omitempty"`
+	FirstName     string    `json:"first_name,omitempty"`
+	LastName      string    `json:"last_name,omitempty"`
+	EmailVerified bool      `json:"email_verified,omitempty"`
+	Roles         []string  `json:"roles"`
+	Disabled      bool      `json:"disabled,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+// encodeSnapshot returns the user and uat fields of snap; "" for none.
+func encodeSnapshot(snap *auth.UserSnapshot) (user, uat string, err error) {
+	if snap == nil {
+		return "", "", nil
+	}
+	u := snap.User
+	b, err := json.Marshal(snapshotJSON{ID: u.ID, Email: u.Email, Username: u.Username, FirstName: u.FirstName,
+		LastName: u.LastName, EmailVerified: u.EmailVerified, Roles: u.Roles, Disabled: u.Disabled, CreatedAt: u.CreatedAt})
+	if err != nil {
+		return "", "", fmt.Errorf("redisstore: user snapshot: %w", err)
+	}
+	return string(b), strconv.FormatInt(snap.CheckedAt.UnixMilli(), 10), nil
+}
+
+// decodeSnapshot reads the user and uat fields; nil when absent or
+// unreadable, which only costs the next refresh a read of the user.
+func decodeSnapshot(user, uat string) *auth.UserSnapshot {
+	ms, err := strconv.ParseInt(uat, 10, 64)
+	if user == "" || err != nil {
+		return nil
+	}
+	var j snapshotJSON
+	if err := json.Unmarshal([]byte(user), &j); err != nil || j.ID == "" {
+		return nil
+	}
+	return &auth.UserSnapshot{CheckedAt: time.UnixMilli(ms).UTC(), User: auth.User{ID: j.ID, Email: j.Email,
+		Username: j.Username, FirstName: j.FirstName, LastName: j.LastName, EmailVerified: j.EmailVerified,
+		Roles: j.Roles, Disabled: j.Disabled, CreatedAt: j.CreatedAt}}
+}
+
+// setSnapshotScript writes the snapshot only into an existing session hash
+// (a deleted session stays deleted) and only over an older one.
+var setSnapshotScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local at = redis.call('HGET', KEYS[1], 'uat')
+if at and tonumber(at) >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'user', ARGV[1], 'uat', ARGV[2])
+return 1
+`)
+
+// SetSnapshot implements auth.SessionStore.
+func (s *Sessions) SetSnapshot(ctx context.Context, userID, sid string, snap auth.UserSnapshot) error {
+	user, uat, err := encodeSnapshot(&snap)
+	if err != nil {
+		return err
+	}
+	if err := setSnapshotScript.Run(ctx, s.rdb, []string{s.user(userID) + ":s:" + sid}, user, uat).Err(); err != nil {
+		return unavailable("set user snapshot", err)
+	}
+	return nil
 }
 
 var lookupScript = redis.NewScript(`

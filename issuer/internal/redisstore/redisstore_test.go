@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/jotguard/jotguard/issuer/internal/redisstore"
 	"github.com/jotguard/jotguard/issuer/internal/storetest"
 	"github.com/jotguard/jotguard/sdk/sdktest"
+	"github.com/redis/go-redis/v9"
 )
 
 func TestSessions(t *testing.T) {
@@ -141,5 +144,71 @@ func TestHistoryIsBounded(t *testing.T) {
 	}
 	if _, err := s.Rotate(ctx, tokens[9], auth.NewRefreshToken()); !errors.Is(err, auth.ErrRefreshReuse) {
 		t.Fatalf("remembered token reused: %v, want ErrRefreshReuse", err)
+	}
+}
+
+// roundTrips counts the commands and pipelines a client sends.
+type roundTrips struct{ n atomic.Int32 }
+
+func (*roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { r.n.Add(1); return next(ctx, cmd) }
+}
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { r.n.Add(1); return next(ctx, cmds) }
+}
+
+// A rotation is two round trips (GET the route; SET the successor's route
+// and EVALSHA the script, pipelined), three once the session forgets a
+// token on each rotation. A flushed script cache costs one EVAL more.
+func TestRotateRoundTrips(t *testing.T) {
+	url := sdktest.RequireEnv(t, "JOTGUARD_REDIS_URL")
+	rdb, _ := redisstore.NewClient(url)
+	t.Cleanup(func() { _ = rdb.Close() })
+	prefix := "test_" + strings.ToLower(rand.Text())
+	t.Cleanup(func() {
+		keys, _ := rdb.Keys(context.Background(), "*"+prefix+"*").Result()
+		for _, k := range keys {
+			rdb.Del(context.Background(), k)
+		}
+	})
+	s, _ := redisstore.New(rdb, redisstore.Config{Prefix: prefix, RefreshTTL: time.Hour, Grace: time.Minute, Keep: 3})
+	ctx := t.Context()
+	rt := auth.NewRefreshToken()
+	if err := s.Create(ctx, auth.Session{ID: "s1", UserID: "u1"}, rt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Rotate(ctx, rt, auth.NewRefreshToken()); err != nil { // loads the script
+		t.Fatal(err)
+	}
+	rot, err := s.Rotate(ctx, rt, auth.NewRefreshToken()) // grace
+	if err != nil || !rot.Reused {
+		t.Fatalf("Rotate within grace = %+v, %v", rot, err)
+	}
+	rt2 := rot.Token
+	var trips roundTrips
+	rdb.AddHook(&trips)
+	var got []int32
+	for range 4 {
+		next := auth.NewRefreshToken()
+		trips.n.Store(0)
+		if _, err := s.Rotate(ctx, rt2, next); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, trips.n.Load())
+		rt2 = next
+	}
+	if fmt.Sprint(got) != "[2 3 3 3]" {
+		t.Fatalf("round trips per rotation %v, want [2 3 3 3] (history of 3 fills up)", got)
+	}
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	trips.n.Store(0)
+	if rot, err := s.Rotate(ctx, rt2, auth.NewRefreshToken()); err != nil || rot.Reused {
+		t.Fatalf("Rotate after SCRIPT FLUSH = %+v, %v", rot, err)
+	}
+	if n := trips.n.Load(); n != 4 {
+		t.Fatalf("Rotate after SCRIPT FLUSH: %d round trips, want 4 (one EVAL more)", n)
 	}
 }

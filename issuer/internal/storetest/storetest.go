@@ -225,6 +225,89 @@ func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 			t.Fatalf("20 concurrent rotations gave %d successors, want 1", len(got))
 		}
 	})
+	t.Run("UserSnapshot", func(t *testing.T) {
+		s := newStore(t, time.Minute)
+		ctx := t.Context()
+		checked := created.Add(time.Hour + 123*time.Millisecond)
+		u := auth.User{ID: "u1", Email: "ann@example.com", Username: "Ann", FirstName: "Ann", LastName: "B",
+			PasswordHash: "$argon2id$secret", EmailVerified: true, Roles: []string{"admin", "user"},
+			CreatedAt: created.Add(456 * time.Millisecond)}
+		with := sess("u1", "s1")
+		with.Snapshot = &auth.UserSnapshot{User: u, CheckedAt: checked}
+		rt, next := auth.NewRefreshToken(), auth.NewRefreshToken()
+		if err := s.Create(ctx, with, rt); err != nil {
+			t.Fatal(err)
+		}
+		want := u.Public()
+		check := func(what string, got *auth.UserSnapshot, want auth.User, at time.Time) {
+			t.Helper()
+			switch {
+			case got == nil:
+				t.Fatalf("%s: no snapshot", what)
+			case got.User.ID != want.ID || got.User.Email != want.Email || got.User.Username != want.Username ||
+				got.User.FirstName != want.FirstName || got.User.LastName != want.LastName ||
+				got.User.EmailVerified != want.EmailVerified || got.User.Disabled != want.Disabled ||
+				fmt.Sprint(got.User.Roles) != fmt.Sprint(want.Roles) || !got.User.CreatedAt.Equal(want.CreatedAt):
+				t.Fatalf("%s: snapshot user %+v, want %+v", what, got.User, want)
+			case got.User.PasswordHash != "":
+				t.Fatalf("%s: the snapshot kept the password hash", what)
+			case !got.CheckedAt.Equal(at):
+				t.Fatalf("%s: checked at %v, want %v", what, got.CheckedAt, at)
+			}
+		}
+		rot, err := s.Rotate(ctx, rt, next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("Rotate", rot.Session.Snapshot, want, checked)
+		rot, err = s.Rotate(ctx, rt, auth.NewRefreshToken())
+		if err != nil || !rot.Reused {
+			t.Fatalf("Rotate within grace = %+v, %v", rot, err)
+		}
+		check("Rotate within grace", rot.Session.Snapshot, want, checked)
+
+		// A newer read replaces the snapshot; an older one does not.
+		newer := want
+		newer.Disabled, newer.Roles = true, nil
+		if err := s.SetSnapshot(ctx, "u1", "s1", auth.UserSnapshot{User: newer, CheckedAt: checked.Add(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetSnapshot(ctx, "u1", "s1", auth.UserSnapshot{User: want, CheckedAt: checked.Add(time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+		next2 := auth.NewRefreshToken()
+		rot, err = s.Rotate(ctx, next, next2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("Rotate after SetSnapshot", rot.Session.Snapshot, newer, checked.Add(time.Minute))
+
+		// A session without a snapshot (stored before they existed) has none.
+		old := auth.NewRefreshToken()
+		if err := s.Create(ctx, sess("u1", "s2"), old); err != nil {
+			t.Fatal(err)
+		}
+		if rot, err := s.Rotate(ctx, old, auth.NewRefreshToken()); err != nil || rot.Session.Snapshot != nil {
+			t.Fatalf("Rotate of a session without a snapshot = %+v, %v", rot, err)
+		}
+
+		// A write-back to a deleted session does not bring it back.
+		if _, err := s.Delete(ctx, "u1", "s1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetSnapshot(ctx, "u1", "s1", auth.UserSnapshot{User: want, CheckedAt: checked.Add(time.Hour)}); err != nil {
+			t.Fatalf("SetSnapshot on a deleted session: %v", err)
+		}
+		if _, err := s.Get(ctx, "u1", "s1"); !errors.Is(err, auth.ErrSessionNotFound) {
+			t.Fatalf("Get after SetSnapshot on a deleted session: %v, want ErrSessionNotFound", err)
+		}
+		if sids, err := s.List(ctx, "u1"); err != nil || len(sids) != 1 || sids[0] != "s2" {
+			t.Fatalf("List = %v, %v; want [s2]", sids, err)
+		}
+		if _, err := s.Rotate(ctx, next2, auth.NewRefreshToken()); !errors.Is(err, auth.ErrInvalidRefreshToken) {
+			t.Fatalf("Rotate in a deleted session after SetSnapshot: %v", err)
+		}
+	})
 	t.Run("ListAndDelete", func(t *testing.T) {
 		s := newStore(t, time.Minute)
 		ctx := t.Context()
