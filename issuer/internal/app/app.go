@@ -103,7 +103,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		return err
 	}
 	svc, err := auth.NewService(auth.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, ClientID: cfg.ClientID,
-		AccessTTL: cfg.AccessTTL, PasswordMin: cfg.PasswordMinLength, PasswordMax: cfg.PasswordMaxLength,
+		AccessTTL: cfg.AccessTTL, UserRecheck: cfg.UserRecheck, PasswordMin: cfg.PasswordMinLength, PasswordMax: cfg.PasswordMaxLength,
 		Logger: log, RequestID: logging.RequestID},
 		auth.Deps{Users: users, Sessions: sessions, Hasher: hasher, Signer: km,
 			Verifier: newTokenVerifier(km, cfg.Issuer, cfg.Audience, cfg.Leeway), Events: pub})

@@ -40,7 +40,8 @@ type Config struct {
 	RefreshTTL         time.Duration
 	Leeway             time.Duration
 	RefreshReuseGrace  time.Duration
-	RefreshHistory     int // refresh tokens remembered per session for reuse detection
+	RefreshHistory     int           // refresh tokens remembered per session for reuse detection
+	UserRecheck        time.Duration // a refresh trusts the session's user snapshot this long; 0: reads the user every time
 	SigningAlg         string
 	KeyEncryptionKey   Secret // 32 bytes, or nil (warned)
 	KeyRotateEvery     time.Duration
@@ -168,6 +169,15 @@ var vars = []Var{
 		set: duration(func(c *Config) *time.Duration { return &c.RefreshReuseGrace })},
 	{Name: "JOTGUARD_REFRESH_HISTORY", Flag: "refresh-history", Default: "16", Usage: "refresh tokens each session remembers (current and replaced) for reuse detection; older ones are just invalid",
 		set: intIn(func(c *Config) *int { return &c.RefreshHistory }, 2, 100_000)},
+	{Name: "JOTGUARD_USER_RECHECK", Flag: "user-recheck", Default: "1m", Usage: "how long a refresh trusts the session's copy of the user before reading MongoDB again; 0: every refresh",
+		set: func(c *Config, s string) error {
+			d, err := time.ParseDuration(s)
+			if err != nil || d < 0 {
+				return fmt.Errorf("want 0 or a positive duration like 30s or 1m, got %q", s)
+			}
+			c.UserRecheck = d
+			return nil
+		}},
 	{Name: "JOTGUARD_SIGNING_ALG", Flag: "signing-alg", Default: "ES256", Usage: "ES256, EdDSA or RS256",
 		set: func(c *Config, s string) error {
 			switch s {

@@ -27,7 +27,8 @@ func TestDefaults(t *testing.T) {
 		c.RefreshReuseGrace != 10*time.Second || c.SigningAlg != "ES256" || !c.CookieSecure ||
 		c.BodyLimit != 64<<10 || c.PasswordMinLength != 12 || c.PasswordMaxLength != 128 ||
 		c.Argon2Memory != 19456 || c.Argon2Time != 2 || c.Argon2Threads != 1 || c.HashConcurrency < 1 ||
-		c.KeyRotateEvery != 720*time.Hour || c.LogFormat != "json" || len(c.KeyEncryptionKey) != 0 {
+		c.KeyRotateEvery != 720*time.Hour || c.LogFormat != "json" || len(c.KeyEncryptionKey) != 0 ||
+		c.UserRecheck != time.Minute {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -43,6 +44,14 @@ func TestFlagBeatsEnv(t *testing.T) {
 	}
 	if s := c.KeyEncryptionKey.String(); strings.Contains(s, "ab") {
 		t.Fatalf("the key shows in %%v: %s", s)
+	}
+}
+
+// JOTGUARD_USER_RECHECK accepts 0: read the user on every refresh.
+func TestUserRecheckZero(t *testing.T) {
+	c, err := Load([]string{"--user-recheck", "0"}, env("JOTGUARD_USER_RECHECK", "5m"))
+	if err != nil || c.UserRecheck != 0 {
+		t.Fatalf("--user-recheck 0: %v, %v", c.UserRecheck, err)
 	}
 }
 
@@ -82,6 +91,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"JOTGUARD_KEY_ROTATE_EVERY", "monthly"},
 		{"JOTGUARD_JWKS_PUBLISH_AHEAD", "-1s"},
 		{"JOTGUARD_SHUTDOWN_GRACE", "0"},
+		{"JOTGUARD_USER_RECHECK", "-1s"},
+		{"JOTGUARD_USER_RECHECK", "often"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.val, func(t *testing.T) {
