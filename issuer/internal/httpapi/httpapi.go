@@ -409,21 +409,21 @@ func (h *handler) me(c echo.Context) error {
 }
 
 func (h *handler) publicKey(c echo.Context) error {
-	pem := h.o.Keys.PublicKeyPEM()
-	if len(pem) == 0 {
-		return auth.ErrUnavailable
-	}
-	c.Response().Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(h.o.JWKSMaxAge/time.Second)))
-	return c.Blob(http.StatusOK, "application/x-pem-file", pem)
+	return h.keyDocument(c, "application/x-pem-file", h.o.Keys.PublicKeyPEM())
 }
 
 func (h *handler) jwks(c echo.Context) error {
-	b := h.o.Keys.JWKS()
+	return h.keyDocument(c, "application/json", h.o.Keys.JWKS())
+}
+
+// keyDocument serves a public key document, cacheable for JWKSMaxAge; 503
+// until the key set is loaded.
+func (h *handler) keyDocument(c echo.Context, contentType string, b []byte) error {
 	if len(b) == 0 {
 		return auth.ErrUnavailable
 	}
 	c.Response().Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(h.o.JWKSMaxAge/time.Second)))
-	return c.Blob(http.StatusOK, "application/json", b)
+	return c.Blob(http.StatusOK, contentType, b)
 }
 
 func (h *handler) openIDConfig(c echo.Context) error {
