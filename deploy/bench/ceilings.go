@@ -16,9 +16,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"golang.org/x/crypto/argon2"
 
 	"github.com/jotguard/jotguard/sdk"
@@ -26,39 +23,52 @@ import (
 
 // The refresh ceiling repeats, in-process, what one /access_token costs the
 // issuer beyond HTTP: an ES256 sign of the access token and the Redis work
-// of issuer/internal/redisstore.Sessions.Rotate (GET of the token's route,
-// SET of the successor's route, the rotate Lua script). The scripts are
-// copied from redisstore (an internal package), trimmed of the branches a
-// live rotation does not take; keep them in step with it.
+// of issuer/internal/redisstore.Sessions.Rotate: GET of the token's route,
+// one pipeline of the successor's route SET and the rotate Lua script, and
+// (once the session's history of 16 tokens is full, i.e. on every rotation
+// of a long chain) the DEL of the forgotten token's route. The scripts are
+// copied from redisstore (an internal package), trimmed only of the
+// reuse/grace branches a live rotation does not take; keep them in step.
 
 const luaCreate = `
 local up, sid, h, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[6]
-local sk, tk, stk = up..':s:'..sid, up..':t:'..h, up..':st:'..sid
+local sk, tk, stk, slk = up..':s:'..sid, up..':t:'..h, up..':st:'..sid, up..':sl:'..sid
 redis.call('HSET', sk, 'cid', ARGV[4], 'created', ARGV[5])
+if ARGV[7] ~= '' then redis.call('HSET', sk, 'user', ARGV[7], 'uat', ARGV[8]) end
 redis.call('HSET', tk, 'sid', sid, 'st', 'live')
 redis.call('SADD', stk, h)
+redis.call('LPUSH', slk, h)
 redis.call('SADD', KEYS[1], sid)
-for _, k in ipairs({sk, tk, stk, KEYS[1]}) do redis.call('PEXPIRE', k, ttl) end
+for _, k in ipairs({sk, tk, stk, slk, KEYS[1]}) do redis.call('PEXPIRE', k, ttl) end
 return 1
 `
 
 const luaRotate = `
-local up, old, new, enc, grace, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local up, old, new, enc, grace, ttl, keep = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
 local tk = up..':t:'..old
 local t = redis.call('HMGET', tk, 'sid', 'st')
 local sid, st = t[1], t[2]
 if not sid then return {'invalid'} end
 local sk = up..':s:'..sid
-local s = redis.call('HMGET', sk, 'cid', 'created')
+local s = redis.call('HMGET', sk, 'cid', 'created', 'user', 'uat')
 if not s[2] then return {'invalid'} end
+local cid, user, uat = s[1] or '', s[3] or '', s[4] or ''
 if st == 'rot' then return {'reuse', sid} end
 redis.call('HSET', tk, 'st', 'rot', 'succ', new)
 redis.call('SET', up..':g:'..old, enc, 'PX', grace)
-local nk, stk = up..':t:'..new, up..':st:'..sid
+local nk, stk, slk = up..':t:'..new, up..':st:'..sid, up..':sl:'..sid
 redis.call('HSET', nk, 'sid', sid, 'st', 'live')
 redis.call('SADD', stk, new)
-for _, k in ipairs({tk, nk, stk, sk, KEYS[1]}) do redis.call('PEXPIRE', k, ttl) end
-return {'ok', sid, s[1], s[2]}
+redis.call('LPUSH', slk, new)
+local out = {'ok', sid, cid, s[2], user, uat}
+while redis.call('LLEN', slk) > keep do
+  local h = redis.call('RPOP', slk)
+  redis.call('DEL', up..':t:'..h, up..':g:'..h)
+  redis.call('SREM', stk, h)
+  table.insert(out, h)
+end
+for _, k in ipairs({tk, nk, stk, slk, sk, KEYS[1]}) do redis.call('PEXPIRE', k, ttl) end
+return out
 `
 
 var (
@@ -81,10 +91,9 @@ func sealGrace(rotated, successor string) string {
 }
 
 // signRotateCeiling runs conc workers, each rotating its own session chain
-// (route GET, route SET, rotate script) and signing an ES256 access token,
+// (route GET; route SET + rotate script pipelined; forgotten routes DEL) and signing an ES256 access token,
 // for d. It talks to the same Redis as the issuer, under its own prefix.
-// extra, when set, runs after each rotation (the user lookup).
-func signRotateCeiling(ctx context.Context, name, redisURL string, conc int, d time.Duration, extra Op) (Result, error) {
+func signRotateCeiling(ctx context.Context, name, redisURL string, conc int, d time.Duration) (Result, error) {
 	o, err := redis.ParseURL(redisURL)
 	if err != nil {
 		return Result{}, err
@@ -105,8 +114,9 @@ func signRotateCeiling(ctx context.Context, name, redisURL string, conc int, d t
 		if err := rdb.Set(ctx, prefix+":rt:"+h, users[w], ttl).Err(); err != nil {
 			return Result{}, err
 		}
+		snap := fmt.Sprintf(`{"id":%q,"email":"%s@bench.example","roles":["user"],"created_at":"2026-01-02T03:04:05Z"}`, users[w], users[w])
 		if err := createScript.Run(ctx, rdb, []string{up + ":ss"}, up, "sid"+users[w], h, "jotguard",
-			time.Now().UnixMilli(), ttl.Milliseconds()).Err(); err != nil {
+			time.Now().UnixMilli(), ttl.Milliseconds(), snap, time.Now().UnixMilli()).Err(); err != nil {
 			return Result{}, err
 		}
 	}
@@ -117,17 +127,32 @@ func signRotateCeiling(ctx context.Context, name, redisURL string, conc int, d t
 		if err != nil {
 			return err
 		}
-		if err := rdb.Set(ctx, prefix+":rt:"+nh, uid, ttl).Err(); err != nil {
+		up := "{" + prefix + ":" + uid + "}"
+		keys := []string{up + ":ss"}
+		args := []any{up, oh, nh, sealGrace(old, next), (10 * time.Second).Milliseconds(), ttl.Milliseconds(), 16}
+		p := rdb.Pipeline()
+		route := p.Set(ctx, prefix+":rt:"+nh, uid, ttl)
+		run := rotateScript.EvalSha(ctx, p, keys, args...)
+		_, _ = p.Exec(ctx)
+		if redis.HasErrorPrefix(run.Err(), "NOSCRIPT") {
+			run = rotateScript.Eval(ctx, rdb, keys, args...)
+		}
+		res, err := run.StringSlice()
+		if err != nil {
 			return err
 		}
-		up := "{" + prefix + ":" + uid + "}"
-		res, err := rotateScript.Run(ctx, rdb, []string{up + ":ss"}, up, oh, nh, sealGrace(old, next),
-			(10 * time.Second).Milliseconds(), ttl.Milliseconds()).StringSlice()
-		if err != nil {
+		if err := route.Err(); err != nil {
 			return err
 		}
 		if res[0] != "ok" {
 			return fmt.Errorf("rotate: %v", res)
+		}
+		if len(res) > 6 { // forgotten tokens: drop their routes
+			p := rdb.Pipeline()
+			for _, h := range res[6:] {
+				p.Del(ctx, prefix+":rt:"+h)
+			}
+			_, _ = p.Exec(ctx)
 		}
 		tokens[w] = next
 		now := time.Now()
@@ -137,10 +162,8 @@ func signRotateCeiling(ctx context.Context, name, redisURL string, conc int, d t
 			ClientID: "jotguard", SessionID: "sid" + uid, Email: uid + "@bench.example"}
 		t := jwt.NewWithClaims(jwt.SigningMethodES256, c)
 		t.Header["kid"], t.Header["typ"] = "bench", "at+jwt"
-		if _, err = t.SignedString(key); err != nil || extra == nil {
-			return err
-		}
-		return extra(ctx, w, i)
+		_, err = t.SignedString(key)
+		return err
 	}
 	r := Load(ctx, name, conc, 0, d, 2, op)
 	// leave Redis as found
@@ -184,32 +207,4 @@ func argon2Ceiling(m, t uint32, p uint8, n int) Argon2Ceiling {
 	par := float64(cores*n) / time.Since(t0).Seconds()
 	ht := median(one)
 	return Argon2Ceiling{HashTime: ht, Cores: cores, PerSec: float64(cores) / ht.Seconds(), Parallel: par}
-}
-
-// mongoLookup returns an Op that finds one of the given users by _id, as
-// issuer/internal/mongostore.Users.ByID does on every /access_token; the
-// users are the /access_token workload's own, since on FerretDB the time of
-// a lookup by _id depends on where the user sits in the collection.
-func mongoLookup(ctx context.Context, uri, db string, emails []string) (Op, func(), error) {
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetMaxPoolSize(128))
-	if err != nil {
-		return nil, nil, err
-	}
-	coll := client.Database(db).Collection("users")
-	cur, err := coll.Find(ctx, bson.D{{Key: "email", Value: bson.D{{Key: "$in", Value: emails}}}},
-		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
-	if err != nil {
-		return nil, nil, err
-	}
-	var docs []struct {
-		ID string `bson:"_id"`
-	}
-	if err := cur.All(ctx, &docs); err != nil || len(docs) == 0 {
-		return nil, nil, fmt.Errorf("the /access_token users are not in %s.users: %v", db, err)
-	}
-	op := func(ctx context.Context, w, i int) error {
-		var doc bson.M
-		return coll.FindOne(ctx, bson.D{{Key: "_id", Value: docs[w%len(docs)].ID}}).Decode(&doc)
-	}
-	return op, func() { _ = client.Disconnect(context.Background()) }, nil
 }

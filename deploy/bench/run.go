@@ -23,8 +23,6 @@ type Report struct {
 	N, RefreshUsers int
 	Issuer          []IssuerResults
 	Ceiling         []Result
-	Lookup          []Result // MongoDB user by _id, c=64
-	CeilingAll      []Result // sign + rotate + user lookup
 	Argon           []Argon2Ceiling
 
 	Concs      []int
@@ -131,25 +129,12 @@ func run(ctx context.Context) (*Report, error) {
 					x.Q(.99).Round(time.Millisecond/10), x.Errors, x.FirstErr)
 			}
 			rep.Issuer = append(rep.Issuer, res)
-			ce, err := signRotateCeiling(ctx, "sign+rotate", ds.Env["JOTGUARD_REDIS_URL"], 64, d, nil)
+			ce, err := signRotateCeiling(ctx, "sign+rotate", ds.Env["JOTGUARD_REDIS_URL"], 64, d)
 			if err != nil {
 				return rep, err
 			}
 			logf("  sign+rotate ceiling %7.0f ops/s (errors %d)", ce.RPS(), ce.Errors)
 			rep.Ceiling = append(rep.Ceiling, ce)
-			if lookup, closeFn, err := mongoLookup(ctx, ds.Env["JOTGUARD_MONGO_URI"], fmt.Sprintf("bench%s%d", runTag, r), res.RefreshEmails); err != nil {
-				rep.note("MongoDB lookup ceiling: %v", err)
-			} else {
-				lo := Load(ctx, "MongoDB user by _id", 64, 0, d, 2, lookup)
-				all, err := signRotateCeiling(ctx, "sign+rotate+lookup", ds.Env["JOTGUARD_REDIS_URL"], 64, d, lookup)
-				closeFn()
-				if err != nil {
-					return rep, err
-				}
-				logf("  MongoDB user lookup %7.0f ops/s; sign+rotate+lookup %7.0f ops/s", lo.RPS(), all.RPS())
-				rep.Lookup = append(rep.Lookup, lo)
-				rep.CeilingAll = append(rep.CeilingAll, all)
-			}
 			ac := argon2Ceiling(19456, 2, 1, map[bool]int{true: 4, false: 15}[cfg.Quick])
 			logf("  argon2id %s/hash → ceiling %.1f/s (%d cores); measured parallel %.1f/s", ac.HashTime.Round(time.Microsecond), ac.PerSec, ac.Cores, ac.Parallel)
 			rep.Argon = append(rep.Argon, ac)
