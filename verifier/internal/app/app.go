@@ -67,7 +67,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		revs = feed
 	}
 	v, err := sdk.NewVerifier(gctx, sdk.Config{Issuer: cfg.Issuer, Audience: cfg.Audience,
-		JWKSURL: cfg.JWKSURL, Leeway: cfg.Leeway, Revocations: revs, Logger: log})
+		JWKSURL: cfg.JWKSURL, Leeway: cfg.Leeway, Revocations: revs, Logger: log,
+		CacheSize: sdkCacheSize(cfg.CacheSize)})
 	if err != nil {
 		return err
 	}
@@ -114,9 +115,18 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	}
 	log.InfoContext(ctx, "verifier starting", "mode", mode, "issuer", cfg.Issuer,
 		"revocations", len(cfg.KafkaBrokers) > 0, "revocation_failure", cfg.RevocationFailure,
-		"max_staleness", cfg.MaxStaleness.String())
+		"max_staleness", cfg.MaxStaleness.String(), "verify_cache_size", cfg.CacheSize)
 	g.Go(func() error { return serve(gctx, srv, st, cfg.Addr, cfg.ShutdownGrace, log, ready) })
 	return g.Wait()
+}
+
+// sdkCacheSize maps JOTGUARD_VERIFY_CACHE_SIZE (0: no cache) onto
+// sdk.Config.CacheSize, where 0 means the default and < 0 no cache.
+func sdkCacheSize(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 // handler routes without http.ServeMux, which would redirect unclean paths

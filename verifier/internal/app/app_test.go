@@ -4,11 +4,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jotguard/jotguard/sdk/sdktest"
+	"github.com/jotguard/jotguard/verifier/internal/app"
 )
 
 // Without brokers the verifier runs (loudly) without revocations; the
@@ -55,6 +57,7 @@ func TestFeedMetrics(t *testing.T) {
 		"JOTGUARD_KAFKA_BROKERS": stack["JOTGUARD_KAFKA_BROKERS"], "JOTGUARD_REVOCATION_TOPIC": stack["JOTGUARD_REVOCATION_TOPIC"]})
 	waitReady(t, v, 30*time.Second)
 	for _, m := range []string{"jotguard_verifier_revocation_lag", "jotguard_verifier_revocation_set_size",
+		"jotguard_verifier_revocation_set_bytes",
 		"jotguard_verifier_revocation_caught_up", "jotguard_verifier_revocation_contact_age_seconds",
 		"jotguard_verifier_revocation_degraded"} {
 		if v.metric(t, m) == "" {
@@ -63,6 +66,34 @@ func TestFeedMetrics(t *testing.T) {
 	}
 	if got := v.metric(t, "jotguard_verifier_revocation_caught_up"); got != "1" {
 		t.Errorf("caught_up = %q once ready", got)
+	}
+	// the tables' bytes: 16 a slot (the shared topic may bring events at
+	// any time, so no comparison with set_size)
+	bytes, err := strconv.ParseFloat(v.metric(t, "jotguard_verifier_revocation_set_bytes"), 64)
+	if err != nil || bytes < 0 || int64(bytes)%16 != 0 {
+		t.Errorf("set_bytes %v (%v), want 16 bytes a slot", bytes, err)
+	}
+}
+
+// JOTGUARD_VERIFY_CACHE_SIZE=0 turns the sdk's cache off (the sdk's 0 would
+// mean its default); tokens are still checked.
+func TestCacheSize(t *testing.T) {
+	for in, want := range map[int]int{0: -1, 1: 1, 10000: 10000} {
+		if got := app.SDKCacheSize(in); got != want {
+			t.Errorf("sdk CacheSize for JOTGUARD_VERIFY_CACHE_SIZE=%d: %d, want %d", in, got, want)
+		}
+	}
+	iss := sdktest.NewIssuer(t)
+	v := startVerifier(t, map[string]string{"JOTGUARD_ISSUER": iss.URL, "JOTGUARD_VERIFY_CACHE_SIZE": "0"})
+	waitReady(t, v, 10*time.Second)
+	tok := iss.Mint(t, iss.Claims("alice"))
+	for range 2 {
+		if code := v.check(t, tok); code != 200 {
+			t.Fatalf("check without a cache: %d", code)
+		}
+	}
+	if code := v.check(t, tok+"x"); code != 401 {
+		t.Fatalf("check of a broken token without a cache: %d", code)
 	}
 }
 

@@ -58,6 +58,8 @@ func newMetrics(st *state) *metrics {
 				func() float64 { return float64(st.feed.Stats().Lag) }),
 			gauge("jotguard_verifier_revocation_set_size", "Revocation entries held in memory.",
 				func() float64 { return float64(st.set.Len()) }),
+			gauge("jotguard_verifier_revocation_set_bytes", "Memory of the revocation entries' hash tables (16 bytes a slot, mostly outside the Go heap).",
+				func() float64 { return float64(st.set.Bytes()) }),
 			gauge("jotguard_verifier_revocation_caught_up", "1 once the start-up replay reached the end of every partition.",
 				func() float64 { return bool01(st.feed.CaughtUp()) }),
 			gauge("jotguard_verifier_revocation_stale", "1 while the feed has had no broker contact for longer than JOTGUARD_REVOCATION_MAX_STALENESS.",

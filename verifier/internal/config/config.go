@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -31,6 +32,7 @@ type Config struct {
 	Upstream          *url.URL      // nil: check endpoints only
 	PublicPaths       []string      // path prefixes that pass without a token (proxy mode)
 	RequiredRoles     []string      // a token needs one of these (403 otherwise); empty: none
+	CacheSize         int           // verified tokens cached; 0: no cache (never negative)
 	ShutdownGrace     time.Duration
 	LogLevel          slog.Level
 	LogFormat         string // json or text
@@ -130,6 +132,15 @@ var vars = []Var{
 		}},
 	{Name: "JOTGUARD_REQUIRED_ROLES", Flag: "required-roles", Usage: "a token must hold one of these roles, else 403 insufficient_scope (comma list); a check request's ?roles= overrides it",
 		set: func(c *Config, s string) error { c.RequiredRoles = list(s); return nil }},
+	{Name: "JOTGUARD_VERIFY_CACHE_SIZE", Flag: "verify-cache-size", Default: "10000", Usage: "how many verified tokens to cache, so a repeated token skips the signature check (revocations and expiry are still checked); 0: no cache",
+		set: func(c *Config, s string) error {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				return fmt.Errorf("want a number of tokens, 0 or more (0: no cache), got %q", s)
+			}
+			c.CacheSize = n
+			return nil
+		}},
 	{Name: "JOTGUARD_SHUTDOWN_GRACE", Flag: "shutdown-grace", Default: "10s", Usage: "how long in-flight requests may finish after SIGTERM",
 		set: duration(func(c *Config) *time.Duration { return &c.ShutdownGrace })},
 	{Name: "JOTGUARD_LOG_LEVEL", Flag: "log-level", Default: "info", Usage: "debug, info, warn or error",

@@ -21,7 +21,7 @@ func TestDefaults(t *testing.T) {
 	case c.Issuer != "http://127.0.0.1:8080", c.Addr != "127.0.0.1:8081", len(c.Audience) != 1 || c.Audience[0] != "jotguard",
 		c.RevocationTopic != "jotguard.revocations", c.AccessTTL != 5*time.Minute, c.Leeway != 30*time.Second,
 		c.FailClosed, c.RevocationFailure != "open", c.MaxStaleness != 30*time.Second, c.Upstream != nil,
-		len(c.KafkaBrokers) != 0, c.JWKSURL != "", c.LogFormat != "json":
+		len(c.KafkaBrokers) != 0, c.JWKSURL != "", c.LogFormat != "json", c.CacheSize != 10000:
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -44,7 +44,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"JOTGUARD_KAFKA_BROKERS": "nohost", "JOTGUARD_ACCESS_TTL": "-5m", "JOTGUARD_LEEWAY": "soon",
 		"JOTGUARD_REVOCATION_FAILURE": "maybe", "JOTGUARD_REVOCATION_MAX_STALENESS": "0s",
 		"JOTGUARD_UPSTREAM": "localhost:3000", "JOTGUARD_JWKS_URL": "/jwks", "JOTGUARD_LOG_LEVEL": "loud",
-		"JOTGUARD_LOG_FORMAT": "xml",
+		"JOTGUARD_LOG_FORMAT": "xml", "JOTGUARD_VERIFY_CACHE_SIZE": "-1",
 	} {
 		_, err := config.Load(nil, env(map[string]string{name: val}))
 		if err == nil || !strings.HasPrefix(err.Error(), name+":") || strings.Contains(err.Error(), "\n") {
@@ -58,6 +58,37 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 	_, err = config.Load(nil, env(map[string]string{"JOTGUARD_UPSTREAM": "http://x", "JOTGUARD_PUBLIC_PATHS": "static"}))
 	if err == nil || !strings.HasPrefix(err.Error(), "JOTGUARD_PUBLIC_PATHS:") {
 		t.Errorf("relative public path: %v", err)
+	}
+}
+
+// 0 turns the cache off; a negative or non-numeric size is refused, not
+// read as "off", so a typo cannot silently cost every request an ECDSA
+// verify.
+func TestVerifyCacheSize(t *testing.T) {
+	for _, tt := range []struct {
+		env, flag string
+		want      int
+		bad       bool
+	}{
+		{env: "", want: 10000},
+		{env: "0", want: 0},
+		{env: "50000", want: 50000},
+		{env: "7", flag: "0", want: 0},
+		{env: "-1", bad: true},
+		{env: "10k", bad: true},
+		{flag: "-5", bad: true},
+	} {
+		var args []string
+		if tt.flag != "" {
+			args = []string{"--verify-cache-size", tt.flag}
+		}
+		c, err := config.Load(args, env(map[string]string{"JOTGUARD_VERIFY_CACHE_SIZE": tt.env}))
+		switch {
+		case tt.bad && (err == nil || !strings.HasPrefix(err.Error(), "JOTGUARD_VERIFY_CACHE_SIZE:")):
+			t.Errorf("env %q flag %q: error %v, want one naming JOTGUARD_VERIFY_CACHE_SIZE", tt.env, tt.flag, err)
+		case !tt.bad && (err != nil || c.CacheSize != tt.want):
+			t.Errorf("env %q flag %q: CacheSize %d, %v; want %d", tt.env, tt.flag, c.CacheSize, err, tt.want)
+		}
 	}
 }
 

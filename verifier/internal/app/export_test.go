@@ -1,0 +1,4 @@
+package app
+
+// SDKCacheSize is sdkCacheSize, for app_test.
+var SDKCacheSize = sdkCacheSize
