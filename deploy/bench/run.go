@@ -51,7 +51,7 @@ const (
 	tForward = "verifier /authz/forward-auth"
 	tProxy   = "verifier reverse proxy → bare"
 	tJWT     = "sdk.Middleware, cache on"
-	tJWTNoC  = "sdk.Middleware, cache off"
+	tNoCache = "verifier /authz/forward-auth, cache off"
 	tSession = "Redis session lookup"
 )
 
@@ -167,6 +167,11 @@ func run(ctx context.Context) (*Report, error) {
 	} else {
 		rep.VerifierOK = true
 		targets = append(targets, Target{tForward, "http://" + vcheck.Addr + "/authz/forward-auth", fwd})
+		if vnc, err := startVerifier(ctx, "verifier-nocache", cfg.ServerCPUs, ds.Env, ic.Base, "", "JOTGUARD_VERIFY_CACHE_SIZE=0"); err != nil {
+			rep.note("bin/verifier with the cache off did not start: %v", err)
+		} else {
+			targets = append(targets, Target{tNoCache, "http://" + vnc.Addr + "/authz/forward-auth", fwd})
+		}
 		vproxy, err := startVerifier(ctx, "verifier-proxy", cfg.ServerCPUs, ds.Env, ic.Base, "http://"+bare.Addr)
 		if err != nil {
 			rep.note("bin/verifier in reverse-proxy mode did not start: %v", err)
@@ -178,12 +183,7 @@ func run(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	jwtOff, err := startOwn(ctx, "jwt-nocache", cfg.ServerCPUs, "jwt", "--issuer", ic.Base, "--cache", "-1")
-	if err != nil {
-		return rep, err
-	}
-	targets = append(targets, Target{tJWT, "http://" + jwtOn.Addr + "/app", []string{bearer}},
-		Target{tJWTNoC, "http://" + jwtOff.Addr + "/app", []string{bearer}})
+	targets = append(targets, Target{tJWT, "http://" + jwtOn.Addr + "/app", []string{bearer}})
 	if ids, err := sessionServerSetup(ctx, ds.Env["JOTGUARD_REDIS_URL"], 1); err != nil {
 		rep.note("Redis session server: %v", err)
 	} else if srv, err := startOwn(ctx, "session", cfg.ServerCPUs, "session", "--redis", ds.Env["JOTGUARD_REDIS_URL"]); err != nil {

@@ -31,15 +31,15 @@ const accessTTL = "15m"
 var verifierPprof = map[string]string{}
 
 // startVerifier runs bin/verifier (SPEC §4) pinned to cpus; upstream set
-// selects reverse-proxy mode.
-func startVerifier(ctx context.Context, name, cpus string, env map[string]string, issuer, upstream string) (*Proc, error) {
+// selects reverse-proxy mode; extra are more VAR=value settings.
+func startVerifier(ctx context.Context, name, cpus string, env map[string]string, issuer, upstream string, extra ...string) (*Proc, error) {
 	addr := freeAddr()
-	e := envList(nil,
-		"JOTGUARD_VERIFIER_ADDR="+addr,
-		"JOTGUARD_ISSUER="+issuer,
+	e := envList(nil, append([]string{
+		"JOTGUARD_VERIFIER_ADDR=" + addr,
+		"JOTGUARD_ISSUER=" + issuer,
 		"JOTGUARD_LOG_LEVEL=warn",
-		"JOTGUARD_ACCESS_TTL="+accessTTL,
-	)
+		"JOTGUARD_ACCESS_TTL=" + accessTTL,
+	}, extra...)...)
 	for _, k := range []string{"JOTGUARD_KAFKA_BROKERS", "JOTGUARD_REVOCATION_TOPIC"} {
 		if v := env[k]; v != "" {
 			e = append(e, k+"="+v)
@@ -236,13 +236,16 @@ type Memory struct {
 	LoadResult   Result
 }
 
-// SetMem is the Go heap a revocation.Set takes, measured in the bench.
+// SetMem is the memory a revocation.Set takes, measured in the bench: its
+// Go heap, and its slot tables, which on Linux are mmap'd outside the heap
+// (revocation.Set.Bytes).
 type SetMem struct {
-	Entries   int
-	HeapBytes int64
+	Entries    int
+	HeapBytes  int64
+	TableBytes int64
 }
 
-func (m SetMem) PerEntry() float64 { return float64(m.HeapBytes) / float64(m.Entries) }
+func (m SetMem) PerEntry() float64 { return float64(m.HeapBytes+m.TableBytes) / float64(m.Entries) }
 
 func heapInUse() int64 {
 	runtime.GC()
@@ -270,7 +273,7 @@ func setMemory(n int) SetMem {
 	used := heapInUse() - base
 	runtime.KeepAlive(set)
 	runtime.KeepAlive(evs)
-	return SetMem{Entries: set.Len(), HeapBytes: used}
+	return SetMem{Entries: set.Len(), HeapBytes: used, TableBytes: set.Bytes()}
 }
 
 // metric reads one gauge from a Prometheus text endpoint; -1 if absent.
