@@ -15,9 +15,9 @@ import (
 )
 
 // TestMain lets the test binary stand in for bin/bench when the bench
-// re-executes itself (bench serve …, bench load …).
+// re-executes itself (bench serve …, bench load …, bench argon2 …).
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && (os.Args[1] == "serve" || os.Args[1] == "load") {
+	if len(os.Args) > 1 && (os.Args[1] == "serve" || os.Args[1] == "load" || os.Args[1] == "argon2") {
 		main()
 		return
 	}
@@ -134,8 +134,12 @@ func TestTinyBench(t *testing.T) {
 			t.Fatalf("wrk run of 401s: %d errors in %d requests (%s)", bad.Errors, bad.N, bad.FirstErr)
 		}
 	}
+	ac, err := argon2Ceiling(1024, 1, 1, 1)
+	if err != nil || ac.PerSec <= 0 || ac.Parallel <= 0 {
+		t.Fatalf("argon2 ceiling: %+v, %v", ac, err)
+	}
 	rep := &Report{Cfg: cfg, Started: time.Now(), Machine: describeMachine(), N: 4, RefreshUsers: 2,
-		Issuer: []IssuerResults{res}, Ceiling: []Result{ce}, Argon: []Argon2Ceiling{argon2Ceiling(1024, 1, 1, 1)},
+		Issuer: []IssuerResults{res}, Ceiling: []Result{ce}, Argon: []Argon2Ceiling{ac},
 		Concs: []int{2}, HTTPOrder: []string{tForward}, HTTP: map[string]map[int][]Result{tForward: {2: {hv}}},
 		Mem: &Memory{InProc: []SetMem{setMemory(1000)}}}
 	out := filepath.Join(t.TempDir(), "benchmarks.md")

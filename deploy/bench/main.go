@@ -6,6 +6,7 @@
 //	bench [--quick] [--root DIR]     the benchmark (make bench, make bench-quick)
 //	bench serve bare|jwt|session …   a helper server (started by the bench)
 //	bench load --url … --c N --d D   one pinned HTTP load run (started by the bench)
+//	bench argon2 --m … --n N         the argon2id ceiling, in a fresh process
 package main
 
 import (
@@ -54,6 +55,8 @@ func main() {
 			err = serveMain(os.Args[2:])
 		case "load":
 			err = loadMain(os.Args[2:])
+		case "argon2":
+			err = argon2Main(os.Args[2:])
 		default:
 			goto bench
 		}

@@ -135,7 +135,10 @@ func run(ctx context.Context) (*Report, error) {
 			}
 			logf("  sign+rotate ceiling %7.0f ops/s (errors %d)", ce.RPS(), ce.Errors)
 			rep.Ceiling = append(rep.Ceiling, ce)
-			ac := argon2Ceiling(19456, 2, 1, map[bool]int{true: 4, false: 15}[cfg.Quick])
+			ac, err := argon2Ceiling(19456, 2, 1, map[bool]int{true: 4, false: 15}[cfg.Quick])
+			if err != nil {
+				return rep, err
+			}
 			logf("  argon2id %s/hash → ceiling %.1f/s (%d cores); measured parallel %.1f/s", ac.HashTime.Round(time.Microsecond), ac.PerSec, ac.Cores, ac.Parallel)
 			rep.Argon = append(rep.Argon, ac)
 		}
@@ -360,6 +363,19 @@ func profiles(ctx context.Context, rep *Report, ic *IssuerClient, targets []Targ
 	if err != nil {
 		rep.note("profile issuer: %v", err)
 	} else {
+		rep.Profiles = append(rep.Profiles, p)
+	}
+	p, err = cpuProfile(ctx, "issuer-login", issuerPprof, secs, func() {
+		r := Load(ctx, "login (profiled)", 64, 0, d, 0, func(ctx context.Context, w, i int) error {
+			_, err := ic.Login(ctx, e)
+			return err
+		})
+		logf("  profiled /login: %.0f req/s, errors %d", r.RPS(), r.Errors)
+	})
+	if err != nil {
+		rep.note("profile issuer: %v", err)
+	} else {
+		p.Load = "/login at c=64"
 		rep.Profiles = append(rep.Profiles, p)
 	}
 	for _, t := range targets {
