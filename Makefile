@@ -74,7 +74,7 @@ BENCH_FLAGS = --root $(CURDIR) --server-cpus "$(BENCH_SERVER_CPUS)" --load-cpus 
 .PHONY: bench bench-quick
 bench: build ## the benchmark report: docs/benchmarks.md and docs/img/ (≤ 10 min)
 	cd deploy/bench && $(GO) build -o ../../$(BIN)/bench .
-	$(BIN)/bench $(BENCH_FLAGS) --out docs/benchmarks.md
+	$(BIN)/bench $(BENCH_FLAGS) --profile --full-memory --out docs/benchmarks.md
 
 bench-quick: build ## every benchmark scenario with small counts, once (≤ 60 s; report in .data/bench-quick/)
 	cd deploy/bench && $(GO) build -o ../../$(BIN)/bench .
