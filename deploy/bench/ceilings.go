@@ -28,9 +28,9 @@ import (
 // The refresh ceiling repeats, in-process, what one /access_token costs the
 // issuer beyond HTTP: an ES256 sign of the access token and the Redis work
 // of issuer/internal/redisstore.Sessions.Rotate: GET of the token's route,
-// one pipeline of the successor's route SET and the rotate Lua script, and
-// (once the session's history of 16 tokens is full, i.e. on every rotation
-// of a long chain) the DEL of the forgotten token's route. The scripts are
+// then one pipeline of the DEL of the route an earlier rotation's session
+// forgot (its history of 16 tokens is full on every rotation of a long
+// chain), the successor's route SET and the rotate Lua script. The scripts are
 // copied from redisstore (an internal package), trimmed only of the
 // reuse/grace branches a live rotation does not take; keep them in step.
 
@@ -95,7 +95,7 @@ func sealGrace(rotated, successor string) string {
 }
 
 // signRotateCeiling runs conc workers, each rotating its own session chain
-// (route GET; route SET + rotate script pipelined; forgotten routes DEL) and signing an ES256 access token,
+// (route GET; forgotten routes DEL + route SET + rotate script pipelined) and signing an ES256 access token,
 // for d. It talks to the same Redis as the issuer, under its own prefix.
 func signRotateCeiling(ctx context.Context, name, redisURL string, conc int, d time.Duration) (Result, error) {
 	o, err := redis.ParseURL(redisURL)
@@ -110,6 +110,7 @@ func signRotateCeiling(ctx context.Context, name, redisURL string, conc int, d t
 	prefix := "benchceil" + runTag + rand.Text()[:4]
 	tokens := make([]string, conc)
 	users := make([]string, conc)
+	forgotten := make([][]string, conc)
 	for w := range conc {
 		users[w] = fmt.Sprintf("u%d", w)
 		tokens[w] = rand.Text()
@@ -135,6 +136,10 @@ func signRotateCeiling(ctx context.Context, name, redisURL string, conc int, d t
 		keys := []string{up + ":ss"}
 		args := []any{up, oh, nh, sealGrace(old, next), (10 * time.Second).Milliseconds(), ttl.Milliseconds(), 16}
 		p := rdb.Pipeline()
+		for _, k := range forgotten[w] {
+			p.Del(ctx, k)
+		}
+		forgotten[w] = forgotten[w][:0]
 		route := p.Set(ctx, prefix+":rt:"+nh, uid, ttl)
 		run := rotateScript.EvalSha(ctx, p, keys, args...)
 		_, _ = p.Exec(ctx)
@@ -151,12 +156,8 @@ func signRotateCeiling(ctx context.Context, name, redisURL string, conc int, d t
 		if res[0] != "ok" {
 			return fmt.Errorf("rotate: %v", res)
 		}
-		if len(res) > 6 { // forgotten tokens: drop their routes
-			p := rdb.Pipeline()
-			for _, h := range res[6:] {
-				p.Del(ctx, prefix+":rt:"+h)
-			}
-			_, _ = p.Exec(ctx)
+		for _, h := range res[6:] { // forgotten tokens: the next pipeline drops their routes
+			forgotten[w] = append(forgotten[w], prefix+":rt:"+h)
 		}
 		tokens[w] = next
 		now := time.Now()

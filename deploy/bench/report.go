@@ -346,7 +346,7 @@ func writeReport(r *Report, path string) error {
 		p("")
 		p("## 2. /access_token vs its ceiling")
 		p("")
-		p("The ceiling runs in the bench process, 64 goroutines against the same Redis for the same time: per operation the Redis work of `redisstore.Sessions.Rotate` (GET of the token's route; one pipeline of the successor's route SET and the rotate Lua script; the DEL of the route of the token the session's 16-token history forgets), with the scripts copied from the internal package, plus one ES256 sign of an access token. No HTTP, no cookie, no JSON, no load generator sharing the cores. A refresh reads no MongoDB: the claims come from the user snapshot in the session, re-read at most once per `JOTGUARD_USER_RECHECK` (1 min) per session, which the workload's few seconds never reach.")
+		p("The ceiling runs in the bench process, 64 goroutines against the same Redis for the same time: per operation the Redis work of `redisstore.Sessions.Rotate` (GET of the token's route; one pipeline of the DEL of the route of the token the session's 16-token history forgot at the previous rotation, the successor's route SET and the rotate Lua script), with the scripts copied from the internal package, plus one ES256 sign of an access token. No HTTP, no cookie, no JSON, no load generator sharing the cores. A refresh reads no MongoDB: the claims come from the user snapshot in the session, re-read at most once per `JOTGUARD_USER_RECHECK` (1 min) per session, which the workload's few seconds never reach.")
 		p("")
 		p("| run | /access_token req/s | sign+rotate ops/s | ratio |\n|---|---|---|---|")
 		for i := range r.Issuer {

@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
@@ -94,7 +95,17 @@ type Config struct {
 type Sessions struct {
 	rdb redis.UniversalClient
 	cfg Config
+
+	// forgotten holds the routing keys of tokens a session stopped
+	// remembering (one per rotation once its history is full). They point
+	// nowhere already, so they need not go at once: the next rotation's
+	// pipeline deletes them, which saves a round trip per refresh. At most
+	// maxForgotten wait; a process that stops leaves them to their TTL.
+	mu        sync.Mutex
+	forgotten []string
 }
+
+const maxForgotten = 1024
 
 var _ auth.SessionStore = (*Sessions)(nil)
 
@@ -213,11 +224,10 @@ for _, k in ipairs({tk, nk, stk, slk, sk, KEYS[1]}) do redis.call('PEXPIRE', k, 
 return out
 `)
 
-// Rotate implements auth.SessionStore in two round trips (three when the
-// session forgets tokens, which it does on every rotation once its history
-// is full): GET the old token's route, then one pipeline that routes the
-// successor and runs the rotate script; the routes of forgotten tokens are
-// then deleted.
+// Rotate implements auth.SessionStore in two round trips: GET the old
+// token's route, then one pipeline that deletes the routes of tokens
+// sessions have forgotten since the last rotation (see forgotten), routes
+// the successor and runs the rotate script.
 func (s *Sessions) Rotate(ctx context.Context, refresh, successor string) (auth.Rotation, error) {
 	old, next := hashToken(refresh), hashToken(successor)
 	uid, err := s.rdb.Get(ctx, s.index(old)).Result()
@@ -239,9 +249,15 @@ func (s *Sessions) Rotate(ctx context.Context, refresh, successor string) (auth.
 	// route points nowhere, and a successor whose route failed is re-routed
 	// by the grace path below when the client retries.
 	p := s.rdb.Pipeline()
+	drop := s.takeForgotten()
+	for _, k := range drop {
+		p.Del(ctx, k)
+	}
 	route := p.Set(ctx, s.index(next), uid, s.cfg.RefreshTTL)
 	run := rotateScript.EvalSha(ctx, p, keys, args...)
-	_, _ = p.Exec(ctx)
+	if _, err := p.Exec(ctx); err != nil && route.Err() != nil {
+		s.forget(drop) // Redis unreachable: keep them for the next rotation
+	}
 	if redis.HasErrorPrefix(run.Err(), "NOSCRIPT") {
 		run = rotateScript.Eval(ctx, s.rdb, keys, args...) // loads it for the next time
 	}
@@ -254,7 +270,7 @@ func (s *Sessions) Rotate(ctx context.Context, refresh, successor string) (auth.
 	}
 	switch res[0] {
 	case "ok":
-		s.dropRoutes(ctx, res[6:]) // tokens the session no longer remembers
+		s.forget(s.indexes(res[6:])) // tokens the session no longer remembers
 		return auth.Rotation{Session: session(uid, res), Token: successor}, nil
 	case "grace":
 		tok, err := open(refresh, res[6])
@@ -442,6 +458,44 @@ func (s *Sessions) Delete(ctx context.Context, userID string, sids ...string) (i
 	n, _ := strconv.Atoi(res[0])
 	s.dropRoutes(ctx, res[1:])
 	return n, nil
+}
+
+// forget queues routing keys for the next rotation's pipeline; past
+// maxForgotten the queue is deleted at once, in its own round trip.
+func (s *Sessions) forget(keys []string) {
+	if len(keys) == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.forgotten = append(s.forgotten, keys...)
+	var flush []string
+	if len(s.forgotten) > maxForgotten {
+		flush, s.forgotten = s.forgotten, nil
+	}
+	s.mu.Unlock()
+	if flush != nil {
+		p := s.rdb.Pipeline()
+		for _, k := range flush {
+			p.Del(context.Background(), k)
+		}
+		_, _ = p.Exec(context.Background())
+	}
+}
+
+func (s *Sessions) takeForgotten() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys := s.forgotten
+	s.forgotten = nil
+	return keys
+}
+
+func (s *Sessions) indexes(hashes []string) []string {
+	keys := make([]string, len(hashes))
+	for i, h := range hashes {
+		keys[i] = s.index(h)
+	}
+	return keys
 }
 
 // dropRoutes deletes the routing keys of deleted tokens. They point nowhere
