@@ -205,8 +205,13 @@ func authixWorkloads(ctx context.Context, c *IssuerClient, watch CPUWatch, run, 
 	if firstErr != nil {
 		return out, fmt.Errorf("refresh setup: %w", firstErr)
 	}
+	rf, err := newRefresher(c.Base, conc)
+	if err != nil {
+		return out, err
+	}
+	defer rf.Close()
 	out.Refresh = load(ctx, "access_token", conc, refreshUsers*n, 0, 0, func(ctx context.Context, w, i int) error {
-		s, err := c.Refresh(ctx, sess[w].Refresh)
+		s, err := rf.Refresh(ctx, w, sess[w].Refresh)
 		if err != nil {
 			return err
 		}
