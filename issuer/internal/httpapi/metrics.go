@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -51,8 +52,10 @@ func (h *handler) instrument(next echo.HandlerFunc) echo.HandlerFunc {
 		method := c.Request().Method
 		h.m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 		h.m.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
-		h.log.DebugContext(c.Request().Context(), "request", "method", method, "route", route,
-			"status", status, "ip", c.RealIP(), "duration_ms", time.Since(start).Milliseconds())
+		if ctx := c.Request().Context(); h.log.Enabled(ctx, slog.LevelDebug) { // spare the arguments' cost
+			h.log.DebugContext(ctx, "request", "method", method, "route", route,
+				"status", status, "ip", c.RealIP(), "duration_ms", time.Since(start).Milliseconds())
+		}
 		return nil
 	}
 }
