@@ -289,7 +289,7 @@ func writeReport(r *Report, path string) error {
 	p("")
 	p("The machine is shared: absolute numbers are noisy. Every figure with a ceiling is reported as a ratio to that ceiling measured **in the same run**, and runs of different targets are interleaved so that drift hits them alike.")
 	p("")
-	p("**Pinning.** Servers under HTTP load (bin/verifier, the bare handler, the sdk and Redis-session servers) run under `taskset -c %s`; every HTTP load generator run (`bench load`, a subprocess) under `taskset -c %s`. The issuer and the dev stack (MongoDB/FerretDB, Redis, Kafka) are **not** pinned: the Authix baseline used the whole machine and argon2id wants every core; the issuer workloads and in-process ceilings run from the unpinned bench process. Taskset available: %v.", r.Cfg.ServerCPUs, r.Cfg.LoadCPUs, r.Machine.Taskset)
+	p("**Pinning.** Servers under HTTP load (bin/verifier, the bare handler, the sdk and Redis-session servers) run under `taskset -c %s`; every HTTP load run of scenarios 4 and 8 (wrk, or `bench load` without it) under `taskset -c %s`. The issuer and the dev stack (MongoDB/FerretDB, Redis, Kafka) are **not** pinned: the Authix baseline used the whole machine and argon2id wants every core; the issuer workloads and in-process ceilings run from the unpinned bench process. Taskset available: %v.", r.Cfg.ServerCPUs, r.Cfg.LoadCPUs, r.Machine.Taskset)
 	p("")
 	p("## Goals (issue 7)")
 	p("")
@@ -310,7 +310,7 @@ func writeReport(r *Report, path string) error {
 	if len(r.Issuer) > 0 {
 		p("## 1. Authix workloads against bin/issuer (concurrency 64, %d run(s))", len(r.Issuer))
 		p("")
-		p("n = %d (the Authix workloads use 1000). /access_token: %d users, 64 sessions (worker w is a session of user w mod %d), %d refreshes in all, each session following its rotated `refresh_token` cookie. \"login\" is a login-only pass over the registered users (for scenario 3). Median (min–max) over runs.", r.N, r.RefreshUsers, r.RefreshUsers, r.N*r.RefreshUsers)
+		p("n = %d (the Authix workloads use 1000). /access_token: %d users, 64 sessions (worker w is a session of user w mod %d), %d refreshes in all, each session following its rotated `refresh_token` cookie on its own keep-alive connection, the request written as raw HTTP/1.1 (net/http's client cost about a quarter of the machine's CPU at this rate). \"login\" is a login-only pass over the registered users (for scenario 3). Median (min–max) over runs.", r.N, r.RefreshUsers, r.RefreshUsers, r.N*r.RefreshUsers)
 		p("")
 		p("| workload | time | req/s | p50 | p99 | errors | Authix 2 workers (scaled to n) |\n|---|---|---|---|---|---|---|")
 		scale := float64(r.N) / 1000
@@ -574,6 +574,38 @@ func (r *Report) argonGap(p func(string, ...any)) {
 			per(w.pick, "redis-server")+per(w.pick, "bench (load)"), float64(r.Machine.NProc)*1000/total)
 	}
 	p("")
-	p("The issuer's CPU beyond the hash is mostly the hash itself running slower beside the database on the other core, and zeroing the 19 MiB block golang.org/x/crypto/argon2 allocates per call (see the /login profile below). The dev stack's share is FerretDB's: on SQLite it finds a document by `_id` by scanning the table in insertion order (its `_id` index is on `_ferretdb_sjson->\"_id\"`, its query on `_ferretdb_sjson->'$._id'`, so SQLite never uses the index), so a lookup costs 0.4 ms for the first user and about 5 ms for the 3000th; a login does two (`user_emails`, then `users`). On MongoDB both are index lookups.")
+	p("In the /login profile below, argon2id (its compute, and zeroing the 19 MiB block golang.org/x/crypto/argon2 allocates per call, which the ceiling pays too) is about 93%% of the issuer's CPU; the rest, about 2 ms a request, is GC, HTTP, JSON, the MongoDB and Redis clients and the ES256 sign. The dev stack's share is FerretDB's: on SQLite it finds a document by `_id` by scanning the table in insertion order (its `_id` index is on `_ferretdb_sjson->\"_id\"`, its query on `_ferretdb_sjson->'$._id'`, so SQLite never uses the index; `EXPLAIN QUERY PLAN` says SCAN), so a lookup costs 0.4 ms for the first user and about 5 ms for the 3000th; a login does two (`user_emails`, then `users`), a registration three inserts. On MongoDB these are index operations; without the dev stack's CPU the cores would allow, by the same arithmetic, %s. That is an estimate, not a measurement: this machine has no MongoDB.", r.withoutDevstack())
 	p("")
+}
+
+// withoutDevstack: cores ÷ (CPU per request − the dev stack's), as a ratio
+// to the argon2id ceiling, for /register and /login.
+func (r *Report) withoutDevstack() string {
+	var ceil []float64
+	for _, a := range r.Argon {
+		ceil = append(ceil, a.PerSec)
+	}
+	var out []string
+	for _, w := range []struct {
+		name string
+		pick func(IssuerResults) Result
+	}{{"/register", func(x IssuerResults) Result { return x.Register }}, {"/login", func(x IssuerResults) Result { return x.Login }}} {
+		var v []float64
+		for _, x := range r.Issuer {
+			res := w.pick(x)
+			var sum time.Duration
+			for name, d := range res.CPU {
+				if name != "devstack (FerretDB, kfake)" {
+					sum += d
+				}
+			}
+			if res.N > 0 && sum > 0 {
+				v = append(v, float64(r.Machine.NProc)/(sum.Seconds()/float64(res.N)))
+			}
+		}
+		if len(v) > 0 && len(ceil) > 0 {
+			out = append(out, fmt.Sprintf("%s %.0f/s (%.2f× the ceiling)", w.name, medianF(v), medianF(v)/medianF(ceil)))
+		}
+	}
+	return strings.Join(out, " and ")
 }
