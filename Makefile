@@ -70,7 +70,8 @@ clean: ## remove binaries and make-run data
 # report with its charts in img/ beside it.
 BENCH_SERVER_CPUS ?= 0
 BENCH_LOAD_CPUS ?= 1
-BENCH_FLAGS = --root $(CURDIR) --server-cpus "$(BENCH_SERVER_CPUS)" --load-cpus "$(BENCH_LOAD_CPUS)"
+BENCH_ARGS ?= # more bench flags, e.g. BENCH_ARGS=--mongo-uri=mongodb://host:27017/
+BENCH_FLAGS = --root $(CURDIR) --server-cpus "$(BENCH_SERVER_CPUS)" --load-cpus "$(BENCH_LOAD_CPUS)" $(BENCH_ARGS)
 .PHONY: bench bench-quick
 bench: build ## the benchmark report: docs/benchmarks.md and docs/img/ (≤ 10 min)
 	cd deploy/bench && $(GO) build -o ../../$(BIN)/bench .

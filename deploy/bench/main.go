@@ -29,6 +29,7 @@ type Config struct {
 	ServerCPUs string // taskset list for the servers under test
 	LoadCPUs   string // taskset list for the load generator
 	LoadGen    string // HTTP load generator of scenarios 4 and 8: auto, wrk or go
+	MongoURI   string // a MongoDB for the issuer instead of the dev stack's FerretDB
 	Runs       int
 	Skip       map[string]bool
 	Profile    bool // CPU profiles of the issuer and verifier under load
@@ -73,6 +74,7 @@ bench:
 	fs.StringVar(&cfg.ServerCPUs, "server-cpus", "0", "taskset CPU list of the servers under HTTP load (empty: no pinning)")
 	fs.StringVar(&cfg.LoadCPUs, "load-cpus", "1", "taskset CPU list of the load generator (empty: no pinning)")
 	fs.StringVar(&cfg.LoadGen, "loadgen", "auto", "HTTP load generator of the verifier scenarios: wrk, go (the bench's own), or auto (wrk when installed)")
+	fs.StringVar(&cfg.MongoURI, "mongo-uri", "", "a MongoDB for the issuer instead of the dev stack's FerretDB (each run uses a fresh database)")
 	fs.IntVar(&cfg.Runs, "runs", 0, "runs of each figure (default 3, quick 1)")
 	fs.BoolVar(&cfg.Profile, "profile", false, "rebuild issuer and verifier with pprof (go build -overlay) and profile them under load")
 	fs.BoolVar(&cfg.FullMemory, "full-memory", false, "always run the 1M-entry memory step (skipped when the run is past 6 minutes)")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,6 +90,10 @@ func run(ctx context.Context) (*Report, error) {
 	ds, err := startDevstack(ctx, "")
 	if err != nil {
 		return rep, err
+	}
+	if cfg.MongoURI != "" { // a real MongoDB instead of the dev stack's FerretDB
+		ds.Env["JOTGUARD_MONGO_URI"] = cfg.MongoURI
+		rep.note("MongoDB: %s, not the dev stack's FerretDB", redactURI(cfg.MongoURI))
 	}
 	// The issuer is not pinned: the Authix baseline had the whole machine,
 	// and argon2id wants every core.
@@ -397,4 +402,12 @@ func profiles(ctx context.Context, rep *Report, ic *IssuerClient, targets []Targ
 		}
 	}
 	rep.Profiles[0].Load = "/access_token at c=64"
+}
+
+// redactURI drops a password from a connection string for the report.
+func redactURI(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return "(unparsable URI)"
 }
