@@ -28,15 +28,7 @@ func TestSessions(t *testing.T) {
 		t.Fatalf("JOTGUARD_REDIS_URL is set but the server is unreachable: %v", err)
 	}
 	storetest.RunSessionStore(t, func(t *testing.T, grace time.Duration) auth.SessionStore {
-		prefix := "test_" + strings.ToLower(rand.Text())
-		t.Cleanup(func() {
-			ctx := context.Background()
-			keys, _ := rdb.Keys(ctx, "*"+prefix+"*").Result()
-			for _, k := range keys {
-				rdb.Del(ctx, k)
-			}
-		})
-		s, err := redisstore.New(rdb, redisstore.Config{Prefix: prefix, RefreshTTL: time.Hour, Grace: grace})
+		s, err := redisstore.New(rdb, redisstore.Config{Prefix: testPrefix(t, rdb), RefreshTTL: time.Hour, Grace: grace})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,11 +38,7 @@ func TestSessions(t *testing.T) {
 
 // Only hashes of refresh tokens reach Redis.
 func TestNoRawTokenStored(t *testing.T) {
-	url := sdktest.RequireEnv(t, "JOTGUARD_REDIS_URL")
-	rdb, _ := redisstore.NewClient(url)
-	t.Cleanup(func() { _ = rdb.Close() })
-	prefix := "test_" + strings.ToLower(rand.Text())
-	s, _ := redisstore.New(rdb, redisstore.Config{Prefix: prefix, RefreshTTL: time.Hour, Grace: time.Minute})
+	s, rdb, prefix := newSessions(t, redisstore.Config{RefreshTTL: time.Hour, Grace: time.Minute})
 	ctx := t.Context()
 	rt, next := auth.NewRefreshToken(), auth.NewRefreshToken()
 	if err := s.Create(ctx, auth.Session{ID: "s1", UserID: "u1"}, rt); err != nil {
@@ -98,17 +86,7 @@ func TestDeadRedisIsUnavailable(t *testing.T) {
 // however often it is refreshed, reuse of a remembered token still revokes,
 // and a forgotten one is merely invalid.
 func TestHistoryIsBounded(t *testing.T) {
-	url := sdktest.RequireEnv(t, "JOTGUARD_REDIS_URL")
-	rdb, _ := redisstore.NewClient(url)
-	t.Cleanup(func() { _ = rdb.Close() })
-	prefix := "test_" + strings.ToLower(rand.Text())
-	t.Cleanup(func() {
-		keys, _ := rdb.Keys(context.Background(), "*"+prefix+"*").Result()
-		for _, k := range keys {
-			rdb.Del(context.Background(), k)
-		}
-	})
-	s, _ := redisstore.New(rdb, redisstore.Config{Prefix: prefix, RefreshTTL: time.Hour, Grace: time.Millisecond, Keep: 3})
+	s, rdb, prefix := newSessions(t, redisstore.Config{RefreshTTL: time.Hour, Grace: time.Millisecond, Keep: 3})
 	ctx := t.Context()
 	tokens := []string{auth.NewRefreshToken()}
 	if err := s.Create(ctx, auth.Session{ID: "s1", UserID: "u1"}, tokens[0]); err != nil {
@@ -163,17 +141,7 @@ func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 // EVALSHA of the script, pipelined), also once the session forgets a token
 // on each rotation. A flushed script cache costs one EVAL more.
 func TestRotateRoundTrips(t *testing.T) {
-	url := sdktest.RequireEnv(t, "JOTGUARD_REDIS_URL")
-	rdb, _ := redisstore.NewClient(url)
-	t.Cleanup(func() { _ = rdb.Close() })
-	prefix := "test_" + strings.ToLower(rand.Text())
-	t.Cleanup(func() {
-		keys, _ := rdb.Keys(context.Background(), "*"+prefix+"*").Result()
-		for _, k := range keys {
-			rdb.Del(context.Background(), k)
-		}
-	})
-	s, _ := redisstore.New(rdb, redisstore.Config{Prefix: prefix, RefreshTTL: time.Hour, Grace: time.Minute, Keep: 3})
+	s, rdb, _ := newSessions(t, redisstore.Config{RefreshTTL: time.Hour, Grace: time.Minute, Keep: 3})
 	ctx := t.Context()
 	rt := auth.NewRefreshToken()
 	if err := s.Create(ctx, auth.Session{ID: "s1", UserID: "u1"}, rt); err != nil {
@@ -212,4 +180,34 @@ func TestRotateRoundTrips(t *testing.T) {
 	if n := trips.n.Load(); n != 3 {
 		t.Fatalf("Rotate after SCRIPT FLUSH: %d round trips, want 3 (one EVAL more)", n)
 	}
+}
+
+// newSessions is a store under a fresh prefix on the dev stack's Redis,
+// with its client; the prefix's keys go when the test ends.
+func newSessions(t *testing.T, cfg redisstore.Config) (*redisstore.Sessions, redis.UniversalClient, string) {
+	t.Helper()
+	rdb, err := redisstore.NewClient(sdktest.RequireEnv(t, "JOTGUARD_REDIS_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	cfg.Prefix = testPrefix(t, rdb)
+	s, err := redisstore.New(rdb, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, rdb, cfg.Prefix
+}
+
+// testPrefix is a fresh key prefix whose keys are deleted when t ends.
+func testPrefix(t *testing.T, rdb redis.UniversalClient) string {
+	prefix := "test_" + strings.ToLower(rand.Text())
+	t.Cleanup(func() {
+		ctx := context.Background()
+		keys, _ := rdb.Keys(ctx, "*"+prefix+"*").Result()
+		for _, k := range keys {
+			rdb.Del(ctx, k)
+		}
+	})
+	return prefix
 }
