@@ -64,7 +64,7 @@ type CPUWatch map[string]int
 func watchIssuer(issuer *Proc, ds *Devstack) CPUWatch {
 	w := CPUWatch{"issuer": issuer.Cmd.Process.Pid, "bench (load)": os.Getpid()}
 	if ds != nil && ds.Proc != nil {
-		w["devstack (FerretDB, kfake)"] = ds.Cmd.Process.Pid
+		w[devstackProc] = ds.Cmd.Process.Pid
 		for _, c := range children(ds.Cmd.Process.Pid) {
 			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c)); err == nil && strings.HasPrefix(string(b), "redis-server") {
 				w["redis-server"] = c
@@ -96,5 +96,8 @@ func (w CPUWatch) Since(before map[string]time.Duration) map[string]time.Duratio
 	return out
 }
 
+// devstackProc names the dev stack's process in a CPUWatch.
+const devstackProc = "devstack (FerretDB, kfake)"
+
 // cpuOrder is the report's column order.
-var cpuOrder = []string{"issuer", "devstack (FerretDB, kfake)", "redis-server", "bench (load)"}
+var cpuOrder = []string{"issuer", devstackProc, "redis-server", "bench (load)"}

@@ -493,8 +493,45 @@ func (r *Report) httpRunTime() string {
 	return fmt.Sprintf("%s (%s)", d, map[bool]string{true: "wrk, one thread, one connection per worker", false: "the bench's Go loader"}[r.LoadGen == "wrk"])
 }
 
+// cpuWorkloads are the issuer workloads whose CPU section 1 reports; the
+// first two hash a password once per request.
+var cpuWorkloads = []struct {
+	name string
+	pick func(IssuerResults) Result
+}{
+	{"/register", func(x IssuerResults) Result { return x.Register }},
+	{"/login", func(x IssuerResults) Result { return x.Login }},
+	{"/register+/login", func(x IssuerResults) Result { return x.RegisterLogin }},
+	{"/access_token", func(x IssuerResults) Result { return x.Refresh }},
+}
+
+// cpuPerRequest is, per watched process, the median over runs of its CPU
+// per request of the workload, in ms, and the median of "busy": the CPU of
+// all processes ÷ (wall time × cores).
+func (r *Report) cpuPerRequest(pick func(IssuerResults) Result) (perMS map[string]float64, busy float64) {
+	per := map[string][]float64{}
+	var b []float64
+	for _, x := range r.Issuer {
+		res := pick(x)
+		if res.N == 0 {
+			continue
+		}
+		var sum time.Duration
+		for name, d := range res.CPU {
+			per[name] = append(per[name], float64(d)/float64(res.N)/1e6)
+			sum += d
+		}
+		b = append(b, sum.Seconds()/(res.Elapsed.Seconds()*float64(r.Machine.NProc)))
+	}
+	perMS = map[string]float64{}
+	for name, v := range per {
+		perMS[name] = medianF(v)
+	}
+	return perMS, medianF(b)
+}
+
 // cpuTable: CPU time per request of each watched process during the issuer
-// workloads (median over runs), and the machine's CPU over wall time.
+// workloads.
 func (r *Report) cpuTable(p func(string, ...any)) {
 	if len(r.Issuer) == 0 || r.Issuer[0].Register.CPU == nil {
 		return
@@ -506,106 +543,50 @@ func (r *Report) cpuTable(p func(string, ...any)) {
 		head += " " + n + " |"
 	}
 	p("%s busy |\n|---|%s---|", head, strings.Repeat("---|", len(cpuOrder)))
-	for _, w := range []struct {
-		name string
-		pick func(IssuerResults) Result
-	}{
-		{"/register", func(x IssuerResults) Result { return x.Register }},
-		{"/login", func(x IssuerResults) Result { return x.Login }},
-		{"/register+/login", func(x IssuerResults) Result { return x.RegisterLogin }},
-		{"/access_token", func(x IssuerResults) Result { return x.Refresh }},
-	} {
+	for _, w := range cpuWorkloads {
+		per, busy := r.cpuPerRequest(w.pick)
 		row := "| " + w.name + " |"
-		var busy []float64
-		per := map[string][]float64{}
-		for _, x := range r.Issuer {
-			res := w.pick(x)
-			if res.N == 0 {
-				continue
-			}
-			var sum time.Duration
-			for name, d := range res.CPU {
-				per[name] = append(per[name], float64(d)/float64(res.N)/1e6)
-				sum += d
-			}
-			busy = append(busy, sum.Seconds()/(res.Elapsed.Seconds()*float64(r.Machine.NProc)))
-		}
 		for _, n := range cpuOrder {
-			if v := per[n]; len(v) > 0 {
-				row += fmt.Sprintf(" %.2f ms |", medianF(v))
+			if v, ok := per[n]; ok {
+				row += fmt.Sprintf(" %.2f ms |", v)
 			} else {
 				row += " — |"
 			}
 		}
-		p("%s %.0f%% |", row, 100*medianF(busy))
+		p("%s %.0f%% |", row, 100*busy)
 	}
 	p("")
 }
 
 // argonGap says where a hashing endpoint's CPU goes beyond the hash, from
-// the per-process CPU of section 1.
+// the per-process CPU of section 1, and what the cores would allow without
+// the dev stack's share.
 func (r *Report) argonGap(p func(string, ...any)) {
 	if len(r.Issuer) == 0 || r.Issuer[0].Login.CPU == nil || len(r.Argon) == 0 {
 		return
 	}
 	var hash []time.Duration
-	for _, a := range r.Argon {
-		hash = append(hash, a.HashTime)
-	}
-	per := func(pick func(IssuerResults) Result, proc string) float64 {
-		var v []float64
-		for _, x := range r.Issuer {
-			if res := pick(x); res.N > 0 {
-				v = append(v, float64(res.CPU[proc])/float64(res.N)/1e6)
-			}
-		}
-		return medianF(v)
-	}
-	for _, w := range []struct {
-		name string
-		pick func(IssuerResults) Result
-	}{{"/register", func(x IssuerResults) Result { return x.Register }}, {"/login", func(x IssuerResults) Result { return x.Login }}} {
-		var total float64
-		for _, n := range cpuOrder {
-			total += per(w.pick, n)
-		}
-		p("- %s: %.1f ms of CPU per request on the machine, for one %.1f ms hash: the issuer %.1f ms, the dev stack %.1f ms, Redis and the load generator %.1f ms. At that CPU per request the cores allow %.0f/s.",
-			w.name, total, float64(median(hash))/1e6, per(w.pick, "issuer"), per(w.pick, "devstack (FerretDB, kfake)"),
-			per(w.pick, "redis-server")+per(w.pick, "bench (load)"), float64(r.Machine.NProc)*1000/total)
-	}
-	p("")
-	p("In the /login profile below, argon2id (its compute, and zeroing the 19 MiB block golang.org/x/crypto/argon2 allocates per call, which the ceiling pays too) is about 93%% of the issuer's CPU; the rest, about 2 ms a request, is GC, HTTP, JSON, the MongoDB and Redis clients and the ES256 sign. The dev stack's share is FerretDB's: on SQLite it finds a document by `_id` by scanning the table in insertion order (its `_id` index is on `_ferretdb_sjson->\"_id\"`, its query on `_ferretdb_sjson->'$._id'`, so SQLite never uses the index; `EXPLAIN QUERY PLAN` says SCAN), so a lookup costs 0.4 ms for the first user and about 5 ms for the 3000th; a login does two (`user_emails`, then `users`), a registration three inserts. On MongoDB these are index operations; without the dev stack's CPU the cores would allow, by the same arithmetic, %s. That is an estimate, not a measurement: this machine has no MongoDB.", r.withoutDevstack())
-	p("")
-}
-
-// withoutDevstack: cores ÷ (CPU per request − the dev stack's), as a ratio
-// to the argon2id ceiling, for /register and /login.
-func (r *Report) withoutDevstack() string {
 	var ceil []float64
 	for _, a := range r.Argon {
-		ceil = append(ceil, a.PerSec)
+		hash, ceil = append(hash, a.HashTime), append(ceil, a.PerSec)
 	}
-	var out []string
-	for _, w := range []struct {
-		name string
-		pick func(IssuerResults) Result
-	}{{"/register", func(x IssuerResults) Result { return x.Register }}, {"/login", func(x IssuerResults) Result { return x.Login }}} {
-		var v []float64
-		for _, x := range r.Issuer {
-			res := w.pick(x)
-			var sum time.Duration
-			for name, d := range res.CPU {
-				if name != "devstack (FerretDB, kfake)" {
-					sum += d
-				}
-			}
-			if res.N > 0 && sum > 0 {
-				v = append(v, float64(r.Machine.NProc)/(sum.Seconds()/float64(res.N)))
-			}
+	cores := float64(r.Machine.NProc)
+	var without []string
+	for _, w := range cpuWorkloads[:2] {
+		per, _ := r.cpuPerRequest(w.pick)
+		var total float64
+		for _, n := range cpuOrder {
+			total += per[n]
 		}
-		if len(v) > 0 && len(ceil) > 0 {
-			out = append(out, fmt.Sprintf("%s %.0f/s (%.2f× the ceiling)", w.name, medianF(v), medianF(v)/medianF(ceil)))
+		p("- %s: %.1f ms of CPU per request on the machine, for one %.1f ms hash: the issuer %.1f ms, the dev stack %.1f ms, Redis and the load generator %.1f ms. At that CPU per request the cores allow %.0f/s.",
+			w.name, total, float64(median(hash))/1e6, per["issuer"], per[devstackProc],
+			per["redis-server"]+per["bench (load)"], cores*1000/total)
+		if rest := total - per[devstackProc]; rest > 0 {
+			rate := cores * 1000 / rest
+			without = append(without, fmt.Sprintf("%s %.0f/s (%.2f× the ceiling)", w.name, rate, rate/medianF(ceil)))
 		}
 	}
-	return strings.Join(out, " and ")
+	p("")
+	p("In the /login profile below, argon2id (its compute, and zeroing the 19 MiB block golang.org/x/crypto/argon2 allocates per call, which the ceiling pays too) is about 93%% of the issuer's CPU; the rest, about 2 ms a request, is GC, HTTP, JSON, the MongoDB and Redis clients and the ES256 sign. The dev stack's share is FerretDB's: on SQLite it finds a document by `_id` by scanning the table in insertion order (its `_id` index is on `_ferretdb_sjson->\"_id\"`, its query on `_ferretdb_sjson->'$._id'`, so SQLite never uses the index; `EXPLAIN QUERY PLAN` says SCAN), so a lookup costs 0.4 ms for the first user and about 5 ms for the 3000th; a login does two (`user_emails`, then `users`), a registration three inserts. On MongoDB these are index operations; without the dev stack's CPU the cores would allow, by the same arithmetic, %s. That is an estimate, not a measurement: this machine has no MongoDB.", strings.Join(without, " and "))
+	p("")
 }

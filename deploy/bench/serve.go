@@ -28,7 +28,7 @@ import (
 //	bare     a bare net/http handler answering 200 "ok" (also the upstream
 //	         of the verifier's reverse-proxy mode, measured directly)
 //	jwt      sdk.Middleware around the same handler: a local Verify per
-//	         request (--cache -1: no verified-token cache; --kafka: the
+//	         request, with the sdk's verified-token cache (--kafka: the
 //	         kafkafeed revocation consumer the verifier uses)
 //	session  a server-side session: one Redis GET per request, keyed by the
 //	         "sid" cookie
@@ -36,7 +36,6 @@ func serveMain(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	issuer := fs.String("issuer", "", "jwt: iss and JWKS base URL")
-	cache := fs.Int("cache", 0, "jwt: sdk.Config.CacheSize (0 default, -1 off)")
 	brokers := fs.String("kafka", "", "jwt: Kafka brokers for revocations")
 	topic := fs.String("topic", "jotguard.revocations", "jwt: revocation topic")
 	redisURL := fs.String("redis", "", "session: Redis URL")
@@ -57,7 +56,7 @@ func serveMain(args []string) error {
 	case "bare":
 		h = ok
 	case "jwt":
-		cfg := sdk.Config{Issuer: *issuer, Audience: []string{"jotguard"}, CacheSize: *cache}
+		cfg := sdk.Config{Issuer: *issuer, Audience: []string{"jotguard"}}
 		var set *revocation.Set
 		if *brokers != "" {
 			set = revocation.NewSet(5*time.Minute+30*time.Second, nil)
