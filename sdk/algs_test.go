@@ -66,7 +66,7 @@ func TestSelectableAlgorithms(t *testing.T) {
 
 	newVerifier := func(algs ...string) *sdk.Verifier {
 		v, err := sdk.NewVerifier(t.Context(), sdk.Config{Issuer: srv.URL, Audience: []string{"jotguard"},
-			JWKSURL: srv.URL, Algorithms: algs, CacheSize: -1})
+			JWKSURL: srv.URL, Algorithms: algs})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -28,7 +28,7 @@ func TestVerifyCache(t *testing.T) {
 	iss := sdktest.NewIssuer(t)
 	clk := &clock{t: now}
 	revs := revocation.NewSet(6*time.Minute, clk.Now)
-	v := iss.Verifier(t, func(c *sdk.Config) { c.Now, c.Revocations = clk.Now, revs })
+	v := iss.Verifier(t, func(c *sdk.Config) { c.Now, c.Revocations, c.CacheSize = clk.Now, revs, sdk.DefaultCacheSize })
 	tok := iss.Mint(t, validClaims(iss))
 
 	first, err := v.Verify(t.Context(), tok)
@@ -65,7 +65,7 @@ func TestVerifyCache(t *testing.T) {
 
 func TestVerifyRevocationUnavailable(t *testing.T) {
 	iss := sdktest.NewIssuer(t)
-	for _, size := range []int{0, -1} { // with and without cache
+	for _, size := range []int{sdk.DefaultCacheSize, 0} { // with and without cache
 		v := iss.Verifier(t, func(c *sdk.Config) { c.Revocations, c.CacheSize = errChecker{}, size })
 		tok := iss.Mint(t, iss.Claims("user-1"))
 		for range 2 {

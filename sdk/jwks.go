@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
 )
 
@@ -32,17 +34,25 @@ type jwks struct {
 	url     string
 	client  *http.Client
 	timeout time.Duration
-	loaded  atomic.Int64 // unix nanos of the last successful fetch
+	loaded  atomic.Int64  // unix nanos of the last successful fetch
+	first   chan struct{} // closed by the first successful fetch of a non-empty set
 	started time.Time
+	refresh sync.Mutex // one Refresh fetch at a time
 }
 
-// unknownKIDEvery is how often an unknown kid may refetch the key set.
-const unknownKIDEvery = 10 * time.Second
+var _ KeySource = (*jwks)(nil)
+
+const (
+	// unknownKIDEvery is how often an unknown kid may refetch the key set.
+	unknownKIDEvery = 10 * time.Second
+	// refreshEvery is how recent a fetch makes Refresh fetch no more.
+	refreshEvery = time.Second
+)
 
 func newJWKS(ctx context.Context, cfg Config) (*jwks, error) {
 	j := &jwks{url: cfg.JWKSURL, started: time.Now(), client: http.DefaultClient,
-		timeout: max(5*time.Second, cfg.UnknownKIDWait)}
-	j.mem = recordingStorage{Storage: jwkset.NewMemoryStorage(), ok: &j.loaded}
+		timeout: max(5*time.Second, cfg.UnknownKIDWait), first: make(chan struct{})}
+	j.mem = &recordingStorage{Storage: jwkset.NewMemoryStorage(), ok: &j.loaded, first: j.first}
 	logRefresh := func(ctx context.Context, err error) {
 		if cfg.Logger != nil {
 			cfg.Logger.WarnContext(ctx, "jwks refresh failed", "url", cfg.JWKSURL, "err", err)
@@ -72,14 +82,48 @@ func newJWKS(ctx context.Context, cfg Config) (*jwks, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sdk: jwks %s: %w", cfg.JWKSURL, err)
 	}
-	if j.ready() != nil {
+	if j.Ready() != nil {
 		go j.coldStart(ctx, cfg.JWKSRefresh, cfg.Logger)
 	}
 	return j, nil
 }
 
-// ready says whether keys are loaded.
-func (j *jwks) ready() error {
+// Key implements KeySource: the key of t's kid from the cached set; an
+// unknown kid triggers one rate-limited refetch (see jwks).
+func (j *jwks) Key(ctx context.Context, t *jwt.Token) (any, error) {
+	key, err := j.kf.KeyfuncCtx(ctx)(t)
+	if err != nil {
+		if rerr := j.Ready(); rerr != nil {
+			return nil, rerr
+		}
+		return nil, fmt.Errorf("%w: %w", ErrUnknownKey, err)
+	}
+	return key, nil
+}
+
+// Wait implements KeySource.
+func (j *jwks) Wait(ctx context.Context) error {
+	select {
+	case <-j.first:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Refresh implements KeySource: a fetch now, unless one succeeded within
+// refreshEvery (callers that arrive during a fetch wait for it).
+func (j *jwks) Refresh(ctx context.Context) error {
+	j.refresh.Lock()
+	defer j.refresh.Unlock()
+	if n := j.loaded.Load(); n != 0 && time.Since(time.Unix(0, n)) < refreshEvery {
+		return nil
+	}
+	return j.fetchOnce(ctx)
+}
+
+// Ready implements KeySource: keys are loaded.
+func (j *jwks) Ready() error {
 	if j.loaded.Load() == 0 {
 		return fmt.Errorf("%w: %s not fetched yet", ErrNotReady, j.url)
 	}
@@ -104,7 +148,7 @@ func (j *jwks) age() time.Duration {
 func (j *jwks) coldStart(ctx context.Context, ceiling time.Duration, log *slog.Logger) {
 	wait := 100 * time.Millisecond
 	ceiling = min(ceiling, 10*time.Second)
-	for j.ready() != nil {
+	for j.Ready() != nil {
 		select {
 		case <-ctx.Done():
 			return
@@ -134,13 +178,18 @@ func (j *jwks) fetchOnce(ctx context.Context) error {
 // keys of its storage only after a fetch and decode succeeded.
 type recordingStorage struct {
 	jwkset.Storage
-	ok *atomic.Int64
+	ok    *atomic.Int64
+	first chan struct{}
+	once  sync.Once
 }
 
-func (s recordingStorage) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
+func (s *recordingStorage) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
 	err := s.Storage.KeyReplaceAll(ctx, given)
 	if err == nil {
 		s.ok.Store(time.Now().UnixNano())
+		if len(given) > 0 {
+			s.once.Do(func() { close(s.first) })
+		}
 	}
 	return err
 }

@@ -39,7 +39,7 @@ func TestNewVerifierRejectsConfig(t *testing.T) {
 
 func TestKnownKeysSurviveAnOutage(t *testing.T) {
 	iss := sdktest.NewIssuer(t)
-	v := iss.Verifier(t, func(c *sdk.Config) { c.CacheSize = -1; c.JWKSRefresh = 10 * time.Millisecond })
+	v := iss.Verifier(t, func(c *sdk.Config) { c.JWKSRefresh = 10 * time.Millisecond })
 	if err := v.Ready(); err != nil {
 		t.Fatalf("Ready() = %v with the JWKS up", err)
 	}

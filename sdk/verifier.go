@@ -17,21 +17,37 @@ import (
 type Config struct {
 	Issuer   string   // exact "iss"
 	Audience []string // "aud" must hold one of these
-	JWKSURL  string   // default Issuer + "/.well-known/jwks.json", or discovered
+	// Keys supplies the issuer's public keys. nil: the issuer's JWKS over
+	// HTTP at JWKSURL, refreshed in the background (JWKSURL, Discover,
+	// JWKSRefresh and UnknownKIDWait configure it and must stay unset
+	// otherwise).
+	Keys    KeySource
+	JWKSURL string // default Issuer + "/.well-known/jwks.json", or discovered
 	// Discover, when JWKSURL is empty, takes jwks_uri from the issuer's
 	// /.well-known/openid-configuration (whose issuer must equal Issuer).
 	// An unreachable issuer falls back to the default path.
-	Discover    bool
-	Algorithms  []string          // default ES256, EdDSA, RS256; HS* and none are refused
-	Leeway      time.Duration     // default 30s
-	Revocations RevocationChecker // nil: no revocation check
-	Now         func() time.Time  // default time.Now; tests set it
-	Logger      *slog.Logger      // the sdk logs only here; nil: silent
+	Discover   bool
+	Algorithms []string      // default ES256, EdDSA, RS256; HS* and none are refused
+	Leeway     time.Duration // default 30s
+	// Revocations says which tokens were revoked; nil: no revocation check.
+	// A RevocationSource (kafkafeed.Feed) is run by NewVerifier with this
+	// Verifier's keys, issuer, audiences and algorithms until NewVerifier's
+	// context is done.
+	Revocations RevocationChecker
+	Now         func() time.Time // default time.Now; tests set it
+	Logger      *slog.Logger     // the sdk logs only here; nil: silent
 
-	CacheSize      int           // verified tokens kept; 0: 10000, < 0: no cache
+	// CacheSize is how many verified tokens are kept until their exp, so
+	// a repeated token skips the signature check (expiry and revocation
+	// are still checked on every call). 0: no cache; DefaultCacheSize is a
+	// good start.
+	CacheSize      int
 	JWKSRefresh    time.Duration // background JWKS refresh, default 5m
 	UnknownKIDWait time.Duration // longest an unknown kid holds Verify, default 1s
 }
+
+// DefaultCacheSize is a verified-token cache size that suits most services.
+const DefaultCacheSize = 10000
 
 // RevocationChecker is what Verify needs; revocation.Set and kafkafeed.Feed have it.
 type RevocationChecker interface {
@@ -45,14 +61,15 @@ var DefaultAlgorithms = []string{"ES256", "EdDSA", "RS256"}
 type Verifier struct {
 	cfg     Config
 	parser  *jwt.Parser
-	jwks    *jwks
+	keys    KeySource
 	cache   *tokenCache // nil: disabled
 	revoked RevocationChecker
 	now     func() time.Time
 }
 
-// NewVerifier returns a Verifier. Its JWKS refresh runs until ctx is done:
-// pass the process's root context, not a request's.
+// NewVerifier returns a Verifier. Its background work (the JWKS refresh, and
+// the revocation source when Config.Revocations is one) runs until ctx is
+// done: pass the process's root context, not a request's.
 //
 // An unreachable JWKS is not an error: the Verifier starts without keys,
 // Ready and Verify report ErrNotReady, and it fetches the key set with
@@ -66,8 +83,12 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		return nil, errors.New("sdk: Config.Audience is required and has no empty entry")
 	case cfg.Leeway < 0:
 		return nil, errors.New("sdk: Config.Leeway is negative")
+	case cfg.CacheSize < 0:
+		return nil, errors.New("sdk: Config.CacheSize is negative (0 turns the cache off)")
+	case cfg.Keys != nil && (cfg.JWKSURL != "" || cfg.Discover || cfg.JWKSRefresh != 0 || cfg.UnknownKIDWait != 0):
+		return nil, errors.New("sdk: Config.Keys is set: JWKSURL, Discover, JWKSRefresh and UnknownKIDWait configure the default JWKS source only")
 	}
-	if cfg.JWKSURL == "" && cfg.Discover {
+	if cfg.Keys == nil && cfg.JWKSURL == "" && cfg.Discover {
 		switch u, err := discoverJWKS(ctx, http.DefaultClient, cfg.Issuer); {
 		case errors.Is(err, errDiscoveryMismatch):
 			return nil, err // a misconfiguration, not an outage
@@ -79,7 +100,7 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 			cfg.JWKSURL = u
 		}
 	}
-	if cfg.JWKSURL == "" {
+	if cfg.Keys == nil && cfg.JWKSURL == "" {
 		cfg.JWKSURL = strings.TrimSuffix(cfg.Issuer, "/") + "/.well-known/jwks.json"
 	}
 	if len(cfg.Algorithms) == 0 {
@@ -104,12 +125,13 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.UnknownKIDWait <= 0 {
 		cfg.UnknownKIDWait = time.Second
 	}
-	if cfg.CacheSize == 0 {
-		cfg.CacheSize = 10000
-	}
-	keys, err := newJWKS(ctx, cfg)
-	if err != nil {
-		return nil, err
+	keys := cfg.Keys
+	if keys == nil {
+		j, err := newJWKS(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		keys = j
 	}
 	v := &Verifier{
 		cfg: cfg,
@@ -124,28 +146,55 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 			// The alg is checked against cfg.Algorithms by keyfunc, which
 			// reports ErrUnsupportedAlg rather than a signature error.
 		),
-		jwks:    keys,
+		keys:    keys,
 		revoked: cfg.Revocations,
 		now:     cfg.Now,
 	}
 	if cfg.CacheSize > 0 {
 		v.cache = newTokenCache(cfg.CacheSize)
 	}
+	if src, ok := cfg.Revocations.(RevocationSource); ok {
+		go func() {
+			if err := src.Run(ctx, v.EventTrust()); err != nil && cfg.Logger != nil {
+				cfg.Logger.ErrorContext(ctx, "revocation source stopped", "err", err)
+			}
+		}()
+	}
 	return v, nil
 }
 
-// Ready returns nil once signing keys are loaded, and an error wrapping
-// ErrNotReady before.
-func (v *Verifier) Ready() error { return v.jwks.ready() }
+// Ready returns nil once signing keys are loaded and the revocation source,
+// if Config.Revocations is one, can answer; before, an error wrapping
+// ErrNotReady or the source's error.
+func (v *Verifier) Ready() error {
+	if err := v.keys.Ready(); err != nil {
+		return err
+	}
+	if src, ok := v.revoked.(RevocationSource); ok {
+		return src.Ready()
+	}
+	return nil
+}
 
-// Keyfunc is the JWKS keyfunc, to verify other JWTs of the issuer (the
-// revocation SETs) against the same key set. It checks no header but kid.
-func (v *Verifier) Keyfunc() jwt.Keyfunc { return v.jwks.kf.Keyfunc }
+// Keys is the Verifier's key source.
+func (v *Verifier) Keys() KeySource { return v.keys }
+
+// EventTrust is what authenticates revocation events for this Verifier: its
+// keys, issuer, audiences and algorithms.
+func (v *Verifier) EventTrust() EventTrust {
+	return EventTrust{Keys: v.keys, Issuer: v.cfg.Issuer, Audience: slices.Clone(v.cfg.Audience),
+		Algorithms: slices.Clone(v.cfg.Algorithms)}
+}
 
 // JWKSAge is the time since the key set was last fetched successfully, or
 // since NewVerifier when it never was: a metric that grows while the issuer
-// is unreachable.
-func (v *Verifier) JWKSAge() time.Duration { return v.jwks.age() }
+// is unreachable. It is 0 for a key source other than the JWKS over HTTP.
+func (v *Verifier) JWKSAge() time.Duration {
+	if j, ok := v.keys.(*jwks); ok {
+		return j.age()
+	}
+	return 0
+}
 
 // Verify checks an access token (SPEC §2, §7) and returns its claims. Its
 // errors wrap exactly one of the Err* sentinels and their cause; the claims
@@ -248,13 +297,6 @@ func (v *Verifier) keyfunc(ctx context.Context) jwt.Keyfunc {
 		if kid, _ := t.Header["kid"].(string); kid == "" {
 			return nil, fmt.Errorf("%w: no kid", ErrUnknownKey)
 		}
-		key, err := v.jwks.kf.KeyfuncCtx(ctx)(t)
-		if err != nil {
-			if rerr := v.jwks.ready(); rerr != nil {
-				return nil, rerr
-			}
-			return nil, fmt.Errorf("%w: %w", ErrUnknownKey, err)
-		}
-		return key, nil
+		return v.keys.Key(ctx, t) // its errors carry ErrUnknownKey or ErrNotReady
 	}
 }

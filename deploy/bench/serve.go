@@ -56,27 +56,19 @@ func serveMain(args []string) error {
 	case "bare":
 		h = ok
 	case "jwt":
-		cfg := sdk.Config{Issuer: *issuer, Audience: []string{"jotguard"}}
-		var set *revocation.Set
+		cfg := sdk.Config{Issuer: *issuer, Audience: []string{"jotguard"}, CacheSize: sdk.DefaultCacheSize}
 		if *brokers != "" {
-			set = revocation.NewSet(5*time.Minute+30*time.Second, nil)
+			const replay = 5*time.Minute + 30*time.Second
+			feed, err := kafkafeed.New(kafkafeed.Config{Brokers: strings.Split(*brokers, ","), Topic: *topic,
+				Replay: replay, Set: revocation.NewSet(replay, nil)})
+			if err != nil {
+				return err
+			}
+			cfg.Revocations = feed // the Verifier runs it with its keys
 		}
 		v, err := sdk.NewVerifier(ctx, cfg)
 		if err != nil {
 			return err
-		}
-		if set != nil {
-			feed, err := kafkafeed.New(kafkafeed.Config{Brokers: strings.Split(*brokers, ","), Topic: *topic,
-				Replay: 5*time.Minute + 30*time.Second, Set: set,
-				Events: revocation.NewSETVerifier(v.Keyfunc(), *issuer, []string{"jotguard"}, nil)})
-			if err != nil {
-				return err
-			}
-			go func() { _ = feed.Run(ctx) }()
-			cfg.Revocations = feed
-			if v, err = sdk.NewVerifier(ctx, cfg); err != nil {
-				return err
-			}
 		}
 		h = sdk.Middleware(v)(ok)
 	case "session":

@@ -24,12 +24,6 @@ import (
 	"github.com/jotguard/jotguard/sdk/revocation"
 )
 
-// EventVerifier decodes and verifies one record value: a signed SET
-// (signature, typ, iss, aud). revocation.SETVerifier has it.
-type EventVerifier interface {
-	Verify(raw []byte) (revocation.Event, error)
-}
-
 // Sink is where verified events go and what Revoked asks. revocation.Set has
 // it. Add reports whether the event was new (false: a duplicate jti, or an
 // event too old to matter); deduplication is the Sink's job.
@@ -38,13 +32,13 @@ type Sink interface {
 	Revoked(c *sdk.Claims) (bool, error)
 }
 
-// Config configures a Feed. Brokers, Topic, Replay, Events and Set are
-// required.
+// Config configures a Feed. Brokers, Topic, Replay and Set are required.
+// The keys that authenticate events come from the Verifier the Feed is
+// given to (sdk.Config.Revocations), which runs it.
 type Config struct {
 	Brokers []string      // bootstrap brokers, host:port
 	Topic   string        // e.g. "jotguard.revocations"
 	Replay  time.Duration // how far back to read on start: max access TTL + leeway
-	Events  EventVerifier // verifies each record value
 	Set     Sink          // receives verified events; answers Revoked
 
 	// MaxStaleness is how long the feed may go without a successful broker
@@ -54,7 +48,7 @@ type Config struct {
 	// sdk.ErrRevocationUnavailable while the feed is stale. When false, a
 	// stale feed keeps answering from the Set and Stale reports it. Under
 	// either policy Revoked answers "unknown" until the start-up replay has
-	// caught up (see Available).
+	// caught up (see Ready).
 	FailClosed bool
 
 	Logger *slog.Logger     // default: discard
@@ -71,6 +65,7 @@ type Stats struct {
 	Applied      uint64        // events the Set took as new
 	Duplicates   uint64        // verified events the Set already had (or found too old)
 	Poison       uint64        // records that failed verification, skipped
+	KeyWaits     uint64        // records verified only after the key set was loaded or refreshed
 	LastEventAt  time.Time     // when the last verified event was read; zero if none
 	LastEventAge time.Duration // Now − LastEventAt; 0 if none
 	LastContact  time.Time     // last successful broker round trip (fetch or offset query)
@@ -101,6 +96,8 @@ type Feed struct {
 	transport *kafka.Transport
 	client    *kafka.Client
 	created   time.Time
+	events    *revocation.SETVerifier // set by Run
+	keys      sdk.KeySource           // set by Run
 
 	mu    sync.Mutex
 	parts map[int]*partition
@@ -110,11 +107,12 @@ type Feed struct {
 	applied     atomic.Uint64
 	duplicates  atomic.Uint64
 	poison      atomic.Uint64
+	keyWaits    atomic.Uint64
 	lastEvent   atomic.Int64 // unix nanoseconds, 0: none
 	lastContact atomic.Int64 // unix nanoseconds, 0: none
 }
 
-var _ sdk.RevocationChecker = (*Feed)(nil)
+var _ sdk.RevocationSource = (*Feed)(nil)
 
 // partition is one partition's progress. Offsets are -1 until known.
 type partition struct {
@@ -165,8 +163,6 @@ func New(cfg Config) (*Feed, error) {
 		return nil, errors.New("kafkafeed: Config.Topic is required")
 	case cfg.Replay <= 0:
 		return nil, errors.New("kafkafeed: Config.Replay must be positive (max access TTL + leeway)")
-	case cfg.Events == nil:
-		return nil, errors.New("kafkafeed: Config.Events is required")
 	case cfg.Set == nil:
 		return nil, errors.New("kafkafeed: Config.Set is required")
 	case cfg.MaxStaleness < 0:
@@ -216,14 +212,24 @@ func dialFunc(d *kafka.Dialer) func(ctx context.Context, network, addr string) (
 	return nd.DialContext
 }
 
-// Run reads the topic until ctx is done, then returns nil. It retries every
+// Run implements sdk.RevocationSource: it reads the topic until ctx is done,
+// then returns nil. It authenticates every event with trust (the keys,
+// issuer and audiences of the Verifier that runs it). It retries every
 // failure (broker down, topic missing, partitions moved or added) forever,
 // with capped exponential backoff and jitter; it returns an error only for a
-// bug-level condition, never for the broker's state: calling Run twice.
-func (f *Feed) Run(ctx context.Context) error {
-	if f.started.Swap(true) {
-		return errors.New("kafkafeed: Run called twice")
+// bug-level condition, never for the broker's state: calling Run twice, or
+// without keys.
+//
+// sdk.NewVerifier calls Run when the Feed is its Config.Revocations: do not
+// call it yourself then.
+func (f *Feed) Run(ctx context.Context, trust sdk.EventTrust) error {
+	if trust.Keys == nil {
+		return errors.New("kafkafeed: Run without a key source")
 	}
+	if f.started.Swap(true) {
+		return errors.New("kafkafeed: Run called twice (is the Feed given to two Verifiers?)")
+	}
+	f.events, f.keys = revocation.NewSETVerifier(trust), trust.Keys
 	var wg sync.WaitGroup
 	defer func() {
 		wg.Wait()
@@ -499,8 +505,11 @@ func (f *Feed) seek(ctx context.Context, p *partition) (int64, error) {
 // apply verifies one record and gives the event to the Set. A forged or broken
 // record must not stop the ones after it.
 func (f *Feed) apply(ctx context.Context, partition int, m kafka.Message) {
-	e, err := f.cfg.Events.Verify(m.Value)
+	e, err := f.verify(ctx, m.Value)
 	if err != nil {
+		if ctx.Err() != nil {
+			return // stopping: the record is read again by the next start
+		}
 		f.poison.Add(1)
 		f.log.WarnContext(ctx, "skipping revocation record that failed verification",
 			"partition", partition, "offset", m.Offset, "err", err)
@@ -511,6 +520,67 @@ func (f *Feed) apply(ctx context.Context, partition int, m kafka.Message) {
 		f.applied.Add(1)
 	} else {
 		f.duplicates.Add(1)
+	}
+}
+
+// verify authenticates one record value. It never gives up on a record for
+// want of keys: while no key set is loaded it waits for one, and a record
+// signed with a key the set lacks makes it refresh the key set and try
+// again. Only a record whose key is missing from a key set fetched after
+// the record was read is poison: the issuer publishes a key long before it
+// signs with it. While the refresh fails (issuer unreachable), it retries
+// with backoff and the partition waits.
+func (f *Feed) verify(ctx context.Context, raw []byte) (revocation.Event, error) {
+	for retry := 0; ; retry++ {
+		e, err := f.events.Verify(ctx, raw)
+		switch {
+		case err == nil:
+			return e, nil
+		case errors.Is(err, sdk.ErrNotReady):
+			if retry == 0 {
+				f.keyWaits.Add(1)
+			}
+			if werr := f.keys.Wait(ctx); werr != nil {
+				return e, err
+			}
+			if retry > 0 && !sleep(ctx, backoff(retry)) { // loaded, then lost again
+				return e, err
+			}
+		case errors.Is(err, sdk.ErrUnknownKey) && !errors.Is(err, errRefreshed):
+			if retry == 0 {
+				f.keyWaits.Add(1)
+				f.log.InfoContext(ctx, "revocation event signed with a key not loaded yet; refreshing the key set", "err", err)
+			}
+			rerr := f.keys.Refresh(ctx)
+			if rerr == nil {
+				// The key set is fresh: one more try decides.
+				if e, err = f.events.Verify(ctx, raw); errors.Is(err, sdk.ErrUnknownKey) {
+					err = fmt.Errorf("%w: %w", errRefreshed, err)
+				}
+				return e, err
+			}
+			f.log.WarnContext(ctx, "key set refresh failed; the revocation event waits", "err", rerr)
+			if !sleep(ctx, backoff(retry+1)) {
+				return e, err
+			}
+		default:
+			return e, err
+		}
+	}
+}
+
+// errRefreshed marks an unknown key that a fresh key set does not hold.
+var errRefreshed = errors.New("not in the refreshed key set")
+
+// sleep waits d; false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -538,14 +608,6 @@ func (f *Feed) CaughtUp() bool {
 // ErrNotCaughtUp is what Ready returns before the replay is done.
 var ErrNotCaughtUp = errors.New("kafkafeed: revocation replay not caught up")
 
-// Ready returns nil once the replay has caught up (for /readyz).
-func (f *Feed) Ready() error {
-	if f.CaughtUp() {
-		return nil
-	}
-	return ErrNotCaughtUp
-}
-
 // Stale reports whether the last successful broker round trip is older than
 // MaxStaleness (or there was none for that long since New).
 func (f *Feed) Stale() bool {
@@ -560,7 +622,8 @@ func (f *Feed) sinceContact() time.Duration {
 	return f.cfg.Now().Sub(last)
 }
 
-// Available says whether revocation answers can be trusted:
+// Ready implements sdk.RevocationSource: it says whether revocation
+// answers can be trusted:
 //   - caught up with the start-up replay and in contact with the brokers: yes;
 //   - unreachable longer than MaxStaleness: with FailClosed no; otherwise
 //     yes, degraded (Stale reports it), answered from what the Set holds;
@@ -568,7 +631,7 @@ func (f *Feed) sinceContact() time.Duration {
 //     restarted service never accepts a token revoked before it started.
 //
 // The errors wrap sdk.ErrRevocationUnavailable.
-func (f *Feed) Available() error {
+func (f *Feed) Ready() error {
 	switch d := f.sinceContact(); {
 	case d > f.cfg.MaxStaleness && !f.cfg.FailClosed:
 		return nil
@@ -580,10 +643,10 @@ func (f *Feed) Available() error {
 	return nil
 }
 
-// Revoked implements sdk.RevocationChecker: the Set's answer when Available,
-// else Available's error.
+// Revoked implements sdk.RevocationChecker: the Set's answer when Ready,
+// else Ready's error.
 func (f *Feed) Revoked(c *sdk.Claims) (bool, error) {
-	if err := f.Available(); err != nil {
+	if err := f.Ready(); err != nil {
 		return false, err
 	}
 	return f.cfg.Set.Revoked(c)
@@ -598,6 +661,7 @@ func (f *Feed) Stats() Stats {
 		Applied:    f.applied.Load(),
 		Duplicates: f.duplicates.Load(),
 		Poison:     f.poison.Load(),
+		KeyWaits:   f.keyWaits.Load(),
 	}
 	if n := f.lastContact.Load(); n != 0 {
 		s.LastContact = time.Unix(0, n)

@@ -67,7 +67,7 @@ func newFeed(t *testing.T, cfg kafkafeed.Config) *kafkafeed.Feed {
 func TestNewValidatesConfig(t *testing.T) {
 	fx := newFixture(t)
 	valid := kafkafeed.Config{Brokers: []string{"127.0.0.1:1"}, Topic: "t", Replay: time.Minute,
-		Events: fx.Events, Set: fx.NewSet(time.Now)}
+		Set: fx.NewSet(time.Now)}
 	tests := []struct {
 		name string
 		edit func(*kafkafeed.Config)
@@ -77,7 +77,6 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"no brokers", func(c *kafkafeed.Config) { c.Brokers = nil }, false},
 		{"no topic", func(c *kafkafeed.Config) { c.Topic = "" }, false},
 		{"no replay", func(c *kafkafeed.Config) { c.Replay = 0 }, false},
-		{"no verifier", func(c *kafkafeed.Config) { c.Events = nil }, false},
 		{"no set", func(c *kafkafeed.Config) { c.Set = nil }, false},
 		{"negative staleness", func(c *kafkafeed.Config) { c.MaxStaleness = -time.Second }, false},
 	}
@@ -111,8 +110,8 @@ func TestReplayWindowAndRestart(t *testing.T) {
 	write(t, w, record("old", fx.Sign(t, old), old.At), record("recent", fx.Sign(t, recent), recent.At))
 
 	set := fx.NewSet(time.Now)
-	f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Events: fx.Events, Set: set})
-	stop := runFeed(t, f.Run)
+	f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Set: set})
+	stop := runFeed(t, fx.run(f))
 	eventually(t, "caught up", f.CaughtUp)
 	if err := f.Ready(); err != nil {
 		t.Fatalf("Ready() = %v after CaughtUp", err)
@@ -132,8 +131,8 @@ func TestReplayWindowAndRestart(t *testing.T) {
 	after := fx.userEvent("after", time.Now())
 	write(t, w, record("after", fx.Sign(t, after), after.At))
 
-	f2 := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Events: fx.Events, Set: fx.NewSet(time.Now)})
-	runFeed(t, f2.Run)
+	f2 := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Set: fx.NewSet(time.Now)})
+	runFeed(t, fx.run(f2))
 	eventually(t, "restarted feed caught up", f2.CaughtUp)
 	for sub, want := range map[string]bool{"old": false, "recent": true, "after": true} {
 		if got := fx.revoked(t, f2, sub, now); got != want {
@@ -175,18 +174,18 @@ func TestNotReadyUntilBacklogApplied(t *testing.T) {
 		write(t, w, record(sub, fx.Sign(t, e), now))
 	}
 	sink := &blockingSink{Sink: fx.NewSet(time.Now), started: make(chan struct{}), release: make(chan struct{})}
-	f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Events: fx.Events, Set: sink,
+	f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Set: sink,
 		FailClosed: true})
 	if _, err := f.Revoked(&sdk.Claims{}); !errors.Is(err, sdk.ErrRevocationUnavailable) {
 		t.Fatalf("before Run: Revoked() error = %v, want ErrRevocationUnavailable", err)
 	}
 	// Failing open is for a feed that has been unreachable too long, not for
 	// one still replaying: a token revoked before the start must not pass.
-	open := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Events: fx.Events, Set: fx.NewSet(time.Now)})
+	open := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Set: fx.NewSet(time.Now)})
 	if _, err := open.Revoked(&sdk.Claims{}); !errors.Is(err, sdk.ErrRevocationUnavailable) {
 		t.Fatalf("fail-open before catch-up: Revoked() error = %v, want ErrRevocationUnavailable", err)
 	}
-	runFeed(t, f.Run)
+	runFeed(t, fx.run(f))
 	<-sink.started
 	if f.CaughtUp() {
 		t.Fatal("CaughtUp() = true with 3 records unapplied")
@@ -214,8 +213,8 @@ func TestPoisonRecordsSkipped(t *testing.T) {
 	topic := topicName(t)
 	createTopic(t, brokers, topic, 1)
 	w := newWriter(t, brokers, topic, nil)
-	f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Events: fx.Events, Set: fx.NewSet(time.Now)})
-	runFeed(t, f.Run)
+	f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Set: fx.NewSet(time.Now)})
+	runFeed(t, fx.run(f))
 	eventually(t, "caught up", f.CaughtUp)
 
 	now := time.Now()
@@ -253,9 +252,9 @@ func TestPropagationLatency(t *testing.T) {
 	topic := topicName(t)
 	createTopic(t, brokers, topic, 3)
 	w := newWriter(t, brokers, topic, nil)
-	f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Events: fx.Events, Set: fx.NewSet(time.Now),
+	f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Set: fx.NewSet(time.Now),
 		Logger: slog.New(slog.DiscardHandler)})
-	runFeed(t, f.Run)
+	runFeed(t, fx.run(f))
 	eventually(t, "caught up", f.CaughtUp)
 
 	var lat []time.Duration
@@ -282,12 +281,12 @@ func TestRunReturnsOnCancel(t *testing.T) {
 	fx := newFixture(t)
 	topic := topicName(t)
 	createTopic(t, brokers, topic, 4)
-	f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Events: fx.Events, Set: fx.NewSet(time.Now)})
+	f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Set: fx.NewSet(time.Now)})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx) }()
+	go func() { done <- f.Run(ctx, fx.Trust) }()
 	eventually(t, "caught up", f.CaughtUp)
-	if err := f.Run(ctx); err == nil {
+	if err := f.Run(ctx, fx.Trust); err == nil {
 		t.Fatal("a second Run of the same Feed returned nil")
 	}
 	start := time.Now()
@@ -308,8 +307,8 @@ func TestTopicCreatedLater(t *testing.T) {
 	brokers := sharedBroker(t)
 	fx := newFixture(t)
 	topic := topicName(t)
-	f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Events: fx.Events, Set: fx.NewSet(time.Now)})
-	runFeed(t, f.Run)
+	f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Set: fx.NewSet(time.Now)})
+	runFeed(t, fx.run(f))
 	if f.CaughtUp() {
 		t.Fatal("caught up on a topic that does not exist")
 	}
@@ -336,9 +335,9 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	w := newWriter(t, b.Brokers, topic, nil)
 	clock := &mutableClock{}
 	mk := func(failClosed bool) *kafkafeed.Feed {
-		f := newFeed(t, kafkafeed.Config{Brokers: b.Brokers, Topic: topic, Events: fx.Events,
+		f := newFeed(t, kafkafeed.Config{Brokers: b.Brokers, Topic: topic,
 			Set: fx.NewSet(clock.Now), FailClosed: failClosed, MaxStaleness: 5 * time.Second, Now: clock.Now})
-		runFeed(t, f.Run)
+		runFeed(t, fx.run(f))
 		return f
 	}
 	closed, open := mk(true), mk(false)
@@ -379,8 +378,8 @@ func TestPartitionsAddedLater(t *testing.T) {
 	fx := newFixture(t)
 	topic := topicName(t)
 	createTopic(t, brokers, topic, 1)
-	f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Events: fx.Events, Set: fx.NewSet(time.Now)})
-	runFeed(t, f.Run)
+	f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Set: fx.NewSet(time.Now)})
+	runFeed(t, fx.run(f))
 	eventually(t, "caught up", f.CaughtUp)
 
 	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
@@ -405,8 +404,8 @@ func TestBrokerLostData(t *testing.T) {
 	fx := newFixture(t)
 	topic := topicName(t)
 	b := startBroker(t, topic, 1)
-	f := newFeed(t, kafkafeed.Config{Brokers: b.Brokers, Topic: topic, Events: fx.Events, Set: fx.NewSet(time.Now)})
-	runFeed(t, f.Run)
+	f := newFeed(t, kafkafeed.Config{Brokers: b.Brokers, Topic: topic, Set: fx.NewSet(time.Now)})
+	runFeed(t, fx.run(f))
 	eventually(t, "caught up", f.CaughtUp)
 	now := time.Now()
 	w := newWriter(t, b.Brokers, topic, nil)
@@ -431,9 +430,9 @@ func TestForgedBurstThenGoodEvent(t *testing.T) {
 	fx := newFixture(t)
 	topic := topicName(t)
 	createTopic(t, brokers, topic, 1)
-	f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Events: fx.Events, Set: fx.NewSet(time.Now),
+	f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Set: fx.NewSet(time.Now),
 		Logger: slog.New(slog.DiscardHandler)})
-	runFeed(t, f.Run)
+	runFeed(t, fx.run(f))
 	eventually(t, "caught up", f.CaughtUp)
 	now := time.Now()
 	var msgs []kafka.Message

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/kafkafeed"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/jotguard/jotguard/sdk/sdktest"
@@ -12,15 +13,15 @@ import (
 // fixture is how the tests make records and check them.
 type fixture struct {
 	Issuer string
-	Events kafkafeed.EventVerifier
+	Trust  sdk.EventTrust                                // what a Verifier of the issuer hands its feed
 	Sign   func(t *testing.T, e revocation.Event) []byte // a valid record value
 	Forge  func(t *testing.T, e revocation.Event) []byte // same event, bad signature
 	NewSet func(now func() time.Time) kafkafeed.Sink
 }
 
-// newFixture signs real SETs with an sdktest issuer and verifies them with
-// revocation.SETVerifier against that issuer's JWKS; Forge signs with another
-// key whose kid the JWKS does not hold.
+// newFixture signs real SETs with an sdktest issuer and verifies them
+// against that issuer's JWKS, fetched over HTTP as a Verifier does; Forge
+// signs with another key whose kid the JWKS does not hold.
 func newFixture(t *testing.T) *fixture {
 	iss := sdktest.NewIssuer(t)
 	forger := sdktest.NewIssuer(t)
@@ -28,7 +29,7 @@ func newFixture(t *testing.T) *fixture {
 	eventually(t, "sdktest JWKS loaded", func() bool { return v.Ready() == nil })
 	return &fixture{
 		Issuer: iss.URL,
-		Events: revocation.NewSETVerifier(v.Keyfunc(), iss.URL, []string{sdktest.Audience}, nil),
+		Trust:  v.EventTrust(),
 		Sign:   func(t *testing.T, e revocation.Event) []byte { return iss.RevocationSET(t, e) },
 		Forge:  func(t *testing.T, e revocation.Event) []byte { return forger.RevocationSET(t, e) },
 		// a long retention: only the feed's replay window decides what is old
@@ -36,5 +37,4 @@ func newFixture(t *testing.T) *fixture {
 	}
 }
 
-var _ kafkafeed.EventVerifier = (*revocation.SETVerifier)(nil)
 var _ kafkafeed.Sink = (*revocation.Set)(nil)

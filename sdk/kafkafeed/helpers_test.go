@@ -11,6 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/jotguard/jotguard/sdk/kafkafeed"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/jotguard/jotguard/sdk/sdktest"
 )
@@ -84,6 +85,11 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// run is the Run of f with the fixture's trust, for runFeed.
+func (fx *fixture) run(f *kafkafeed.Feed) func(context.Context) error {
+	return func(ctx context.Context) error { return f.Run(ctx, fx.Trust) }
 }
 
 // runFeed runs f until the test ends and checks that Run returned nil.

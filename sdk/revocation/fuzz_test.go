@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/jotguard/jotguard/sdk/sdktest"
 )
@@ -16,13 +14,7 @@ import (
 // signed by this run's key.
 func FuzzSETVerify(f *testing.F) {
 	is := sdktest.NewIssuer(f)
-	keyfunc := func(t *jwt.Token) (any, error) {
-		if t.Header["kid"] != is.KID {
-			return nil, errors.New("unknown kid")
-		}
-		return &is.Key.PublicKey, nil
-	}
-	sv := revocation.NewSETVerifier(keyfunc, is.URL, []string{"jotguard"}, nil)
+	sv := revocation.NewSETVerifier(is.Trust())
 	at := time.Unix(1735787045, 0)
 	for _, e := range []revocation.Event{
 		{ID: "e1", Subject: "alice", SessionID: "s1", At: at, Reason: revocation.ReasonLogout},
@@ -32,7 +24,7 @@ func FuzzSETVerify(f *testing.F) {
 		f.Add(is.RevocationSET(f, e))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		e, err := sv.Verify(raw)
+		e, err := sv.Verify(t.Context(), raw)
 		if err != nil {
 			if errors.Is(err, revocation.ErrBadEvent) == errors.Is(err, revocation.ErrBadSignature) {
 				t.Fatalf("error %v wraps not exactly one sentinel", err)

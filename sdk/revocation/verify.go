@@ -1,12 +1,15 @@
 package revocation
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jotguard/jotguard/sdk"
 )
 
 // ErrBadSignature wraps every reason a SET's JWS is not trusted: size,
@@ -20,42 +23,47 @@ const MaxSETSize = 16 << 10
 
 // SETVerifier checks signed revocation events (SPEC §3).
 type SETVerifier struct {
-	keyfunc jwt.Keyfunc
-	algs    []string
-	parser  *jwt.Parser
+	keys   sdk.KeySource
+	algs   []string
+	parser *jwt.Parser
 }
 
-// NewSETVerifier returns a SETVerifier whose keys come from keyfunc (use the
-// access-token Verifier's Keyfunc: same issuer, same JWKS). A SET must be
-// issued by issuer, addressed to one of audience, and signed with one of
-// algs (default ES256, EdDSA, RS256; HS* and none are never accepted).
-func NewSETVerifier(keyfunc jwt.Keyfunc, issuer string, audience []string, algs []string) *SETVerifier {
+// NewSETVerifier returns a SETVerifier that trusts what the access tokens'
+// Verifier trusts (sdk.Verifier.EventTrust): a SET must be signed by one of
+// its keys with one of its algorithms (default ES256, EdDSA, RS256; HS* and
+// none are never accepted), issued by its issuer and addressed to one of
+// its audiences.
+func NewSETVerifier(trust sdk.EventTrust) *SETVerifier {
+	algs := trust.Algorithms
 	if len(algs) == 0 {
-		algs = []string{"ES256", "EdDSA", "RS256"}
+		algs = sdk.DefaultAlgorithms
 	}
 	algs = slices.DeleteFunc(slices.Clone(algs), func(a string) bool {
 		return strings.EqualFold(a, "none") || strings.HasPrefix(strings.ToUpper(a), "HS")
 	})
 	return &SETVerifier{
-		keyfunc: keyfunc,
-		algs:    algs,
+		keys: trust.Keys,
+		algs: algs,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods(algs),
 			jwt.WithStrictDecoding(),
-			jwt.WithIssuer(issuer),
-			jwt.WithAudience(audience...), // any one of them
+			jwt.WithIssuer(trust.Issuer),
+			jwt.WithAudience(trust.Audience...), // any one of them
 		),
 	}
 }
 
 // Verify checks raw and returns the event it carries. Its errors wrap
-// ErrBadSignature or ErrBadEvent, and the cause.
-func (v *SETVerifier) Verify(raw []byte) (Event, error) {
+// ErrBadSignature or ErrBadEvent, and the cause; when the key is not
+// known (yet), the cause wraps sdk.ErrUnknownKey or sdk.ErrNotReady.
+func (v *SETVerifier) Verify(ctx context.Context, raw []byte) (Event, error) {
 	if len(raw) > MaxSETSize {
 		return Event{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrBadSignature, len(raw), MaxSETSize)
 	}
 	var set SET
-	_, err := v.parser.ParseWithClaims(string(raw), &set, v.checkedKeyfunc)
+	_, err := v.parser.ParseWithClaims(string(raw), &set, func(t *jwt.Token) (any, error) {
+		return v.checkedKeyfunc(ctx, t)
+	})
 	switch {
 	case errors.Is(err, ErrBadEvent):
 		return Event{}, err
@@ -75,7 +83,7 @@ func (s SET) Validate() error {
 	return nil
 }
 
-func (v *SETVerifier) checkedKeyfunc(t *jwt.Token) (any, error) {
+func (v *SETVerifier) checkedKeyfunc(ctx context.Context, t *jwt.Token) (any, error) {
 	typ, _ := t.Header["typ"].(string)
 	if !strings.EqualFold(typ, TokenType) && !strings.EqualFold(typ, "application/"+TokenType) {
 		return nil, fmt.Errorf("typ %.40q is not %s", typ, TokenType)
@@ -85,8 +93,8 @@ func (v *SETVerifier) checkedKeyfunc(t *jwt.Token) (any, error) {
 			return nil, fmt.Errorf("header %q is not allowed", h)
 		}
 	}
-	if v.keyfunc == nil {
-		return nil, errors.New("no keyfunc")
+	if v.keys == nil {
+		return nil, errors.New("no key source")
 	}
-	return v.keyfunc(t)
+	return v.keys.Key(ctx, t)
 }

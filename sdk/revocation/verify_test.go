@@ -18,8 +18,7 @@ import (
 
 func TestSETVerify(t *testing.T) {
 	is := sdktest.NewIssuer(t)
-	v := is.Verifier(t)
-	sv := revocation.NewSETVerifier(v.Keyfunc(), is.URL, []string{"jotguard"}, nil)
+	sv := revocation.NewSETVerifier(is.Trust())
 	at := time.Date(2025, 1, 2, 3, 4, 5, 250e6, time.UTC)
 	session := revocation.Event{ID: "e1", Issuer: is.URL, Subject: "alice", SessionID: "s1", At: at,
 		IssuedAt: at.Truncate(time.Second), Reason: revocation.ReasonLogout, Initiator: "user", TxnID: "req-1"}
@@ -72,7 +71,7 @@ func TestSETVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := sv.Verify(tt.raw)
+			got, err := sv.Verify(t.Context(), tt.raw)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Verify() error = %v, want %v", err, tt.wantErr)
 			}

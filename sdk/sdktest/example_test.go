@@ -40,7 +40,7 @@ func Example() {
 
 	// The same event, as the issuer publishes it on Kafka, verified and decoded.
 	set := iss.RevocationSET(nil, revocation.Event{ID: "evt-2", Subject: "user-1", SessionID: "sess-x"})
-	e, err := revocation.NewSETVerifier(v.Keyfunc(), iss.URL, []string{sdktest.Audience}, nil).Verify(set)
+	e, err := revocation.NewSETVerifier(v.EventTrust()).Verify(ctx, set)
 	fmt.Println(e.ID, e.SessionID, err)
 	// Output:
 	// before logout: <nil>

@@ -30,6 +30,7 @@ type Issuer struct {
 	Key *ecdsa.PrivateKey
 
 	srv  *httptest.Server
+	jwks []byte
 	down atomic.Bool
 	hits atomic.Int64
 }
@@ -57,6 +58,7 @@ func StartIssuer() (*Issuer, error) {
 	if err != nil {
 		return nil, err
 	}
+	iss.jwks = jwks
 	iss.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/.well-known/jwks.json" {
 			http.NotFound(w, r)
@@ -84,6 +86,19 @@ func PublicJWK(kid string, pub *ecdsa.PublicKey) map[string]any {
 	enc := base64.RawURLEncoding.EncodeToString
 	return map[string]any{"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
 		"x": enc(b[1:33]), "y": enc(b[33:])}
+}
+
+// JWKS is the issuer's key set document.
+func (iss *Issuer) JWKS() []byte { return iss.jwks }
+
+// Keys is the issuer's key set as an in-process key source: no HTTP, ready
+// at once.
+func (iss *Issuer) Keys() *sdk.LocalKeys { return sdk.NewLocalKeys(iss.JWKS) }
+
+// Trust is what authenticates this issuer's revocation events (audience
+// jotguard), with the in-process key source, for tests that verify SETs.
+func (iss *Issuer) Trust() sdk.EventTrust {
+	return sdk.EventTrust{Keys: iss.Keys(), Issuer: iss.URL, Audience: []string{Audience}}
 }
 
 // JWKSURL is where the key set is served.

@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/jotguard/jotguard/sdk"
@@ -49,12 +48,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	} else {
 		retention := cfg.AccessTTL + cfg.Leeway
 		st.set = revocation.NewSet(retention, nil)
-		// Events are signed with the issuer's keys, which the Verifier
-		// holds; it is created below, before Run reads anything.
-		keys := func(t *jwt.Token) (any, error) { return st.v.Keyfunc()(t) }
 		feed, err := kafkafeed.New(kafkafeed.Config{
 			Brokers: cfg.KafkaBrokers, Topic: cfg.RevocationTopic, Replay: retention,
-			Events:       revocation.NewSETVerifier(keys, cfg.Issuer, cfg.Audience, nil),
 			Set:          st.set,
 			MaxStaleness: cfg.MaxStaleness,
 			FailClosed:   cfg.FailClosed,
@@ -66,24 +61,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		st.feed = feed
 		revs = feed
 	}
+	// The Verifier runs the feed (until gctx ends) with its own keys.
 	v, err := sdk.NewVerifier(gctx, sdk.Config{Issuer: cfg.Issuer, Audience: cfg.Audience,
 		JWKSURL: cfg.JWKSURL, Leeway: cfg.Leeway, Revocations: revs, Logger: log,
-		CacheSize: sdkCacheSize(cfg.CacheSize)})
+		CacheSize: cfg.CacheSize})
 	if err != nil {
 		return err
 	}
 	st.v = v
-	if st.feed != nil {
-		// The feed starts once the keys are loaded: events it read before
-		// could not be verified and would be dropped for good.
-		g.Go(func() error {
-			if !waitKeys(gctx, v) {
-				return nil
-			}
-			return st.feed.Run(gctx)
-		})
-		g.Go(func() error { sweep(gctx, st.set); return nil })
-	}
 
 	m := newMetrics(st)
 	checker, err := authz.New(authz.Options{Verifier: v, RequiredRoles: cfg.RequiredRoles,
@@ -118,15 +103,6 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		"max_staleness", cfg.MaxStaleness.String(), "verify_cache_size", cfg.CacheSize)
 	g.Go(func() error { return serve(gctx, srv, st, cfg.Addr, cfg.ShutdownGrace, log, ready) })
 	return g.Wait()
-}
-
-// sdkCacheSize maps JOTGUARD_VERIFY_CACHE_SIZE (0: no cache) onto
-// sdk.Config.CacheSize, where 0 means the default and < 0 no cache.
-func sdkCacheSize(n int) int {
-	if n <= 0 {
-		return -1
-	}
-	return n
 }
 
 // handler routes without http.ServeMux, which would redirect unclean paths
@@ -167,56 +143,17 @@ type state struct {
 
 var errShuttingDown = errors.New("shutting down")
 
-// ready: keys loaded, the revocation state usable, not shutting down.
+// ready: keys loaded, the revocation state usable (the Verifier asks its
+// feed), not shutting down.
 func (s *state) ready() error {
 	if s.draining.Load() {
 		return errShuttingDown
 	}
-	if err := s.v.Ready(); err != nil {
-		return err
-	}
-	return s.revocationState()
-}
-
-// revocationState is the feed's Available (nil without a feed).
-func (s *state) revocationState() error {
-	if s.feed == nil {
-		return nil
-	}
-	return s.feed.Available()
+	return s.v.Ready()
 }
 
 // degraded: open policy, answering without a live feed.
 func (s *state) degraded() bool { return s.feed != nil && !s.failClosed && s.feed.Stale() }
-
-// waitKeys polls until v has keys; false when ctx ended first.
-func waitKeys(ctx context.Context, v *sdk.Verifier) bool {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for v.Ready() != nil {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-	}
-	return true
-}
-
-// sweep drops expired revocations while no event arrives (Add sweeps only
-// lazily), so memory shrinks back on a quiet topic.
-func sweep(ctx context.Context, set *revocation.Set) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			set.Sweep()
-		}
-	}
-}
 
 // serve listens on addr and serves until ctx is done; then readiness goes
 // off and in-flight requests get up to grace to finish.

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/kafkafeed"
 	"github.com/jotguard/jotguard/sdk/revocation"
@@ -107,21 +105,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	var (
-		v      *sdk.Verifier
-		feed   *kafkafeed.Feed
-		revs   sdk.RevocationChecker // stays a nil interface without brokers
-		errc   = make(chan error, 2)
-		replay = cfg.AccessTTL + cfg.Leeway
-	)
+	var revs sdk.RevocationChecker // stays a nil interface without brokers
 	if len(cfg.KafkaBrokers) > 0 {
-		// The SETs are signed with the issuer's keys: look the keyfunc up
-		// when an event arrives, which is after v is set.
-		keys := func(t *jwt.Token) (any, error) { return v.Keyfunc()(t) }
-		var err error
-		feed, err = kafkafeed.New(kafkafeed.Config{
+		replay := cfg.AccessTTL + cfg.Leeway
+		feed, err := kafkafeed.New(kafkafeed.Config{
 			Brokers: cfg.KafkaBrokers, Topic: cfg.RevocationTopic, Replay: replay,
-			Events:       revocation.NewSETVerifier(keys, cfg.Issuer, cfg.Audience, nil),
 			Set:          revocation.NewSet(replay, time.Now),
 			MaxStaleness: cfg.MaxStaleness, FailClosed: cfg.FailClosed, Logger: log,
 		})
@@ -132,24 +120,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	} else {
 		log.Warn("JOTGUARD_KAFKA_BROKERS is empty: tokens are checked by signature and expiry only, logouts are not seen")
 	}
+	// The Verifier runs the feed with its own keys until ctx ends; its Ready
+	// covers both the keys and the feed's replay.
 	v, err := sdk.NewVerifier(ctx, sdk.Config{Issuer: cfg.Issuer, Audience: cfg.Audience,
-		JWKSURL: cfg.JWKSURL, Leeway: cfg.Leeway, Revocations: revs, Logger: log})
+		JWKSURL: cfg.JWKSURL, Leeway: cfg.Leeway, Revocations: revs, Logger: log,
+		CacheSize: sdk.DefaultCacheSize})
 	if err != nil {
 		return err
 	}
-	if feed != nil {
-		go func() { errc <- feed.Run(ctx) }()
-	}
-	isReady := func() error {
-		if err := v.Ready(); err != nil {
-			return err
-		}
-		if feed != nil {
-			return feed.Ready()
-		}
-		return nil
-	}
-	srv := &http.Server{Handler: Handler(v, isReady), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	srv := &http.Server{Handler: Handler(v, v.Ready), ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("JOTGUARD_DEMO_ADDR: %w", err)

@@ -1,4 +1,0 @@
-package app
-
-// SDKCacheSize is sdkCacheSize, for app_test.
-var SDKCacheSize = sdkCacheSize
