@@ -254,6 +254,39 @@ func TestMeAndLogout(t *testing.T) {
 	}
 }
 
+// The issuer's own Bearer endpoints consult the revocation topic like every
+// verifier: an access token revoked by its jti (its session lives on, so
+// only the event can tell) is refused by /me, and by logout by Bearer.
+func TestMeRejectsRevokedAccessToken(t *testing.T) {
+	s := startIssuer(t, nil)
+	email := s.register(pw)
+	at, rt := s.login(email, pw)
+	if r := s.do("GET", "/me", "", "Authorization", "Bearer "+at); r.StatusCode != 200 {
+		t.Fatalf("/me: %d %s", r.StatusCode, r.body)
+	}
+	if r := s.form("/oauth/revoke", url.Values{"token": {at}, "token_type_hint": {"access_token"}}); r.StatusCode != 200 {
+		t.Fatalf("revoke: %d %s", r.StatusCode, r.body)
+	}
+	start := time.Now()
+	for {
+		r := s.do("GET", "/me", "", "Authorization", "Bearer "+at)
+		if r.StatusCode == 401 {
+			break
+		}
+		if r.StatusCode != 200 || time.Since(start) > 5*time.Second {
+			t.Fatalf("/me with a revoked access token, %s after the revocation: %d %s", time.Since(start), r.StatusCode, r.body)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Logf("/me refused the revoked access token %s after the revocation", time.Since(start))
+	if r := s.do("DELETE", "/logout", "", "Authorization", "Bearer "+at); r.StatusCode != 401 {
+		t.Fatalf("logout with the revoked access token: %d %s", r.StatusCode, r.body)
+	}
+	if r := s.refresh(rt); r.StatusCode != 200 { // the session itself was not revoked
+		t.Fatalf("refresh: %d %s", r.StatusCode, r.body)
+	}
+}
+
 func TestLogoutScopes(t *testing.T) {
 	s := startIssuer(t, nil)
 	email := s.register(pw)

@@ -21,6 +21,9 @@ import (
 	"github.com/jotguard/jotguard/issuer/internal/mongostore"
 	"github.com/jotguard/jotguard/issuer/internal/password"
 	"github.com/jotguard/jotguard/issuer/internal/redisstore"
+	"github.com/jotguard/jotguard/sdk"
+	"github.com/jotguard/jotguard/sdk/kafkafeed"
+	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
@@ -102,11 +105,15 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if err != nil {
 		return err
 	}
+	g, gctx := errgroup.WithContext(ctx)
+	tokens, err := tokenVerifier(gctx, cfg, km, log)
+	if err != nil {
+		return err
+	}
 	svc, err := auth.NewService(auth.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, ClientID: cfg.ClientID,
 		AccessTTL: cfg.AccessTTL, UserRecheck: cfg.UserRecheck, PasswordMin: cfg.PasswordMinLength, PasswordMax: cfg.PasswordMaxLength,
 		Logger: log, RequestID: logging.RequestID},
-		auth.Deps{Users: users, Sessions: sessions, Hasher: hasher, Signer: km,
-			Verifier: newTokenVerifier(km, cfg.Issuer, cfg.Audience, cfg.Leeway), Events: pub})
+		auth.Deps{Users: users, Sessions: sessions, Hasher: hasher, Signer: km, Verifier: tokens, Events: pub})
 	if err != nil {
 		return err
 	}
@@ -150,11 +157,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 			if err := pub.Ready(); err != nil {
 				errs = append(errs, fmt.Errorf("revocations: %w", err))
 			}
+			if err := tokens.Ready(); err != nil { // the revocation state /me is checked against
+				errs = append(errs, fmt.Errorf("revocation state: %w", err))
+			}
 			return errors.Join(errs...)
 		},
 		Registry: reg, Logger: log})
 
-	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return km.Run(gctx) })
 	g.Go(func() error { return pub.RunRelay(gctx) })
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
@@ -162,6 +171,27 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)} // no BaseContext: STYLE §3
 	g.Go(func() error { return serve(gctx, srv, api.Drain, cfg.Addr, cfg.ShutdownGrace, log, ready) })
 	return g.Wait()
+}
+
+// tokenVerifier checks the issuer's own access tokens (/me, logout by
+// Bearer token, token revocation) with the sdk's engine: the keys come from
+// the key manager in the process, and the revocation state from the same
+// Kafka topic every verifier reads, so the issuer rejects exactly what they
+// reject. Without brokers it checks signatures and claims only (the
+// Redis session check in auth still ends logged-out sessions at once).
+func tokenVerifier(ctx context.Context, cfg config.Config, km *keys.Manager, log *slog.Logger) (*sdk.Verifier, error) {
+	var revs sdk.RevocationChecker // a nil interface without brokers
+	if len(cfg.KafkaBrokers) > 0 {
+		retention := cfg.AccessTTL + cfg.Leeway
+		feed, err := kafkafeed.New(kafkafeed.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.RevocationTopic,
+			Replay: retention, Set: revocation.NewSet(retention, nil), Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("revocation feed: %w", err)
+		}
+		revs = feed
+	}
+	return sdk.NewVerifier(ctx, sdk.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, Leeway: cfg.Leeway,
+		Keys: sdk.NewLocalKeys(km.JWKS), Revocations: revs, CacheSize: sdk.DefaultCacheSize, Logger: log})
 }
 
 // serve listens on addr and serves until ctx is done; then readiness goes

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/segmentio/kafka-go"
 )
@@ -26,7 +27,7 @@ func (s *issuer) events(since time.Time, sub string) []revocation.Event {
 	if err != nil {
 		return nil // topic not created yet
 	}
-	v := revocation.NewSETVerifier(s.keyfunc().Keyfunc, testIssuer, []string{"jotguard"}, []string{"ES256", "EdDSA", "RS256"})
+	v := revocation.NewSETVerifier(sdk.EventTrust{Keys: s.keys(), Issuer: testIssuer, Audience: []string{"jotguard"}})
 	var out []revocation.Event
 	for _, p := range parts {
 		leader, err := kafka.DialLeader(ctx, "tcp", brokers[0], topic, p.ID)
@@ -50,7 +51,7 @@ func (s *issuer) events(since time.Time, sub string) []revocation.Event {
 				s.t.Fatalf("kafka read: %v", err)
 			}
 			if string(m.Key) == sub {
-				e, err := v.Verify(m.Value)
+				e, err := v.Verify(ctx, m.Value)
 				if err != nil {
 					s.t.Fatalf("event of %s does not verify: %v", sub, err)
 				}

@@ -109,6 +109,14 @@ func startIssuer(t *testing.T, settings map[string]string) *issuer {
 	s = &issuer{t: t, base: base, cfg: cfg, http: &http.Client{Timeout: 15 * time.Second,
 		Transport:     &http.Transport{MaxIdleConnsPerHost: 64},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	// Ready: backends reachable, keys loaded, the revocation replay done.
+	deadline := time.Now().Add(30 * time.Second)
+	for r := s.do("GET", "/readyz", ""); r.StatusCode != http.StatusOK; r = s.do("GET", "/readyz", "") {
+		if time.Now().After(deadline) {
+			t.Fatalf("issuer not ready after 30 s: %d %s", r.StatusCode, r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	return s
 }
 
@@ -216,15 +224,27 @@ func (s *issuer) verify(token string) (*sdk.Claims, *jwt.Token) {
 
 func (s *issuer) keyfunc() keyfunc.Keyfunc {
 	s.t.Helper()
-	r := s.do("GET", "/.well-known/jwks.json", "")
-	if r.StatusCode != 200 {
-		s.t.Fatalf("jwks: %d", r.StatusCode)
-	}
-	kf, err := keyfunc.NewJWKSetJSON(r.body)
+	kf, err := keyfunc.NewJWKSetJSON(s.jwks())
 	if err != nil {
 		s.t.Fatalf("jwks: %v", err)
 	}
 	return kf
+}
+
+// keys is the served JWKS, as of now, as an sdk key source.
+func (s *issuer) keys() sdk.KeySource {
+	s.t.Helper()
+	doc := s.jwks()
+	return sdk.NewLocalKeys(func() []byte { return doc })
+}
+
+func (s *issuer) jwks() []byte {
+	s.t.Helper()
+	r := s.do("GET", "/.well-known/jwks.json", "")
+	if r.StatusCode != 200 {
+		s.t.Fatalf("jwks: %d", r.StatusCode)
+	}
+	return r.body
 }
 
 // parallel runs f n times at once.

@@ -163,7 +163,8 @@ type Signer interface {
 	Sign(ctx context.Context, typ string, claims jwt.Claims) (string, error)
 }
 
-// TokenVerifier checks an access token minted by this issuer.
+// TokenVerifier checks an access token minted by this issuer, revocations
+// included: the sdk's Verifier, on the issuer's own keys.
 type TokenVerifier interface {
 	Verify(ctx context.Context, token string) (*sdk.Claims, error)
 }

@@ -383,7 +383,10 @@ func (s *Service) RevokeToken(ctx context.Context, token, hint string) error {
 	}
 	tryAccess := func() (bool, error) {
 		c, err := s.verifyAccess(ctx, token)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrUnavailable):
+			return false, err
+		case err != nil: // not one of ours, or already revoked: nothing to do
 			return false, nil
 		}
 		now := s.cfg.Now()
@@ -411,10 +414,12 @@ func (s *Service) verifyAccess(ctx context.Context, token string) (*sdk.Claims, 
 		return nil, ErrInvalidAccessToken
 	}
 	c, err := s.d.Verifier.Verify(ctx, token)
-	if err != nil {
-		if errors.Is(err, ErrUnavailable) {
-			return nil, err
-		}
+	switch {
+	case errors.Is(err, sdk.ErrRevocationUnavailable), errors.Is(err, sdk.ErrNotReady):
+		// The token may be fine: the revocation state or the keys are not
+		// known yet. Say so (503) rather than refuse it.
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case err != nil:
 		return nil, fmt.Errorf("%w: %w", ErrInvalidAccessToken, err)
 	}
 	return c, nil
