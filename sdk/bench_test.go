@@ -60,12 +60,24 @@ func BenchmarkRawJWTParse(b *testing.B) {
 			}
 		}
 	})
+	// The fields of sdk.Claims decoded by golang-jwt alone: without the
+	// sdk's strict decoding, its header, shape and revocation checks.
 	b.Run("sdk.Claims", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := jwt.ParseWithClaims(tok, new(sdk.Claims), key, jwt.WithValidMethods([]string{"ES256"})); err != nil {
+			if _, err := jwt.ParseWithClaims(tok, new(plainClaims), key, jwt.WithValidMethods([]string{"ES256"})); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
+}
+
+// plainClaims has the members of sdk.Claims and no UnmarshalJSON.
+type plainClaims struct {
+	jwt.RegisteredClaims
+	ClientID      string   `json:"client_id"`
+	SessionID     string   `json:"sid"`
+	Email         string   `json:"email,omitempty"`
+	EmailVerified bool     `json:"email_verified"`
+	Roles         []string `json:"roles,omitempty"`
 }

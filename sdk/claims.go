@@ -4,9 +4,12 @@
 package sdk
 
 import (
+	"encoding/json"
 	"errors"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jotguard/jotguard/sdk/internal/strictjson"
 )
 
 // TokenType is the JOSE "typ" of an access token (RFC 9068).
@@ -41,4 +44,21 @@ func (c Claims) Validate() error {
 		errs = append(errs, errors.New("jti is missing"))
 	}
 	return errors.Join(errs...)
+}
+
+// claimRules: the members of Claims, and the NumericDates among them.
+var claimRules = strictjson.NewRules(
+	[]string{"iss", "sub", "aud", "jti", "client_id", "sid", "email", "email_verified", "roles"},
+	"exp", "nbf", "iat")
+
+// UnmarshalJSON decodes claims strictly: a duplicate member, a case
+// variant of a member of Claims ("EXP" next to "exp"), or a NumericDate
+// that is not a JSON number ("exp": "9999999999") is an error, where
+// encoding/json alone would pick one reading silently.
+func (c *Claims) UnmarshalJSON(b []byte) error {
+	if err := strictjson.Check(b, claimRules); err != nil {
+		return err
+	}
+	type plain Claims // without this method
+	return json.Unmarshal(b, (*plain)(c))
 }

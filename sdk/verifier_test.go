@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -202,4 +203,42 @@ func countSentinels(err error) int {
 
 func revocationEvent() revocation.Event {
 	return revocation.Event{ID: "e1", Subject: "user-1", SessionID: "sess-1", At: now}
+}
+
+// Claims are decoded strictly: where encoding/json would pick one reading of
+// an ambiguous payload (the last of two members, a case variant of a claim
+// name, a number written as a string), Verify refuses the token.
+func TestVerifyStrictClaims(t *testing.T) {
+	iss := sdktest.NewIssuer(t)
+	v := iss.Verifier(t, func(c *sdk.Config) { c.Now = func() time.Time { return now } })
+	iat, exp, past := now.Add(-time.Minute).Unix(), now.Add(4*time.Minute).Unix(), now.Add(-time.Hour).Unix()
+	claims := func(extra string) string {
+		return fmt.Sprintf(`{"iss":%q,"sub":"user-1","aud":["jotguard"],"jti":"j1","sid":"s1","client_id":"web","iat":%d%s}`,
+			iss.URL, iat, extra)
+	}
+	tests := []struct {
+		name, payload string
+		wantErr       error
+	}{
+		{"valid", claims(fmt.Sprintf(`,"exp":%d`, exp)), nil},
+		{"valid with escaped names", claims(fmt.Sprintf(`,"\u0065xp":%d`, exp)), nil},
+		{"exp as a string", claims(`,"exp":"9999999999"`), sdk.ErrMalformed},
+		{"iat as a string", strings.Replace(claims(fmt.Sprintf(`,"exp":%d`, exp)), fmt.Sprintf(`"iat":%d`, iat), fmt.Sprintf(`"iat":"%d"`, iat), 1), sdk.ErrMalformed},
+		{"second sub", claims(fmt.Sprintf(`,"exp":%d,"sub":"admin"`, exp)), sdk.ErrMalformed},
+		{"second exp, escaped", claims(fmt.Sprintf(`,"exp":%d,"\u0065xp":%d`, past, exp)), sdk.ErrMalformed},
+		{"expired exp next to a future EXP", claims(fmt.Sprintf(`,"exp":%d,"EXP":%d`, past, exp)), sdk.ErrMalformed},
+		{"Exp alone", claims(fmt.Sprintf(`,"Exp":%d`, exp)), sdk.ErrMalformed},
+		{"case variant of sid", claims(fmt.Sprintf(`,"exp":%d,"SID":"other"`, exp)), sdk.ErrMalformed},
+		{"long s folds to sub", claims(fmt.Sprintf(`,"exp":%d,"ſub":"admin"`, exp)), sdk.ErrMalformed},
+		{"duplicate in a nested object", claims(fmt.Sprintf(`,"exp":%d,"x":{"a":1,"a":2}`, exp)), sdk.ErrMalformed},
+		{"unknown members are fine", claims(fmt.Sprintf(`,"exp":%d,"Foo":1,"foo":2`, exp)), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := v.Verify(t.Context(), iss.SignJSON(t, sdk.TokenType, tt.payload))
+			if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+				t.Fatalf("Verify() = %+v, %v; want error %v", c, err, tt.wantErr)
+			}
+		})
+	}
 }

@@ -515,6 +515,10 @@ func (f *Feed) apply(ctx context.Context, partition int, m kafka.Message) {
 			"partition", partition, "offset", m.Offset, "err", err)
 		return
 	}
+	if len(e.Odd) > 0 {
+		f.log.WarnContext(ctx, "revocation event applied; informational members of an unexpected shape ignored",
+			"partition", partition, "offset", m.Offset, "event", e.ID, "members", e.Odd)
+	}
 	f.lastEvent.Store(f.cfg.Now().UnixNano())
 	if f.cfg.Set.Add(e) {
 		f.applied.Add(1)

@@ -18,11 +18,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jotguard/jotguard/sdk/internal/strictjson"
 )
 
 const (
@@ -58,6 +62,11 @@ type Event struct {
 	Reason    string    // reason_admin
 	Initiator string    // initiating_entity: user, admin, policy, system
 	TxnID     string    // txn: the request id that caused it
+	// Odd names the informational members (reason_admin,
+	// initiating_entity, txn) of a received SET whose JSON had a shape
+	// other than the standard one; their values were ignored, the
+	// revocation still applies. For the consumer's log.
+	Odd []string
 }
 
 // SubjectID is an RFC 9493 subject identifier.
@@ -71,22 +80,47 @@ type SubjectID struct {
 	Session *SubjectID `json:"session,omitempty"`
 }
 
-// SessionRevokedEvent is the CAEP event body.
+// SessionRevokedEvent is the CAEP event body. The informational members
+// are kept as raw JSON when decoding: a consumer must apply a correctly
+// signed revocation whatever their shape (SET.Event reads them leniently).
 type SessionRevokedEvent struct {
-	EventTimestamp   Timestamp     `json:"event_timestamp"`
-	InitiatingEntity string        `json:"initiating_entity,omitempty"`
-	ReasonAdmin      ReasonMessage `json:"reason_admin,omitempty"`
+	EventTimestamp   Timestamp       `json:"event_timestamp"`
+	InitiatingEntity json.RawMessage `json:"initiating_entity,omitempty"` // a string: user, admin, policy, system
+	ReasonAdmin      json.RawMessage `json:"reason_admin,omitempty"`      // CAEP's localized reason: {"en": "logout"}
 }
-
-// ReasonMessage is CAEP's localized reason: {"en": "logout"}.
-type ReasonMessage map[string]string
 
 // SET is the JWT payload of a revocation event (RFC 8417). It has no exp.
 type SET struct {
 	jwt.RegisteredClaims                                // iss, jti, iat, aud
-	TxnID                string                         `json:"txn,omitempty"`
+	TxnID                json.RawMessage                `json:"txn,omitempty"` // a string: the request id
 	SubID                SubjectID                      `json:"sub_id"`
 	Events               map[string]SessionRevokedEvent `json:"events"`
+}
+
+// setRules: every member name of a SET at any depth, and its NumericDates.
+var setRules = strictjson.NewRules(
+	[]string{"iss", "jti", "aud", "txn", "sub_id", "events", "format", "sub", "id", "user", "session",
+		"event_timestamp", "initiating_entity", "reason_admin"},
+	"iat", "exp", "nbf")
+
+// UnmarshalJSON decodes a SET strictly: a duplicate member, a case variant
+// of a member name, or an iat that is not a JSON number is an error, where
+// encoding/json alone would pick one reading silently.
+func (s *SET) UnmarshalJSON(b []byte) error {
+	if err := strictjson.Check(b, setRules); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadEvent, err)
+	}
+	type plain SET // without this method
+	return json.Unmarshal(b, (*plain)(s))
+}
+
+// jsonString marshals s; "" gives nil, which omitempty leaves out.
+func jsonString(s string) json.RawMessage {
+	if s == "" {
+		return nil
+	}
+	b, _ := json.Marshal(s) // a string always marshals
+	return b
 }
 
 // Timestamp is a NumericDate with millisecond precision, independent of
@@ -103,7 +137,7 @@ func (t Timestamp) MarshalJSON() ([]byte, error) {
 func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	f, err := strconv.ParseFloat(string(b), 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
-		return fmt.Errorf("revocation: bad NumericDate %.40q", b)
+		return fmt.Errorf("%w: bad NumericDate %.40q", ErrBadEvent, b)
 	}
 	sec, frac := math.Modf(f)
 	t.Time = time.Unix(int64(sec), int64(math.Round(frac*1e3))*int64(time.Millisecond)).UTC()
@@ -123,14 +157,14 @@ func NewSET(e Event, aud []string) SET {
 	default:
 		sub = *user
 	}
-	ev := SessionRevokedEvent{EventTimestamp: Timestamp{e.At}, InitiatingEntity: e.Initiator}
+	ev := SessionRevokedEvent{EventTimestamp: Timestamp{e.At}, InitiatingEntity: jsonString(e.Initiator)}
 	if e.Reason != "" {
-		ev.ReasonAdmin = ReasonMessage{"en": e.Reason}
+		ev.ReasonAdmin, _ = json.Marshal(map[string]string{"en": e.Reason}) // strings always marshal
 	}
 	return SET{
 		RegisteredClaims: jwt.RegisteredClaims{Issuer: e.Issuer, ID: e.ID,
 			IssuedAt: jwt.NewNumericDate(e.IssuedAt), Audience: aud},
-		TxnID:  e.TxnID,
+		TxnID:  jsonString(e.TxnID),
 		SubID:  sub,
 		Events: map[string]SessionRevokedEvent{SessionRevoked: ev},
 	}
@@ -153,8 +187,10 @@ func (s SET) Event() (Event, error) {
 	case s.ExpiresAt != nil:
 		return Event{}, fmt.Errorf("%w: a SET has no exp", ErrBadEvent)
 	}
-	e := Event{ID: s.ID, Issuer: s.Issuer, At: ev.EventTimestamp.Time,
-		Reason: ev.ReasonAdmin["en"], Initiator: ev.InitiatingEntity, TxnID: s.TxnID}
+	e := Event{ID: s.ID, Issuer: s.Issuer, At: ev.EventTimestamp.Time}
+	e.Reason = lenientReason(ev.ReasonAdmin, "reason_admin", &e.Odd)
+	e.Initiator = lenientString(ev.InitiatingEntity, "initiating_entity", &e.Odd)
+	e.TxnID = lenientString(s.TxnID, "txn", &e.Odd)
 	if s.IssuedAt != nil {
 		e.IssuedAt = s.IssuedAt.Time
 	}
@@ -182,6 +218,50 @@ func (s SET) Event() (Event, error) {
 		return Event{}, fmt.Errorf("%w: sub_id format %q", ErrBadEvent, id.Format)
 	}
 	return e, nil
+}
+
+// lenientString reads an informational member that should be a string;
+// any other JSON value is ignored and its name added to odd.
+func lenientString(raw json.RawMessage, name string, odd *[]string) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		*odd = append(*odd, name)
+		return ""
+	}
+	return s
+}
+
+// lenientReason reads CAEP's localized reason, {"en": "logout"}: the
+// English text, else the text of the first language in order. A plain
+// string is taken as the reason; any other shape is ignored and its name
+// added to odd.
+func lenientReason(raw json.RawMessage, name string, odd *[]string) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	var byLang map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &byLang); err != nil {
+		if s := lenientString(raw, name, odd); s != "" {
+			*odd = append(*odd, name) // a string where a language map belongs
+			return s
+		}
+		return ""
+	}
+	langs := slices.Sorted(maps.Keys(byLang))
+	if i := slices.Index(langs, "en"); i > 0 {
+		langs[0], langs[i] = langs[i], langs[0]
+	}
+	for _, l := range langs {
+		var s string
+		if json.Unmarshal(byLang[l], &s) == nil {
+			return s
+		}
+	}
+	*odd = append(*odd, name)
+	return ""
 }
 
 // compile-time check that the JSON shape is what we think.

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -89,4 +90,49 @@ func eventEqual(a, b revocation.Event) bool {
 	return a.ID == b.ID && a.Issuer == b.Issuer && a.Subject == b.Subject && a.SessionID == b.SessionID &&
 		a.TokenID == b.TokenID && a.At.Equal(b.At) && a.IssuedAt.Equal(b.IssuedAt) && a.Reason == b.Reason &&
 		a.Initiator == b.Initiator && a.TxnID == b.TxnID
+}
+
+// A correctly signed event is applied whatever the shape of its
+// informational members; an ambiguous payload (a duplicate member, a case
+// variant of a member name, a NumericDate written as a string) is refused.
+func TestSETLenientInfoStrictStructure(t *testing.T) {
+	is := sdktest.NewIssuer(t)
+	sv := revocation.NewSETVerifier(is.Trust())
+	const at = 1735787045
+	set := func(extra, event string) string {
+		return fmt.Sprintf(`{"iss":%q,"jti":"e1","iat":%d,"aud":["jotguard"]%s,`+
+			`"sub_id":{"format":"complex","user":{"format":"iss_sub","iss":%q,"sub":"alice"},"session":{"format":"opaque","id":"s1"}},`+
+			`"events":{%q:{"event_timestamp":%d%s}}}`, is.URL, at, extra, is.URL, revocation.SessionRevoked, at, event)
+	}
+	tests := []struct {
+		name, payload      string
+		wantErr            error
+		wantReason, wantBy string
+		wantOdd            []string
+	}{
+		{"standard", set(`,"txn":"req-1"`, `,"initiating_entity":"user","reason_admin":{"en":"logout"}`), nil, "logout", "user", nil},
+		{"reason as a plain string", set("", `,"reason_admin":"logout"`), nil, "logout", "", []string{"reason_admin"}},
+		{"reason in another language only", set("", `,"reason_admin":{"de":"Abmeldung"}`), nil, "Abmeldung", "", nil},
+		{"reason a number", set("", `,"reason_admin":42`), nil, "", "", []string{"reason_admin"}},
+		{"initiator an object, txn a number", set(`,"txn":7`, `,"initiating_entity":{"kind":"user"}`), nil, "", "", []string{"initiating_entity", "txn"}},
+		{"duplicate sub_id", strings.Replace(set("", ""), `"sub_id":`, `"sub_id":{"format":"iss_sub","iss":"x","sub":"bob"},"sub_id":`, 1), revocation.ErrBadEvent, "", "", nil},
+		{"case variant SUB_ID", strings.Replace(set("", ""), `"sub_id":`, `"SUB_ID":`, 1), revocation.ErrBadEvent, "", "", nil},
+		{"iat as a string", strings.Replace(set("", ""), fmt.Sprintf(`"iat":%d`, at), fmt.Sprintf(`"iat":"%d"`, at), 1), revocation.ErrBadEvent, "", "", nil},
+		{"timestamp as a string", strings.Replace(set("", ""), fmt.Sprintf(`"event_timestamp":%d`, at), fmt.Sprintf(`"event_timestamp":"%d"`, at), 1), revocation.ErrBadEvent, "", "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := sv.Verify(t.Context(), []byte(is.SignJSON(t, revocation.TokenType, tt.payload)))
+			if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+				t.Fatalf("Verify() = %+v, %v; want error %v", e, err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if e.Subject != "alice" || e.SessionID != "s1" || e.Reason != tt.wantReason || e.Initiator != tt.wantBy ||
+				fmt.Sprint(e.Odd) != fmt.Sprint(tt.wantOdd) {
+				t.Fatalf("Verify() = %+v; want session s1 of alice, reason %q, initiator %q, odd %v", e, tt.wantReason, tt.wantBy, tt.wantOdd)
+			}
+		})
+	}
 }
