@@ -23,15 +23,19 @@ import (
 // RefreshCookie is the name of the refresh-token cookie the issuer sets.
 const RefreshCookie = "refresh_token"
 
-// Problem codes of the issuer API (the "code" member of a Problem).
+// Problem codes of the issuer API (the "code" member of a Problem) that
+// callers of this client may want to tell apart.
 const (
-	CodeInvalidInput        = "invalid_input"
+	CodeInvalidRequest      = "invalid_request" // Problem.Errors names the failing fields
 	CodeInvalidCredentials  = "invalid_credentials"
 	CodeEmailTaken          = "email_taken"
 	CodeUsernameTaken       = "username_taken"
 	CodeWeakPassword        = "weak_password"
 	CodeInvalidRefreshToken = "invalid_refresh_token"
+	CodeInvalidToken        = "invalid_token" // the access token (Me, a Session's request)
+	CodeAccountDisabled     = "account_disabled"
 	CodeRateLimited         = "rate_limited"
+	CodeBusy                = "busy" // password hashing saturated: retry after Problem.RetryAfter
 	CodeUnavailable         = "unavailable"
 )
 

@@ -77,7 +77,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (f *fakeIssuer) register(w http.ResponseWriter, r *http.Request) {
 	var in client.RegisterRequest
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-		problem(w, 400, "invalid_input", "malformed JSON", nil)
+		problem(w, 400, "malformed_body", "malformed JSON", nil)
 		return
 	}
 	var fields []client.FieldError
@@ -88,7 +88,7 @@ func (f *fakeIssuer) register(w http.ResponseWriter, r *http.Request) {
 		fields = append(fields, client.FieldError{Field: "password", Reason: "must be 8 to 128 characters"})
 	}
 	if fields != nil {
-		problem(w, 400, "invalid_input", "invalid input", fields)
+		problem(w, 400, client.CodeInvalidRequest, "one or more fields are invalid", fields)
 		return
 	}
 	f.mu.Lock()
@@ -123,7 +123,7 @@ func (f *fakeIssuer) issue(w http.ResponseWriter, email string, ttl int64) {
 func (f *fakeIssuer) login(w http.ResponseWriter, r *http.Request) {
 	var in client.LoginRequest
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-		problem(w, 400, "invalid_input", "malformed JSON", nil)
+		problem(w, 400, "malformed_body", "malformed JSON", nil)
 		return
 	}
 	f.mu.Lock()
