@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"strings"
 	"sync"
 	"testing"
@@ -87,6 +88,28 @@ func TestRegisterLoginRefreshMeLogout(t *testing.T) {
 	}
 	if _, err := c.Refresh(t.Context(), next.RefreshToken); err == nil {
 		t.Error("refresh after logout succeeded")
+	}
+}
+
+// A cookie jar on the http.Client would send the last login's refresh
+// cookie, which the issuer reads before the body: the client ignores it.
+func TestCookieJarIsNotUsed(t *testing.T) {
+	f := newFakeIssuer(t)
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(f.URL, client.WithHTTPClient(&http.Client{Jar: jar}))
+	ada := loggedIn(t, f, c)
+	if _, err := c.Register(t.Context(), client.RegisterRequest{Email: "bob@example.com", Password: password}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Login(t.Context(), client.LoginRequest{Email: "bob@example.com", Password: password}); err != nil {
+		t.Fatal(err)
+	}
+	next, err := c.Refresh(t.Context(), ada.RefreshToken)
+	if err != nil || next.User.Email != "ada@example.com" {
+		t.Fatalf("Refresh(Ada's token) = %+v, %v; want Ada's tokens", next, err)
 	}
 }
 

@@ -150,8 +150,8 @@ func (f *fakeIssuer) accessToken(w http.ResponseWriter, r *http.Request) {
 		RefreshToken string `json:"refresh_token"`
 	}
 	_ = json.NewDecoder(r.Body).Decode(&in)
-	if ck, err := r.Cookie("refresh_token"); err == nil && in.RefreshToken == "" {
-		in.RefreshToken = ck.Value
+	if ck, err := r.Cookie("refresh_token"); err == nil && ck.Value != "" {
+		in.RefreshToken = ck.Value // the issuer reads the cookie first
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -169,6 +169,9 @@ func (f *fakeIssuer) logout(w http.ResponseWriter, r *http.Request) {
 		RefreshToken string `json:"refresh_token"`
 	}
 	_ = json.NewDecoder(r.Body).Decode(&in)
+	if ck, err := r.Cookie("refresh_token"); err == nil && ck.Value != "" {
+		in.RefreshToken = ck.Value
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.refresh[in.RefreshToken]; !ok {
