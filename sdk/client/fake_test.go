@@ -16,8 +16,11 @@ import (
 )
 
 // fakeIssuer implements the documented shapes of SPEC §1: statuses, the
-// refresh_token cookie, rotation, problem+json. It stands in for bin/issuer
-// until an end-to-end test can run against the real one.
+// refresh_token cookie (read before the body, as the issuer does), rotation,
+// problem+json. issuer_test.go runs the client against bin/issuer itself;
+// the fake stays for what the real one can't be made to answer cheaply (a
+// 503, a body that is not JSON, access tokens revoked on demand) and for
+// runs without a dev stack.
 type fakeIssuer struct {
 	*httptest.Server
 
