@@ -30,7 +30,7 @@ test: build ## all tests (-race), against a dev stack started here on free ports
 	$(BIN)/devstack --data $$data $(DEVSTACK_FLAGS) >$$env 2>$$log & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf $$env $$log $$data' EXIT; \
 	until [ -s $$env ]; do kill -0 $$pid 2>/dev/null || { echo "devstack failed to start:" >&2; cat $$log >&2; exit 1; }; sleep 0.2; done; \
-	set -a; . $$env; set +a; export JOTGUARD_DEVSTACK_BIN=$(CURDIR)/$(BIN)/devstack; \
+	set -a; . $$env; set +a; export JOTGUARD_DEVSTACK_BIN=$(CURDIR)/$(BIN)/devstack JOTGUARD_ISSUER_BIN=$(CURDIR)/$(BIN)/issuer; \
 	grep -h 'msg=' $$log | cut -c1-200; \
 	status=0; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && $(GO) test -race -count=1 ./...) || status=1; done; \
 	echo "== fuzz (short: $(FUZZ_SHORT) per target; make fuzz runs longer)"; \

@@ -23,15 +23,19 @@ import (
 // RefreshCookie is the name of the refresh-token cookie the issuer sets.
 const RefreshCookie = "refresh_token"
 
-// Problem codes of the issuer API (the "code" member of a Problem).
+// Problem codes of the issuer API (the "code" member of a Problem) that
+// callers of this client may want to tell apart.
 const (
-	CodeInvalidInput        = "invalid_input"
+	CodeInvalidRequest      = "invalid_request" // Problem.Errors names the failing fields
 	CodeInvalidCredentials  = "invalid_credentials"
 	CodeEmailTaken          = "email_taken"
 	CodeUsernameTaken       = "username_taken"
 	CodeWeakPassword        = "weak_password"
 	CodeInvalidRefreshToken = "invalid_refresh_token"
+	CodeInvalidToken        = "invalid_token" // the access token (Me, a Session's request)
+	CodeAccountDisabled     = "account_disabled"
 	CodeRateLimited         = "rate_limited"
+	CodeBusy                = "busy" // password hashing saturated: retry after Problem.RetryAfter
 	CodeUnavailable         = "unavailable"
 )
 
@@ -50,7 +54,9 @@ type Option func(*Client)
 
 // WithHTTPClient sets the http.Client used for the issuer's API (default: one
 // with a 30 s timeout over http.DefaultTransport). Its Transport is also the
-// one a Session sends authorized requests through.
+// one a Session sends authorized requests through. Its Jar is not used: the
+// issuer reads a refresh_token cookie before a refresh token in the body, and
+// a jar holds the cookie of the last answer, maybe another session's.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
 
 // WithClock sets the clock used to turn expires_in into ExpiresAt.
@@ -68,6 +74,11 @@ func New(baseURL string, opts ...Option) *Client {
 	c := &Client{base: u, hc: &http.Client{Timeout: 30 * time.Second}, now: time.Now}
 	for _, o := range opts {
 		o(c)
+	}
+	if c.hc.Jar != nil { // see WithHTTPClient
+		hc := *c.hc
+		hc.Jar = nil
+		c.hc = &hc
 	}
 	return c
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"strings"
 	"sync"
 	"testing"
@@ -90,6 +91,28 @@ func TestRegisterLoginRefreshMeLogout(t *testing.T) {
 	}
 }
 
+// A cookie jar on the http.Client would send the last login's refresh
+// cookie, which the issuer reads before the body: the client ignores it.
+func TestCookieJarIsNotUsed(t *testing.T) {
+	f := newFakeIssuer(t)
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(f.URL, client.WithHTTPClient(&http.Client{Jar: jar}))
+	ada := loggedIn(t, f, c)
+	if _, err := c.Register(t.Context(), client.RegisterRequest{Email: "bob@example.com", Password: password}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Login(t.Context(), client.LoginRequest{Email: "bob@example.com", Password: password}); err != nil {
+		t.Fatal(err)
+	}
+	next, err := c.Refresh(t.Context(), ada.RefreshToken)
+	if err != nil || next.User.Email != "ada@example.com" {
+		t.Fatalf("Refresh(Ada's token) = %+v, %v; want Ada's tokens", next, err)
+	}
+}
+
 func TestProblems(t *testing.T) {
 	f := newFakeIssuer(t)
 	c := client.New(f.URL)
@@ -145,7 +168,8 @@ func TestSessionOneRefreshForConcurrentRequests(t *testing.T) {
 	tok := loggedIn(t, f, c)
 	var persisted []client.Tokens
 	var mu sync.Mutex
-	s := c.Session(tok, client.OnRefresh(func(t client.Tokens) { mu.Lock(); persisted = append(persisted, t); mu.Unlock() }))
+	s := c.Session(tok, client.WithRefreshMargin(30*time.Second),
+		client.OnRefresh(func(t client.Tokens) { mu.Lock(); persisted = append(persisted, t); mu.Unlock() }))
 	hc := s.HTTPClient()
 
 	start := make(chan struct{})
@@ -188,6 +212,36 @@ func TestSessionOneRefreshForConcurrentRequests(t *testing.T) {
 	// The old refresh token is dead at the issuer: the session must not use it again.
 	if _, err := c.Refresh(t.Context(), tok.RefreshToken); err == nil {
 		t.Fatal("the pre-rotation refresh token still works at the fake issuer")
+	}
+}
+
+// By default a token is refreshed 30 s before it expires, or when half of its
+// lifetime is left if that is shorter.
+func TestSessionDefaultMargin(t *testing.T) {
+	for _, tt := range []struct {
+		ttl          int64         // expires_in of the login
+		fresh, stale time.Duration // after login: not refreshed yet, refreshed
+	}{
+		{ttl: 300, fresh: 269 * time.Second, stale: 271 * time.Second},
+		{ttl: 10, fresh: 4 * time.Second, stale: 6 * time.Second},
+	} {
+		f := newFakeIssuer(t)
+		f.loginTTL = tt.ttl
+		now := time.Now()
+		c := client.New(f.URL, client.WithClock(func() time.Time { return now }))
+		tok := loggedIn(t, f, c)
+		s := c.Session(tok)
+		start := now
+		now = start.Add(tt.fresh)
+		if got, err := s.AccessToken(t.Context()); err != nil || got != tok.AccessToken || f.refreshCalls.Load() != 0 {
+			t.Fatalf("%d s token, %s after login: AccessToken() = %q, %v after %d refreshes; want the login's token",
+				tt.ttl, tt.fresh, got, err, f.refreshCalls.Load())
+		}
+		now = start.Add(tt.stale)
+		if got, err := s.AccessToken(t.Context()); err != nil || got == tok.AccessToken || f.refreshCalls.Load() != 1 {
+			t.Fatalf("%d s token, %s after login: AccessToken() = %q, %v after %d refreshes; want a refreshed token",
+				tt.ttl, tt.stale, got, err, f.refreshCalls.Load())
+		}
 	}
 }
 
@@ -238,7 +292,7 @@ func TestSessionIssuerDown(t *testing.T) {
 	c := client.New(f.URL, client.WithClock(clock))
 	f.loginTTL = 20
 	tok := loggedIn(t, f, c)
-	s := c.Session(tok)
+	s := c.Session(tok, client.WithRefreshMargin(30*time.Second))
 	f.setDown(true)
 
 	got, err := s.AccessToken(t.Context())

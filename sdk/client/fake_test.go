@@ -16,8 +16,11 @@ import (
 )
 
 // fakeIssuer implements the documented shapes of SPEC §1: statuses, the
-// refresh_token cookie, rotation, problem+json. It stands in for bin/issuer
-// until an end-to-end test can run against the real one.
+// refresh_token cookie (read before the body, as the issuer does), rotation,
+// problem+json. issuer_test.go runs the client against bin/issuer itself;
+// the fake stays for what the real one can't be made to answer cheaply (a
+// 503, a body that is not JSON, access tokens revoked on demand) and for
+// runs without a dev stack.
 type fakeIssuer struct {
 	*httptest.Server
 
@@ -77,7 +80,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (f *fakeIssuer) register(w http.ResponseWriter, r *http.Request) {
 	var in client.RegisterRequest
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-		problem(w, 400, "invalid_input", "malformed JSON", nil)
+		problem(w, 400, "malformed_body", "malformed JSON", nil)
 		return
 	}
 	var fields []client.FieldError
@@ -88,7 +91,7 @@ func (f *fakeIssuer) register(w http.ResponseWriter, r *http.Request) {
 		fields = append(fields, client.FieldError{Field: "password", Reason: "must be 8 to 128 characters"})
 	}
 	if fields != nil {
-		problem(w, 400, "invalid_input", "invalid input", fields)
+		problem(w, 400, client.CodeInvalidRequest, "one or more fields are invalid", fields)
 		return
 	}
 	f.mu.Lock()
@@ -123,7 +126,7 @@ func (f *fakeIssuer) issue(w http.ResponseWriter, email string, ttl int64) {
 func (f *fakeIssuer) login(w http.ResponseWriter, r *http.Request) {
 	var in client.LoginRequest
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-		problem(w, 400, "invalid_input", "malformed JSON", nil)
+		problem(w, 400, "malformed_body", "malformed JSON", nil)
 		return
 	}
 	f.mu.Lock()
@@ -150,8 +153,8 @@ func (f *fakeIssuer) accessToken(w http.ResponseWriter, r *http.Request) {
 		RefreshToken string `json:"refresh_token"`
 	}
 	_ = json.NewDecoder(r.Body).Decode(&in)
-	if ck, err := r.Cookie("refresh_token"); err == nil && in.RefreshToken == "" {
-		in.RefreshToken = ck.Value
+	if ck, err := r.Cookie("refresh_token"); err == nil && ck.Value != "" {
+		in.RefreshToken = ck.Value // the issuer reads the cookie first
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -169,6 +172,9 @@ func (f *fakeIssuer) logout(w http.ResponseWriter, r *http.Request) {
 		RefreshToken string `json:"refresh_token"`
 	}
 	_ = json.NewDecoder(r.Body).Decode(&in)
+	if ck, err := r.Cookie("refresh_token"); err == nil && ck.Value != "" {
+		in.RefreshToken = ck.Value
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.refresh[in.RefreshToken]; !ok {

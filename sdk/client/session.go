@@ -12,7 +12,9 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// DefaultRefreshMargin is how long before expiry a Session refreshes.
+// DefaultRefreshMargin is how long before expiry a Session refreshes, unless
+// half the token's lifetime is shorter: a session of 3 s tokens refreshes
+// with 1.5 s left, not before every request.
 const DefaultRefreshMargin = 30 * time.Second
 
 // Session holds one login's tokens. It is an http.RoundTripper: every request
@@ -26,7 +28,7 @@ const DefaultRefreshMargin = 30 * time.Second
 type Session struct {
 	c         *Client
 	base      http.RoundTripper
-	margin    time.Duration
+	margin    time.Duration // < 0: the default, see marginFor
 	onRefresh func(Tokens)
 
 	mu     sync.Mutex
@@ -39,9 +41,12 @@ var _ http.RoundTripper = (*Session)(nil)
 // SessionOption configures a Session.
 type SessionOption func(*Session)
 
-// WithRefreshMargin sets how long before expiry the access token is refreshed
-// (default DefaultRefreshMargin).
-func WithRefreshMargin(d time.Duration) SessionOption { return func(s *Session) { s.margin = d } }
+// WithRefreshMargin sets how long before expiry the access token is
+// refreshed, whatever its lifetime (default: DefaultRefreshMargin, or half
+// the lifetime when that is shorter).
+func WithRefreshMargin(d time.Duration) SessionOption {
+	return func(s *Session) { s.margin = max(d, 0) }
+}
 
 // OnRefresh is called after each successful refresh with the new tokens, for
 // example to persist the rotated refresh token. It must not block long.
@@ -54,7 +59,7 @@ func (c *Client) Session(tokens *Tokens, opts ...SessionOption) *Session {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	s := &Session{c: c, base: base, margin: DefaultRefreshMargin}
+	s := &Session{c: c, base: base, margin: -1}
 	if tokens != nil {
 		s.tokens = *tokens
 	}
@@ -102,7 +107,18 @@ func (s *Session) expiring(t Tokens) bool {
 	if t.AccessToken == "" {
 		return true
 	}
-	return !t.ExpiresAt.IsZero() && !s.c.now().Add(s.margin).Before(t.ExpiresAt)
+	return !t.ExpiresAt.IsZero() && !s.c.now().Add(s.marginFor(t)).Before(t.ExpiresAt)
+}
+
+// marginFor returns how long before t expires it is refreshed.
+func (s *Session) marginFor(t Tokens) time.Duration {
+	switch {
+	case s.margin >= 0:
+		return s.margin
+	case t.ExpiresIn > 0:
+		return min(DefaultRefreshMargin, time.Duration(t.ExpiresIn)*time.Second/2)
+	}
+	return DefaultRefreshMargin
 }
 
 // refresh rotates the tokens unless someone already replaced stale, the

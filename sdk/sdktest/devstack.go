@@ -21,7 +21,7 @@ const (
 	devstackReady = 60 * time.Second // start to the export lines
 	devstackTerm  = 30 * time.Second // SIGTERM to exit, then SIGKILL
 	devstackKill  = 10 * time.Second // SIGKILL to exit, then the pipes are closed
-	stderrTail    = 16 << 10         // bytes of devstack's log kept for a failing test
+	stderrTail    = 16 << 10         // bytes of a subprocess's log kept for a failing test
 )
 
 // Devstack is one service of jotguard's dev stack run as a subprocess of the
@@ -108,11 +108,19 @@ func (d *Devstack) Stop() {
 	if cmd == nil {
 		return
 	}
+	stopProcess(cmd, done, pipes, devstackTerm)
+}
+
+// stopProcess sends cmd SIGTERM, then SIGKILL if it has not exited after
+// term, and waits until done is closed (the process exited and its output
+// was read). If done stays open 10 s after the kill, a child still holds
+// the pipes: they are closed so that the readers end.
+func stopProcess(cmd *exec.Cmd, done <-chan struct{}, pipes []io.Closer, term time.Duration) {
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-done:
 		return
-	case <-time.After(devstackTerm):
+	case <-time.After(term):
 	}
 	_ = cmd.Process.Kill()
 	select {
@@ -120,7 +128,6 @@ func (d *Devstack) Stop() {
 		return
 	case <-time.After(devstackKill):
 	}
-	// A child of devstack still holds the pipes open: stop reading them.
 	for _, p := range pipes {
 		_ = p.Close()
 	}
