@@ -44,6 +44,9 @@ type EventTrust struct {
 	Issuer     string
 	Audience   []string
 	Algorithms []string
+	// Retention is how long a revocation must be kept: the longest token
+	// lifetime the Verifier accepts plus twice its leeway.
+	Retention time.Duration
 }
 
 // RevocationSource is a RevocationChecker fed in the background, such as

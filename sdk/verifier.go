@@ -29,6 +29,12 @@ type Config struct {
 	Discover   bool
 	Algorithms []string      // default ES256, EdDSA, RS256; HS* and none are refused
 	Leeway     time.Duration // default 30s
+	// MaxTokenLifetime is the longest access-token lifetime (exp - iat)
+	// accepted, beyond Leeway: the issuer's JOTGUARD_ACCESS_TTL, or more.
+	// Default 5m. A revocation source must keep every revocation at least
+	// MaxTokenLifetime + 2×Leeway (see EventTrust.Retention), so no token
+	// it revoked can become valid again; NewVerifier checks it.
+	MaxTokenLifetime time.Duration
 	// Revocations says which tokens were revoked; nil: no revocation check.
 	// A RevocationSource (kafkafeed.Feed) is run by NewVerifier with this
 	// Verifier's keys, issuer, audiences and algorithms until NewVerifier's
@@ -48,6 +54,15 @@ type Config struct {
 
 // DefaultCacheSize is a verified-token cache size that suits most services.
 const DefaultCacheSize = 10000
+
+// DefaultMaxTokenLifetime is the issuer's default access-token lifetime.
+const DefaultMaxTokenLifetime = 5 * time.Minute
+
+// Retention is how long a revocation must be kept so that no token it
+// revoked is accepted again: a token issued at or before the revocation
+// expires at most maxLifetime + leeway after it, and is accepted up to
+// leeway past that.
+func Retention(maxLifetime, leeway time.Duration) time.Duration { return maxLifetime + 2*leeway }
 
 // RevocationChecker is what Verify needs; revocation.Set and kafkafeed.Feed have it.
 type RevocationChecker interface {
@@ -83,6 +98,8 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		return nil, errors.New("sdk: Config.Audience is required and has no empty entry")
 	case cfg.Leeway < 0:
 		return nil, errors.New("sdk: Config.Leeway is negative")
+	case cfg.MaxTokenLifetime < 0:
+		return nil, errors.New("sdk: Config.MaxTokenLifetime is negative")
 	case cfg.CacheSize < 0:
 		return nil, errors.New("sdk: Config.CacheSize is negative (0 turns the cache off)")
 	case cfg.Keys != nil && (cfg.JWKSURL != "" || cfg.Discover || cfg.JWKSRefresh != 0 || cfg.UnknownKIDWait != 0):
@@ -115,6 +132,16 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	}
 	if cfg.Leeway == 0 {
 		cfg.Leeway = 30 * time.Second
+	}
+	if cfg.MaxTokenLifetime == 0 {
+		cfg.MaxTokenLifetime = DefaultMaxTokenLifetime
+	}
+	if r, ok := cfg.Revocations.(interface{ Retention() time.Duration }); ok {
+		if got, need := r.Retention(), Retention(cfg.MaxTokenLifetime, cfg.Leeway); got < need {
+			return nil, fmt.Errorf("sdk: Config.Revocations keeps revocations for %s, less than the %s a token may "+
+				"stay valid (MaxTokenLifetime %s + 2 × Leeway %s): a revoked token would be accepted again",
+				got, need, cfg.MaxTokenLifetime, cfg.Leeway)
+		}
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -183,7 +210,7 @@ func (v *Verifier) Keys() KeySource { return v.keys }
 // keys, issuer, audiences and algorithms.
 func (v *Verifier) EventTrust() EventTrust {
 	return EventTrust{Keys: v.keys, Issuer: v.cfg.Issuer, Audience: slices.Clone(v.cfg.Audience),
-		Algorithms: slices.Clone(v.cfg.Algorithms)}
+		Algorithms: slices.Clone(v.cfg.Algorithms), Retention: Retention(v.cfg.MaxTokenLifetime, v.cfg.Leeway)}
 }
 
 // JWKSAge is the time since the key set was last fetched successfully, or
@@ -222,6 +249,12 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	c := new(Claims)
 	if _, err := v.parser.ParseWithClaims(token, c, v.keyfunc(ctx)); err != nil {
 		return nil, classify(err)
+	}
+	// A token that lives longer than configured could outlive the
+	// revocations kept for it.
+	if life := c.ExpiresAt.Sub(c.IssuedAt.Time); life > v.cfg.MaxTokenLifetime+v.cfg.Leeway {
+		return nil, fmt.Errorf("%w: lifetime %s exceeds the maximum %s + leeway %s",
+			ErrInvalid, life, v.cfg.MaxTokenLifetime, v.cfg.Leeway)
 	}
 	if _, err := v.checkRevoked(c); err != nil {
 		return nil, err

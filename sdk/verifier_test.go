@@ -152,6 +152,8 @@ func TestVerify(t *testing.T) {
 		{name: "nbf within leeway", edit: func(c *sdk.Claims) { c.NotBefore = at(20 * time.Second) }},
 		{name: "iat in the future beyond leeway", edit: func(c *sdk.Claims) { c.IssuedAt = at(time.Minute) }, wantErr: sdk.ErrNotYetValid},
 		{name: "iat in the future within leeway", edit: func(c *sdk.Claims) { c.IssuedAt = at(20 * time.Second) }},
+		{name: "lifetime of max + leeway", edit: func(c *sdk.Claims) { c.IssuedAt, c.ExpiresAt = at(-time.Minute), at(4*time.Minute+30*time.Second) }},
+		{name: "lifetime beyond max + leeway", edit: func(c *sdk.Claims) { c.IssuedAt, c.ExpiresAt = at(-time.Minute), at(4*time.Minute+31*time.Second) }, wantErr: sdk.ErrInvalid},
 
 		// revocation
 		{name: "user revoked: issued before", edit: func(c *sdk.Claims) { c.Subject = "user-2" }, wantErr: sdk.ErrRevoked},
@@ -240,5 +242,26 @@ func TestVerifyStrictClaims(t *testing.T) {
 				t.Fatalf("Verify() = %+v, %v; want error %v", c, err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// A revocation source that forgets revocations before the tokens they
+// revoke stop being accepted is a configuration error, refused at start.
+func TestNewVerifierRefusesShortRetention(t *testing.T) {
+	iss := sdktest.NewIssuer(t)
+	for _, tt := range []struct {
+		lifetime, leeway, retention time.Duration
+		ok                          bool
+	}{
+		{5 * time.Minute, 30 * time.Second, 6 * time.Minute, true},
+		{5 * time.Minute, 30 * time.Second, 5*time.Minute + 59*time.Second, false},
+		{40 * time.Second, time.Second, 42 * time.Second, true},
+		{40 * time.Second, time.Second, 5 * time.Second, false},
+	} {
+		_, err := sdk.NewVerifier(t.Context(), sdk.Config{Issuer: iss.URL, Audience: []string{sdktest.Audience},
+			MaxTokenLifetime: tt.lifetime, Leeway: tt.leeway, Revocations: revocation.NewSet(tt.retention, nil)})
+		if (err == nil) != tt.ok {
+			t.Errorf("lifetime %s, leeway %s, retention %s: NewVerifier error %v, want ok=%v", tt.lifetime, tt.leeway, tt.retention, err, tt.ok)
+		}
 	}
 }

@@ -58,7 +58,7 @@ func serveMain(args []string) error {
 	case "jwt":
 		cfg := sdk.Config{Issuer: *issuer, Audience: []string{"jotguard"}, CacheSize: sdk.DefaultCacheSize}
 		if *brokers != "" {
-			const replay = 5*time.Minute + 30*time.Second
+			replay := sdk.Retention(sdk.DefaultMaxTokenLifetime, 30*time.Second)
 			feed, err := kafkafeed.New(kafkafeed.Config{Brokers: strings.Split(*brokers, ","), Topic: *topic,
 				Replay: replay, Set: revocation.NewSet(replay, nil)})
 			if err != nil {

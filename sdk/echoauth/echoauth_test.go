@@ -81,7 +81,7 @@ func TestMiddleware(t *testing.T) {
 		return "Bearer " + iss.Mint(t, c)
 	}
 	revoked := iss.Claims("gone")
-	revoked.IssuedAt = jwt.NewNumericDate(time.Now().Add(-time.Minute))
+	revoked.IssuedAt, revoked.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-time.Minute)), jwt.NewNumericDate(time.Now().Add(4*time.Minute))
 	set.Add(revocation.Event{ID: "evt-1", Issuer: iss.URL, Subject: "gone", At: time.Now()})
 
 	tests := []struct {

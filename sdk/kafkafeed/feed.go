@@ -515,7 +515,7 @@ func (f *Feed) apply(ctx context.Context, partition int, m kafka.Message) {
 			"partition", partition, "offset", m.Offset, "err", err)
 		return
 	}
-	if len(e.Odd) > 0 {
+	if e.Odd != "" {
 		f.log.WarnContext(ctx, "revocation event applied; informational members of an unexpected shape ignored",
 			"partition", partition, "offset", m.Offset, "event", e.ID, "members", e.Odd)
 	}
@@ -624,6 +624,18 @@ func (f *Feed) sinceContact() time.Duration {
 		last = time.Unix(0, n)
 	}
 	return f.cfg.Now().Sub(last)
+}
+
+// Retention is how far back the feed's revocations reach: the replay
+// window, or the Set's retention when that is shorter (when the Set says).
+// sdk.NewVerifier refuses a feed whose retention is shorter than its
+// tokens may live.
+func (f *Feed) Retention() time.Duration {
+	r := f.cfg.Replay
+	if s, ok := f.cfg.Set.(interface{ Retention() time.Duration }); ok {
+		r = min(r, s.Retention())
+	}
+	return r
 }
 
 // Ready implements sdk.RevocationSource: it says whether revocation

@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -55,9 +56,9 @@ func TestEventsReadBeforeKeysWaitForThem(t *testing.T) {
 	}
 	for _, sub := range subs {
 		c := iss.Claims(sub)
-		c.IssuedAt = jwt.NewNumericDate(now.Add(-time.Minute))
-		if _, err := v.Verify(t.Context(), iss.Mint(t, c)); err == nil {
-			t.Errorf("%s: a token issued before the revocation verified", sub)
+		c.IssuedAt, c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Minute)), jwt.NewNumericDate(now.Add(4*time.Minute))
+		if _, err := v.Verify(t.Context(), iss.Mint(t, c)); !errors.Is(err, sdk.ErrRevoked) {
+			t.Errorf("%s: a token issued before the revocation: %v, want ErrRevoked", sub, err)
 		}
 	}
 }

@@ -62,11 +62,12 @@ type Event struct {
 	Reason    string    // reason_admin
 	Initiator string    // initiating_entity: user, admin, policy, system
 	TxnID     string    // txn: the request id that caused it
-	// Odd names the informational members (reason_admin,
+	// Odd names, comma-separated, the informational members (reason_admin,
 	// initiating_entity, txn) of a received SET whose JSON had a shape
 	// other than the standard one; their values were ignored, the
-	// revocation still applies. For the consumer's log.
-	Odd []string
+	// revocation still applies. For the consumer's log. (A string keeps
+	// Event comparable.)
+	Odd string
 }
 
 // SubjectID is an RFC 9493 subject identifier.
@@ -220,15 +221,22 @@ func (s SET) Event() (Event, error) {
 	return e, nil
 }
 
+func addOdd(odd *string, name string) {
+	if *odd != "" {
+		*odd += ","
+	}
+	*odd += name
+}
+
 // lenientString reads an informational member that should be a string;
 // any other JSON value is ignored and its name added to odd.
-func lenientString(raw json.RawMessage, name string, odd *[]string) string {
+func lenientString(raw json.RawMessage, name string, odd *string) string {
 	if len(raw) == 0 {
 		return ""
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		*odd = append(*odd, name)
+		addOdd(odd, name)
 		return ""
 	}
 	return s
@@ -238,14 +246,14 @@ func lenientString(raw json.RawMessage, name string, odd *[]string) string {
 // English text, else the text of the first language in order. A plain
 // string is taken as the reason; any other shape is ignored and its name
 // added to odd.
-func lenientReason(raw json.RawMessage, name string, odd *[]string) string {
+func lenientReason(raw json.RawMessage, name string, odd *string) string {
 	if len(raw) == 0 {
 		return ""
 	}
 	var byLang map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &byLang); err != nil {
 		if s := lenientString(raw, name, odd); s != "" {
-			*odd = append(*odd, name) // a string where a language map belongs
+			addOdd(odd, name) // a string where a language map belongs
 			return s
 		}
 		return ""
@@ -260,7 +268,7 @@ func lenientReason(raw json.RawMessage, name string, odd *[]string) string {
 			return s
 		}
 	}
-	*odd = append(*odd, name)
+	addOdd(odd, name)
 	return ""
 }
 

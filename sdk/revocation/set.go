@@ -68,6 +68,10 @@ const (
 	kindToken   = 't'
 )
 
+// Retention is how long after its timestamp the Set keeps an event (at
+// least the retention NewSet was given).
+func (s *Set) Retention() time.Duration { return time.Duration(s.retention-1) * time.Second }
+
 // NewSet returns an empty Set that keeps an event for retention after its
 // timestamp: the longest access-token lifetime plus the verifiers' leeway.
 // now is the clock (nil: time.Now).

@@ -225,8 +225,8 @@ func (iss *Issuer) Verifier(tb testing.TB, edit ...func(*sdk.Config)) *sdk.Verif
 
 // NewRevocations returns an empty revocation set for tests to Add events
 // to (revocation injection): pass it as sdk.Config.Revocations. It keeps
-// events for the default access-token lifetime plus leeway (5m30s); now nil
-// is time.Now.
+// events as long as a Verifier with the default token lifetime and leeway
+// needs (sdk.Retention: 6 minutes); now nil is time.Now.
 func NewRevocations(now func() time.Time) *revocation.Set {
-	return revocation.NewSet(5*time.Minute+30*time.Second, now)
+	return revocation.NewSet(sdk.Retention(sdk.DefaultMaxTokenLifetime, 30*time.Second), now)
 }

@@ -182,7 +182,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 func tokenVerifier(ctx context.Context, cfg config.Config, km *keys.Manager, log *slog.Logger) (*sdk.Verifier, error) {
 	var revs sdk.RevocationChecker // a nil interface without brokers
 	if len(cfg.KafkaBrokers) > 0 {
-		retention := cfg.AccessTTL + cfg.Leeway
+		retention := sdk.Retention(cfg.AccessTTL, cfg.Leeway)
 		feed, err := kafkafeed.New(kafkafeed.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.RevocationTopic,
 			Replay: retention, Set: revocation.NewSet(retention, nil), Logger: log})
 		if err != nil {
@@ -191,7 +191,8 @@ func tokenVerifier(ctx context.Context, cfg config.Config, km *keys.Manager, log
 		revs = feed
 	}
 	return sdk.NewVerifier(ctx, sdk.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, Leeway: cfg.Leeway,
-		Keys: sdk.NewLocalKeys(km.JWKS), Revocations: revs, CacheSize: sdk.DefaultCacheSize, Logger: log})
+		MaxTokenLifetime: cfg.AccessTTL,
+		Keys:             sdk.NewLocalKeys(km.JWKS), Revocations: revs, CacheSize: sdk.DefaultCacheSize, Logger: log})
 }
 
 // serve listens on addr and serves until ctx is done; then readiness goes

@@ -46,7 +46,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		log.WarnContext(ctx, "!!! JOTGUARD_KAFKA_BROKERS is not set: revocations are NOT checked; "+
 			"a logged-out token stays valid until it expires !!!")
 	} else {
-		retention := cfg.AccessTTL + cfg.Leeway
+		retention := sdk.Retention(cfg.AccessTTL, cfg.Leeway)
 		st.set = revocation.NewSet(retention, nil)
 		feed, err := kafkafeed.New(kafkafeed.Config{
 			Brokers: cfg.KafkaBrokers, Topic: cfg.RevocationTopic, Replay: retention,
@@ -63,7 +63,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	}
 	// The Verifier runs the feed (until gctx ends) with its own keys.
 	v, err := sdk.NewVerifier(gctx, sdk.Config{Issuer: cfg.Issuer, Audience: cfg.Audience,
-		JWKSURL: cfg.JWKSURL, Leeway: cfg.Leeway, Revocations: revs, Logger: log,
+		JWKSURL: cfg.JWKSURL, Leeway: cfg.Leeway, MaxTokenLifetime: cfg.AccessTTL, Revocations: revs, Logger: log,
 		CacheSize: cfg.CacheSize})
 	if err != nil {
 		return err

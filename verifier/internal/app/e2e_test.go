@@ -204,3 +204,28 @@ func TestJWKSOutage(t *testing.T) {
 		}
 	})
 }
+
+// An issuer whose tokens live longer than a verifier is configured for
+// (issuer 40 s, verifier 2 s with a 1 s leeway) must not get a logged-out
+// token accepted again once the verifier has forgotten the revocation: the
+// verifier refuses tokens that outlive its setting, before and after the
+// logout.
+func TestLifetimeMismatchNeverResurrects(t *testing.T) {
+	stack := stackEnv(t)
+	is := startIssuerAt(t, stack, freeAddr(t), "JOTGUARD_ACCESS_TTL=40s")
+	env := is.verifierEnv(stack)
+	env["JOTGUARD_ACCESS_TTL"], env["JOTGUARD_LEEWAY"] = "2s", "1s"
+	v := startVerifier(t, env)
+	waitReady(t, v, 30*time.Second)
+	tok := is.login(t, is.register(t))
+	first := v.check(t, tok)
+	is.logout(t, tok, "local")
+	untilDenied(t, v, tok, 5*time.Second)
+	time.Sleep(5 * time.Second) // past the verifier's retention of the logout (2 s + 2 × 1 s)
+	if code := v.check(t, tok); code != 401 {
+		t.Fatalf("logged-out token %s after the logout: %d, want 401 (before the logout: %d)", 5*time.Second, code, first)
+	}
+	if first != 401 {
+		t.Fatalf("a 40 s token at a verifier for 2 s tokens: %d, want 401", first)
+	}
+}

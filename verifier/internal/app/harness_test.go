@@ -223,8 +223,9 @@ func startIssuer(t *testing.T, stack map[string]string) *issuer {
 	return startIssuerAt(t, stack, freeAddr(t))
 }
 
-// startIssuerAt is startIssuer on addr.
-func startIssuerAt(t *testing.T, stack map[string]string, addr string) *issuer {
+// startIssuerAt is startIssuer on addr; extra settings (KEY=value) override
+// the defaults.
+func startIssuerAt(t *testing.T, stack map[string]string, addr string, extra ...string) *issuer {
 	t.Helper()
 	id := strings.ToLower(rand.Text()[:12])
 	env := append(os.Environ(),
@@ -236,6 +237,7 @@ func startIssuerAt(t *testing.T, stack map[string]string, addr string) *issuer {
 		"JOTGUARD_COOKIE_SECURE=false", "JOTGUARD_ACCESS_TTL="+accessTTL,
 		"JOTGUARD_ARGON2_MEMORY=64", "JOTGUARD_ARGON2_TIME=1", "JOTGUARD_LOGIN_RATE_LIMIT=0",
 		"JOTGUARD_LOG_LEVEL=warn", "JOTGUARD_LOG_FORMAT=text", "JOTGUARD_SHUTDOWN_GRACE=2s")
+	env = append(env, extra...) // the last of a duplicate key wins
 	is := &issuer{URL: "http://" + addr, addr: addr, env: env, bin: issuerBin(t)}
 	is.start(t)
 	t.Cleanup(is.stop)

@@ -97,7 +97,7 @@ var vars = []Var{
 		}},
 	{Name: "JOTGUARD_REVOCATION_TOPIC", Flag: "revocation-topic", Default: "jotguard.revocations", Usage: "Kafka topic of revocation events",
 		set: func(c *Config, s string) error { c.RevocationTopic = s; return nonEmpty(s) }},
-	{Name: "JOTGUARD_ACCESS_TTL", Flag: "access-ttl", Default: "5m", Usage: "longest access-token lifetime: revocations are replayed and kept for this plus the leeway",
+	{Name: "JOTGUARD_ACCESS_TTL", Flag: "access-ttl", Default: "5m", Usage: "longest access-token lifetime (exp - iat) accepted beyond the leeway: set it to the issuer's JOTGUARD_ACCESS_TTL or more; revocations are replayed and kept for this plus twice the leeway",
 		set: duration(func(c *Config) *time.Duration { return &c.AccessTTL })},
 	{Name: "JOTGUARD_LEEWAY", Flag: "leeway", Default: "30s", Usage: "clock leeway on exp, iat and nbf",
 		set: duration(func(c *Config) *time.Duration { return &c.Leeway })},

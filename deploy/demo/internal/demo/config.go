@@ -78,7 +78,7 @@ var vars = []Var{
 		func(c *Config, s string) error { c.KafkaBrokers = list(s); return nil }},
 	{"JOTGUARD_REVOCATION_TOPIC", "revocation-topic", "jotguard.revocations", "Kafka topic of revocation events",
 		func(c *Config, s string) error { c.RevocationTopic = s; return nil }},
-	{"JOTGUARD_ACCESS_TTL", "access-ttl", "5m", "longest access token lifetime (sizes the revocation replay)",
+	{"JOTGUARD_ACCESS_TTL", "access-ttl", "5m", "longest access-token lifetime accepted (set it to the issuer's); sizes the revocation replay",
 		durationVar(func(c *Config) *time.Duration { return &c.AccessTTL })},
 	{"JOTGUARD_LEEWAY", "leeway", "30s", "clock leeway",
 		durationVar(func(c *Config) *time.Duration { return &c.Leeway })},

@@ -107,7 +107,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 
 	var revs sdk.RevocationChecker // stays a nil interface without brokers
 	if len(cfg.KafkaBrokers) > 0 {
-		replay := cfg.AccessTTL + cfg.Leeway
+		replay := sdk.Retention(cfg.AccessTTL, cfg.Leeway)
 		feed, err := kafkafeed.New(kafkafeed.Config{
 			Brokers: cfg.KafkaBrokers, Topic: cfg.RevocationTopic, Replay: replay,
 			Set:          revocation.NewSet(replay, time.Now),
@@ -123,7 +123,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	// The Verifier runs the feed with its own keys until ctx ends; its Ready
 	// covers both the keys and the feed's replay.
 	v, err := sdk.NewVerifier(ctx, sdk.Config{Issuer: cfg.Issuer, Audience: cfg.Audience,
-		JWKSURL: cfg.JWKSURL, Leeway: cfg.Leeway, Revocations: revs, Logger: log,
+		JWKSURL: cfg.JWKSURL, Leeway: cfg.Leeway, MaxTokenLifetime: cfg.AccessTTL, Revocations: revs, Logger: log,
 		CacheSize: sdk.DefaultCacheSize})
 	if err != nil {
 		return err
