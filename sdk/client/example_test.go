@@ -20,9 +20,11 @@ func ExampleClient_Session() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	s := c.Session(tokens, client.OnRefresh(func(t client.Tokens) {
-		// persist t.RefreshToken: the previous one is dead after a rotation
-	}))
+	s := c.Session(tokens,
+		client.WithOrigins("http://127.0.0.1:8081"), // the token goes to the issuer and here only
+		client.OnRefresh(func(t client.Tokens) {
+			// persist t.RefreshToken: the previous one is dead after a rotation
+		}))
 	res, err := s.HTTPClient().Get("http://127.0.0.1:8081/api/orders")
 	if err != nil {
 		log.Fatal(err)

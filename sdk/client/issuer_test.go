@@ -343,7 +343,8 @@ func TestRealSessionHTTPClient(t *testing.T) {
 	iss := sdktest.StartIssuerProcess(t, nil)
 	c := client.New(iss.URL)
 	u, tok := signUp(t, c)
-	s := c.Session(tok)
+	echo := echoAuth(t)
+	s := c.Session(tok, client.WithOrigins(echo.URL))
 	hc := s.HTTPClient()
 
 	if status, _ := getUser(t, http.DefaultClient, iss.URL); status != http.StatusUnauthorized {
@@ -352,7 +353,7 @@ func TestRealSessionHTTPClient(t *testing.T) {
 	if status, me := getUser(t, hc, iss.URL); status != http.StatusOK || me.ID != u.ID {
 		t.Fatalf("GET /me through the session: %d %+v, want 200 and user %s", status, me, u.ID)
 	}
-	if got := sentToken(t, hc, echoAuth(t)); got != tok.AccessToken {
+	if got := sentToken(t, hc, echo); got != tok.AccessToken {
 		t.Fatalf("the session sent another token than the login's")
 	}
 	if got, err := s.AccessToken(t.Context()); err != nil || got != tok.AccessToken {
@@ -374,9 +375,9 @@ func TestRealSessionRefreshesBeforeExpiry(t *testing.T) {
 		t.Fatalf("expires_in %d with JOTGUARD_ACCESS_TTL=3s", tok.ExpiresIn)
 	}
 	var seen refreshes
-	s := c.Session(tok, client.OnRefresh(seen.record))
-	hc := s.HTTPClient()
 	echo := echoAuth(t)
+	s := c.Session(tok, client.OnRefresh(seen.record), client.WithOrigins(echo.URL))
+	hc := s.HTTPClient()
 
 	if got := sentToken(t, hc, echo); got != tok.AccessToken || len(seen.all()) != 0 {
 		t.Fatalf("with 3 s of 3 left, the session sent another token (%d refreshes); want the login's, no refresh",
@@ -579,5 +580,55 @@ func TestRealClientWithCookieJar(t *testing.T) {
 	}
 	if bobNext, err := c.Refresh(t.Context(), bobTok.RefreshToken); err != nil || bobNext.User == nil || bobNext.User.ID != bob.ID {
 		t.Fatalf("Refresh(Bob's token) after Ada's logout = %s, %v; want Bob's session alive", brief(bobNext), err)
+	}
+}
+
+// The access token goes only to the issuer's origin and the origins the
+// session was given: not to another host, port or scheme, not after a
+// redirect there (net/http strips the header; the session must not add it
+// back), and a 401 from such a host makes no refresh and no second request.
+func TestRealSessionTokenStaysWithItsOrigins(t *testing.T) {
+	iss := sdktest.StartIssuerProcess(t, nil)
+	c := client.New(iss.URL)
+	_, tok := signUp(t, c)
+	var foreignGot []string
+	var foreignHits int
+	foreign := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		foreignHits++
+		foreignGot = append(foreignGot, r.Header.Get("Authorization"))
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	t.Cleanup(foreign.Close)
+	service := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+tok.AccessToken {
+			http.Error(w, "no token", http.StatusUnauthorized)
+			return
+		}
+		http.Redirect(w, r, foreign.URL+"/elsewhere", http.StatusFound)
+	}))
+	t.Cleanup(service.Close)
+	var refreshed refreshes
+	s := c.Session(tok, client.WithOrigins(service.URL+"/any/path"), client.OnRefresh(refreshed.record))
+	hc := s.HTTPClient()
+
+	res, err := hc.Get(service.URL + "/go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized || res.Request.URL.Host != strings.TrimPrefix(foreign.URL, "http://") {
+		t.Fatalf("redirect: ended at %s with %d, want the foreign host's 401", res.Request.URL, res.StatusCode)
+	}
+	res, err = hc.Get(foreign.URL + "/direct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if foreignHits != 2 || strings.Join(foreignGot, "") != "" {
+		t.Fatalf("the foreign host got %d requests with Authorization %q, want 2 without any", foreignHits, foreignGot)
+	}
+	if n := len(refreshed.all()); n != 0 {
+		t.Fatalf("a 401 from a foreign host caused %d refreshes", n)
 	}
 }

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,19 +20,22 @@ import (
 // with 1.5 s left, not before every request.
 const DefaultRefreshMargin = 30 * time.Second
 
-// Session holds one login's tokens. It is an http.RoundTripper: every request
-// gets "Authorization: Bearer <access token>"; the access token is refreshed
+// Session holds one login's tokens. It is an http.RoundTripper: a request to
+// the issuer's origin, or to an origin given with WithOrigins, gets
+// "Authorization: Bearer <access token>"; the access token is refreshed
 // when less than the margin is left, and once more on a 401 answer. However
 // many requests run at once, one refresh is in flight, and the rotated
 // refresh token replaces the old one. Safe for concurrent use.
 //
-// The token goes to every request sent through it, redirects included: use
-// it only for URLs of services that accept jotguard access tokens.
+// A request to any other origin (scheme, host and port), redirects
+// included, is sent as it is, without the token, and a 401 from it triggers
+// no refresh: a redirect can't carry the token to another host.
 type Session struct {
 	c         *Client
 	base      http.RoundTripper
 	margin    time.Duration // < 0: the default, see marginFor
 	onRefresh func(Tokens)
+	origins   map[string]bool // where the token may go
 
 	mu     sync.Mutex
 	tokens Tokens
@@ -48,6 +54,34 @@ func WithRefreshMargin(d time.Duration) SessionOption {
 	return func(s *Session) { s.margin = max(d, 0) }
 }
 
+// WithOrigins adds the origins of services the access token may be sent to,
+// besides the issuer's, e.g. "https://api.example.com" (a path is ignored;
+// the port defaults to the scheme's).
+func WithOrigins(urls ...string) SessionOption {
+	return func(s *Session) {
+		for _, raw := range urls {
+			if u, err := url.Parse(raw); err == nil && u.Host != "" {
+				s.origins[origin(u)] = true
+			}
+		}
+	}
+}
+
+// origin is u's scheme://host:port, lower-cased, with the default port
+// filled in, so that two spellings of one origin compare equal.
+func origin(u *url.URL) string {
+	scheme, port := strings.ToLower(u.Scheme), u.Port()
+	if port == "" {
+		switch scheme {
+		case "http":
+			port = "80"
+		case "https":
+			port = "443"
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
 // OnRefresh is called after each successful refresh with the new tokens, for
 // example to persist the rotated refresh token. It must not block long.
 func OnRefresh(fn func(Tokens)) SessionOption { return func(s *Session) { s.onRefresh = fn } }
@@ -59,7 +93,7 @@ func (c *Client) Session(tokens *Tokens, opts ...SessionOption) *Session {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	s := &Session{c: c, base: base, margin: -1}
+	s := &Session{c: c, base: base, margin: -1, origins: map[string]bool{origin(c.base): true}}
 	if tokens != nil {
 		s.tokens = *tokens
 	}
@@ -164,6 +198,9 @@ func (s *Session) refresh(ctx context.Context, stale string) (string, error) {
 // more with a refreshed token when its body can be replayed (no body, or
 // GetBody set, as http.NewRequest does for in-memory bodies).
 func (s *Session) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !s.origins[origin(req.URL)] {
+		return s.base.RoundTrip(req) // not ours to authorize
+	}
 	tok, err := s.AccessToken(req.Context())
 	if err != nil {
 		closeBody(req)
