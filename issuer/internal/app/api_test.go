@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bytes"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jotguard/jotguard/issuer/internal/httpapi"
 )
 
 const pw = "correct horse battery staple"
@@ -497,6 +500,9 @@ func TestDiscoveryAndOps(t *testing.T) {
 	}
 	if r := s.do("GET", "/healthz", ""); r.StatusCode != 200 {
 		t.Fatalf("healthz %d", r.StatusCode)
+	}
+	if r := s.do("GET", "/openapi.yaml", ""); r.StatusCode != 200 || !bytes.Equal(r.body, httpapi.OpenAPI) {
+		t.Fatalf("openapi.yaml: %d, %d bytes", r.StatusCode, len(r.body))
 	}
 	if r := s.do("GET", "/readyz", ""); r.StatusCode != 200 {
 		t.Fatalf("readyz %d %s", r.StatusCode, r.body)

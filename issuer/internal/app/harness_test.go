@@ -169,6 +169,7 @@ func (s *issuer) do(method, path, body string, hdr ...string) resp {
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
+	checkOpenAPI(s.t, req, res, b)
 	return resp{res, b}
 }
 

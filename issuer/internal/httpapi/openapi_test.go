@@ -1,8 +1,8 @@
 package httpapi
 
 import (
-	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,35 +10,30 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 )
 
-// openAPIOperations returns "METHOD /path" for every operation under the
-// document's top-level paths: key (paths at indent 2, methods at indent 4).
-func openAPIOperations(t *testing.T, doc []byte) []string {
+// loadOpenAPI parses and validates the served document with a real OpenAPI
+// library, as a client generator or a gateway would.
+func loadOpenAPI(t *testing.T, doc []byte) *openapi3.T {
 	t.Helper()
+	d, err := openapi3.NewLoader().LoadFromData(doc)
+	if err != nil {
+		t.Fatalf("openapi.yaml does not load: %v", err)
+	}
+	if err := d.Validate(t.Context()); err != nil {
+		t.Fatalf("openapi.yaml is not a valid OpenAPI document: %v", err)
+	}
+	return d
+}
+
+// openAPIOperations returns "METHOD /path" for every operation of d.
+func openAPIOperations(d *openapi3.T) []string {
 	var ops []string
-	inPaths, path := false, ""
-	sc := bufio.NewScanner(bytes.NewReader(doc))
-	for sc.Scan() {
-		line := sc.Text()
-		trimmed := strings.TrimSpace(line)
-		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
-			continue
-		}
-		indent := len(line) - len(strings.TrimLeft(line, " "))
-		switch {
-		case indent == 0:
-			inPaths = trimmed == "paths:"
-		case !inPaths:
-		case indent == 2 && strings.HasPrefix(trimmed, "/") && strings.HasSuffix(trimmed, ":"):
-			path = strings.TrimSuffix(trimmed, ":")
-		case indent == 4 && path != "":
-			m, _, _ := strings.Cut(trimmed, ":")
-			switch m {
-			case "get", "put", "post", "delete", "patch", "head", "options", "trace":
-				ops = append(ops, strings.ToUpper(m)+" "+path)
-			}
+	for path, item := range d.Paths.Map() {
+		for method := range item.Operations() {
+			ops = append(ops, method+" "+path)
 		}
 	}
 	slices.Sort(ops)
@@ -55,12 +50,12 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	for _, r := range e.Routes() {
 		switch r.Method {
 		case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch:
-			routes = append(routes, r.Method+" "+r.Path)
+			routes = append(routes, r.Method+" "+echoToOpenAPI(r.Path))
 		}
 	}
 	slices.Sort(routes)
 	routes = slices.Compact(routes)
-	doc := openAPIOperations(t, OpenAPI)
+	doc := openAPIOperations(loadOpenAPI(t, OpenAPI))
 	if len(doc) < 10 {
 		t.Fatalf("found only %d operations in openapi.yaml: %v", len(doc), doc)
 	}
@@ -76,14 +71,54 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	}
 }
 
-func TestOpenAPIParserSeesAChange(t *testing.T) {
-	// The check above must be able to fail: a document missing a path
-	// yields one operation fewer.
-	full := openAPIOperations(t, OpenAPI)
-	cut := bytes.Replace(OpenAPI, []byte("\n  /me:\n"), []byte("\n  /not-me:\n"), 1)
-	got := openAPIOperations(t, cut)
-	if slices.Contains(got, "GET /me") || !slices.Contains(got, "GET /not-me") || len(got) != len(full) {
-		t.Fatalf("parser did not follow the edit: %v", got)
+// echoToOpenAPI writes Echo's /a/:id as OpenAPI's /a/{id}.
+func echoToOpenAPI(path string) string {
+	parts := strings.Split(path, "/")
+	for i, p := range parts {
+		if name, ok := strings.CutPrefix(p, ":"); ok {
+			parts[i] = "{" + name + "}"
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// Every problem code the API can answer is in the document's enum, and the
+// enum names no code the API never answers.
+func TestOpenAPIProblemCodes(t *testing.T) {
+	d := loadOpenAPI(t, OpenAPI)
+	ref := d.Components.Schemas["Problem"]
+	if ref == nil || ref.Value.Properties["code"] == nil {
+		t.Fatal("openapi.yaml has no Problem schema with a code")
+	}
+	var documented []string
+	for _, v := range ref.Value.Properties["code"].Value.Enum {
+		documented = append(documented, v.(string))
+	}
+	answered := []string{classify(errors.New("an unknown failure")).Code}
+	for _, p := range problems {
+		answered = append(answered, p.code)
+	}
+	for _, c := range answered {
+		if !slices.Contains(documented, c) {
+			t.Errorf("problem code %q is answered but not in openapi.yaml", c)
+		}
+	}
+	for _, c := range documented {
+		if !slices.Contains(answered, c) {
+			t.Errorf("openapi.yaml lists problem code %q, which the API never answers", c)
+		}
+	}
+}
+
+// The document must keep loading: an unquoted "a: b" inside a flow mapping
+// or a description is what broke it before.
+func TestOpenAPILoaderSeesABrokenDocument(t *testing.T) {
+	broken := bytes.Replace(OpenAPI, []byte(`description: "The JWKS; `), []byte(`description: The JWKS; `), 1)
+	if bytes.Equal(broken, OpenAPI) {
+		t.Fatal("the edit did not apply")
+	}
+	if _, err := openapi3.NewLoader().LoadFromData(broken); err == nil {
+		t.Fatal("a document with an unquoted colon in a description loaded")
 	}
 }
 
