@@ -73,7 +73,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		return fmt.Errorf("JOTGUARD_REDIS_URL: %w", err)
 	}
 	defer rdb.Close()
-	sessions, err := redisstore.New(rdb, redisstore.Config{Prefix: cfg.RedisPrefix, RefreshTTL: cfg.RefreshTTL, Grace: cfg.RefreshReuseGrace,
+	sessions, err := redisstore.New(rdb, redisstore.Config{Prefix: cfg.RedisPrefix, RefreshTTL: cfg.RefreshTTL, Grace: cfg.RefreshGrace,
 		Keep: cfg.RefreshHistory})
 	if err != nil {
 		return err

@@ -124,10 +124,15 @@ type UserStore interface {
 
 // Rotation is what SessionStore.Rotate answers: the session and the refresh
 // token that now belongs to it.
+//
+// A grace retry is a second use of a just-rotated token within the grace
+// window (concurrent tabs, a lost response): it is answered with the
+// successor given the first time. It is not a reuse: a reuse is a use after
+// the grace window, which is taken for theft (ErrRefreshReuse).
 type Rotation struct {
-	Session Session
-	Token   string // the successor: the one passed in, or within the grace window the earlier one
-	Reused  bool   // true when Token is the earlier successor (grace window)
+	Session    Session
+	Token      string // the successor: the one passed in, or on a grace retry the earlier one
+	GraceRetry bool   // true when this was a grace retry and Token is the earlier successor
 }
 
 // SessionStore keeps sessions and refresh tokens (redisstore, memstore).
@@ -136,10 +141,11 @@ type SessionStore interface {
 	// Create stores s with its first refresh token, and its Snapshot if any.
 	Create(ctx context.Context, s Session, refresh string) error
 	// Rotate retires refresh and makes successor current. A second use of
-	// the retired token within the grace window returns the same successor;
-	// a later use deletes the session and returns the session with
+	// the retired token within the grace window is a grace retry: it
+	// returns the same successor (Rotation.GraceRetry). A later use is a
+	// reuse: it deletes the session and returns the session with
 	// ErrRefreshReuse. Unknown tokens give ErrInvalidRefreshToken. The
-	// session comes with its Snapshot, in the grace window too.
+	// session comes with its Snapshot, on a grace retry too.
 	Rotate(ctx context.Context, refresh, successor string) (Rotation, error)
 	// Lookup returns the session of a live refresh token, without its
 	// Snapshot.

@@ -95,7 +95,7 @@ type token struct {
 	uid, sid  string
 	rotated   bool
 	successor string    // raw; memory only
-	graceEnd  time.Time // successor returned until then
+	graceEnd  time.Time // grace retries get the successor until then
 }
 
 // Sessions implements auth.SessionStore.
@@ -142,7 +142,7 @@ func (s *Sessions) Rotate(_ context.Context, refresh, successor string) (auth.Ro
 	if t.rotated {
 		if s.now().Before(t.graceEnd) {
 			sess.Snapshot = copySnapshot(sess.Snapshot)
-			return auth.Rotation{Session: sess, Token: t.successor, Reused: true}, nil
+			return auth.Rotation{Session: sess, Token: t.successor, GraceRetry: true}, nil
 		}
 		s.deleteLocked(sess.ID)
 		return auth.Rotation{Session: auth.Session{ID: sess.ID, UserID: sess.UserID}}, auth.ErrRefreshReuse
