@@ -1,6 +1,7 @@
-// Package memstore is an in-memory auth.UserStore and auth.SessionStore for
-// the domain's unit tests. It passes the storetest suites, but the suites run
-// against the real adapters are what count.
+// Package memstore implements every storage port of auth in memory
+// (UserStore, SessionStore, KeyStore, Outbox), for fast unit tests. It
+// passes the storetest suites, but the suites run against the real adapters
+// are what count.
 package memstore
 
 import (

@@ -1,6 +1,7 @@
-// Package storetest holds the contract suites of auth.UserStore and
-// auth.SessionStore. memstore runs them, and so do mongostore and redisstore
-// against real servers; the real runs are what count.
+// Package storetest holds one contract suite per storage port of auth
+// (UserStore, SessionStore, KeyStore, Outbox), modelled on dex's
+// storage/conformance. memstore runs them, and so do mongostore and
+// redisstore against real servers; the real runs are what count.
 package storetest
 
 import (
