@@ -30,6 +30,14 @@ func RunOutbox(t *testing.T, newOutbox func(t *testing.T) auth.Outbox) {
 		if err != nil {
 			t.Fatalf("Batch(%d): %v", limit, err)
 		}
+		if len(es) > limit {
+			t.Fatalf("Batch(%d) returned %d entries", limit, len(es))
+		}
+		for i, e := range es { // the IDs are the queue order
+			if e.ID == "" || (i > 0 && e.ID <= es[i-1].ID) {
+				t.Fatalf("Batch(%d): entry %d has ID %q after %q; want unique IDs, in queue order", limit, i, e.ID, es[max(i-1, 0)].ID)
+			}
+		}
 		return es
 	}
 	payloads := func(es []auth.OutboxEntry) []string {
@@ -87,9 +95,6 @@ func RunOutbox(t *testing.T, newOutbox func(t *testing.T) auth.Outbox) {
 			t.Fatalf("Batch = %v, want [a1 b1 a2 c1 a3 b2]: the queue order", got)
 		}
 		for i, e := range es {
-			if e.ID == "" || (i > 0 && e.ID <= es[i-1].ID) {
-				t.Errorf("entry %d has ID %q after %q: IDs must be unique and sort in queue order", i, e.ID, es[max(i-1, 0)].ID)
-			}
 			if e.Key != string(e.Payload[0]) || e.Attempts != 0 || !e.CreatedAt.Equal(created) {
 				t.Errorf("entry %d = %+v, want key %c, no attempts, created %v", i, e, e.Payload[0], created)
 			}
