@@ -12,6 +12,7 @@ import (
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jotguard/jotguard/issuer/internal/keys"
+	"github.com/jotguard/jotguard/issuer/internal/memstore"
 	"github.com/jotguard/jotguard/issuer/internal/testenv"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/jotguard/jotguard/sdk/sdktest"
@@ -28,9 +29,9 @@ func newDB(t *testing.T) *mongo.Database { return testenv.MongoDB(t) }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newSigner(t *testing.T, db *mongo.Database) *keys.Manager {
+func newSigner(t *testing.T) *keys.Manager {
 	t.Helper()
-	m, err := keys.NewManager(t.Context(), db, keys.Config{Logger: quiet()})
+	m, err := keys.NewManager(t.Context(), memstore.NewKeys(), keys.Config{Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}

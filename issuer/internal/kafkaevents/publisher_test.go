@@ -51,7 +51,7 @@ func TestPublishWritesSignedSETsToKafka(t *testing.T) {
 	brokers := strings.Split(sdktest.RequireEnv(t, "JOTGUARD_KAFKA_BROKERS"), ",")
 	topic := sdktest.RequireEnv(t, "JOTGUARD_REVOCATION_TOPIC")
 	db := newDB(t)
-	signer := newSigner(t, db)
+	signer := newSigner(t)
 	p := newPublisher(t, Config{Brokers: brokers, Topic: topic}, signer, db)
 	if err := p.Ready(); err != nil {
 		t.Errorf("Ready() = %v with Kafka and MongoDB up", err)
@@ -104,7 +104,7 @@ func TestPublishWritesSignedSETsToKafka(t *testing.T) {
 
 func TestNewPublisherRejectsBadConfig(t *testing.T) {
 	db := newDB(t)
-	signer := newSigner(t, db)
+	signer := newSigner(t)
 	for name, cfg := range map[string]Config{
 		"no topic":    {Brokers: []string{"127.0.0.1:1"}, Audience: testAudience},
 		"no audience": {Brokers: []string{"127.0.0.1:1"}, Topic: "t"},
@@ -131,7 +131,7 @@ func TestOutageGoesToOutboxAndRelays(t *testing.T) {
 	topic := "revocations-" + strings.ToLower(rand.Text()[:8])
 	b := startBroker(t, topic)
 	db := newDB(t)
-	signer := newSigner(t, db)
+	signer := newSigner(t)
 	cfg := Config{Brokers: []string{b.addr}, Topic: topic, AckTimeout: 500 * time.Millisecond,
 		RelayInterval: 100 * time.Millisecond}
 	p1 := newPublisher(t, cfg, signer, db)
@@ -230,7 +230,7 @@ func TestOutageGoesToOutboxAndRelays(t *testing.T) {
 
 // TestPublishFailsOnlyWhenBothAreDown: no broker and no usable outbox.
 func TestPublishFailsWithoutKafkaAndOutbox(t *testing.T) {
-	signer := newSigner(t, newDB(t))
+	signer := newSigner(t)
 	nowhere := closedPort(t)
 	dead, err := mongo.Connect(options.Client().ApplyURI("mongodb://" + nowhere + "/").
 		SetServerSelectionTimeout(300 * time.Millisecond))
@@ -261,7 +261,7 @@ func TestRelaysInEveryReplicaPublishOnce(t *testing.T) {
 	brokers := strings.Split(sdktest.RequireEnv(t, "JOTGUARD_KAFKA_BROKERS"), ",")
 	topic := sdktest.RequireEnv(t, "JOTGUARD_REVOCATION_TOPIC")
 	db := newDB(t)
-	signer := newSigner(t, db)
+	signer := newSigner(t)
 	since := time.Now().Add(-2 * time.Second)
 
 	cut := newPublisher(t, Config{Brokers: []string{closedPort(t)}, Topic: topic, AckTimeout: 200 * time.Millisecond}, signer, db)
@@ -321,7 +321,7 @@ func TestRelaysInEveryReplicaPublishOnce(t *testing.T) {
 // succeeds and the events wait in the outbox.
 func TestNoBrokersKeepsEventsInOutbox(t *testing.T) {
 	db := newDB(t)
-	p := newPublisher(t, Config{}, newSigner(t, db), db)
+	p := newPublisher(t, Config{}, newSigner(t), db)
 	if err := p.Publish(t.Context(), newEvent("user-"+rand.Text(), revocation.ReasonLogout)); err != nil {
 		t.Fatalf("Publish without brokers: %v", err)
 	}
