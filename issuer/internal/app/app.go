@@ -96,8 +96,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if len(cfg.KafkaBrokers) == 0 {
 		log.WarnContext(ctx, "JOTGUARD_KAFKA_BROKERS is not set: revocation events stay in the MongoDB outbox")
 	}
+	outbox, err := mongostore.NewOutbox(ctx, db, mongostore.RevocationOutbox)
+	if err != nil {
+		return fmt.Errorf("revocation outbox: %w", err)
+	}
 	pub, err := kafkaevents.NewPublisher(ctx, kafkaevents.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.RevocationTopic,
-		Audience: cfg.Audience, AckTimeout: cfg.KafkaAckTimeout, Logger: log}, km, db)
+		Audience: cfg.Audience, AckTimeout: cfg.KafkaAckTimeout, Logger: log}, km, outbox)
 	if err != nil {
 		return fmt.Errorf("revocation publisher: %w", err)
 	}
