@@ -242,7 +242,9 @@ type Outbox interface {
 	Release(ctx context.Context, owner string) error
 }
 
-// Signer signs JWTs with the current key (keys.Manager). typ is the JOSE typ.
+// Signer signs JWTs with the current key (keys.Manager), for the Service
+// and for the revocation events (kafkaevents). typ is the JOSE typ. An error
+// wraps ErrUnavailable when no key can sign now.
 type Signer interface {
 	Sign(ctx context.Context, typ string, claims jwt.Claims) (string, error)
 }
@@ -253,7 +255,8 @@ type TokenVerifier interface {
 }
 
 // RevocationPublisher emits revocation events; nil means acked by Kafka or
-// durably queued (kafkaevents.Publisher).
+// durably queued (kafkaevents.Publisher). An error wraps ErrUnavailable when
+// the events could be neither.
 type RevocationPublisher interface {
 	Publish(ctx context.Context, events ...revocation.Event) error
 }

@@ -29,7 +29,7 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// Errors. Ready's error wraps auth.ErrUnavailable.
+// Errors. ErrUndelivered and Ready's error wrap auth.ErrUnavailable.
 var (
 	ErrConfig      = errors.New("kafkaevents: bad configuration")
 	ErrUndelivered = errors.New("kafkaevents: event neither acknowledged by Kafka nor queued in the outbox")
@@ -162,7 +162,8 @@ type record struct {
 
 // Publish signs events and writes them to Kafka. It returns nil once Kafka
 // acknowledged them or they are durably in the outbox; an error only when
-// both failed. Cancelling ctx does not abandon events already signed.
+// signing failed, or both failed (ErrUndelivered, which wraps
+// auth.ErrUnavailable). Cancelling ctx does not abandon events already signed.
 func (p *Publisher) Publish(ctx context.Context, events ...revocation.Event) error {
 	if len(events) == 0 {
 		return nil
@@ -231,7 +232,7 @@ func (p *Publisher) Publish(ctx context.Context, events ...revocation.Event) err
 			}
 			kafkaErr = kerr
 		}
-		return fmt.Errorf("%w: kafka: %w; outbox: %w", ErrUndelivered, kafkaErr, err)
+		return fmt.Errorf("%w: %w: kafka: %w; outbox: %w", ErrUndelivered, auth.ErrUnavailable, kafkaErr, err)
 	}
 	select {
 	case p.wake <- struct{}{}:

@@ -253,8 +253,8 @@ func TestPublishFailsWithoutKafkaAndOutbox(t *testing.T) {
 	down := downOutbox{}
 	p := newPublisher(t, Config{Brokers: []string{nowhere}, Topic: "t", AckTimeout: 200 * time.Millisecond}, signer, down)
 	err := p.Publish(t.Context(), newEvent("user-"+rand.Text(), revocation.ReasonLogout))
-	if !errors.Is(err, ErrUndelivered) {
-		t.Errorf("Publish with Kafka and the outbox down: %v, want ErrUndelivered", err)
+	if !errors.Is(err, ErrUndelivered) || !errors.Is(err, auth.ErrUnavailable) {
+		t.Errorf("Publish with Kafka and the outbox down: %v, want ErrUndelivered and auth.ErrUnavailable", err)
 	}
 	if err := p.Ready(); !errors.Is(err, auth.ErrUnavailable) {
 		t.Errorf("Ready() = %v, want auth.ErrUnavailable", err)

@@ -197,7 +197,7 @@ func (m *Manager) now() time.Time { return m.cfg.Now().UTC().Truncate(time.Milli
 func (m *Manager) Sign(_ context.Context, typ string, claims jwt.Claims) (string, error) {
 	k := m.activeOrAny()
 	if k == nil {
-		return "", ErrNoKey
+		return "", fmt.Errorf("%w: %w", ErrNoKey, auth.ErrUnavailable)
 	}
 	t := jwt.NewWithClaims(k.method, claims)
 	t.Header["kid"] = k.kid

@@ -149,6 +149,16 @@ func TestSignVerifiesAgainstJWKS(t *testing.T) {
 	}
 }
 
+// A Manager without a loaded key cannot sign, and says it is unavailable
+// (503), not an unknown error (500).
+func TestSignWithoutKeyIsUnavailable(t *testing.T) {
+	var m Manager
+	_, err := m.Sign(t.Context(), "at+jwt", claimsAt(time.Now(), time.Minute))
+	if !errors.Is(err, ErrNoKey) || !errors.Is(err, auth.ErrUnavailable) {
+		t.Fatalf("Sign without a key: %v, want ErrNoKey and auth.ErrUnavailable", err)
+	}
+}
+
 func TestBadConfig(t *testing.T) {
 	store := newStore(t)
 	if _, err := NewManager(t.Context(), store, Config{Alg: "HS256", Logger: quiet()}); !errors.Is(err, ErrUnsupportedAlg) {
