@@ -35,6 +35,8 @@ var (
 	ErrUndelivered = errors.New("kafkaevents: event neither acknowledged by Kafka nor queued in the outbox")
 )
 
+var _ auth.RevocationPublisher = (*Publisher)(nil)
+
 // errNoKafka: the Publisher was configured without brokers.
 var errNoKafka = errors.New("no Kafka brokers configured (JOTGUARD_KAFKA_BROKERS)")
 

@@ -54,7 +54,7 @@ func TestPublishWritesSignedSETsToKafka(t *testing.T) {
 	signer := newSigner(t)
 	p := newPublisher(t, Config{Brokers: brokers, Topic: topic}, signer, outbox)
 	if err := p.Ready(); err != nil {
-		t.Errorf("Ready() = %v with Kafka and MongoDB up", err)
+		t.Errorf("Ready() = %v with Kafka and the outbox up", err)
 	}
 
 	since := time.Now().Add(-2 * time.Second)

@@ -7,21 +7,9 @@ import (
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/jotguard/jotguard/issuer/internal/mongostore"
-	"github.com/jotguard/jotguard/issuer/internal/storetest"
 	"github.com/jotguard/jotguard/issuer/internal/testenv"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
-
-func TestKeys(t *testing.T) {
-	testenv.MongoDB(t) // skips, or fails loudly, before the subtests
-	storetest.RunKeyStore(t, func(t *testing.T) auth.KeyStore {
-		keys, err := mongostore.NewKeys(t.Context(), testenv.MongoDB(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return keys
-	})
-}
 
 // Keys stored before the KeyStore port (by package keys itself) read back,
 // and their generation still conflicts; NewKeys on a database that has the

@@ -7,21 +7,9 @@ import (
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/jotguard/jotguard/issuer/internal/mongostore"
-	"github.com/jotguard/jotguard/issuer/internal/storetest"
 	"github.com/jotguard/jotguard/issuer/internal/testenv"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
-
-func TestOutbox(t *testing.T) {
-	testenv.MongoDB(t) // skips, or fails loudly, before the subtests
-	storetest.RunOutbox(t, func(t *testing.T) auth.Outbox {
-		o, err := mongostore.NewOutbox(t.Context(), testenv.MongoDB(t), mongostore.RevocationOutbox)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return o
-	})
-}
 
 // Events queued before the Outbox port (by package kafkaevents itself, with
 // the SET as a string and a jti) are read and relayed first, and their lease
