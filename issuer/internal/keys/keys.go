@@ -89,7 +89,7 @@ type key struct {
 	jwk       jwk
 	createdAt time.Time
 	notBefore time.Time
-	retireAt  *time.Time // effective: the doc's or the successor's not_before
+	retireAt  *time.Time // effective: the stored one, or the successor's not_before
 	expiresAt *time.Time
 }
 
