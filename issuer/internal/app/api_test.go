@@ -137,10 +137,10 @@ func TestRefreshRotationAndGrace(t *testing.T) {
 		t.Fatalf("rotation: new %q old %q, headers %v", next, rt, r.Header)
 	}
 	c, _ := s.verify(r.json(t)["access_token"].(string))
-	// Within the grace window the old token gives the same successor.
+	// A grace retry: within the grace window the old token gives the same successor.
 	r2 := s.refresh(rt)
 	if r2.StatusCode != 200 || r2.cookie("refresh_token").Value != next {
-		t.Fatalf("second use within grace: %d, cookie %v, want %q", r2.StatusCode, r2.cookie("refresh_token"), next)
+		t.Fatalf("grace retry: %d, cookie %v, want %q", r2.StatusCode, r2.cookie("refresh_token"), next)
 	}
 	c2, _ := s.verify(r2.json(t)["access_token"].(string))
 	if c2.SessionID != c.SessionID || c2.ID == c.ID {

@@ -50,10 +50,15 @@ func connectMongo(ctx context.Context, cfg config.Config) (*mongo.Client, error)
 	return client, nil
 }
 
-func keysConfig(cfg config.Config, log *slog.Logger) keys.Config {
-	return keys.Config{Alg: cfg.SigningAlg, EncryptionKey: cfg.KeyEncryptionKey, RotateEvery: cfg.KeyRotateEvery,
-		PublishAhead: cfg.JWKSPublishAhead, Retain: cfg.AccessTTL + cfg.Leeway, ReloadEvery: cfg.KeyReloadEvery,
-		Logger: log}
+// newKeys returns the key manager over the signing keys stored in db.
+func newKeys(ctx context.Context, db *mongo.Database, cfg config.Config, log *slog.Logger) (*keys.Manager, error) {
+	store, err := mongostore.NewKeys(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return keys.NewManager(ctx, store, keys.Config{Alg: cfg.SigningAlg, EncryptionKey: cfg.KeyEncryptionKey,
+		RotateEvery: cfg.KeyRotateEvery, PublishAhead: cfg.JWKSPublishAhead, Retain: cfg.AccessTTL + cfg.Leeway,
+		ReloadEvery: cfg.KeyReloadEvery, Logger: log})
 }
 
 // Run serves until ctx is done or a part fails. ready, when set, gets the
@@ -76,7 +81,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		return fmt.Errorf("JOTGUARD_REDIS_URL: %w", err)
 	}
 	defer rdb.Close()
-	sessions, err := redisstore.New(rdb, redisstore.Config{Prefix: cfg.RedisPrefix, RefreshTTL: cfg.RefreshTTL, Grace: cfg.RefreshReuseGrace,
+	sessions, err := redisstore.New(rdb, redisstore.Config{Prefix: cfg.RedisPrefix, RefreshTTL: cfg.RefreshTTL, Grace: cfg.RefreshGrace,
 		Keep: cfg.RefreshHistory})
 	if err != nil {
 		return err
@@ -87,15 +92,19 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if len(cfg.KeyEncryptionKey) == 0 {
 		log.WarnContext(ctx, "JOTGUARD_KEY_ENCRYPTION_KEY is not set: private signing keys are stored UNENCRYPTED in MongoDB")
 	}
-	km, err := keys.NewManager(ctx, db, keysConfig(cfg, log))
+	km, err := newKeys(ctx, db, cfg, log)
 	if err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
 	if len(cfg.KafkaBrokers) == 0 {
 		log.WarnContext(ctx, "JOTGUARD_KAFKA_BROKERS is not set: revocation events stay in the MongoDB outbox")
 	}
+	outbox, err := mongostore.NewOutbox(ctx, db, mongostore.RevocationOutbox)
+	if err != nil {
+		return fmt.Errorf("revocation outbox: %w", err)
+	}
 	pub, err := kafkaevents.NewPublisher(ctx, kafkaevents.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.RevocationTopic,
-		Audience: cfg.Audience, AckTimeout: cfg.KafkaAckTimeout, Logger: log}, km, db)
+		Audience: cfg.Audience, AckTimeout: cfg.KafkaAckTimeout, Logger: log}, km, outbox)
 	if err != nil {
 		return fmt.Errorf("revocation publisher: %w", err)
 	}
@@ -236,7 +245,7 @@ func Keys(ctx context.Context, cfg config.Config, log *slog.Logger, cmd string, 
 		return err
 	}
 	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
-	km, err := keys.NewManager(ctx, mc.Database(cfg.MongoDB), keysConfig(cfg, log))
+	km, err := newKeys(ctx, mc.Database(cfg.MongoDB), cfg, log)
 	if err != nil {
 		return err
 	}

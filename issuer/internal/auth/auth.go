@@ -31,6 +31,9 @@ var (
 	ErrRateLimited         = errors.New("auth: too many attempts")
 	ErrBusy                = errors.New("auth: too busy, retry shortly")
 	ErrUnavailable         = errors.New("auth: a backend is unavailable")
+	// ErrConflict: a conditional write lost to a concurrent one (two
+	// replicas adding the same key generation); the loser reloads.
+	ErrConflict = errors.New("auth: lost to a concurrent write")
 )
 
 // FieldError names one failing input field.
@@ -124,10 +127,15 @@ type UserStore interface {
 
 // Rotation is what SessionStore.Rotate answers: the session and the refresh
 // token that now belongs to it.
+//
+// A grace retry is a second use of a just-rotated token within the grace
+// window (concurrent tabs, a lost response): it is answered with the
+// successor given the first time. It is not a reuse: a reuse is a use after
+// the grace window, which is taken for theft (ErrRefreshReuse).
 type Rotation struct {
-	Session Session
-	Token   string // the successor: the one passed in, or within the grace window the earlier one
-	Reused  bool   // true when Token is the earlier successor (grace window)
+	Session    Session
+	Token      string // the successor: the one passed in, or on a grace retry the earlier one
+	GraceRetry bool   // true when this was a grace retry and Token is the earlier successor
 }
 
 // SessionStore keeps sessions and refresh tokens (redisstore, memstore).
@@ -136,10 +144,11 @@ type SessionStore interface {
 	// Create stores s with its first refresh token, and its Snapshot if any.
 	Create(ctx context.Context, s Session, refresh string) error
 	// Rotate retires refresh and makes successor current. A second use of
-	// the retired token within the grace window returns the same successor;
-	// a later use deletes the session and returns the session with
+	// the retired token within the grace window is a grace retry: it
+	// returns the same successor (Rotation.GraceRetry). A later use is a
+	// reuse: it deletes the session and returns the session with
 	// ErrRefreshReuse. Unknown tokens give ErrInvalidRefreshToken. The
-	// session comes with its Snapshot, in the grace window too.
+	// session comes with its Snapshot, on a grace retry too.
 	Rotate(ctx context.Context, refresh, successor string) (Rotation, error)
 	// Lookup returns the session of a live refresh token, without its
 	// Snapshot.
@@ -158,7 +167,84 @@ type SessionStore interface {
 	Delete(ctx context.Context, userID string, sids ...string) (int, error)
 }
 
-// Signer signs JWTs with the current key (keys.Manager). typ is the JOSE typ.
+// SigningKey is a signing key as a KeyStore keeps it. The private key is
+// opaque to the store: keys.Manager encrypts it before storing it.
+type SigningKey struct {
+	KID        string // RFC 7638 thumbprint of the public key
+	Gen        int64  // rotation generation: one key per generation
+	Alg        string // ES256, EdDSA or RS256
+	PublicKey  []byte // PKIX DER
+	PrivateKey []byte // PKCS8, or nonce||AES-256-GCM(PKCS8) when Encrypted
+	Encrypted  bool
+	CreatedAt  time.Time
+	NotBefore  time.Time  // signs from
+	RetireAt   *time.Time // stops signing at; nil until retired
+	ExpiresAt  *time.Time // leaves the JWKS at; nil until retired
+}
+
+// KeyStore keeps the signing keys every replica shares (mongostore,
+// memstore). Times keep millisecond precision.
+type KeyStore interface {
+	// Keys returns every stored key, oldest generation first.
+	Keys(ctx context.Context) ([]SigningKey, error)
+	// Insert stores k unless generation k.Gen (or k.KID) is stored already:
+	// then ErrConflict. Of replicas racing to insert one generation, exactly
+	// one wins; the others get ErrConflict and reload.
+	Insert(ctx context.Context, k SigningKey) error
+	// Retire records when generation gen stops signing and leaves the JWKS.
+	// A generation that is not stored (deleted meanwhile) is no error.
+	Retire(ctx context.Context, gen int64, retireAt, expiresAt time.Time) error
+	// DeleteExpired deletes the keys whose ExpiresAt is at or before now.
+	DeleteExpired(ctx context.Context, now time.Time) error
+}
+
+// OutboxEntry is one message waiting in an Outbox.
+type OutboxEntry struct {
+	// ID is set by Enqueue. IDs are unique and sort, as strings, in queue
+	// order.
+	ID string
+	// Key is the ordering key (for revocation events, the user id): a
+	// relay keeps one key's entries in queue order.
+	Key       string
+	Payload   []byte    // opaque to the store
+	CreatedAt time.Time // set by Enqueue when zero; millisecond precision
+	Attempts  int       // failed delivery attempts counted by Failed
+}
+
+// Outbox is a durable queue of messages waiting for delivery, shared by
+// every replica (mongostore, memstore): revocation events waiting for Kafka
+// today. A relay holding the lease reads it in queue order, delivers and
+// deletes, so only one relay at a time delivers and one key's entries leave
+// in the order they were queued.
+type Outbox interface {
+	// Enqueue appends entries, in the order given, behind the entries
+	// queued before (across processes, as far as their clocks agree). The
+	// store sets ID and Attempts.
+	Enqueue(ctx context.Context, entries ...OutboxEntry) error
+	// Queued reports which of keys have entries queued.
+	Queued(ctx context.Context, keys ...string) (map[string]bool, error)
+	// Batch returns up to limit entries from the head of the queue, in
+	// queue order.
+	Batch(ctx context.Context, limit int) ([]OutboxEntry, error)
+	// Delete removes the entries with these IDs; unknown IDs are ignored.
+	Delete(ctx context.Context, ids ...string) error
+	// Failed counts one failed delivery attempt for each of these entries.
+	Failed(ctx context.Context, ids ...string) error
+	// Pending counts the queued entries.
+	Pending(ctx context.Context) (int64, error)
+	// Lease takes the relay lease for owner, or renews it, until now+ttl,
+	// and reports whether owner holds it. It is refused while another
+	// owner's lease runs at now; of racing callers at most one holds it.
+	// Callers pass their clock, so that expiry is judged by one clock.
+	Lease(ctx context.Context, owner string, now time.Time, ttl time.Duration) (bool, error)
+	// Release ends owner's lease at once, so another relay may take it. A
+	// lease held by another owner is left alone.
+	Release(ctx context.Context, owner string) error
+}
+
+// Signer signs JWTs with the current key (keys.Manager), for the Service
+// and for the revocation events (kafkaevents). typ is the JOSE typ. An error
+// wraps ErrUnavailable when no key can sign now.
 type Signer interface {
 	Sign(ctx context.Context, typ string, claims jwt.Claims) (string, error)
 }
@@ -170,7 +256,8 @@ type TokenVerifier interface {
 }
 
 // RevocationPublisher emits revocation events; nil means acked by Kafka or
-// durably queued (kafkaevents.Publisher).
+// durably queued (kafkaevents.Publisher). An error wraps ErrUnavailable when
+// the events could be neither.
 type RevocationPublisher interface {
 	Publish(ctx context.Context, events ...revocation.Event) error
 }

@@ -434,7 +434,7 @@ func (s *Service) publish(ctx context.Context, reason, initiator, userID string,
 			TxnID: s.cfg.RequestID(ctx)})
 	}
 	if err := s.d.Events.Publish(ctx, evs...); err != nil {
-		return fmt.Errorf("%w: revocation events: %w", ErrUnavailable, err)
+		return fmt.Errorf("auth: revocation events: %w", err)
 	}
 	return nil
 }
@@ -461,7 +461,7 @@ func (s *Service) tokens(ctx context.Context, u User, sess Session, refresh stri
 	}
 	at, err := s.d.Signer.Sign(ctx, sdk.TokenType, c)
 	if err != nil {
-		return Tokens{}, fmt.Errorf("%w: sign: %w", ErrUnavailable, err)
+		return Tokens{}, fmt.Errorf("auth: sign: %w", err)
 	}
 	return Tokens{AccessToken: at, ExpiresIn: s.cfg.AccessTTL, RefreshToken: refresh, User: u, Session: sess}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -141,7 +142,7 @@ func TestLogoutEventsBeforeDelete(t *testing.T) {
 		toks = append(toks, tok)
 	}
 	// Kafka and the outbox both failing: the logout fails and nothing is deleted.
-	f.events.fail = errors.New("down")
+	f.events.fail = fmt.Errorf("kafka and outbox down: %w", auth.ErrUnavailable)
 	err := f.svc.Logout(t.Context(), auth.LogoutInput{RefreshToken: toks[0].RefreshToken, Scope: auth.ScopeGlobal})
 	if !errors.Is(err, auth.ErrUnavailable) {
 		t.Fatalf("Logout with events down: %v", err)

@@ -39,7 +39,7 @@ type Config struct {
 	AccessTTL          time.Duration
 	RefreshTTL         time.Duration
 	Leeway             time.Duration
-	RefreshReuseGrace  time.Duration
+	RefreshGrace       time.Duration // JOTGUARD_REFRESH_REUSE_GRACE: the grace-retry window
 	RefreshHistory     int           // refresh tokens remembered per session for reuse detection
 	UserRecheck        time.Duration // a refresh trusts the session's user snapshot this long; 0: reads the user every time
 	SigningAlg         string
@@ -166,7 +166,7 @@ var vars = []Var{
 	{Name: "JOTGUARD_LEEWAY", Flag: "leeway", Default: "30s", Usage: "clock leeway of verifiers (keeps retired keys this much longer)",
 		set: duration(func(c *Config) *time.Duration { return &c.Leeway })},
 	{Name: "JOTGUARD_REFRESH_REUSE_GRACE", Flag: "refresh-reuse-grace", Default: "10s", Usage: "window in which the just-rotated refresh token returns the same successor",
-		set: duration(func(c *Config) *time.Duration { return &c.RefreshReuseGrace })},
+		set: duration(func(c *Config) *time.Duration { return &c.RefreshGrace })},
 	{Name: "JOTGUARD_REFRESH_HISTORY", Flag: "refresh-history", Default: "16", Usage: "refresh tokens each session remembers (current and replaced) for reuse detection; older ones are just invalid",
 		set: intIn(func(c *Config) *int { return &c.RefreshHistory }, 2, 100_000)},
 	{Name: "JOTGUARD_USER_RECHECK", Flag: "user-recheck", Default: "1m", Usage: "how long a refresh trusts the session's copy of the user before reading MongoDB again; 0: every refresh",
@@ -366,7 +366,7 @@ func load(args []string, getenv func(string) string, required func(Var) bool) (C
 	switch {
 	case c.PasswordMaxLength < c.PasswordMinLength:
 		return Config{}, fmt.Errorf("JOTGUARD_PASSWORD_MAX_LENGTH: %d is below JOTGUARD_PASSWORD_MIN_LENGTH %d", c.PasswordMaxLength, c.PasswordMinLength)
-	case c.RefreshReuseGrace >= c.RefreshTTL:
+	case c.RefreshGrace >= c.RefreshTTL:
 		return Config{}, errors.New("JOTGUARD_REFRESH_REUSE_GRACE: must be shorter than JOTGUARD_REFRESH_TTL")
 	}
 	return c, nil

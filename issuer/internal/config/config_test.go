@@ -24,7 +24,7 @@ func TestDefaults(t *testing.T) {
 	if c.Issuer != "http://127.0.0.1:8080" || c.Addr != "127.0.0.1:8080" || c.MongoDB != "jotguard" ||
 		len(c.Audience) != 1 || c.Audience[0] != "jotguard" || c.RevocationTopic != "jotguard.revocations" ||
 		c.AccessTTL != 5*time.Minute || c.RefreshTTL != 672*time.Hour || c.Leeway != 30*time.Second ||
-		c.RefreshReuseGrace != 10*time.Second || c.SigningAlg != "ES256" || !c.CookieSecure ||
+		c.RefreshGrace != 10*time.Second || c.SigningAlg != "ES256" || !c.CookieSecure ||
 		c.BodyLimit != 64<<10 || c.PasswordMinLength != 12 || c.PasswordMaxLength != 128 ||
 		c.Argon2Memory != 19456 || c.Argon2Time != 2 || c.Argon2Threads != 1 || c.HashConcurrency < 1 ||
 		c.KeyRotateEvery != 720*time.Hour || c.LogFormat != "json" || len(c.KeyEncryptionKey) != 0 ||

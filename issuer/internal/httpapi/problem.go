@@ -20,7 +20,10 @@ var (
 )
 
 // problems is the one table from errors to HTTP: the first entry that
-// errors.Is matches wins. Anything else is a 503: a backend failed.
+// errors.Is matches wins. Anything else is a 500 (internal): a bug, or a
+// failure nobody classified. A backend that is down must say so with
+// auth.ErrUnavailable (its adapter wraps every driver error with it), and
+// then it is a 503 with Retry-After.
 var problems = []struct {
 	err    error
 	status int
@@ -65,7 +68,12 @@ type retryAfterError struct {
 
 func (e retryAfterError) Unwrap() error { return e.error }
 
-// classify maps err to its problem; unknown errors are 503 unavailable.
+// internal is the problem of an error the table does not know. Its body is
+// generic: the cause is logged, never shown.
+var internal = Problem{Type: "urn:jotguard:problem:internal", Title: "Internal server error",
+	Status: http.StatusInternalServerError, Detail: "internal error", Code: "internal"}
+
+// classify maps err to its problem; unknown errors are 500 internal.
 func classify(err error) Problem {
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
@@ -95,8 +103,7 @@ func classify(err error) Problem {
 			return pr
 		}
 	}
-	return Problem{Type: "urn:jotguard:problem:unavailable", Title: "Service temporarily unavailable",
-		Status: http.StatusServiceUnavailable, Code: "unavailable"}
+	return internal
 }
 
 // publicDetail is the sentinel's text without its package prefix: safe to show.
@@ -114,8 +121,11 @@ func (h *handler) errorHandler(err error, c echo.Context) {
 		return
 	}
 	p := classify(err)
-	if p.Status >= 500 {
-		h.log.WarnContext(c.Request().Context(), "request failed", "path", c.Path(), "status", p.Status, "err", err)
+	switch ctx := c.Request().Context(); {
+	case p.Code == internal.Code: // the request id comes from ctx (logging)
+		h.log.ErrorContext(ctx, "request failed: internal error", "path", c.Path(), "status", p.Status, "err", err)
+	case p.Status >= 500:
+		h.log.WarnContext(ctx, "request failed", "path", c.Path(), "status", p.Status, "err", err)
 	}
 	hdr := c.Response().Header()
 	switch {

@@ -1,13 +1,24 @@
 package httpapi
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"github.com/jotguard/jotguard/issuer/internal/logging"
+	"github.com/jotguard/jotguard/issuer/internal/memstore"
+	"github.com/jotguard/jotguard/sdk"
+	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/labstack/echo/v4"
 )
 
@@ -26,7 +37,9 @@ func TestClassify(t *testing.T) {
 		{retryAfterError{auth.ErrRateLimited, 7}, 429, "rate_limited"},
 		{fmt.Errorf("password: %w", auth.ErrBusy), 503, "busy"},
 		{fmt.Errorf("redisstore: get: %w: %w", auth.ErrUnavailable, errors.New("dial tcp: refused")), 503, "unavailable"},
-		{errors.New("anything unexpected"), 503, "unavailable"},
+		{errors.New("anything unexpected"), 500, "internal"},
+		{fmt.Errorf("auth: sign: %w", errors.New("pkcs11: token removed")), 500, "internal"},
+		{fmt.Errorf("kafkaevents: %w: %w: kafka down; outbox down", errors.New("undelivered"), auth.ErrUnavailable), 503, "unavailable"},
 		{&auth.ValidationError{Fields: []auth.FieldError{{Field: "email", Reason: "is required"}}}, 400, "invalid_request"},
 		{errTooLarge, 413, "body_too_large"},
 		{errMalformed, 400, "malformed_body"},
@@ -40,7 +53,7 @@ func TestClassify(t *testing.T) {
 		if p.Status != tt.status || p.Code != tt.code || p.Type == "" || p.Title == "" {
 			t.Errorf("classify(%v) = %+v, want %d %s", tt.err, p, tt.status, tt.code)
 		}
-		if p.Status >= 500 && p.Detail != "" {
+		if p.Status >= 500 && p.Detail != "" && p.Detail != "internal error" {
 			t.Errorf("classify(%v) leaks a backend detail: %q", tt.err, p.Detail)
 		}
 	}
@@ -68,5 +81,93 @@ func TestLimiter(t *testing.T) {
 	now = now.Add(wait)
 	if _, ok := l.allow("k"); !ok {
 		t.Fatal("not allowed again after the wait")
+	}
+}
+
+// signerFunc is an auth.Signer that answers what its function says.
+type signerFunc func() (string, error)
+
+func (f signerFunc) Sign(context.Context, string, jwt.Claims) (string, error) { return f() }
+
+type nopVerifier struct{}
+
+func (nopVerifier) Verify(context.Context, string) (*sdk.Claims, error) { return nil, sdk.ErrMalformed }
+
+type nopEvents struct{}
+
+func (nopEvents) Publish(context.Context, ...revocation.Event) error { return nil }
+
+// plainHasher stores the password as its hash.
+type plainHasher struct{}
+
+func (plainHasher) Hash(_ context.Context, p string) (string, error) { return p, nil }
+func (plainHasher) Verify(_ context.Context, p, h string) (bool, bool, error) {
+	return p == h, false, nil
+}
+func (plainHasher) Dummy(context.Context, string) error { return nil }
+
+// An error no table entry knows is a 500 internal whose body says nothing of
+// its cause, logged at error level with the request id; a backend that says
+// it is down (auth.ErrUnavailable) stays a 503 with Retry-After.
+func TestUnknownErrorIsAGenericInternalError(t *testing.T) {
+	for _, tt := range []struct {
+		signErr    error
+		status     int
+		code       string
+		retryAfter bool
+		level      string
+	}{
+		{errors.New("pkcs11: token removed from slot 3"), 500, "internal", false, "ERROR"},
+		{fmt.Errorf("keys: no signing key: %w", auth.ErrUnavailable), 503, "unavailable", true, "WARN"},
+	} {
+		t.Run(tt.code, func(t *testing.T) {
+			users := memstore.NewUsers()
+			if err := users.Create(t.Context(), auth.User{ID: "u1", Email: "a@example.com", PasswordHash: "long enough password"}); err != nil {
+				t.Fatal(err)
+			}
+			svc, err := auth.NewService(auth.Config{Issuer: "http://issuer.test", Audience: []string{"jotguard"}, AccessTTL: time.Minute},
+				auth.Deps{Users: users, Sessions: memstore.NewSessions(time.Minute, nil), Hasher: plainHasher{},
+					Signer: signerFunc(func() (string, error) { return "", tt.signErr }), Verifier: nopVerifier{}, Events: nopEvents{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logs bytes.Buffer
+			api := New(Options{Service: svc, Issuer: "http://issuer.test", Logger: logging.New(&logs, slog.LevelInfo, "json")})
+			req := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader(`{"email":"a@example.com","password":"long enough password"}`))
+			req.Header.Set("X-Request-Id", "req-42")
+			rec := httptest.NewRecorder()
+			api.ServeHTTP(rec, req)
+
+			var p Problem
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+				t.Fatalf("body %q: %v", rec.Body, err)
+			}
+			if rec.Code != tt.status || p.Code != tt.code || p.Status != tt.status {
+				t.Fatalf("login with a signer failing with %q: %d %s, want %d %s", tt.signErr, rec.Code, rec.Body, tt.status, tt.code)
+			}
+			if got := rec.Header().Get("Retry-After") != ""; got != tt.retryAfter {
+				t.Errorf("Retry-After %q, want one: %v", rec.Header().Get("Retry-After"), tt.retryAfter)
+			}
+			if strings.Contains(rec.Body.String(), "pkcs11") || strings.Contains(rec.Body.String(), "signing key") {
+				t.Errorf("the body shows the cause: %s", rec.Body)
+			}
+			if tt.code == "internal" && (p.Detail != "internal error" || p.Title == "") {
+				t.Errorf("internal problem %+v, want the generic detail \"internal error\"", p)
+			}
+			var line struct {
+				Level, RequestID, Err string
+			}
+			for l := range strings.Lines(logs.String()) {
+				var m map[string]any
+				if json.Unmarshal([]byte(l), &m) == nil && m["status"] != nil {
+					line.Level, _ = m["level"].(string)
+					line.RequestID, _ = m["request_id"].(string)
+					line.Err, _ = m["err"].(string)
+				}
+			}
+			if line.Level != tt.level || line.RequestID != "req-42" || !strings.Contains(line.Err, tt.signErr.Error()) {
+				t.Errorf("logged %+v, want level %s, request_id req-42 and the cause %q", line, tt.level, tt.signErr)
+			}
+		})
 	}
 }

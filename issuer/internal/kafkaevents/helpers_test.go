@@ -11,39 +11,41 @@ import (
 
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/jotguard/jotguard/issuer/internal/keys"
-	"github.com/jotguard/jotguard/issuer/internal/testenv"
+	"github.com/jotguard/jotguard/issuer/internal/memstore"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/jotguard/jotguard/sdk/sdktest"
 	"github.com/segmentio/kafka-go"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 const testIssuer = "http://issuer.test"
 
 var testAudience = []string{"jotguard", "other-app"}
 
-// newDB returns a fresh database, dropped when the test ends.
-func newDB(t *testing.T) *mongo.Database { return testenv.MongoDB(t) }
+// newOutbox returns an empty outbox: the publishers of a test share it as
+// replicas share a database. storetest checks that mongostore behaves the
+// same.
+func newOutbox(*testing.T) *memstore.Outbox { return memstore.NewOutbox() }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newSigner(t *testing.T, db *mongo.Database) *keys.Manager {
+func newSigner(t *testing.T) *keys.Manager {
 	t.Helper()
-	m, err := keys.NewManager(t.Context(), db, keys.Config{Logger: quiet()})
+	m, err := keys.NewManager(t.Context(), memstore.NewKeys(), keys.Config{Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m
 }
 
-func newPublisher(t *testing.T, cfg Config, signer Signer, db *mongo.Database) *Publisher {
+func newPublisher(t *testing.T, cfg Config, signer auth.Signer, outbox auth.Outbox) *Publisher {
 	t.Helper()
 	cfg.Audience = testAudience
 	if cfg.Logger == nil {
 		cfg.Logger = quiet()
 	}
-	p, err := NewPublisher(t.Context(), cfg, signer, db)
+	p, err := NewPublisher(t.Context(), cfg, signer, outbox)
 	if err != nil {
 		t.Fatalf("NewPublisher: %v", err)
 	}

@@ -3,16 +3,14 @@
 // user id so that one user's events stay in one partition, in order.
 //
 // When Kafka does not acknowledge within Config.AckTimeout, the events go to
-// a MongoDB outbox (collection revocation_outbox) instead, and Publish still
-// succeeds: a logout never fails because Kafka is down. A relay in every
-// issuer replica (RunRelay) publishes the outbox with retries. Only the
-// replica holding the relay lease (collection revocation_outbox_lease, one
-// document with an owner id and a lease-until, taken with findOneAndUpdate)
-// relays, in _id order (time-ordered ids), so a user's events reach Kafka in
-// the order they were queued, and are deleted once acknowledged. A new
-// event of a user who still has queued events goes behind them in the
-// outbox. Duplicates are possible after a timeout or a crash between ack and
-// delete; consumers dedupe by jti.
+// an outbox (auth.Outbox, in production mongostore's revocation_outbox)
+// instead, and Publish still succeeds: a logout never fails because Kafka is
+// down. A relay in every issuer replica (RunRelay) publishes the outbox with
+// retries. Only the replica holding the outbox's lease relays, in queue
+// order, so a user's events reach Kafka in the order they were queued, and
+// are deleted once acknowledged. A new event of a user who still has queued
+// events goes behind them in the outbox. Duplicates are possible after a
+// timeout or a crash between ack and delete; consumers dedupe by jti.
 package kafkaevents
 
 import (
@@ -22,44 +20,30 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
+	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/segmentio/kafka-go"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// Collections used in MongoDB.
-const (
-	OutboxCollection = "revocation_outbox"
-	LeaseCollection  = "revocation_outbox_lease"
-)
-
-// Errors.
+// Errors. ErrUndelivered and Ready's error wrap auth.ErrUnavailable.
 var (
 	ErrConfig      = errors.New("kafkaevents: bad configuration")
 	ErrUndelivered = errors.New("kafkaevents: event neither acknowledged by Kafka nor queued in the outbox")
-	ErrUnavailable = errors.New("kafkaevents: neither Kafka nor the outbox is usable")
 )
+
+var _ auth.RevocationPublisher = (*Publisher)(nil)
 
 // errNoKafka: the Publisher was configured without brokers.
 var errNoKafka = errors.New("no Kafka brokers configured (JOTGUARD_KAFKA_BROKERS)")
 
-// Signer signs a SET; keys.Manager implements it.
-type Signer interface {
-	Sign(ctx context.Context, typ string, claims jwt.Claims) (string, error)
-}
-
 // Config configures a Publisher.
 type Config struct {
 	// Brokers may be empty: then every event is queued in the outbox, to be
-	// relayed once a Publisher with brokers runs on the same database.
+	// relayed once a Publisher with brokers runs on the same outbox.
 	Brokers  []string
 	Topic    string
 	Audience []string // the SETs' aud
@@ -82,43 +66,41 @@ type Stats struct {
 // Publisher writes revocation events to Kafka, or to the outbox.
 type Publisher struct {
 	cfg    Config
-	signer Signer
+	signer auth.Signer
 	w      *kafka.Writer
-	outbox *mongo.Collection
-	lease  *mongo.Collection
-	owner  string
+	outbox auth.Outbox
+	owner  string // of the outbox lease
 	log    *slog.Logger
 
-	lastID atomic.Int64 // for monotonic outbox ids
-	wake   chan struct{}
+	wake chan struct{}
 
 	published, outboxed, relayed, failures atomic.Uint64
 
 	health    sync.Mutex
 	kafkaErr  error // of the last Kafka operation or probe
-	mongoErr  error // of the last outbox operation
+	outboxErr error // of the last outbox operation
 	closeOnce sync.Once
 }
 
 const (
-	leaseID        = "relay"
-	leaseFor       = 30 * time.Second
-	relayBatch     = 100
-	relayTimeout   = 10 * time.Second // bounds one relay write
-	maxBackoff     = 10 * time.Second
-	mongoOpTimeout = 5 * time.Second
+	leaseFor        = 30 * time.Second
+	relayBatch      = 100
+	relayTimeout    = 10 * time.Second // bounds one relay write
+	maxBackoff      = 10 * time.Second
+	outboxOpTimeout = 5 * time.Second
 )
 
-// NewPublisher returns a Publisher. It does not need Kafka to be up: events
-// go to the outbox until it is.
-func NewPublisher(ctx context.Context, cfg Config, signer Signer, db *mongo.Database) (*Publisher, error) {
+// NewPublisher returns a Publisher that signs with signer and queues in
+// outbox. It does not need Kafka to be up: events go to the outbox until it
+// is.
+func NewPublisher(ctx context.Context, cfg Config, signer auth.Signer, outbox auth.Outbox) (*Publisher, error) {
 	switch {
 	case len(cfg.Brokers) > 0 && cfg.Topic == "":
 		return nil, fmt.Errorf("%w: no topic (JOTGUARD_REVOCATION_TOPIC)", ErrConfig)
 	case len(cfg.Audience) == 0:
 		return nil, fmt.Errorf("%w: no audience (JOTGUARD_AUDIENCE)", ErrConfig)
-	case signer == nil || db == nil:
-		return nil, fmt.Errorf("%w: a signer and a database are required", ErrConfig)
+	case signer == nil || outbox == nil:
+		return nil, fmt.Errorf("%w: a signer and an outbox are required", ErrConfig)
 	}
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = time.Second
@@ -153,30 +135,23 @@ func NewPublisher(ctx context.Context, cfg Config, signer Signer, db *mongo.Data
 				MetadataTTL: 10 * time.Second,
 			},
 		},
-		outbox: db.Collection(OutboxCollection),
-		lease:  db.Collection(LeaseCollection),
+		outbox: outbox,
 		owner:  "relay-" + rand.Text(),
 		log:    cfg.Logger,
 		wake:   make(chan struct{}, 1),
 	}
 	if len(cfg.Brokers) == 0 {
 		p.w = nil
-		p.log.WarnContext(ctx, "revocation events: no Kafka brokers configured; events are kept in the MongoDB outbox and reach no verifier")
+		p.log.WarnContext(ctx, "revocation events: no Kafka brokers configured; events are kept in the outbox and reach no verifier")
 	}
-	// The index serves Publish's "does this user have queued events?" on
-	// MongoDB; without it (MongoDB down now) that query scans, still right.
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	_, err := p.outbox.Indexes().CreateOne(pctx, mongo.IndexModel{Keys: bson.D{{Key: "sub", Value: 1}}})
-	if err == nil {
-		_, err = p.Pending(pctx)
-	}
+	_, err := p.Pending(pctx)
 	cancel()
 	if err != nil {
-		p.setMongoErr(err)
-		p.log.WarnContext(ctx, "revocation events: the MongoDB outbox is not usable now", "err", err)
+		p.log.WarnContext(ctx, "revocation events: the outbox is not usable now", "err", err)
 	}
 	if err := p.probeKafka(ctx); err != nil {
-		p.log.WarnContext(ctx, "revocation events: Kafka is not usable now; events go to the MongoDB outbox until it is",
+		p.log.WarnContext(ctx, "revocation events: Kafka is not usable now; events go to the outbox until it is",
 			"brokers", cfg.Brokers, "topic", cfg.Topic, "err", err)
 	}
 	return p, nil
@@ -189,7 +164,8 @@ type record struct {
 
 // Publish signs events and writes them to Kafka. It returns nil once Kafka
 // acknowledged them or they are durably in the outbox; an error only when
-// both failed. Cancelling ctx does not abandon events already signed.
+// signing failed, or both failed (ErrUndelivered, which wraps
+// auth.ErrUnavailable). Cancelling ctx does not abandon events already signed.
 func (p *Publisher) Publish(ctx context.Context, events ...revocation.Event) error {
 	if len(events) == 0 {
 		return nil
@@ -258,7 +234,7 @@ func (p *Publisher) Publish(ctx context.Context, events ...revocation.Event) err
 			}
 			kafkaErr = kerr
 		}
-		return fmt.Errorf("%w: kafka: %w; outbox: %w", ErrUndelivered, kafkaErr, err)
+		return fmt.Errorf("%w: %w: kafka: %w; outbox: %w", ErrUndelivered, auth.ErrUnavailable, kafkaErr, err)
 	}
 	select {
 	case p.wake <- struct{}{}:
@@ -319,41 +295,18 @@ func (p *Publisher) write(ctx context.Context, recs []record) ([]record, error) 
 	return failed, err
 }
 
-// outboxDoc is one queued event.
-type outboxDoc struct {
-	ID        string    `bson:"_id"` // time-ordered: relay order
-	Subject   string    `bson:"sub"`
-	EventID   string    `bson:"jti"`
-	SET       string    `bson:"set"` // the signed SET, published as is
-	CreatedAt time.Time `bson:"created_at"`
-	Attempts  int       `bson:"attempts"`
-}
-
-// nextID returns a time-ordered, process-monotonic outbox id.
-func (p *Publisher) nextID() string {
-	n := p.cfg.Now().UnixNano()
-	for {
-		last := p.lastID.Load()
-		if n <= last {
-			n = last + 1
-		}
-		if p.lastID.CompareAndSwap(last, n) {
-			break
-		}
-	}
-	return fmt.Sprintf("%020d-%s", n, strings.ToLower(rand.Text()[:8]))
-}
-
+// enqueue queues recs in the outbox, in order: the outbox entry's key is
+// the user, its payload the signed SET.
 func (p *Publisher) enqueue(ctx context.Context, recs []record) error {
-	docs := make([]any, len(recs))
+	entries := make([]auth.OutboxEntry, len(recs))
 	now := p.cfg.Now().UTC()
 	for i, r := range recs {
-		docs[i] = outboxDoc{ID: p.nextID(), Subject: r.sub, EventID: r.jti, SET: r.set, CreatedAt: now}
+		entries[i] = auth.OutboxEntry{Key: r.sub, Payload: []byte(r.set), CreatedAt: now}
 	}
-	ctx, cancel := context.WithTimeout(ctx, mongoOpTimeout)
+	ctx, cancel := context.WithTimeout(ctx, outboxOpTimeout)
 	defer cancel()
-	_, err := p.outbox.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
-	p.setMongoErr(err)
+	err := p.outbox.Enqueue(ctx, entries...)
+	p.setOutboxErr(err)
 	if err != nil {
 		p.failures.Add(1)
 		return fmt.Errorf("kafkaevents: outbox insert: %w", err)
@@ -364,7 +317,7 @@ func (p *Publisher) enqueue(ctx context.Context, recs []record) error {
 
 // queuedSubjects says which of recs' users have events in the outbox.
 func (p *Publisher) queuedSubjects(ctx context.Context, recs []record) (map[string]bool, error) {
-	var subs bson.A
+	var subs []string
 	seen := map[string]bool{}
 	for _, r := range recs {
 		if !seen[r.sub] {
@@ -374,31 +327,15 @@ func (p *Publisher) queuedSubjects(ctx context.Context, recs []record) (map[stri
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.AckTimeout)
 	defer cancel()
-	cur, err := p.outbox.Find(ctx, bson.D{{Key: "sub", Value: bson.D{{Key: "$in", Value: subs}}}},
-		options.Find().SetProjection(bson.D{{Key: "sub", Value: 1}}))
-	if err != nil {
-		p.setMongoErr(err)
-		return nil, err
-	}
-	var docs []struct {
-		Sub string `bson:"sub"`
-	}
-	err = cur.All(ctx, &docs)
-	p.setMongoErr(err)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]bool{}
-	for _, d := range docs {
-		out[d.Sub] = true
-	}
-	return out, nil
+	queued, err := p.outbox.Queued(ctx, subs...)
+	p.setOutboxErr(err)
+	return queued, err
 }
 
 // Pending counts the events in the outbox, of every replica.
 func (p *Publisher) Pending(ctx context.Context) (int64, error) {
-	n, err := p.outbox.CountDocuments(ctx, bson.D{})
-	p.setMongoErr(err)
+	n, err := p.outbox.Pending(ctx)
+	p.setOutboxErr(err)
 	if err != nil {
 		return 0, fmt.Errorf("kafkaevents: count outbox: %w", err)
 	}
@@ -415,10 +352,11 @@ func (p *Publisher) Stats() Stats {
 func (p *Publisher) Ready() error {
 	p.health.Lock()
 	defer p.health.Unlock()
-	if p.kafkaErr == nil || p.mongoErr == nil {
+	if p.kafkaErr == nil || p.outboxErr == nil {
 		return nil
 	}
-	return fmt.Errorf("%w: kafka: %w; outbox: %w", ErrUnavailable, p.kafkaErr, p.mongoErr)
+	return fmt.Errorf("kafkaevents: %w: neither Kafka nor the outbox is usable: kafka: %w; outbox: %w",
+		auth.ErrUnavailable, p.kafkaErr, p.outboxErr)
 }
 
 func (p *Publisher) setKafkaErr(err error) {
@@ -427,9 +365,9 @@ func (p *Publisher) setKafkaErr(err error) {
 	p.health.Unlock()
 }
 
-func (p *Publisher) setMongoErr(err error) {
+func (p *Publisher) setOutboxErr(err error) {
 	p.health.Lock()
-	p.mongoErr = err
+	p.outboxErr = err
 	p.health.Unlock()
 }
 

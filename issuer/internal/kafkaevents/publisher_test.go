@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -11,11 +12,10 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/jotguard/jotguard/sdk/sdktest"
 	"github.com/segmentio/kafka-go"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // closedPort is a loopback address where nothing listens.
@@ -50,11 +50,11 @@ func byKey(msgs []kafka.Message, key string) []kafka.Message {
 func TestPublishWritesSignedSETsToKafka(t *testing.T) {
 	brokers := strings.Split(sdktest.RequireEnv(t, "JOTGUARD_KAFKA_BROKERS"), ",")
 	topic := sdktest.RequireEnv(t, "JOTGUARD_REVOCATION_TOPIC")
-	db := newDB(t)
-	signer := newSigner(t, db)
-	p := newPublisher(t, Config{Brokers: brokers, Topic: topic}, signer, db)
+	outbox := newOutbox(t)
+	signer := newSigner(t)
+	p := newPublisher(t, Config{Brokers: brokers, Topic: topic}, signer, outbox)
 	if err := p.Ready(); err != nil {
-		t.Errorf("Ready() = %v with Kafka and MongoDB up", err)
+		t.Errorf("Ready() = %v with Kafka and the outbox up", err)
 	}
 
 	since := time.Now().Add(-2 * time.Second)
@@ -103,14 +103,14 @@ func TestPublishWritesSignedSETsToKafka(t *testing.T) {
 }
 
 func TestNewPublisherRejectsBadConfig(t *testing.T) {
-	db := newDB(t)
-	signer := newSigner(t, db)
+	outbox := newOutbox(t)
+	signer := newSigner(t)
 	for name, cfg := range map[string]Config{
 		"no topic":    {Brokers: []string{"127.0.0.1:1"}, Audience: testAudience},
 		"no audience": {Brokers: []string{"127.0.0.1:1"}, Topic: "t"},
 	} {
 		cfg.Logger = quiet()
-		if _, err := NewPublisher(t.Context(), cfg, signer, db); !errors.Is(err, ErrConfig) {
+		if _, err := NewPublisher(t.Context(), cfg, signer, outbox); !errors.Is(err, ErrConfig) {
 			t.Errorf("%s: err = %v, want ErrConfig", name, err)
 		}
 	}
@@ -130,11 +130,11 @@ func (failingSigner) Sign(context.Context, string, jwt.Claims) (string, error) {
 func TestOutageGoesToOutboxAndRelays(t *testing.T) {
 	topic := "revocations-" + strings.ToLower(rand.Text()[:8])
 	b := startBroker(t, topic)
-	db := newDB(t)
-	signer := newSigner(t, db)
+	outbox := newOutbox(t)
+	signer := newSigner(t)
 	cfg := Config{Brokers: []string{b.addr}, Topic: topic, AckTimeout: 500 * time.Millisecond,
 		RelayInterval: 100 * time.Millisecond}
-	p1 := newPublisher(t, cfg, signer, db)
+	p1 := newPublisher(t, cfg, signer, outbox)
 	since := time.Now().Add(-2 * time.Second)
 	alice, bob, carol := "alice-"+rand.Text(), "bob-"+rand.Text(), "carol-"+rand.Text()
 
@@ -173,7 +173,7 @@ func TestOutageGoesToOutboxAndRelays(t *testing.T) {
 	}
 
 	b.start() // same address, same data
-	p2 := newPublisher(t, cfg, signer, db)
+	p2 := newPublisher(t, cfg, signer, outbox)
 	// Alice still has queued events: her next one queues behind them even
 	// though Kafka is up; Carol's goes straight to Kafka.
 	last := newEvent(alice, revocation.ReasonLogoutGlobal)
@@ -228,27 +228,39 @@ func TestOutageGoesToOutboxAndRelays(t *testing.T) {
 	}
 }
 
-// TestPublishFailsOnlyWhenBothAreDown: no broker and no usable outbox.
+// downOutbox is an outbox whose database is down.
+type downOutbox struct{}
+
+var errDown = fmt.Errorf("outbox: %w: connection refused", auth.ErrUnavailable)
+
+func (downOutbox) Enqueue(context.Context, ...auth.OutboxEntry) error { return errDown }
+func (downOutbox) Queued(context.Context, ...string) (map[string]bool, error) {
+	return nil, errDown
+}
+func (downOutbox) Batch(context.Context, int) ([]auth.OutboxEntry, error) { return nil, errDown }
+func (downOutbox) Delete(context.Context, ...string) error                { return errDown }
+func (downOutbox) Failed(context.Context, ...string) error                { return errDown }
+func (downOutbox) Pending(context.Context) (int64, error)                 { return 0, errDown }
+func (downOutbox) Lease(context.Context, string, time.Time, time.Duration) (bool, error) {
+	return false, errDown
+}
+func (downOutbox) Release(context.Context, string) error { return errDown }
+
+// TestPublishFailsWithoutKafkaAndOutbox: no broker and no usable outbox.
 func TestPublishFailsWithoutKafkaAndOutbox(t *testing.T) {
-	signer := newSigner(t, newDB(t))
+	signer := newSigner(t)
 	nowhere := closedPort(t)
-	dead, err := mongo.Connect(options.Client().ApplyURI("mongodb://" + nowhere + "/").
-		SetServerSelectionTimeout(300 * time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
+	down := downOutbox{}
+	p := newPublisher(t, Config{Brokers: []string{nowhere}, Topic: "t", AckTimeout: 200 * time.Millisecond}, signer, down)
+	err := p.Publish(t.Context(), newEvent("user-"+rand.Text(), revocation.ReasonLogout))
+	if !errors.Is(err, ErrUndelivered) || !errors.Is(err, auth.ErrUnavailable) {
+		t.Errorf("Publish with Kafka and the outbox down: %v, want ErrUndelivered and auth.ErrUnavailable", err)
 	}
-	t.Cleanup(func() { _ = dead.Disconnect(context.Background()) })
-	db := dead.Database("test_dead")
-	p := newPublisher(t, Config{Brokers: []string{nowhere}, Topic: "t", AckTimeout: 200 * time.Millisecond}, signer, db)
-	err = p.Publish(t.Context(), newEvent("user-"+rand.Text(), revocation.ReasonLogout))
-	if !errors.Is(err, ErrUndelivered) {
-		t.Errorf("Publish with Kafka and the outbox down: %v, want ErrUndelivered", err)
-	}
-	if err := p.Ready(); !errors.Is(err, ErrUnavailable) {
-		t.Errorf("Ready() = %v, want ErrUnavailable", err)
+	if err := p.Ready(); !errors.Is(err, auth.ErrUnavailable) {
+		t.Errorf("Ready() = %v, want auth.ErrUnavailable", err)
 	}
 
-	fs := newPublisher(t, Config{Brokers: []string{nowhere}, Topic: "t"}, failingSigner{}, db)
+	fs := newPublisher(t, Config{Brokers: []string{nowhere}, Topic: "t"}, failingSigner{}, down)
 	if err := fs.Publish(t.Context(), newEvent("u", revocation.ReasonLogout)); err == nil {
 		t.Error("Publish with a failing signer succeeded")
 	}
@@ -260,11 +272,11 @@ func TestPublishFailsWithoutKafkaAndOutbox(t *testing.T) {
 func TestRelaysInEveryReplicaPublishOnce(t *testing.T) {
 	brokers := strings.Split(sdktest.RequireEnv(t, "JOTGUARD_KAFKA_BROKERS"), ",")
 	topic := sdktest.RequireEnv(t, "JOTGUARD_REVOCATION_TOPIC")
-	db := newDB(t)
-	signer := newSigner(t, db)
+	outbox := newOutbox(t)
+	signer := newSigner(t)
 	since := time.Now().Add(-2 * time.Second)
 
-	cut := newPublisher(t, Config{Brokers: []string{closedPort(t)}, Topic: topic, AckTimeout: 200 * time.Millisecond}, signer, db)
+	cut := newPublisher(t, Config{Brokers: []string{closedPort(t)}, Topic: topic, AckTimeout: 200 * time.Millisecond}, signer, outbox)
 	users := []string{"u1-" + rand.Text(), "u2-" + rand.Text(), "u3-" + rand.Text()}
 	want := map[string][]string{}
 	var batch []revocation.Event
@@ -285,8 +297,8 @@ func TestRelaysInEveryReplicaPublishOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	replicas := []*Publisher{
-		newPublisher(t, Config{Brokers: brokers, Topic: topic, RelayInterval: 20 * time.Millisecond}, signer, db),
-		newPublisher(t, Config{Brokers: brokers, Topic: topic, RelayInterval: 20 * time.Millisecond}, signer, db),
+		newPublisher(t, Config{Brokers: brokers, Topic: topic, RelayInterval: 20 * time.Millisecond}, signer, outbox),
+		newPublisher(t, Config{Brokers: brokers, Topic: topic, RelayInterval: 20 * time.Millisecond}, signer, outbox),
 	}
 	done := make(chan error, len(replicas))
 	for _, r := range replicas {
@@ -320,8 +332,8 @@ func TestRelaysInEveryReplicaPublishOnce(t *testing.T) {
 // TestNoBrokersKeepsEventsInOutbox: without Kafka configured, Publish still
 // succeeds and the events wait in the outbox.
 func TestNoBrokersKeepsEventsInOutbox(t *testing.T) {
-	db := newDB(t)
-	p := newPublisher(t, Config{}, newSigner(t, db), db)
+	outbox := newOutbox(t)
+	p := newPublisher(t, Config{}, newSigner(t), outbox)
 	if err := p.Publish(t.Context(), newEvent("user-"+rand.Text(), revocation.ReasonLogout)); err != nil {
 		t.Fatalf("Publish without brokers: %v", err)
 	}

@@ -2,13 +2,8 @@ package kafkaevents
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // RunRelay publishes the outbox until ctx is done. Run it in every replica:
@@ -68,24 +63,19 @@ func (p *Publisher) relayOnce(ctx context.Context) (int, error) {
 	if err != nil || !held {
 		return 0, err
 	}
-	fctx, cancel := context.WithTimeout(ctx, mongoOpTimeout)
-	cur, err := p.outbox.Find(fctx, bson.D{},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(relayBatch))
-	var docs []outboxDoc
-	if err == nil {
-		err = cur.All(fctx, &docs)
-	}
+	fctx, cancel := context.WithTimeout(ctx, outboxOpTimeout)
+	entries, err := p.outbox.Batch(fctx, relayBatch)
 	cancel()
-	p.setMongoErr(err)
+	p.setOutboxErr(err)
 	if err != nil {
 		return 0, fmt.Errorf("kafkaevents: read outbox: %w", err)
 	}
-	if len(docs) == 0 {
+	if len(entries) == 0 {
 		return 0, nil
 	}
-	recs := make([]record, len(docs))
-	for i, d := range docs {
-		recs[i] = record{sub: d.Subject, jti: d.ID, set: d.SET} // jti: the outbox id, unique here
+	recs := make([]record, len(entries))
+	for i, e := range entries {
+		recs[i] = record{sub: e.Key, jti: e.ID, set: string(e.Payload)} // jti: the outbox id, unique here
 	}
 	wctx, cancel := context.WithTimeout(ctx, relayTimeout)
 	failed, werr := p.write(wctx, recs)
@@ -97,29 +87,28 @@ func (p *Publisher) relayOnce(ctx context.Context) (int, error) {
 	for _, r := range failed {
 		delete(done, r.jti)
 	}
-	var ids, retry bson.A
-	for _, d := range docs {
-		if done[d.ID] {
-			ids = append(ids, d.ID)
+	var ids, retry []string
+	for _, e := range entries {
+		if done[e.ID] {
+			ids = append(ids, e.ID)
 		} else {
-			retry = append(retry, d.ID)
+			retry = append(retry, e.ID)
 		}
 	}
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mongoOpTimeout)
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outboxOpTimeout)
 	defer cancel()
 	if len(ids) > 0 {
 		p.relayed.Add(uint64(len(ids)))
 		// Acknowledged: delete. Should this fail, they are published again
 		// later, and consumers drop the duplicates by jti.
-		_, err := p.outbox.DeleteMany(dctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
-		p.setMongoErr(err)
+		err := p.outbox.Delete(dctx, ids...)
+		p.setOutboxErr(err)
 		if err != nil {
 			return len(ids), fmt.Errorf("kafkaevents: delete relayed events: %w", err)
 		}
 	}
 	if werr != nil {
-		_, _ = p.outbox.UpdateMany(dctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: retry}}}},
-			bson.D{{Key: "$inc", Value: bson.D{{Key: "attempts", Value: 1}}}})
+		_ = p.outbox.Failed(dctx, retry...)
 		return len(ids), fmt.Errorf("kafkaevents: relay %d events: %w", len(retry), werr)
 	}
 	return len(ids), nil
@@ -127,43 +116,19 @@ func (p *Publisher) relayOnce(ctx context.Context) (int, error) {
 
 // takeLease renews this replica's relay lease, or takes a lapsed one.
 func (p *Publisher) takeLease(ctx context.Context) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, mongoOpTimeout)
+	ctx, cancel := context.WithTimeout(ctx, outboxOpTimeout)
 	defer cancel()
-	now := p.cfg.Now().UTC()
-	until := now.Add(leaseFor)
-	err := p.lease.FindOneAndUpdate(ctx,
-		bson.D{{Key: "_id", Value: leaseID}, {Key: "$or", Value: bson.A{
-			bson.D{{Key: "owner", Value: p.owner}},
-			bson.D{{Key: "until", Value: bson.D{{Key: "$lt", Value: now}}}},
-		}}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "owner", Value: p.owner}, {Key: "until", Value: until}}}},
-	).Err()
-	if err == nil {
-		p.setMongoErr(nil)
-		return true, nil
-	}
-	if !errors.Is(err, mongo.ErrNoDocuments) {
-		p.setMongoErr(err)
+	held, err := p.outbox.Lease(ctx, p.owner, p.cfg.Now(), leaseFor)
+	p.setOutboxErr(err)
+	if err != nil {
 		return false, fmt.Errorf("kafkaevents: relay lease: %w", err)
 	}
-	// Held by another replica, or never created.
-	_, err = p.lease.InsertOne(ctx, bson.D{{Key: "_id", Value: leaseID}, {Key: "owner", Value: p.owner}, {Key: "until", Value: until}})
-	switch {
-	case mongo.IsDuplicateKeyError(err):
-		p.setMongoErr(nil)
-		return false, nil
-	case err != nil:
-		p.setMongoErr(err)
-		return false, fmt.Errorf("kafkaevents: relay lease: %w", err)
-	}
-	p.setMongoErr(nil)
-	return true, nil
+	return held, nil
 }
 
 // releaseLease lets another replica relay at once.
 func (p *Publisher) releaseLease(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	_, _ = p.lease.UpdateOne(ctx, bson.D{{Key: "_id", Value: leaseID}, {Key: "owner", Value: p.owner}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "until", Value: time.Unix(0, 0).UTC()}}}})
+	_ = p.outbox.Release(ctx, p.owner)
 }

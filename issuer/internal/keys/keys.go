@@ -1,11 +1,11 @@
-// Package keys holds the issuer's signing keys in MongoDB, shared by every
-// replica (SPEC §2).
-//
-// Each key is one document of the collection signing_keys, _id = kid (the
-// RFC 7638 thumbprint of its public key). A unique index on "gen" (the
-// rotation generation) makes bootstrap and rotation atomic across replicas:
-// two replicas that race to create generation n end with one key, and the
-// loser reloads.
+// Package keys manages the issuer's signing keys (SPEC §2): rotation policy,
+// publish-ahead and retention, the JWKS, signing (auth.Signer) and the
+// encryption of private keys at rest. The keys live in an auth.KeyStore
+// shared by every replica (mongostore in production), under their kid, the
+// RFC 7638 thumbprint of the public key. The store inserts a generation as a
+// compare-and-swap, which makes bootstrap and rotation atomic across
+// replicas: two replicas that race to create generation n end with one key,
+// and the loser reloads.
 //
 // Lifecycle of a key: pending (in the JWKS, not signing yet: not_before =
 // created + PublishAhead), active (the newest key whose not_before has
@@ -28,20 +28,15 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"github.com/jotguard/jotguard/issuer/internal/auth"
 )
 
-// Collection is the MongoDB collection of signing keys.
-const Collection = "signing_keys"
-
-// Errors. Each returned error wraps one of these with the operation.
+// Errors. Each returned error wraps one of these with the operation, or an
+// error of the KeyStore (auth.ErrUnavailable, auth.ErrConflict).
 var (
 	ErrUnsupportedAlg = errors.New("keys: unsupported signing algorithm")
 	ErrEncryptionKey  = errors.New("keys: bad key encryption key")
 	ErrNoKey          = errors.New("keys: no signing key")
-	ErrStorage        = errors.New("keys: key storage unavailable")
 )
 
 // Key states, as KeyInfo.State reports them.
@@ -82,20 +77,6 @@ type KeyInfo struct {
 	RetireAt, ExpiresAt  *time.Time
 }
 
-// keyDoc is the stored form of a key.
-type keyDoc struct {
-	ID         string     `bson:"_id"` // kid
-	Gen        int64      `bson:"gen"` // unique: one key per rotation
-	Alg        string     `bson:"alg"`
-	PublicKey  []byte     `bson:"public_key"`  // PKIX DER
-	PrivateKey []byte     `bson:"private_key"` // PKCS8, or nonce||AES-GCM(PKCS8) when Encrypted
-	Encrypted  bool       `bson:"encrypted"`
-	CreatedAt  time.Time  `bson:"created_at"`
-	NotBefore  time.Time  `bson:"not_before"` // signs from
-	RetireAt   *time.Time `bson:"retire_at"`  // stops signing at; null until superseded
-	ExpiresAt  *time.Time `bson:"expires_at"` // leaves the JWKS at
-}
-
 // key is a loaded key, ready to sign.
 type key struct {
 	kid       string
@@ -108,7 +89,7 @@ type key struct {
 	jwk       jwk
 	createdAt time.Time
 	notBefore time.Time
-	retireAt  *time.Time // effective: the doc's or the successor's not_before
+	retireAt  *time.Time // effective: the stored one, or the successor's not_before
 	expiresAt *time.Time
 }
 
@@ -123,19 +104,21 @@ type keySet struct {
 
 // Manager signs with the current key and serves the public keys.
 type Manager struct {
-	coll *mongo.Collection
-	cfg  Config
-	log  *slog.Logger
+	store auth.KeyStore
+	cfg   Config
+	log   *slog.Logger
 
 	set      atomic.Pointer[keySet]
 	readyErr atomic.Pointer[error]
 	reloadMu sync.Mutex // one reload at a time in this process
 }
 
-// NewManager loads the keys from db, creating the first one if there is no
-// usable key. It fails if the stored keys can't be decrypted with
+var _ auth.Signer = (*Manager)(nil)
+
+// NewManager loads the keys from store, creating the first one if there is
+// no usable key. It fails if the stored keys can't be decrypted with
 // cfg.EncryptionKey.
-func NewManager(ctx context.Context, db *mongo.Database, cfg Config) (*Manager, error) {
+func NewManager(ctx context.Context, store auth.KeyStore, cfg Config) (*Manager, error) {
 	if cfg.Alg == "" {
 		cfg.Alg = AlgES256
 	}
@@ -160,15 +143,9 @@ func NewManager(ctx context.Context, db *mongo.Database, cfg Config) (*Manager, 
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	m := &Manager{coll: db.Collection(Collection), cfg: cfg, log: cfg.Logger}
+	m := &Manager{store: store, cfg: cfg, log: cfg.Logger}
 	if cfg.EncryptionKey == nil {
-		m.log.WarnContext(ctx, "!!! signing keys are stored UNENCRYPTED in MongoDB: set JOTGUARD_KEY_ENCRYPTION_KEY (32 bytes) to encrypt them at rest !!!",
-			"collection", Collection)
-	}
-	_, err := m.coll.Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys: bson.D{{Key: "gen", Value: 1}}, Options: options.Index().SetUnique(true).SetName("gen_unique")})
-	if err != nil {
-		return nil, fmt.Errorf("%w: create index: %w", ErrStorage, err)
+		m.log.WarnContext(ctx, "!!! signing keys are stored UNENCRYPTED: set JOTGUARD_KEY_ENCRYPTION_KEY (32 bytes) to encrypt them at rest !!!")
 	}
 	for attempt := 0; ; attempt++ {
 		if err := m.reload(ctx); err != nil {
@@ -185,7 +162,7 @@ func NewManager(ctx context.Context, db *mongo.Database, cfg Config) (*Manager, 
 		// A replica starting at the same time may win the race; then we
 		// reload and use its key.
 		now := m.now()
-		if _, err := m.insertGen(ctx, m.set.Load().maxGen+1, now, now); err != nil && !mongo.IsDuplicateKeyError(err) {
+		if _, err := m.insertGen(ctx, m.set.Load().maxGen+1, now, now); err != nil && !errors.Is(err, auth.ErrConflict) {
 			return nil, err
 		}
 	}
@@ -202,7 +179,7 @@ func (m *Manager) switchAlg(ctx context.Context) {
 	}
 	info, err := m.rotateOnce(ctx, s.maxGen)
 	switch {
-	case mongo.IsDuplicateKeyError(err): // a replica rotated at the same time
+	case errors.Is(err, auth.ErrConflict): // a replica rotated at the same time
 		_ = m.reload(ctx)
 	case err != nil:
 		m.log.WarnContext(ctx, "signing keys: could not add a key for the configured algorithm; keeping the current keys",
@@ -220,7 +197,7 @@ func (m *Manager) now() time.Time { return m.cfg.Now().UTC().Truncate(time.Milli
 func (m *Manager) Sign(_ context.Context, typ string, claims jwt.Claims) (string, error) {
 	k := m.activeOrAny()
 	if k == nil {
-		return "", ErrNoKey
+		return "", fmt.Errorf("%w: %w", ErrNoKey, auth.ErrUnavailable)
 	}
 	t := jwt.NewWithClaims(k.method, claims)
 	t.Header["kid"] = k.kid
@@ -359,7 +336,7 @@ func (m *Manager) tick(ctx context.Context) error {
 	}
 	info, err := m.rotateOnce(ctx, s.maxGen)
 	switch {
-	case mongo.IsDuplicateKeyError(err): // another replica rotated first
+	case errors.Is(err, auth.ErrConflict): // another replica rotated first
 		return m.reload(ctx)
 	case err != nil:
 		return err
@@ -376,27 +353,24 @@ func (m *Manager) Rotate(ctx context.Context) (KeyInfo, error) {
 			return KeyInfo{}, err
 		}
 		info, err := m.rotateOnce(ctx, m.set.Load().maxGen)
-		if mongo.IsDuplicateKeyError(err) {
+		if errors.Is(err, auth.ErrConflict) {
 			continue // a replica rotated at the same time: go after its key
 		}
 		return info, err
 	}
-	return KeyInfo{}, fmt.Errorf("%w: rotate: too many concurrent rotations", ErrStorage)
+	return KeyInfo{}, fmt.Errorf("keys: rotate: too many concurrent rotations: %w", auth.ErrConflict)
 }
 
-// rotateOnce inserts generation prevGen+1 and retires prevGen. A duplicate
-// key error means another replica created that generation first.
+// rotateOnce inserts generation prevGen+1 and retires prevGen.
+// auth.ErrConflict means another replica created that generation first.
 func (m *Manager) rotateOnce(ctx context.Context, prevGen int64) (KeyInfo, error) {
 	now := m.now()
 	nb := now.Add(m.cfg.PublishAhead)
-	doc, err := m.insertGen(ctx, prevGen+1, now, nb)
+	k, err := m.insertGen(ctx, prevGen+1, now, nb)
 	if err != nil {
 		return KeyInfo{}, err
 	}
-	exp := nb.Add(m.cfg.Retain)
-	_, err = m.coll.UpdateOne(ctx, bson.D{{Key: "gen", Value: prevGen}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "retire_at", Value: nb}, {Key: "expires_at", Value: exp}}}})
-	if err != nil {
+	if err := m.store.Retire(ctx, prevGen, nb, nb.Add(m.cfg.Retain)); err != nil {
 		// The new key exists; the reload derives the old key's retirement
 		// from it, so this is not fatal.
 		m.log.WarnContext(ctx, "signing keys: could not record the retirement of the previous key", "err", err)
@@ -404,41 +378,40 @@ func (m *Manager) rotateOnce(ctx context.Context, prevGen int64) (KeyInfo, error
 	if err := m.reload(ctx); err != nil {
 		m.log.WarnContext(ctx, "signing keys: reload after rotation failed", "err", err)
 	}
-	return info(doc, now), nil
+	return info(k, now), nil
 }
 
-func (m *Manager) insertGen(ctx context.Context, gen int64, now, notBefore time.Time) (keyDoc, error) {
+// insertGen generates a key and stores it as generation gen;
+// auth.ErrConflict when that generation exists.
+func (m *Manager) insertGen(ctx context.Context, gen int64, now, notBefore time.Time) (auth.SigningKey, error) {
 	priv, err := generate(m.cfg.Alg)
 	if err != nil {
-		return keyDoc{}, err
+		return auth.SigningKey{}, err
 	}
 	pubDER, err := x509.MarshalPKIXPublicKey(priv.Public())
 	if err != nil {
-		return keyDoc{}, fmt.Errorf("keys: marshal public key: %w", err)
+		return auth.SigningKey{}, fmt.Errorf("keys: marshal public key: %w", err)
 	}
 	privDER, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
-		return keyDoc{}, fmt.Errorf("keys: marshal private key: %w", err)
+		return auth.SigningKey{}, fmt.Errorf("keys: marshal private key: %w", err)
 	}
 	kid, err := thumbprint(priv.Public())
 	if err != nil {
-		return keyDoc{}, err
+		return auth.SigningKey{}, err
 	}
-	doc := keyDoc{ID: kid, Gen: gen, Alg: m.cfg.Alg, PublicKey: pubDER, PrivateKey: privDER,
+	k := auth.SigningKey{KID: kid, Gen: gen, Alg: m.cfg.Alg, PublicKey: pubDER, PrivateKey: privDER,
 		CreatedAt: now, NotBefore: notBefore}
 	if m.cfg.EncryptionKey != nil {
-		if doc.PrivateKey, err = seal(m.cfg.EncryptionKey, kid, privDER); err != nil {
-			return keyDoc{}, fmt.Errorf("keys: encrypt: %w", err)
+		if k.PrivateKey, err = seal(m.cfg.EncryptionKey, kid, privDER); err != nil {
+			return auth.SigningKey{}, fmt.Errorf("keys: encrypt: %w", err)
 		}
-		doc.Encrypted = true
+		k.Encrypted = true
 	}
-	if _, err := m.coll.InsertOne(ctx, doc); err != nil {
-		if mongo.IsDuplicateKeyError(err) {
-			return keyDoc{}, err
-		}
-		return keyDoc{}, fmt.Errorf("%w: insert key: %w", ErrStorage, err)
+	if err := m.store.Insert(ctx, k); err != nil {
+		return auth.SigningKey{}, fmt.Errorf("keys: insert generation %d: %w", gen, err)
 	}
-	return doc, nil
+	return k, nil
 }
 
 // reload reads every key, drops the expired ones, and publishes a new
@@ -457,12 +430,12 @@ func (m *Manager) reload(ctx context.Context) error {
 
 func (m *Manager) load(ctx context.Context) error {
 	now := m.now()
-	if _, err := m.coll.DeleteMany(ctx, bson.D{{Key: "expires_at", Value: bson.D{{Key: "$lte", Value: now}}}}); err != nil {
-		return fmt.Errorf("%w: delete expired keys: %w", ErrStorage, err)
+	if err := m.store.DeleteExpired(ctx, now); err != nil {
+		return fmt.Errorf("keys: delete expired keys: %w", err)
 	}
-	docs, err := m.docs(ctx)
+	docs, err := m.store.Keys(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("keys: load: %w", err)
 	}
 	old := map[string]*key{}
 	if s := m.set.Load(); s != nil {
@@ -482,7 +455,7 @@ func (m *Manager) load(ctx context.Context) error {
 			continue
 		}
 		var k key
-		if o, ok := old[d.ID]; ok && o.gen == d.Gen {
+		if o, ok := old[d.KID]; ok && o.gen == d.Gen {
 			k = *o
 		} else if k, err = m.parse(d); err != nil {
 			return err
@@ -504,58 +477,44 @@ func (m *Manager) load(ctx context.Context) error {
 	return nil
 }
 
-// docs returns every stored key, by generation.
-func (m *Manager) docs(ctx context.Context) ([]keyDoc, error) {
-	cur, err := m.coll.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "gen", Value: 1}}))
-	if err != nil {
-		return nil, fmt.Errorf("%w: find keys: %w", ErrStorage, err)
-	}
-	var docs []keyDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("%w: read keys: %w", ErrStorage, err)
-	}
-	slices.SortFunc(docs, func(a, b keyDoc) int { return int(a.Gen - b.Gen) })
-	return docs, nil
-}
-
-func (m *Manager) parse(d keyDoc) (key, error) {
+func (m *Manager) parse(d auth.SigningKey) (key, error) {
 	method, err := signingMethod(d.Alg)
 	if err != nil {
-		return key{}, fmt.Errorf("keys: key %s: %w", d.ID, err)
+		return key{}, fmt.Errorf("keys: key %s: %w", d.KID, err)
 	}
 	der := d.PrivateKey
 	if d.Encrypted {
 		if m.cfg.EncryptionKey == nil {
-			return key{}, fmt.Errorf("%w: signing key %s is encrypted and JOTGUARD_KEY_ENCRYPTION_KEY is not set", ErrEncryptionKey, d.ID)
+			return key{}, fmt.Errorf("%w: signing key %s is encrypted and JOTGUARD_KEY_ENCRYPTION_KEY is not set", ErrEncryptionKey, d.KID)
 		}
-		if der, err = open(m.cfg.EncryptionKey, d.ID, d.PrivateKey); err != nil {
-			return key{}, fmt.Errorf("%w: JOTGUARD_KEY_ENCRYPTION_KEY does not decrypt signing key %s (wrong key?)", ErrEncryptionKey, d.ID)
+		if der, err = open(m.cfg.EncryptionKey, d.KID, d.PrivateKey); err != nil {
+			return key{}, fmt.Errorf("%w: JOTGUARD_KEY_ENCRYPTION_KEY does not decrypt signing key %s (wrong key?)", ErrEncryptionKey, d.KID)
 		}
 	} else if m.cfg.EncryptionKey != nil {
-		m.log.Warn("signing keys: a key is stored unencrypted although JOTGUARD_KEY_ENCRYPTION_KEY is set; it will age out with rotation", "kid", d.ID)
+		m.log.Warn("signing keys: a key is stored unencrypted although JOTGUARD_KEY_ENCRYPTION_KEY is set; it will age out with rotation", "kid", d.KID)
 	}
 	priv, err := parsePrivate(d.Alg, der)
 	if err != nil {
-		return key{}, fmt.Errorf("keys: key %s: private key: %w", d.ID, err)
+		return key{}, fmt.Errorf("keys: key %s: private key: %w", d.KID, err)
 	}
 	pubDER, err := x509.MarshalPKIXPublicKey(priv.Public())
 	if err != nil {
-		return key{}, fmt.Errorf("keys: key %s: %w", d.ID, err)
+		return key{}, fmt.Errorf("keys: key %s: %w", d.KID, err)
 	}
 	j, err := publicJWK(priv.Public())
 	if err != nil {
-		return key{}, fmt.Errorf("keys: key %s: %w", d.ID, err)
+		return key{}, fmt.Errorf("keys: key %s: %w", d.KID, err)
 	}
-	j.Kid, j.Use, j.Alg = d.ID, "sig", d.Alg
-	return key{kid: d.ID, gen: d.Gen, alg: d.Alg, method: method, priv: priv, pubDER: pubDER, pubPEM: pemOf(pubDER), jwk: j,
+	j.Kid, j.Use, j.Alg = d.KID, "sig", d.Alg
+	return key{kid: d.KID, gen: d.Gen, alg: d.Alg, method: method, priv: priv, pubDER: pubDER, pubPEM: pemOf(pubDER), jwk: j,
 		createdAt: d.CreatedAt, notBefore: d.NotBefore}, nil
 }
 
 // List returns the stored keys, oldest first, with their state now.
 func (m *Manager) List(ctx context.Context) ([]KeyInfo, error) {
-	docs, err := m.docs(ctx)
+	docs, err := m.store.Keys(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("keys: list: %w", err)
 	}
 	now := m.now()
 	infos := make([]KeyInfo, 0, len(docs))
@@ -585,7 +544,7 @@ func (m *Manager) List(ctx context.Context) ([]KeyInfo, error) {
 	return infos, nil
 }
 
-func info(d keyDoc, now time.Time) KeyInfo {
+func info(d auth.SigningKey, now time.Time) KeyInfo {
 	st := StateActive
 	switch {
 	case d.NotBefore.After(now):
@@ -593,6 +552,6 @@ func info(d keyDoc, now time.Time) KeyInfo {
 	case d.RetireAt != nil && !d.RetireAt.After(now):
 		st = StateRetired
 	}
-	return KeyInfo{KID: d.ID, Alg: d.Alg, State: st, CreatedAt: d.CreatedAt, NotBefore: d.NotBefore,
+	return KeyInfo{KID: d.KID, Alg: d.Alg, State: st, CreatedAt: d.CreatedAt, NotBefore: d.NotBefore,
 		RetireAt: d.RetireAt, ExpiresAt: d.ExpiresAt}
 }

@@ -1,6 +1,7 @@
-// Package memstore is an in-memory auth.UserStore and auth.SessionStore for
-// the domain's unit tests. It passes the storetest suites, but the suites run
-// against the real adapters are what count.
+// Package memstore implements every storage port of auth in memory
+// (UserStore, SessionStore, KeyStore, Outbox), for fast unit tests. It
+// passes the storetest suites, but the suites run against the real adapters
+// are what count.
 package memstore
 
 import (
@@ -95,7 +96,7 @@ type token struct {
 	uid, sid  string
 	rotated   bool
 	successor string    // raw; memory only
-	graceEnd  time.Time // successor returned until then
+	graceEnd  time.Time // grace retries get the successor until then
 }
 
 // Sessions implements auth.SessionStore.
@@ -142,7 +143,7 @@ func (s *Sessions) Rotate(_ context.Context, refresh, successor string) (auth.Ro
 	if t.rotated {
 		if s.now().Before(t.graceEnd) {
 			sess.Snapshot = copySnapshot(sess.Snapshot)
-			return auth.Rotation{Session: sess, Token: t.successor, Reused: true}, nil
+			return auth.Rotation{Session: sess, Token: t.successor, GraceRetry: true}, nil
 		}
 		s.deleteLocked(sess.ID)
 		return auth.Rotation{Session: auth.Session{ID: sess.ID, UserID: sess.UserID}}, auth.ErrRefreshReuse

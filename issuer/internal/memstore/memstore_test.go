@@ -18,3 +18,11 @@ func TestSessions(t *testing.T) {
 		return memstore.NewSessions(grace, nil)
 	})
 }
+
+func TestKeys(t *testing.T) {
+	storetest.RunKeyStore(t, func(*testing.T) auth.KeyStore { return memstore.NewKeys() })
+}
+
+func TestOutbox(t *testing.T) {
+	storetest.RunOutbox(t, func(*testing.T) auth.Outbox { return memstore.NewOutbox() })
+}

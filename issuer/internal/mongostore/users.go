@@ -1,13 +1,8 @@
-// Package mongostore keeps users in MongoDB. FerretDB (the dev stack's
-// MongoDB) pushes down only _id lookups, so every lookup goes by _id: users
-// are keyed by id, and two small collections keyed by the normalized email
-// and username make uniqueness atomic and lookups cheap.
 package mongostore
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
@@ -23,10 +18,9 @@ const (
 	UsernamesCollection = "user_usernames"
 )
 
-// OpTimeout bounds each operation so a dead MongoDB gives 503 fast.
-const OpTimeout = 3 * time.Second
-
-// Users implements auth.UserStore.
+// Users implements auth.UserStore. Users are keyed by id, and two small
+// collections keyed by the normalized email and username make uniqueness
+// atomic and lookups cheap (by _id).
 type Users struct {
 	users, emails, usernames *mongo.Collection
 }
@@ -63,16 +57,9 @@ func NewUsers(ctx context.Context, db *mongo.Database) (*Users, error) {
 		usernames: db.Collection(UsernamesCollection)}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	// Create only the indexes that are missing: FerretDB v1.24 drops the
-	// connection when asked to create a sparse index that already exists,
-	// which made every restart of the issuer on the same database fail.
-	specs, err := u.users.Indexes().ListSpecifications(ctx)
+	have, err := indexNames(ctx, u.users)
 	if err != nil {
-		return nil, fmt.Errorf("mongostore: list user indexes: %w: %w", auth.ErrUnavailable, err)
-	}
-	have := map[string]bool{}
-	for _, s := range specs {
-		have[s.Name] = true
+		return nil, unavailable("list user indexes", err)
 	}
 	create := func(m mongo.IndexModel) error {
 		_, err := u.users.Indexes().CreateOne(ctx, m)
@@ -92,7 +79,7 @@ func NewUsers(ctx context.Context, db *mongo.Database) (*Users, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("mongostore: create user indexes: %w: %w", auth.ErrUnavailable, err)
+		return nil, unavailable("create user indexes", err)
 	}
 	return u, nil
 }
@@ -223,8 +210,4 @@ func (u *Users) SetPasswordHash(ctx context.Context, id, hash string) error {
 		return auth.ErrUserNotFound
 	}
 	return nil
-}
-
-func unavailable(op string, err error) error {
-	return fmt.Errorf("mongostore: %s: %w: %w", op, auth.ErrUnavailable, err)
 }

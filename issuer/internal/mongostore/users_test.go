@@ -7,21 +7,9 @@ import (
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/jotguard/jotguard/issuer/internal/mongostore"
-	"github.com/jotguard/jotguard/issuer/internal/storetest"
 	"github.com/jotguard/jotguard/issuer/internal/testenv"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
-
-func TestUsers(t *testing.T) {
-	testenv.MongoDB(t) // skips, or fails loudly, before the subtests
-	storetest.RunUserStore(t, func(t *testing.T) auth.UserStore {
-		users, err := mongostore.NewUsers(t.Context(), testenv.MongoDB(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return users
-	})
-}
 
 // A sign-up that died between its email claim and its user leaves a claim
 // without a user; once stale, a new sign-up takes the email over.

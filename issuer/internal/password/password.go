@@ -124,9 +124,9 @@ func (h *Hasher) acquire(ctx context.Context) (func(), error) {
 	case <-t.C:
 		h.queue.Add(-1)
 		return nil, fmt.Errorf("%w: password hashing saturated", auth.ErrBusy)
-	case <-ctx.Done():
+	case <-ctx.Done(): // the caller gave up waiting in the queue: busy too
 		h.queue.Add(-1)
-		return nil, ctx.Err()
+		return nil, fmt.Errorf("%w: gave up waiting for a hashing slot: %w", auth.ErrBusy, ctx.Err())
 	}
 }
 

@@ -62,6 +62,13 @@ func TestSaturatedIsBusy(t *testing.T) {
 	if _, err := h.Hash(t.Context(), "password12345"); !errors.Is(err, auth.ErrBusy) {
 		t.Fatalf("Hash while saturated: %v, want ErrBusy", err)
 	}
+	// A caller that gives up while queued is told the same, not an unknown error.
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	h.wait = time.Hour
+	if _, err := h.Hash(gone, "password12345"); !errors.Is(err, auth.ErrBusy) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Hash given up while queued: %v, want ErrBusy and context.Canceled", err)
+	}
 	release()
 	var wg sync.WaitGroup
 	for range 4 {

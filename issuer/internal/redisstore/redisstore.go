@@ -86,7 +86,7 @@ func NewClient(url string) (redis.UniversalClient, error) {
 type Config struct {
 	Prefix     string        // default "jg"
 	RefreshTTL time.Duration // session and refresh token lifetime (sliding)
-	Grace      time.Duration // reuse grace window
+	Grace      time.Duration // grace window: a just-rotated token presented again gets its successor (grace retry)
 	Keep       int           // tokens remembered per session for reuse detection; default 16
 	Now        func() time.Time
 }
@@ -247,7 +247,7 @@ func (s *Sessions) Rotate(ctx context.Context, refresh, successor string) (auth.
 	// The successor's route and the script go in one pipeline. On a Cluster
 	// they are in different slots and may run in either order; an unused
 	// route points nowhere, and a successor whose route failed is re-routed
-	// by the grace path below when the client retries.
+	// by the grace-retry path below when the client retries.
 	p := s.rdb.Pipeline()
 	drop := s.takeForgotten()
 	for _, k := range drop {
@@ -284,7 +284,7 @@ func (s *Sessions) Rotate(ctx context.Context, refresh, successor string) (auth.
 		p.Del(context.WithoutCancel(ctx), s.index(next))
 		p.Set(context.WithoutCancel(ctx), s.index(hashToken(tok)), uid, s.cfg.RefreshTTL)
 		_, _ = p.Exec(context.WithoutCancel(ctx))
-		return auth.Rotation{Session: session(uid, res), Token: tok, Reused: true}, nil
+		return auth.Rotation{Session: session(uid, res), Token: tok, GraceRetry: true}, nil
 	case "reuse":
 		s.dropRoutes(ctx, append(res[2:], next))
 		return auth.Rotation{Session: auth.Session{ID: res[1], UserID: uid}}, auth.ErrRefreshReuse

@@ -150,9 +150,9 @@ func TestRotateRoundTrips(t *testing.T) {
 	if _, err := s.Rotate(ctx, rt, auth.NewRefreshToken()); err != nil { // loads the script
 		t.Fatal(err)
 	}
-	rot, err := s.Rotate(ctx, rt, auth.NewRefreshToken()) // grace
-	if err != nil || !rot.Reused {
-		t.Fatalf("Rotate within grace = %+v, %v", rot, err)
+	rot, err := s.Rotate(ctx, rt, auth.NewRefreshToken()) // grace retry
+	if err != nil || !rot.GraceRetry {
+		t.Fatalf("grace retry = %+v, %v", rot, err)
 	}
 	rt2 := rot.Token
 	var trips roundTrips
@@ -174,7 +174,7 @@ func TestRotateRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	trips.n.Store(0)
-	if rot, err := s.Rotate(ctx, rt2, auth.NewRefreshToken()); err != nil || rot.Reused {
+	if rot, err := s.Rotate(ctx, rt2, auth.NewRefreshToken()); err != nil || rot.GraceRetry {
 		t.Fatalf("Rotate after SCRIPT FLUSH = %+v, %v", rot, err)
 	}
 	if n := trips.n.Load(); n != 3 {

@@ -1,6 +1,7 @@
-// Package storetest holds the contract suites of auth.UserStore and
-// auth.SessionStore. memstore runs them, and so do mongostore and redisstore
-// against real servers; the real runs are what count.
+// Package storetest holds one contract suite per storage port of auth
+// (UserStore, SessionStore, KeyStore, Outbox), modelled on dex's
+// storage/conformance. memstore runs them, and so do mongostore and
+// redisstore against real servers; the real runs are what count.
 package storetest
 
 import (
@@ -112,7 +113,7 @@ func RunUserStore(t *testing.T, newStore func(t *testing.T) auth.UserStore) {
 type NewSessionStore func(t *testing.T, grace time.Duration) auth.SessionStore
 
 // RunSessionStore checks the auth.SessionStore contract, refresh rotation
-// with its grace window and reuse detection included.
+// with its grace retries and reuse detection included.
 func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	sess := func(uid, sid string) auth.Session {
@@ -130,7 +131,7 @@ func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 			t.Fatalf("Lookup = %+v, %v", got, err)
 		}
 		rot, err := s.Rotate(ctx, rt, next)
-		if err != nil || rot.Token != next || rot.Reused || rot.Session.ID != "s1" || rot.Session.UserID != "u1" {
+		if err != nil || rot.Token != next || rot.GraceRetry || rot.Session.ID != "s1" || rot.Session.UserID != "u1" {
 			t.Fatalf("Rotate = %+v, %v", rot, err)
 		}
 		if got, err := s.Lookup(ctx, next); err != nil || got.ID != "s1" {
@@ -149,7 +150,7 @@ func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 			t.Fatalf("Rotate(unknown) = %v", err)
 		}
 	})
-	t.Run("GraceReturnsSameSuccessor", func(t *testing.T) {
+	t.Run("GraceRetryReturnsSameSuccessor", func(t *testing.T) {
 		s := newStore(t, time.Minute)
 		ctx := t.Context()
 		rt, next := auth.NewRefreshToken(), auth.NewRefreshToken()
@@ -160,11 +161,11 @@ func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 			t.Fatal(err)
 		}
 		rot, err := s.Rotate(ctx, rt, auth.NewRefreshToken())
-		if err != nil || rot.Token != next || !rot.Reused || rot.Session.ID != "s1" {
-			t.Fatalf("second Rotate within grace = %+v, %v; want the same successor", rot, err)
+		if err != nil || rot.Token != next || !rot.GraceRetry || rot.Session.ID != "s1" {
+			t.Fatalf("grace retry = %+v, %v; want the same successor", rot, err)
 		}
 		// The successor is the live one: rotating it works.
-		if rot, err := s.Rotate(ctx, next, auth.NewRefreshToken()); err != nil || rot.Reused {
+		if rot, err := s.Rotate(ctx, next, auth.NewRefreshToken()); err != nil || rot.GraceRetry {
 			t.Fatalf("Rotate(successor) = %+v, %v", rot, err)
 		}
 	})
@@ -261,10 +262,10 @@ func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 		}
 		check("Rotate", rot.Session.Snapshot, want, checked)
 		rot, err = s.Rotate(ctx, rt, auth.NewRefreshToken())
-		if err != nil || !rot.Reused {
-			t.Fatalf("Rotate within grace = %+v, %v", rot, err)
+		if err != nil || !rot.GraceRetry {
+			t.Fatalf("grace retry = %+v, %v", rot, err)
 		}
-		check("Rotate within grace", rot.Session.Snapshot, want, checked)
+		check("grace retry", rot.Session.Snapshot, want, checked)
 
 		// A newer read replaces the snapshot; an older one does not.
 		newer := want

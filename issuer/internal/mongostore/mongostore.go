@@ -1,0 +1,53 @@
+// Package mongostore implements the issuer's MongoDB-backed ports of auth:
+// users (UserStore), signing keys (KeyStore) and outboxes (Outbox).
+//
+// FerretDB v1.24 (the dev stack's MongoDB) pushes down only _id lookups and
+// has no partial indexes, so hot lookups go by _id, and indexes are created
+// only when missing. Driver errors never leave the package: they are wrapped
+// with auth.ErrUnavailable, and bson types stay here.
+package mongostore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// OpTimeout bounds each operation so a dead MongoDB gives 503 fast.
+const OpTimeout = 3 * time.Second
+
+// indexNames lists the names of coll's indexes. Create only the missing
+// ones: FerretDB v1.24 drops the connection when asked to create a sparse
+// index that already exists, which made every restart of the issuer on the
+// same database fail.
+func indexNames(ctx context.Context, coll *mongo.Collection) (map[string]bool, error) {
+	specs, err := coll.Indexes().ListSpecifications(ctx)
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]bool{}
+	for _, s := range specs {
+		have[s.Name] = true
+	}
+	return have, nil
+}
+
+// ensureIndex creates the index name on coll unless it exists.
+func ensureIndex(ctx context.Context, coll *mongo.Collection, name string, keys bson.D, unique bool) error {
+	have, err := indexNames(ctx, coll)
+	if err != nil || have[name] {
+		return err
+	}
+	_, err = coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: keys,
+		Options: options.Index().SetName(name).SetUnique(unique)})
+	return err
+}
+
+func unavailable(op string, err error) error {
+	return fmt.Errorf("mongostore: %s: %w: %w", op, auth.ErrUnavailable, err)
+}
