@@ -89,15 +89,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if err := sessions.Ping(ctx); err != nil {
 		log.WarnContext(ctx, "Redis is not reachable yet; requests get 503 until it is", "err", err)
 	}
-	if len(cfg.KeyEncryptionKey) == 0 {
-		log.WarnContext(ctx, "JOTGUARD_KEY_ENCRYPTION_KEY is not set: private signing keys are stored UNENCRYPTED in MongoDB")
-	}
 	km, err := newKeys(ctx, db, cfg, log)
 	if err != nil {
 		return fmt.Errorf("signing keys: %w", err)
-	}
-	if len(cfg.KafkaBrokers) == 0 {
-		log.WarnContext(ctx, "JOTGUARD_KAFKA_BROKERS is not set: revocation events stay in the MongoDB outbox")
 	}
 	outbox, err := mongostore.NewOutbox(ctx, db, mongostore.RevocationOutbox)
 	if err != nil {
