@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -554,5 +555,55 @@ func TestSigningAlgorithms(t *testing.T) {
 				t.Fatalf("discovery algs %v", m["id_token_signing_alg_values_supported"])
 			}
 		})
+	}
+}
+
+// Spellings a person can't tell apart from an existing account's address
+// or username collide with it (409) or are refused (400): they never
+// register a second account that mail, logs and identity headers would
+// show as the first.
+func TestLookAlikesCollide(t *testing.T) {
+	s := startIssuer(t, nil)
+	local := "sam" + strings.ToLower(rand.Text()[:8])
+	email, user := local+"@example.com", "u"+strings.ToLower(rand.Text()[:8])
+	if r := s.do("POST", "/register", fmt.Sprintf(`{"email":%q,"password":%q,"username":%q}`, email, pw, user)); r.StatusCode != 201 {
+		t.Fatalf("register: %d %s", r.StatusCode, r.body)
+	}
+	fullWidth := func(s string) string { // ASCII letters and digits to their full-width forms
+		var b strings.Builder
+		for _, r := range s {
+			b.WriteRune(r - 0x21 + 0xff01)
+		}
+		return b.String()
+	}
+	tests := []struct {
+		name, email, username, code string
+	}{
+		{"long s", "\u017f" + local[1:] + "@example.com", "", "email_taken"},
+		{"full-width local part", fullWidth(local[:1]) + local[1:] + "@example.com", "", "email_taken"},
+		{"full-width domain", local + "@" + fullWidth("e") + "xample.com", "", "email_taken"},
+		{"upper case", strings.ToUpper(email), "", "email_taken"},
+		{"trailing zero-width space", email + "\u200b", "", "invalid_request"},
+		{"zero-width joiner inside", local[:2] + "\u200d" + local[2:] + "@example.com", "", "invalid_request"},
+		{"bidi override", "\u202e" + email, "", "invalid_request"},
+		{"full-width username", "other-" + email, fullWidth(user), "username_taken"},
+		{"upper-case username", "other2-" + email, strings.ToUpper(user), "username_taken"},
+		{"Cyrillic a in a username", "other3-" + email, "\u0430" + user, "invalid_request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := fmt.Sprintf(`{"email":%q,"password":%q}`, tt.email, pw)
+			if tt.username != "" {
+				body = fmt.Sprintf(`{"email":%q,"password":%q,"username":%q}`, tt.email, pw, tt.username)
+			}
+			r := s.do("POST", "/register", body)
+			if r.StatusCode == 201 || r.json(t)["code"] != tt.code {
+				t.Fatalf("register %+q/%+q: %d %s, want code %s", tt.email, tt.username, r.StatusCode, r.body, tt.code)
+			}
+		})
+	}
+	// The look-alikes log in to the one account.
+	if r := s.do("POST", "/login", fmt.Sprintf(`{"email":%q,"password":%q}`, "\u017f"+local[1:]+"@"+fullWidth("e")+"xample.com", pw)); r.StatusCode != 200 {
+		t.Fatalf("login with a look-alike spelling: %d %s", r.StatusCode, r.body)
 	}
 }

@@ -70,8 +70,8 @@ func (e *ValidationError) Is(target error) bool {
 // User is an account. PasswordHash is a PHC string and never leaves the issuer.
 type User struct {
 	ID            string
-	Email         string // trimmed, lower-cased
-	Username      string // as given (trimmed); unique case-insensitively
+	Email         string // canonical (CanonicalEmail)
+	Username      string // as given (trimmed); unique by UsernameKey
 	FirstName     string
 	LastName      string
 	PasswordHash  string
@@ -86,12 +86,6 @@ func (u User) Public() User {
 	u.PasswordHash = ""
 	return u
 }
-
-// NormalizeEmail trims and lower-cases an email.
-func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
-
-// NormalizeUsername is the form usernames are unique in.
-func NormalizeUsername(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
 // Session is one login: the sid of its access tokens and the owner of its
 // refresh token.

@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/mail"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -91,33 +91,35 @@ type RegisterInput struct {
 func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) {
 	u := User{
 		ID:        NewID(),
-		Email:     NormalizeEmail(in.Email),
 		Username:  strings.TrimSpace(in.Username),
 		FirstName: strings.TrimSpace(in.FirstName),
 		LastName:  strings.TrimSpace(in.LastName),
-		CreatedAt: s.cfg.Now().UTC(),
+		CreatedAt: s.cfg.Now().UTC().Truncate(time.Millisecond), // as stores keep it
 	}
 	pw := norm.NFKC.String(in.Password)
 	v := &ValidationError{}
-	switch {
-	case u.Email == "":
+	var err error
+	if strings.TrimSpace(in.Email) == "" {
 		v.Fields = append(v.Fields, FieldError{"email", "is required"})
-	case !validEmail(u.Email):
-		v.Fields = append(v.Fields, FieldError{"email", "is not an email address"})
+	} else if u.Email, err = CanonicalEmail(in.Email); err != nil {
+		v.Fields = append(v.Fields, FieldError{"email", err.Error()})
 	}
-	if u.Username != "" && !validUsername(u.Username) {
-		v.Fields = append(v.Fields, FieldError{"username", "must be 3 to 64 letters, digits, '.', '_' or '-'"})
+	if u.Username != "" {
+		if _, err := UsernameKey(u.Username); err != nil {
+			v.Fields = append(v.Fields, FieldError{"username", err.Error()})
+		}
 	}
 	for _, f := range []struct{ name, v string }{{"first_name", u.FirstName}, {"last_name", u.LastName}} {
-		if utf8.RuneCountInString(f.v) > 100 || !utf8.ValidString(f.v) {
-			v.Fields = append(v.Fields, FieldError{f.name, "must be at most 100 characters"})
+		if utf8.RuneCountInString(f.v) > 100 || !utf8.ValidString(f.v) || hasControl(f.v) {
+			v.Fields = append(v.Fields, FieldError{f.name, "must be at most 100 characters, without control characters"})
 		}
 	}
 	if n := utf8.RuneCountInString(pw); n < s.cfg.PasswordMin || n > s.cfg.PasswordMax {
-		v.weak = true
 		v.Fields = append(v.Fields, FieldError{"password", fmt.Sprintf("must be %d to %d characters", s.cfg.PasswordMin, s.cfg.PasswordMax)})
 	}
 	if len(v.Fields) > 0 {
+		// weak_password when the password is what failed, invalid_request otherwise
+		v.weak = len(v.Fields) == 1 && v.Fields[0].Field == "password"
 		return User{}, v
 	}
 	hash, err := s.d.Hasher.Hash(ctx, pw)
@@ -167,10 +169,12 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	}
 	var u User
 	var err error
+	// A refused spelling normalizes to "", which no account has: the same
+	// answer, after the same work, as an unknown account.
 	if strings.Contains(id, "@") {
 		u, err = s.d.Users.ByEmail(ctx, NormalizeEmail(id))
 	} else {
-		u, err = s.d.Users.ByUsername(ctx, id)
+		u, err = s.d.Users.ByUsername(ctx, NormalizeUsername(id))
 	}
 	if errors.Is(err, ErrUserNotFound) {
 		if err := s.d.Hasher.Dummy(ctx, pw); err != nil {
@@ -484,30 +488,15 @@ func wellFormedRefresh(t string) bool {
 	return err == nil
 }
 
-func validEmail(e string) bool {
-	if len(e) > 254 || strings.Count(e, "@") != 1 {
-		return false
-	}
-	a, err := mail.ParseAddress(e)
-	if err != nil || a.Address != e || a.Name != "" {
-		return false
-	}
-	at := strings.LastIndexByte(e, '@')
-	return at > 0 && at < len(e)-1
-}
-
-func validUsername(u string) bool {
-	if len(u) < 3 || len(u) > 64 {
-		return false
-	}
-	for _, r := range u {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
-		default:
-			return false
+// hasControl reports C0/C1 controls and bidi controls: a name is shown to
+// people, and these would change what the text around it looks like.
+func hasControl(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 func contains(ss []string, s string) bool {

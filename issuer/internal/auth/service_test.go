@@ -91,8 +91,12 @@ func TestRegisterValidation(t *testing.T) {
 	f := newFixture(t)
 	_, err := f.svc.Register(t.Context(), auth.RegisterInput{Email: "bad", Password: "short"})
 	var v *auth.ValidationError
-	if !errors.As(err, &v) || len(v.Fields) != 2 || !errors.Is(err, auth.ErrWeakPassword) || !errors.Is(err, auth.ErrInvalidInput) {
-		t.Fatalf("Register: %v", err)
+	if !errors.As(err, &v) || len(v.Fields) != 2 || errors.Is(err, auth.ErrWeakPassword) || !errors.Is(err, auth.ErrInvalidInput) {
+		t.Fatalf("Register with a bad email and a short password: %v, want invalid input (not weak_password: the email failed too)", err)
+	}
+	_, err = f.svc.Register(t.Context(), auth.RegisterInput{Email: "ok@example.com", Password: "short"})
+	if !errors.As(err, &v) || len(v.Fields) != 1 || !errors.Is(err, auth.ErrWeakPassword) || !errors.Is(err, auth.ErrInvalidInput) {
+		t.Fatalf("Register with a short password: %v, want weak password", err)
 	}
 	// 12 characters after NFKC: the ligature "ﬁ" counts as two.
 	if _, err := f.svc.Register(t.Context(), auth.RegisterInput{Email: "a@example.com", Password: "ﬁﬁﬁﬁﬁﬁ"}); err != nil {

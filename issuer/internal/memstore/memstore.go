@@ -31,7 +31,8 @@ func NewUsers() *Users {
 func (s *Users) Create(_ context.Context, u auth.User) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.byEmail[u.Email]; ok {
+	ekey := auth.EmailKey(u.Email)
+	if _, ok := s.byEmail[ekey]; ok {
 		return auth.ErrEmailTaken
 	}
 	uk := auth.NormalizeUsername(u.Username)
@@ -39,7 +40,7 @@ func (s *Users) Create(_ context.Context, u auth.User) error {
 		return auth.ErrUsernameTaken
 	}
 	s.byID[u.ID] = u
-	s.byEmail[u.Email] = u.ID
+	s.byEmail[ekey] = u.ID
 	if uk != "" {
 		s.byUsername[uk] = u.ID
 	}

@@ -89,7 +89,8 @@ func NewUsers(ctx context.Context, db *mongo.Database) (*Users, error) {
 func (u *Users) Create(ctx context.Context, usr auth.User) error {
 	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
 	defer cancel()
-	err := u.claim(ctx, u.emails, usr.Email, usr.ID)
+	ekey := auth.EmailKey(usr.Email)
+	err := u.claim(ctx, u.emails, ekey, usr.ID)
 	switch {
 	case mongo.IsDuplicateKeyError(err):
 		return auth.ErrEmailTaken
@@ -106,10 +107,10 @@ func (u *Users) Create(ctx context.Context, usr auth.User) error {
 		err := u.claim(ctx, u.usernames, ukey, usr.ID)
 		switch {
 		case mongo.IsDuplicateKeyError(err):
-			undo(u.emails, usr.Email)
+			undo(u.emails, ekey)
 			return auth.ErrUsernameTaken
 		case err != nil:
-			undo(u.emails, usr.Email)
+			undo(u.emails, ekey)
 			return unavailable("insert username", err)
 		}
 	}
@@ -120,7 +121,7 @@ func (u *Users) Create(ctx context.Context, usr auth.User) error {
 		if ukey != "" {
 			undo(u.usernames, ukey)
 		}
-		undo(u.emails, usr.Email)
+		undo(u.emails, ekey)
 		if mongo.IsDuplicateKeyError(err) {
 			return auth.ErrEmailTaken // a user written before the lookup collections existed
 		}
