@@ -89,7 +89,7 @@ func TestTinyBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ce, err := signRotateCeiling(ctx, "sign+rotate", ds.Env["JOTGUARD_REDIS_URL"], 4, 200*time.Millisecond)
+	ce, err := refreshCeiling(ctx, root, "sign+rotate", ds.Env["JOTGUARD_REDIS_URL"], 4, 200*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}

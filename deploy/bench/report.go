@@ -289,7 +289,7 @@ func writeReport(r *Report, path string) error {
 	p("")
 	p("The machine is shared: absolute numbers are noisy. Every figure with a ceiling is reported as a ratio to that ceiling measured **in the same run**, and runs of different targets are interleaved so that drift hits them alike.")
 	p("")
-	p("**Pinning.** Servers under HTTP load (bin/verifier, the bare handler, the sdk and Redis-session servers) run under `taskset -c %s`; every HTTP load run of scenarios 4 and 8 (wrk, or `bench load` without it) under `taskset -c %s`. The issuer and the dev stack (MongoDB/FerretDB, Redis, Kafka) are **not** pinned: the Authix baseline used the whole machine and argon2id wants every core; the issuer workloads and in-process ceilings run from the unpinned bench process. Taskset available: %v.", r.Cfg.ServerCPUs, r.Cfg.LoadCPUs, r.Machine.Taskset)
+	p("**Pinning.** Servers under HTTP load (bin/verifier, the bare handler, the sdk and Redis-session servers) run under `taskset -c %s`; every HTTP load run of scenarios 4 and 8 (wrk, or `bench load` without it) under `taskset -c %s`. The issuer and the dev stack (MongoDB/FerretDB, Redis, Kafka) are **not** pinned: the Authix baseline used the whole machine and argon2id wants every core; the issuer workloads run from the unpinned bench process, and the ceilings in unpinned processes of their own. Taskset available: %v.", r.Cfg.ServerCPUs, r.Cfg.LoadCPUs, r.Machine.Taskset)
 	p("")
 	p("## Goals (issue 7)")
 	p("")
@@ -346,7 +346,7 @@ func writeReport(r *Report, path string) error {
 		p("")
 		p("## 2. /access_token vs its ceiling")
 		p("")
-		p("The ceiling runs in the bench process, 64 goroutines against the same Redis for the same time: per operation the Redis work of `redisstore.Sessions.Rotate` (GET of the token's route; one pipeline of the DEL of the route of the token the session's 16-token history forgot at the previous rotation, the successor's route SET and the rotate Lua script), with the scripts copied from the internal package, plus one ES256 sign of an access token. No HTTP, no cookie, no JSON, no load generator sharing the cores. A refresh reads no MongoDB: the claims come from the user snapshot in the session, re-read at most once per `JOTGUARD_USER_RECHECK` (1 min) per session, which the workload's few seconds never reach.")
+		p("The ceiling is the issuer's own code, `%s` beside `issuer/internal/redisstore`, run in a process of its own (`%s`): 64 goroutines against the same Redis for the same time, each rotating its own session chain. Per operation, `redisstore.Sessions.Rotate` itself (GET of the token's route; one pipeline of the DEL of the route of the token the session's 16-token history forgot at the previous rotation, the successor's route SET and the rotate Lua script), plus one ES256 sign of an access token with the `sdk.Claims` of the rotated session's user snapshot. No HTTP, no cookie, no JSON, no load generator sharing the cores. A refresh reads no MongoDB: the claims come from the user snapshot in the session, re-read at most once per `JOTGUARD_USER_RECHECK` (1 min) per session, which the workload's few seconds never reach.", ceilingBench, r.CeilingCommand)
 		p("")
 		p("| run | /access_token req/s | sign+rotate ops/s | ratio |\n|---|---|---|---|")
 		for i := range r.Issuer {

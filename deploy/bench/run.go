@@ -24,6 +24,7 @@ type Report struct {
 	N, RefreshUsers int
 	Issuer          []IssuerResults
 	Ceiling         []Result
+	CeilingCommand  string // the go test command of the /access_token ceiling
 	Argon           []Argon2Ceiling
 
 	Concs      []int
@@ -72,6 +73,7 @@ func run(ctx context.Context) (*Report, error) {
 		memSteps = []int{10_000}
 	}
 	rep.N, rep.RefreshUsers, rep.PropN = n, refreshUsers, propN
+	rep.CeilingCommand = ceilingCommand(64, d)
 
 	if cfg.Profile {
 		profDir = filepath.Join(logDir, "profiles")
@@ -134,7 +136,7 @@ func run(ctx context.Context) (*Report, error) {
 					x.Q(.99).Round(time.Millisecond/10), x.Errors, x.FirstErr)
 			}
 			rep.Issuer = append(rep.Issuer, res)
-			ce, err := signRotateCeiling(ctx, "sign+rotate", ds.Env["JOTGUARD_REDIS_URL"], 64, d)
+			ce, err := refreshCeiling(ctx, cfg.Root, "sign+rotate", ds.Env["JOTGUARD_REDIS_URL"], 64, d)
 			if err != nil {
 				return rep, err
 			}
