@@ -13,50 +13,6 @@ import (
 	"github.com/jotguard/jotguard/sdk/sdktest"
 )
 
-// Report holds every figure of one bench run.
-type Report struct {
-	Cfg      Config
-	Started  time.Time
-	Duration time.Duration
-	Machine  Machine
-	Notes    []string // what did not run, and why
-
-	N, RefreshUsers int
-	Issuer          []IssuerResults
-	Ceiling         []Result
-	CeilingCommand  string // the go test command of the /access_token ceiling
-	Argon           []Argon2Ceiling
-
-	Concs      []int
-	HTTP       map[string]map[int][]Result
-	HTTPOrder  []string
-	LoadGen    string // "wrk" or "go"
-	VerifierOK bool
-
-	Prop     *Propagation
-	PropN    int
-	Mem      *Memory
-	GoBench  *GoBench
-	Profiles []Profile
-}
-
-func (r *Report) note(format string, args ...any) {
-	s := fmt.Sprintf(format, args...)
-	logf("NOTE: %s", s)
-	r.Notes = append(r.Notes, s)
-}
-
-// Target names, in report order.
-const (
-	tBare    = "bare net/http (= direct upstream)"
-	tBareHdr = "bare net/http, forward-auth request"
-	tForward = "verifier /authz/forward-auth"
-	tProxy   = "verifier reverse proxy → bare"
-	tJWT     = "sdk.Middleware, cache on"
-	tNoCache = "verifier /authz/forward-auth, cache off"
-	tSession = "Redis session lookup"
-)
-
 func run(ctx context.Context) (*Report, error) {
 	rep := &Report{Cfg: cfg, Started: time.Now().UTC(), Machine: describeMachine(), LoadGen: "go"}
 	if wrkPath != "" {
