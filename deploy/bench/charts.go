@@ -13,8 +13,9 @@ import (
 	"gonum.org/v1/plot/vg"
 )
 
-// drawCharts writes the PNG charts under dir and returns their file names.
-func drawCharts(r *Report, dir string) []string {
+// drawCharts writes the PNG charts under dir and returns their file names;
+// a chart that fails is logged and left out.
+func drawCharts(r *Report, dir string, log *logger) []string {
 	var out []string
 	for _, c := range []struct {
 		name string
@@ -28,7 +29,7 @@ func drawCharts(r *Report, dir string) []string {
 			continue
 		}
 		if err := c.plot.Save(8*vg.Inch, 4.5*vg.Inch, filepath.Join(dir, c.name)); err != nil {
-			logf("chart %s: %v", c.name, err)
+			log.Printf("chart %s: %v", c.name, err)
 			continue
 		}
 		out = append(out, c.name)

@@ -37,16 +37,18 @@ func (g *GoBench) Median(name, unit string) float64 {
 	return medianF(v)
 }
 
-func runGoBench(ctx context.Context) (*GoBench, error) {
+// runGoBench runs the sdk's Go benchmarks in the sdk module under root;
+// quick runs the three Verify figures only, once each.
+func runGoBench(ctx context.Context, log *logger, root string, quick bool) (*GoBench, error) {
 	count, bt := "3", "500ms"
 	pattern, pkgs := ".", "./..."
-	if cfg.Quick { // the three Verify figures only
+	if quick {
 		count, bt, pattern, pkgs = "1", "50ms", "Verify|RawJWT", "."
 	}
 	args := []string{"test", "-run=^$", "-bench=" + pattern, "-benchmem", "-count=" + count, "-benchtime=" + bt, pkgs}
 	g := &GoBench{Command: "cd sdk && go " + strings.Join(args, " "), Runs: map[string][]map[string]float64{}}
-	logf("sdk Go benchmarks: %s", g.Command)
-	out, err := goTest(ctx, filepath.Join(cfg.Root, "sdk"), nil, args...)
+	log.Printf("sdk Go benchmarks: %s", g.Command)
+	out, err := goTest(ctx, filepath.Join(root, "sdk"), nil, args...)
 	g.Raw = string(out)
 	for _, l := range parseBench(out) {
 		if _, ok := g.Runs[l.Name]; !ok {

@@ -22,23 +22,18 @@ type Report struct {
 	CeilingCommand  string // the go test command of the /access_token ceiling
 	Argon           []Argon2Ceiling
 
-	Concs      []int
-	HTTP       map[string]map[int][]Result
-	HTTPOrder  []string
-	LoadGen    string // "wrk" or "go"
-	VerifierOK bool
+	Concs       []int
+	HTTPRunTime time.Duration // one HTTP load run, as asked of the generator
+	HTTP        map[string]map[int][]Result
+	HTTPOrder   []string
+	LoadGen     string // "wrk" or "go"
+	VerifierOK  bool
 
 	Prop     *Propagation
 	PropN    int
 	Mem      *Memory
 	GoBench  *GoBench
 	Profiles []Profile
-}
-
-func (r *Report) note(format string, args ...any) {
-	s := fmt.Sprintf(format, args...)
-	logf("NOTE: %s", s)
-	r.Notes = append(r.Notes, s)
 }
 
 // Target names, in report order.
@@ -102,12 +97,12 @@ func (b *md) p(format string, args ...any) { fmt.Fprintf(&b.Builder, format+"\n"
 
 // writeReport writes the report to path, and its charts to img/ beside it.
 // Each section writes nothing when its scenario did not run.
-func writeReport(r *Report, path string) error {
+func writeReport(r *Report, path string, log *logger) error {
 	img := filepath.Join(filepath.Dir(path), "img")
 	if err := os.MkdirAll(img, 0o755); err != nil {
 		return err
 	}
-	charts := drawCharts(r, img)
+	charts := drawCharts(r, img, log)
 	var b md
 	for _, section := range []func(*md){
 		r.writeHeader, r.writeMachine, r.writeGoals,

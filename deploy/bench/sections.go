@@ -225,10 +225,7 @@ func (r *Report) writeProfiles(b *md) {
 // httpRunTime is the length of one run of scenarios 4 and 8 as the load
 // generator ran it (wrk takes whole seconds).
 func (r *Report) httpRunTime() string {
-	d := 2 * time.Second
-	if r.Cfg.Quick {
-		d = 400 * time.Millisecond
-	}
+	d := r.HTTPRunTime
 	if r.LoadGen == "wrk" {
 		d = wrkDuration(d)
 	}

@@ -114,43 +114,21 @@ func serveMain(args []string) error {
 	return nil
 }
 
-// loadMain is `bench load`: a closed-loop HTTP load run whose Result is
-// printed as JSON, so that taskset can pin the load generator.
-func loadMain(args []string) error {
-	fs := flag.NewFlagSet("load", flag.ExitOnError)
-	url := fs.String("url", "", "target URL")
-	conc := fs.Int("c", 1, "concurrency")
-	d := fs.Duration("d", time.Second, "duration")
-	name := fs.String("name", "", "result name")
-	want := fs.Int("want", 200, "expected status")
-	var hdrs multiFlag
-	fs.Var(&hdrs, "H", "header 'Name: value' (repeatable)")
-	_ = fs.Parse(args)
-	client := NewClient(*conc)
-	hdr := http.Header{}
-	for _, h := range hdrs {
-		k, v, _ := strings.Cut(h, ":")
-		hdr.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+// sessionServerSetup stores n sessions for the Redis-session server.
+func sessionServerSetup(ctx context.Context, redisURL, tag string, n int) ([]string, error) {
+	o, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return nil, err
 	}
-	op := func(ctx context.Context, w, i int) error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
-		req.Header = hdr.Clone()
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
+	rdb := redis.NewClient(o)
+	defer rdb.Close()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("s%d-%s", i, tag)
+		v, _ := json.Marshal(map[string]any{"Sub": fmt.Sprint("user-", i), "Email": "x@bench.example", "Roles": []string{"user"}})
+		if err := rdb.Set(ctx, "bench:sess:"+ids[i], v, time.Hour).Err(); err != nil {
+			return nil, err
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != *want {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
 	}
-	r := Load(context.Background(), *name, *conc, 0, *d, 20, op)
-	return json.NewEncoder(os.Stdout).Encode(r)
+	return ids, nil
 }
-
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, ", ") }
-func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
