@@ -37,13 +37,17 @@ func drawCharts(r *Report, dir string, log *logger) []string {
 	return out
 }
 
+// newPlot is an empty plot with its title and axis labels.
+func newPlot(title, x, y string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text, p.X.Label.Text, p.Y.Label.Text = title, x, y
+	return p
+}
+
 // latencyChart is the latency distribution of each HTTP target at c=64,
 // from the run with the median req/s.
 func latencyChart(r *Report) *plot.Plot {
-	p := plot.New()
-	p.Title.Text = "Latency distribution at concurrency 64 (median run)"
-	p.X.Label.Text = "latency (ms)"
-	p.Y.Label.Text = "fraction of requests ≤ latency"
+	p := newPlot("Latency distribution at concurrency 64 (median run)", "latency (ms)", "fraction of requests ≤ latency")
 	p.Legend.Top, p.Legend.Left = false, false
 	var args []any
 	var xmax float64
@@ -72,10 +76,7 @@ func latencyChart(r *Report) *plot.Plot {
 // throughputChart is the median req/s of each HTTP target against the
 // concurrency.
 func throughputChart(r *Report) *plot.Plot {
-	p := plot.New()
-	p.Title.Text = "Throughput vs concurrency (median req/s)"
-	p.X.Label.Text = "concurrency"
-	p.Y.Label.Text = "req/s"
+	p := newPlot("Throughput vs concurrency (median req/s)", "concurrency", "req/s")
 	p.Legend.Top = true
 	var args []any
 	for _, t := range r.HTTPOrder {
@@ -102,10 +103,8 @@ func propagationChart(r *Report) *plot.Plot {
 	if r.Prop == nil || len(r.Prop.Delays) == 0 {
 		return nil
 	}
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Revocation propagation: logout response → first 401 (%d logouts)", r.PropN)
-	p.X.Label.Text = "delay (ms)"
-	p.Y.Label.Text = "fraction of logouts"
+	p := newPlot(fmt.Sprintf("Revocation propagation: logout response → first 401 (%d logouts)", r.PropN),
+		"delay (ms)", "fraction of logouts")
 	p.Legend.Top, p.Legend.Left = false, false
 	var args []any
 	for _, k := range slices.Sorted(maps.Keys(r.Prop.Delays)) {
