@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"net/http"
@@ -60,11 +61,54 @@ func TestLoadCountsEveryOperation(t *testing.T) {
 // the report writer, against the dev stack that `make test` starts. It
 // asserts that everything completes, never how fast.
 func TestTinyBench(t *testing.T) {
-	mongo := os.Getenv("JOTGUARD_MONGO_URI")
+	root := requireStack(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	log, dir := newLogger(t.Output()), t.TempDir()
+	procs := newProcs(dir)
+	t.Cleanup(procs.StopAll)
+	servers, err := newServers(procs, filepath.Join(root, "bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := &Devstack{Env: map[string]string{}}
+	for _, k := range []string{"JOTGUARD_MONGO_URI", "JOTGUARD_REDIS_URL", "JOTGUARD_KAFKA_BROKERS", "JOTGUARD_REVOCATION_TOPIC"} {
+		ds.Env[k] = os.Getenv(k)
+	}
+	tag := strings.ToLower(rand.Text()[:6])
+	_, ic, err := servers.Issuer(ctx, ds, "", "benchtest"+tag, tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := authixWorkloads(ctx, log, ic, CPUWatch{"bench (load)": os.Getpid()}, 0, 4, 4, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ce, err := refreshCeiling(ctx, root, "sign+rotate", ds.Env["JOTGUARD_REDIS_URL"], 4, 200*time.Millisecond)
+	if err != nil || ce.N == 0 || ce.Errors != 0 {
+		t.Fatalf("refresh ceiling: %+v, %v", ce, err)
+	}
+	hv := testVerifierLoad(ctx, t, servers, ds, ic, dir)
+	ac, err := argon2Ceiling(1024, 1, 1, 1)
+	if err != nil || ac.PerSec <= 0 || ac.Parallel <= 0 {
+		t.Fatalf("argon2 ceiling: %+v, %v", ac, err)
+	}
+	rep := &Report{Cfg: Config{Quick: true, Runs: 1, Command: "go test ./deploy/bench"}, Started: time.Now(),
+		Machine: describeMachine(), N: 4, RefreshUsers: 2,
+		Issuer: []IssuerResults{res}, Ceiling: []Result{ce}, Argon: []Argon2Ceiling{ac},
+		Concs: []int{2}, HTTPOrder: []string{tForward}, HTTP: map[string]map[int][]Result{tForward: {2: {hv}}},
+		Mem: &Memory{InProc: []SetMem{setMemory(1000)}}}
+	testReport(t, rep, log)
+}
+
+// requireStack answers the repository root when bin/issuer, bin/verifier
+// and the dev stack's settings are there; it skips the test otherwise, or
+// fails it when CI is set.
+func requireStack(t *testing.T) string {
+	t.Helper()
 	root, _ := filepath.Abs("../..")
-	bins := []string{"issuer", "verifier"}
-	for _, b := range bins {
-		if _, err := os.Stat(filepath.Join(root, "bin", b)); err != nil || mongo == "" {
+	for _, b := range []string{"issuer", "verifier"} {
+		if _, err := os.Stat(filepath.Join(root, "bin", b)); err != nil || os.Getenv("JOTGUARD_MONGO_URI") == "" {
 			msg := "needs bin/issuer, bin/verifier (make build) and the dev stack (make test)"
 			if os.Getenv("CI") != "" {
 				t.Fatal(msg + " (CI is set: a missing backend fails)")
@@ -72,37 +116,27 @@ func TestTinyBench(t *testing.T) {
 			t.Skip(msg)
 		}
 	}
-	cfg = Config{Quick: true, Root: root, Runs: 1, Skip: map[string]bool{}, Command: "go test ./deploy/bench"}
-	binDir, logDir = filepath.Join(root, "bin"), t.TempDir()
-	t.Cleanup(stopAll)
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	ds := &Devstack{Env: map[string]string{}}
-	for _, k := range []string{"JOTGUARD_MONGO_URI", "JOTGUARD_REDIS_URL", "JOTGUARD_KAFKA_BROKERS", "JOTGUARD_REVOCATION_TOPIC"} {
-		ds.Env[k] = os.Getenv(k)
-	}
-	_, ic, err := startIssuer(ctx, ds, "", "benchtest"+runTag)
+	return root
+}
+
+// testVerifierLoad starts a verifier and runs the Go loader against it,
+// then wrk when it is installed; it answers the Go loader's run.
+func testVerifierLoad(ctx context.Context, t *testing.T, servers *Servers, ds *Devstack, ic *IssuerClient, dir string) Result {
+	sess, err := ic.Login(ctx, ic.Email(0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := authixWorkloads(ctx, ic, CPUWatch{"bench (load)": os.Getpid()}, 0, 4, 4, 2)
+	v, err := servers.Verifier(ctx, "verifier-test", "", ds.Env, ic.Base, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ce, err := signRotateCeiling(ctx, "sign+rotate", ds.Env["JOTGUARD_REDIS_URL"], 4, 200*time.Millisecond)
+	url := "http://" + v.Addr + "/authz/forward-auth"
+	hdrs := []string{"Authorization: Bearer " + sess.Access, "X-Forwarded-Method: GET", "X-Forwarded-Uri: /", "X-Forwarded-Host: a.example"}
+	goLoad, err := newHTTPLoader("go", "", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := ic.Login(ctx, email(0, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := startVerifier(ctx, "verifier-test", "", ds.Env, ic.Base, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hv, err := loadHTTP(tForward, "http://"+v.Addr+"/authz/forward-auth", 2, 200*time.Millisecond,
-		"Authorization: Bearer "+sess.Access, "X-Forwarded-Method: GET", "X-Forwarded-Uri: /", "X-Forwarded-Host: a.example")
+	hv, err := goLoad.Run(tForward, url, 2, 200*time.Millisecond, hdrs...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,38 +146,35 @@ func TestTinyBench(t *testing.T) {
 			t.Fatal("wrk is not installed (CI is set): apt-get install wrk")
 		}
 		t.Log("wrk not installed: its load path is not tested")
-	} else {
-		if err := useWrk("wrk"); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { wrkPath = "" })
-		hw, err := loadHTTP(tForward, "http://"+v.Addr+"/authz/forward-auth", 2, 200*time.Millisecond,
-			"Authorization: Bearer "+sess.Access, "X-Forwarded-Method: GET", "X-Forwarded-Uri: /", "X-Forwarded-Host: a.example")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hw.N == 0 || hw.Errors != 0 || len(hw.Quantiles) != 1001 || hw.Q(0.5) <= 0 {
-			t.Fatalf("wrk run: %+v", hw)
-		}
-		// wrk counts a non-2xx answer as an error: no token → 401.
-		bad, err := loadHTTP(tForward, "http://"+v.Addr+"/authz/forward-auth", 1, 200*time.Millisecond)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if bad.Errors == 0 || bad.Errors != bad.N {
-			t.Fatalf("wrk run of 401s: %d errors in %d requests (%s)", bad.Errors, bad.N, bad.FirstErr)
-		}
+		return hv
 	}
-	ac, err := argon2Ceiling(1024, 1, 1, 1)
-	if err != nil || ac.PerSec <= 0 || ac.Parallel <= 0 {
-		t.Fatalf("argon2 ceiling: %+v, %v", ac, err)
+	wrk, err := newHTTPLoader("wrk", "", dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	rep := &Report{Cfg: cfg, Started: time.Now(), Machine: describeMachine(), N: 4, RefreshUsers: 2,
-		Issuer: []IssuerResults{res}, Ceiling: []Result{ce}, Argon: []Argon2Ceiling{ac},
-		Concs: []int{2}, HTTPOrder: []string{tForward}, HTTP: map[string]map[int][]Result{tForward: {2: {hv}}},
-		Mem: &Memory{InProc: []SetMem{setMemory(1000)}}}
+	hw, err := wrk.Run(tForward, url, 2, 200*time.Millisecond, hdrs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hw.N == 0 || hw.Errors != 0 || len(hw.Quantiles) != 1001 || hw.Q(0.5) <= 0 {
+		t.Fatalf("wrk run: %+v", hw)
+	}
+	// wrk counts a non-2xx answer as an error: no token → 401.
+	bad, err := wrk.Run(tForward, url, 1, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bad.Errors == 0 || bad.Errors != bad.N {
+		t.Fatalf("wrk run of 401s: %d errors in %d requests (%s)", bad.Errors, bad.N, bad.FirstErr)
+	}
+	return hv
+}
+
+// testReport writes rep and checks that it holds the goals and the
+// verifier's row.
+func testReport(t *testing.T, rep *Report, log *logger) {
 	out := filepath.Join(t.TempDir(), "benchmarks.md")
-	if err := writeReport(rep, out); err != nil {
+	if err := writeReport(rep, out, log); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(out)

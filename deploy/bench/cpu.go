@@ -60,7 +60,7 @@ type CPUWatch map[string]int
 
 // watchIssuer: the issuer, the dev stack's process (FerretDB and kfake run
 // in it), its redis-server child, and the bench process (the load
-// generator of the issuer workloads, and the in-process ceilings).
+// generator of the issuer workloads).
 func watchIssuer(issuer *Proc, ds *Devstack) CPUWatch {
 	w := CPUWatch{"issuer": issuer.Cmd.Process.Pid, "bench (load)": os.Getpid()}
 	if ds != nil && ds.Proc != nil {

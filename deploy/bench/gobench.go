@@ -37,40 +37,24 @@ func (g *GoBench) Median(name, unit string) float64 {
 	return medianF(v)
 }
 
-func runGoBench(ctx context.Context) (*GoBench, error) {
+// runGoBench runs the sdk's Go benchmarks in the sdk module under root;
+// quick runs the three Verify figures only, once each.
+func runGoBench(ctx context.Context, log *logger, root string, quick bool) (*GoBench, error) {
 	count, bt := "3", "500ms"
 	pattern, pkgs := ".", "./..."
-	if cfg.Quick { // the three Verify figures only
+	if quick {
 		count, bt, pattern, pkgs = "1", "50ms", "Verify|RawJWT", "."
 	}
 	args := []string{"test", "-run=^$", "-bench=" + pattern, "-benchmem", "-count=" + count, "-benchtime=" + bt, pkgs}
 	g := &GoBench{Command: "cd sdk && go " + strings.Join(args, " "), Runs: map[string][]map[string]float64{}}
-	logf("sdk Go benchmarks: %s", g.Command)
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = filepath.Join(cfg.Root, "sdk")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
+	log.Printf("sdk Go benchmarks: %s", g.Command)
+	out, err := goTest(ctx, filepath.Join(root, "sdk"), nil, args...)
 	g.Raw = string(out)
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
-			continue
+	for _, l := range parseBench(out) {
+		if _, ok := g.Runs[l.Name]; !ok {
+			g.Order = append(g.Order, l.Name)
 		}
-		name := f[0]
-		if i := strings.LastIndexByte(name, '-'); i > 0 {
-			name = name[:i] // the -GOMAXPROCS suffix
-		}
-		m := map[string]float64{}
-		for i := 2; i+1 < len(f); i += 2 {
-			if v, err := strconv.ParseFloat(f[i], 64); err == nil {
-				m[f[i+1]] = v
-			}
-		}
-		if _, ok := g.Runs[name]; !ok {
-			g.Order = append(g.Order, name)
-		}
-		g.Runs[name] = append(g.Runs[name], m)
+		g.Runs[l.Name] = append(g.Runs[l.Name], l.Metrics)
 	}
 	if err != nil {
 		return g, err
@@ -90,4 +74,46 @@ func runGoBench(ctx context.Context) (*GoBench, error) {
 		}
 	}
 	return g, nil
+}
+
+// goTest runs `go args…` in the module at dir with env added to the
+// bench's environment, and returns its standard output; its standard error
+// goes to the bench's.
+func goTest(ctx context.Context, dir string, env []string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	return cmd.Output()
+}
+
+// benchLine is one result line of `go test -bench`.
+type benchLine struct {
+	Name    string             // without the -GOMAXPROCS suffix
+	N       int                // iterations
+	Metrics map[string]float64 // unit → value
+}
+
+// parseBench reads the result lines of `go test -bench` output.
+func parseBench(out []byte) []benchLine {
+	var lines []benchLine
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		l := benchLine{Name: f[0], Metrics: map[string]float64{}}
+		if i := strings.LastIndexByte(l.Name, '-'); i > 0 {
+			l.Name = l.Name[:i] // the -GOMAXPROCS suffix
+		}
+		l.N, _ = strconv.Atoi(f[1])
+		for i := 2; i+1 < len(f); i += 2 {
+			if v, err := strconv.ParseFloat(f[i], 64); err == nil {
+				l.Metrics[f[i+1]] = v
+			}
+		}
+		lines = append(lines, l)
+	}
+	return lines
 }

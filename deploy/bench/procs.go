@@ -34,12 +34,23 @@ func pinned(cpus string, argv ...string) []string {
 	return append([]string{"taskset", "-c", cpus}, argv...)
 }
 
-// start runs argv with env added to the bench's environment, logging to
-// logDir/name.log.
-func start(name, cpus string, env []string, argv ...string) (*Proc, error) {
+// Procs starts the bench's subprocesses, each logging to its own file in
+// a directory, and stops them all at the end.
+type Procs struct {
+	dir  string
+	list []*Proc
+	data []string // data directories, removed by StopAll
+}
+
+// newProcs returns a Procs logging to dir.
+func newProcs(dir string) *Procs { return &Procs{dir: dir} }
+
+// Start runs argv pinned to cpus, with env added to the bench's
+// environment, logging to dir/name.log.
+func (ps *Procs) Start(name, cpus string, env []string, argv ...string) (*Proc, error) {
 	argv = pinned(cpus, argv...)
-	_ = os.MkdirAll(logDir, 0o755)
-	f, err := os.Create(filepath.Join(logDir, name+".log"))
+	_ = os.MkdirAll(ps.dir, 0o755)
+	f, err := os.Create(filepath.Join(ps.dir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
@@ -52,14 +63,9 @@ func start(name, cpus string, env []string, argv ...string) (*Proc, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	p := &Proc{Name: name, Cmd: cmd, log: f}
-	procs = append(procs, p)
+	ps.list = append(ps.list, p)
 	return p, nil
 }
-
-var (
-	procs    []*Proc
-	dataDirs []string // removed by stopAll
-)
 
 // Stop sends SIGTERM and waits up to 10 s, then kills.
 func (p *Proc) Stop() {
@@ -78,16 +84,26 @@ func (p *Proc) Stop() {
 	p.log.Close()
 }
 
-// stopAll stops every process the bench started, newest first.
-func stopAll() {
-	for i := len(procs) - 1; i >= 0; i-- {
-		procs[i].Stop()
+// StopAll stops every process started, newest first, and removes the data
+// directories.
+func (ps *Procs) StopAll() {
+	for i := len(ps.list) - 1; i >= 0; i-- {
+		ps.list[i].Stop()
 	}
-	procs = nil
-	for _, d := range dataDirs {
+	ps.list = nil
+	for _, d := range ps.data {
 		_ = os.RemoveAll(d)
 	}
-	dataDirs = nil
+	ps.data = nil
+}
+
+// StopNamed stops the running processes whose name starts with prefix.
+func (ps *Procs) StopNamed(prefix string) {
+	for _, p := range ps.list {
+		if strings.HasPrefix(p.Name, prefix) {
+			p.Stop()
+		}
+	}
 }
 
 // RSS is the resident set size of the process (VmRSS), in bytes. With
@@ -150,16 +166,17 @@ type Devstack struct {
 	Env map[string]string
 }
 
-// startDevstack runs bin/devstack and waits for its export lines.
-func startDevstack(ctx context.Context, cpus string) (*Devstack, error) {
+// StartDevstack runs the dev stack binary bin, pinned to cpus, and waits
+// for its export lines.
+func (ps *Procs) StartDevstack(ctx context.Context, bin, cpus string) (*Devstack, error) {
 	data, err := os.MkdirTemp("", "jotguard-bench-data-")
 	if err != nil {
 		return nil, err
 	}
-	dataDirs = append(dataDirs, data)
-	argv := pinned(cpus, filepath.Join(binDir, "devstack"), "--data", data)
+	ps.data = append(ps.data, data)
+	argv := pinned(cpus, bin, "--data", data)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	f, err := os.Create(filepath.Join(logDir, "devstack.log"))
+	f, err := os.Create(filepath.Join(ps.dir, "devstack.log"))
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +190,7 @@ func startDevstack(ctx context.Context, cpus string) (*Devstack, error) {
 		return nil, err
 	}
 	p := &Proc{Name: "devstack", Cmd: cmd, log: f}
-	procs = append(procs, p)
+	ps.list = append(ps.list, p)
 	env := map[string]string{}
 	got := make(chan error, 1)
 	go func() {
@@ -200,6 +217,8 @@ func startDevstack(ctx context.Context, cpus string) (*Devstack, error) {
 		}
 	case <-time.After(90 * time.Second):
 		return nil, fmt.Errorf("devstack not ready after 90s: see %s", f.Name())
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	if env["JOTGUARD_REVOCATION_TOPIC"] == "" {
 		env["JOTGUARD_REVOCATION_TOPIC"] = "jotguard.revocations"

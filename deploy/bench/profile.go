@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -32,14 +33,25 @@ func init() {
 }
 `
 
-var (
-	issuerBin   = ""
-	verifierBin = ""
-	profDir     = ""
-)
+// buildProfiled builds the issuer and the verifier with pprof into
+// logDir/profiles, where their profiles go too, and has the servers started
+// from now on run them.
+func (b *bench) buildProfiled() error {
+	dir := b.profileDir()
+	_ = os.MkdirAll(dir, 0o755)
+	b.log.Printf("building issuer and verifier with pprof into %s", dir)
+	if err := buildProfiled(b.cfg.Root, dir); err != nil {
+		return err
+	}
+	b.servers.profiled(dir, "issuer", "verifier-1", "verifier-proxy")
+	return nil
+}
 
-// buildProfiled builds bin/issuer and bin/verifier with pprof into dir.
-func buildProfiled(dir string) error {
+func (b *bench) profileDir() string { return filepath.Join(b.logDir, "profiles") }
+
+// buildProfiled builds the issuer and the verifier of the repository at
+// root with pprof, into dir/issuer and dir/verifier.
+func buildProfiled(root, dir string) error {
 	src := filepath.Join(dir, "zz_pprof.go")
 	if err := os.WriteFile(src, []byte(pprofFile), 0o644); err != nil {
 		return err
@@ -47,17 +59,16 @@ func buildProfiled(dir string) error {
 	for _, b := range []struct{ mod, pkg, out string }{
 		{"issuer", "cmd/issuer", "issuer"}, {"verifier", "cmd/verifier", "verifier"}} {
 		ov := filepath.Join(dir, "overlay-"+b.out+".json")
-		target := filepath.Join(cfg.Root, b.mod, b.pkg, "zz_pprof.go")
+		target := filepath.Join(root, b.mod, b.pkg, "zz_pprof.go")
 		if err := os.WriteFile(ov, fmt.Appendf(nil, `{"Replace":{%q:%q}}`, target, src), 0o644); err != nil {
 			return err
 		}
 		cmd := exec.Command("go", "build", "-overlay", ov, "-o", filepath.Join(dir, b.out), "./"+b.pkg)
-		cmd.Dir = filepath.Join(cfg.Root, b.mod)
+		cmd.Dir = filepath.Join(root, b.mod)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("build %s with pprof: %v: %s", b.out, err, out)
 		}
 	}
-	issuerBin, verifierBin = filepath.Join(dir, "issuer"), filepath.Join(dir, "verifier")
 	return nil
 }
 
@@ -67,9 +78,9 @@ type Profile struct {
 }
 
 // cpuProfile takes a CPU profile of secs seconds from the pprof server at
-// addr while load runs, and summarises it with go tool pprof -top.
-func cpuProfile(ctx context.Context, name, addr string, secs int, load func()) (Profile, error) {
-	p := Profile{Name: name, File: filepath.Join(profDir, name+".pprof")}
+// addr into dir while load runs, and summarises it with go tool pprof -top.
+func cpuProfile(ctx context.Context, dir, name, addr string, secs int, load func()) (Profile, error) {
+	p := Profile{Name: name, File: filepath.Join(dir, name+".pprof")}
 	errc := make(chan error, 1)
 	go func() {
 		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
@@ -92,27 +103,91 @@ func cpuProfile(ctx context.Context, name, addr string, secs int, load func()) (
 	if err := <-errc; err != nil {
 		return p, err
 	}
-	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", p.File).Output()
+	top, err := pprofTop(ctx, p.File, "-nodecount=25")
 	if err != nil {
-		return p, fmt.Errorf("pprof -top: %w", err)
+		return p, err
+	}
+	cum, _ := pprofTop(ctx, p.File, "-cum", "-nodecount=30")
+	p.Top = top + "\n\n-cum:\n" + cum
+	return p, nil
+}
+
+// pprofTop is `go tool pprof -top args… file` from its table's header on.
+func pprofTop(ctx context.Context, file string, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", slices.Concat([]string{"tool", "pprof", "-top"}, args, []string{file})...).Output()
+	if err != nil {
+		return "", fmt.Errorf("pprof -top: %w", err)
 	}
 	lines := strings.Split(string(out), "\n")
 	for i, l := range lines { // drop the header up to "Showing nodes…"
 		if strings.HasPrefix(strings.TrimSpace(l), "flat") {
-			lines = lines[i:]
-			break
+			return strings.Join(lines[i:], "\n"), nil
 		}
 	}
-	p.Top = strings.Join(lines, "\n")
-	cum, _ := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=30", p.File).Output()
-	if cl := strings.Split(string(cum), "\n"); len(cl) > 0 {
-		for i, l := range cl {
-			if strings.HasPrefix(strings.TrimSpace(l), "flat") {
-				cl = cl[i:]
-				break
+	return string(out), nil
+}
+
+// profiles takes CPU profiles of the issuer under /access_token and /login
+// load, and of the verifier under forward-auth and proxy load (c=64).
+func (b *bench) profiles(ctx context.Context, ic *IssuerClient, targets []Target) {
+	secs := max(2, int(b.plan.d.Seconds()))
+	d := time.Duration(secs)*time.Second + time.Second
+	b.profileIssuer(ctx, ic, secs, d)
+	for _, t := range targets {
+		name := map[string]string{tForward: "verifier-1", tProxy: "verifier-proxy"}[t.Name]
+		if name == "" {
+			continue
+		}
+		b.profile(ctx, name, name, t.Name+" at c=64", secs, func() {
+			r, err := b.load.Run(t.Name+" (profiled)", t.URL, 64, d, t.Hdrs...)
+			if err == nil {
+				b.log.Printf("  profiled %s: %.0f req/s", t.Name, r.RPS())
 			}
-		}
-		p.Top += "\n\n-cum:\n" + strings.Join(cl, "\n")
+		})
 	}
-	return p, nil
+}
+
+// profileIssuer profiles the issuer under /access_token load (64 sessions,
+// each following its rotated cookie), then under /login load, for d each.
+func (b *bench) profileIssuer(ctx context.Context, ic *IssuerClient, secs int, d time.Duration) {
+	sess := make([]Session, 64)
+	e := ic.Email(998, 0)
+	_ = ic.Register(ctx, e)
+	for w := range sess {
+		s, err := ic.Login(ctx, e)
+		if err != nil {
+			b.note("profile: login: %v", err)
+			return
+		}
+		sess[w] = s
+	}
+	b.profile(ctx, "issuer", "issuer-access-token", "/access_token at c=64", secs, func() {
+		r := Load(ctx, "access_token (profiled)", 64, 0, d, 0, func(ctx context.Context, w, i int) error {
+			s, err := ic.Refresh(ctx, sess[w].Refresh)
+			if err == nil {
+				sess[w] = s
+			}
+			return err
+		})
+		b.log.Printf("  profiled /access_token: %.0f req/s, errors %d", r.RPS(), r.Errors)
+	})
+	b.profile(ctx, "issuer", "issuer-login", "/login at c=64", secs, func() {
+		r := Load(ctx, "login (profiled)", 64, 0, d, 0, func(ctx context.Context, w, i int) error {
+			_, err := ic.Login(ctx, e)
+			return err
+		})
+		b.log.Printf("  profiled /login: %.0f req/s, errors %d", r.RPS(), r.Errors)
+	})
+}
+
+// profile takes profile name of the server named server while load runs,
+// and keeps it for the report as taken under what.
+func (b *bench) profile(ctx context.Context, server, name, what string, secs int, load func()) {
+	p, err := cpuProfile(ctx, b.profileDir(), name, b.servers.pprof[server], secs, load)
+	if err != nil {
+		b.note("profile %s: %v", server, err)
+		return
+	}
+	p.Load = what
+	b.rep.Profiles = append(b.rep.Profiles, p)
 }

@@ -33,79 +33,105 @@ import (
 //	session  a server-side session: one Redis GET per request, keyed by the
 //	         "sid" cookie
 func serveMain(args []string) error {
+	if len(args) == 0 {
+		return errors.New("serve: bare|jwt|session")
+	}
+	kind := args[0]
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	issuer := fs.String("issuer", "", "jwt: iss and JWKS base URL")
 	brokers := fs.String("kafka", "", "jwt: Kafka brokers for revocations")
 	topic := fs.String("topic", "jotguard.revocations", "jwt: revocation topic")
 	redisURL := fs.String("redis", "", "session: Redis URL")
-	if len(args) == 0 {
-		return errors.New("serve: bare|jwt|session")
-	}
-	kind := args[0]
 	_ = fs.Parse(args[1:])
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = io.WriteString(w, "ok\n")
-	})
 	var h http.Handler
+	var err error
 	switch kind {
 	case "bare":
-		h = ok
+		h = http.HandlerFunc(serveOK)
 	case "jwt":
-		cfg := sdk.Config{Issuer: *issuer, Audience: []string{"jotguard"}, CacheSize: sdk.DefaultCacheSize}
-		if *brokers != "" {
-			replay := sdk.Retention(sdk.DefaultMaxTokenLifetime, 30*time.Second)
-			feed, err := kafkafeed.New(kafkafeed.Config{Brokers: strings.Split(*brokers, ","), Topic: *topic,
-				Replay: replay, Set: revocation.NewSet(replay, nil)})
-			if err != nil {
-				return err
-			}
-			cfg.Revocations = feed // the Verifier runs it with its keys
-		}
-		v, err := sdk.NewVerifier(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		h = sdk.Middleware(v)(ok)
+		h, err = jwtHandler(ctx, *issuer, *brokers, *topic)
 	case "session":
-		o, err := redis.ParseURL(*redisURL)
-		if err != nil {
-			return err
-		}
-		rdb := redis.NewClient(o)
-		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			c, err := r.Cookie("sid")
-			if err != nil {
-				http.Error(w, "no session", http.StatusUnauthorized)
-				return
-			}
-			v, err := rdb.Get(r.Context(), "bench:sess:"+c.Value).Bytes()
-			switch {
-			case errors.Is(err, redis.Nil):
-				http.Error(w, "no session", http.StatusUnauthorized)
-				return
-			case err != nil:
-				http.Error(w, err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-			var s struct{ Sub string }
-			if json.Unmarshal(v, &s) != nil || s.Sub == "" {
-				http.Error(w, "bad session", http.StatusUnauthorized)
-				return
-			}
-			ok(w, r)
-		})
+		h, err = sessionHandler(*redisURL)
 	default:
 		return fmt.Errorf("serve: unknown server %q", kind)
 	}
+	if err != nil {
+		return err
+	}
+	return listenAndServe(ctx, *addr, h)
+}
+
+// serveOK is the bare handler: 200 "ok".
+func serveOK(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+// jwtHandler is sdk.Middleware around serveOK, verifying tokens of issuer;
+// with brokers, its Verifier runs the kafkafeed of topic.
+func jwtHandler(ctx context.Context, issuer, brokers, topic string) (http.Handler, error) {
+	cfg := sdk.Config{Issuer: issuer, Audience: []string{"jotguard"}, CacheSize: sdk.DefaultCacheSize}
+	if brokers != "" {
+		replay := sdk.Retention(sdk.DefaultMaxTokenLifetime, 30*time.Second)
+		feed, err := kafkafeed.New(kafkafeed.Config{Brokers: strings.Split(brokers, ","), Topic: topic,
+			Replay: replay, Set: revocation.NewSet(replay, nil)})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Revocations = feed // the Verifier runs it with its keys
+	}
+	v, err := sdk.NewVerifier(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sdk.Middleware(v)(http.HandlerFunc(serveOK)), nil
+}
+
+// sessionKey is the Redis key of server-side session id.
+func sessionKey(id string) string { return "bench:sess:" + id }
+
+// sessionHandler answers serveOK to a request whose "sid" cookie names a
+// session stored in the Redis at redisURL (sessionServerSetup).
+func sessionHandler(redisURL string) (http.Handler, error) {
+	o, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return nil, err
+	}
+	rdb := redis.NewClient(o)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie("sid")
+		if err != nil {
+			http.Error(w, "no session", http.StatusUnauthorized)
+			return
+		}
+		v, err := rdb.Get(r.Context(), sessionKey(c.Value)).Bytes()
+		switch {
+		case errors.Is(err, redis.Nil):
+			http.Error(w, "no session", http.StatusUnauthorized)
+			return
+		case err != nil:
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		var s struct{ Sub string }
+		if json.Unmarshal(v, &s) != nil || s.Sub == "" {
+			http.Error(w, "bad session", http.StatusUnauthorized)
+			return
+		}
+		serveOK(w, r)
+	}), nil
+}
+
+// listenAndServe serves h, and /readyz, on addr until ctx is done.
+func listenAndServe(ctx context.Context, addr string, h http.Handler) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ready\n") })
 	mux.Handle("/", h)
-	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog: slog.NewLogLogger(slog.NewTextHandler(os.Stderr, nil), slog.LevelWarn)}
 	go func() { <-ctx.Done(); _ = srv.Shutdown(context.Background()) }()
 	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
@@ -114,43 +140,21 @@ func serveMain(args []string) error {
 	return nil
 }
 
-// loadMain is `bench load`: a closed-loop HTTP load run whose Result is
-// printed as JSON, so that taskset can pin the load generator.
-func loadMain(args []string) error {
-	fs := flag.NewFlagSet("load", flag.ExitOnError)
-	url := fs.String("url", "", "target URL")
-	conc := fs.Int("c", 1, "concurrency")
-	d := fs.Duration("d", time.Second, "duration")
-	name := fs.String("name", "", "result name")
-	want := fs.Int("want", 200, "expected status")
-	var hdrs multiFlag
-	fs.Var(&hdrs, "H", "header 'Name: value' (repeatable)")
-	_ = fs.Parse(args)
-	client := NewClient(*conc)
-	hdr := http.Header{}
-	for _, h := range hdrs {
-		k, v, _ := strings.Cut(h, ":")
-		hdr.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+// sessionServerSetup stores n sessions for the Redis-session server.
+func sessionServerSetup(ctx context.Context, redisURL, tag string, n int) ([]string, error) {
+	o, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return nil, err
 	}
-	op := func(ctx context.Context, w, i int) error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
-		req.Header = hdr.Clone()
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
+	rdb := redis.NewClient(o)
+	defer rdb.Close()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("s%d-%s", i, tag)
+		v, _ := json.Marshal(map[string]any{"Sub": fmt.Sprint("user-", i), "Email": "x@bench.example", "Roles": []string{"user"}})
+		if err := rdb.Set(ctx, sessionKey(ids[i]), v, time.Hour).Err(); err != nil {
+			return nil, err
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != *want {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
 	}
-	r := Load(context.Background(), *name, *conc, 0, *d, 20, op)
-	return json.NewEncoder(os.Stdout).Encode(r)
+	return ids, nil
 }
-
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, ", ") }
-func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -44,25 +42,6 @@ type wrkRun struct {
 	Q          []int64 `json:"q"`
 }
 
-// wrkPath is wrk's path, or "" when the Go loader is used.
-var wrkPath string
-
-// useWrk picks the generator: mode is auto (wrk when on PATH), wrk or go.
-func useWrk(mode string) error {
-	if mode == "go" {
-		return nil
-	}
-	p, err := exec.LookPath("wrk")
-	if err != nil {
-		if mode == "wrk" {
-			return fmt.Errorf("--loadgen wrk: %w (apt-get install wrk)", err)
-		}
-		return nil
-	}
-	wrkPath = p
-	return os.WriteFile(filepath.Join(logDir, "report.lua"), []byte(wrkScript), 0o644)
-}
-
 // wrkDuration rounds d up to whole seconds: wrk takes no fractions.
 func wrkDuration(d time.Duration) time.Duration {
 	return max(time.Second, (d+time.Second-1)/time.Second*time.Second)
@@ -70,13 +49,13 @@ func wrkDuration(d time.Duration) time.Duration {
 
 // loadWrk runs wrk pinned to the load CPUs: one thread, conc connections,
 // each a closed loop like the Go loader's workers.
-func loadWrk(name, url string, conc int, d time.Duration, hdrs ...string) (Result, error) {
-	argv := []string{wrkPath, "-t1", "-c" + strconv.Itoa(conc), "-d" + strconv.Itoa(int(wrkDuration(d)/time.Second)) + "s",
-		"--timeout", "5s", "-s", filepath.Join(logDir, "report.lua")}
-	for _, h := range hdrs {
-		argv = append(argv, "-H", h)
+func (h *httpLoader) loadWrk(name, url string, conc int, d time.Duration, hdrs ...string) (Result, error) {
+	argv := []string{h.wrk, "-t1", "-c" + strconv.Itoa(conc), "-d" + strconv.Itoa(int(wrkDuration(d)/time.Second)) + "s",
+		"--timeout", "5s", "-s", h.script}
+	for _, hd := range hdrs {
+		argv = append(argv, "-H", hd)
 	}
-	argv = pinned(cfg.LoadCPUs, append(argv, url)...)
+	argv = pinned(h.cpus, append(argv, url)...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -88,11 +67,11 @@ func loadWrk(name, url string, conc int, d time.Duration, hdrs ...string) (Resul
 	if i < 0 {
 		return Result{}, fmt.Errorf("wrk %s: no report line in %q", name, out)
 	}
-	var w wrkRun
-	if err := json.Unmarshal(out[i+1:], &w); err != nil {
+	var wr wrkRun
+	if err := json.Unmarshal(out[i+1:], &wr); err != nil {
 		return Result{}, fmt.Errorf("wrk %s: %w", name, err)
 	}
-	return w.result(name, conc), nil
+	return wr.result(name, conc), nil
 }
 
 func (w wrkRun) result(name string, conc int) Result {

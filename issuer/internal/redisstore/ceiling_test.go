@@ -1,0 +1,174 @@
+package redisstore_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"github.com/jotguard/jotguard/issuer/internal/redisstore"
+	"github.com/jotguard/jotguard/sdk"
+	"github.com/jotguard/jotguard/sdk/sdktest"
+	"github.com/redis/go-redis/v9"
+)
+
+// BenchmarkSignRotateCeiling is the ceiling deploy/bench holds POST
+// /access_token to: what a refresh costs the issuer beyond HTTP, cookies and
+// JSON. One op is this package's Sessions.Rotate on the worker's own session
+// chain (the route GET, then one pipeline of the forgotten routes' DEL, the
+// successor's route SET and the rotate script) and an ES256 sign of an
+// access token whose sdk.Claims come from the rotated session's user
+// snapshot, as auth.Service builds them. The session store and its client
+// are built as the issuer builds them (NewClient, one Sessions shared by
+// every worker, a 16-token history).
+//
+// JOTGUARD_BENCH_CONCURRENCY workers (default 64, the bench's concurrency)
+// run closed loops; ns/op is wall time per op over all of them, so 1e9 ÷
+// ns/op is the ceiling in refreshes per second. The "errors" metric counts
+// failed ops of the last run. It runs on the Redis at JOTGUARD_REDIS_URL
+// under a prefix of its own, whose keys it deletes at the end.
+//
+//	cd issuer && JOTGUARD_REDIS_URL=redis://… go test -run '^$' \
+//	    -bench '^BenchmarkSignRotateCeiling$' -benchtime 2s ./internal/redisstore
+func BenchmarkSignRotateCeiling(b *testing.B) {
+	conc, err := benchConcurrency(os.Getenv("JOTGUARD_BENCH_CONCURRENCY"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rdb, err := redisstore.NewClient(sdktest.RequireEnv(b, "JOTGUARD_REDIS_URL"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = rdb.Close() })
+	s, err := redisstore.New(rdb, redisstore.Config{Prefix: ceilingPrefix(b, rdb),
+		RefreshTTL: 672 * time.Hour, Grace: 10 * time.Second, Keep: 16}) // the issuer's defaults
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	chains, err := newChains(b.Context(), s, key, conc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Warm-up, not measured: loads the script and fills the client's pool.
+	if n, first := refreshAll(b.Context(), chains, 2*conc); n > 0 {
+		b.Fatalf("warm-up: %d refreshes failed, first: %v", n, first)
+	}
+	b.Run(fmt.Sprintf("c=%d", conc), func(b *testing.B) {
+		n, first := refreshAll(b.Context(), chains, b.N)
+		b.ReportMetric(float64(n), "errors")
+		if n > 0 {
+			b.Logf("%d of %d refreshes failed, first: %v", n, b.N, first)
+		}
+	})
+}
+
+func benchConcurrency(s string) (int, error) {
+	if s == "" {
+		return 64, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("JOTGUARD_BENCH_CONCURRENCY=%q: want a positive number", s)
+	}
+	return n, nil
+}
+
+// chain is one worker's session: its current refresh token, which each
+// refresh replaces.
+type chain struct {
+	s     *redisstore.Sessions
+	key   *ecdsa.PrivateKey
+	token string
+}
+
+// newChains stores n sessions, each of its own user with a user snapshot
+// (a refresh reads no user store while the snapshot is fresh).
+func newChains(ctx context.Context, s *redisstore.Sessions, key *ecdsa.PrivateKey, n int) ([]*chain, error) {
+	now := time.Now()
+	chains := make([]*chain, n)
+	for w := range chains {
+		uid := auth.NewID()
+		u := auth.User{ID: uid, Email: uid + "@bench.example", Roles: []string{"user"}, CreatedAt: now}
+		c := &chain{s: s, key: key, token: auth.NewRefreshToken()}
+		sess := auth.Session{ID: auth.NewID(), UserID: uid, ClientID: "jotguard", CreatedAt: now,
+			Snapshot: &auth.UserSnapshot{User: u, CheckedAt: now}}
+		if err := s.Create(ctx, sess, c.token); err != nil {
+			return nil, err
+		}
+		chains[w] = c
+	}
+	return chains, nil
+}
+
+// refreshAll runs n refreshes over one goroutine per chain, each refreshing
+// its own chain in a closed loop, and answers how many failed and the first
+// failure.
+func refreshAll(ctx context.Context, chains []*chain, n int) (failed int64, first error) {
+	var next, errs atomic.Int64
+	var wg sync.WaitGroup
+	for _, c := range chains {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				if err := c.refresh(ctx); err != nil && errs.Add(1) == 1 {
+					first = err // read after wg.Wait
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errs.Load(), first
+}
+
+// refresh is a refresh minus HTTP: rotate the chain's token, then sign the
+// access token of the rotated session.
+func (c *chain) refresh(ctx context.Context) error {
+	rot, err := c.s.Rotate(ctx, c.token, auth.NewRefreshToken())
+	if err != nil {
+		return err
+	}
+	c.token = rot.Token
+	snap := rot.Session.Snapshot
+	if snap == nil {
+		return errors.New("rotate returned no user snapshot")
+	}
+	now := time.Now()
+	claims := sdk.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{Issuer: "http://bench.example", Subject: snap.User.ID,
+			Audience: jwt.ClaimStrings{"jotguard"}, IssuedAt: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(5 * time.Minute)), ID: auth.NewID()},
+		ClientID: rot.Session.ClientID, SessionID: rot.Session.ID, Email: snap.User.Email,
+		EmailVerified: snap.User.EmailVerified, Roles: snap.User.Roles,
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
+	t.Header["kid"], t.Header["typ"] = "bench", sdk.TokenType
+	_, err = t.SignedString(c.key)
+	return err
+}
+
+// ceilingPrefix is a fresh key prefix whose keys are deleted when b ends.
+func ceilingPrefix(b *testing.B, rdb redis.UniversalClient) string {
+	prefix := "benchceil_" + strings.ToLower(rand.Text())
+	b.Cleanup(func() {
+		ctx := context.Background()
+		iter := rdb.Scan(ctx, 0, "*"+prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			rdb.Del(ctx, iter.Val())
+		}
+	})
+	return prefix
+}
