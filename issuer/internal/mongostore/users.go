@@ -181,9 +181,13 @@ func (u *Users) ByUsername(ctx context.Context, username string) (auth.User, err
 	return u.byKey(ctx, u.usernames, auth.NormalizeUsername(username))
 }
 
+// byKey reads the lookup document, then the user: two reads by _id whether
+// or not the account exists (an unknown key reads a user id no account
+// has), so the time a login takes does not tell which addresses and
+// usernames have accounts.
 func (u *Users) byKey(ctx context.Context, coll *mongo.Collection, key string) (auth.User, error) {
 	if key == "" {
-		return auth.User{}, auth.ErrUserNotFound
+		key = absentKey // a refused spelling: no account, the same work
 	}
 	lctx, cancel := context.WithTimeout(ctx, OpTimeout)
 	defer cancel()
@@ -191,12 +195,16 @@ func (u *Users) byKey(ctx context.Context, coll *mongo.Collection, key string) (
 	err := coll.FindOne(lctx, bson.D{{Key: "_id", Value: key}}).Decode(&l)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
-		return auth.User{}, auth.ErrUserNotFound
+		l.UserID = absentKey
 	case err != nil:
 		return auth.User{}, unavailable("find "+coll.Name(), err)
 	}
-	return u.ByID(ctx, l.UserID) // a claim without its user (a racing sign-up) is not found
+	return u.ByID(ctx, l.UserID) // a claim without its user (a racing sign-up) is not found either
 }
+
+// absentKey is an _id no document has: ids, addresses and username keys
+// never contain "~".
+const absentKey = "~absent"
 
 // SetPasswordHash implements auth.UserStore.
 func (u *Users) SetPasswordHash(ctx context.Context, id, hash string) error {
