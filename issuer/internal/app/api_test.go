@@ -607,3 +607,46 @@ func TestLookAlikesCollide(t *testing.T) {
 		t.Fatalf("login with a look-alike spelling: %d %s", r.StatusCode, r.body)
 	}
 }
+
+// A page of another site can't make a browser sign in, register or ask for
+// tokens here: a JSON endpoint refuses any other content type (a
+// cross-site form or text/plain post needs no CORS preflight), and every
+// state-changing request refuses a foreign Origin, or, without one,
+// Sec-Fetch-Site: cross-site, cookie or not (login CSRF).
+func TestCrossSiteRequestsRefused(t *testing.T) {
+	s := startIssuer(t, nil)
+	email := s.register(pw)
+	login := fmt.Sprintf(`{"email":%q,"password":%q}`, email, pw)
+	form := url.Values{"grant_type": {"password"}, "username": {email}, "password": {pw}}.Encode()
+	tests := []struct {
+		name, method, path, body string
+		hdr                      []string
+		status                   int
+		code                     string
+	}{
+		{"text/plain login", "POST", "/login", login, []string{"Content-Type", "text/plain"}, 415, "unsupported_media_type"},
+		{"form-encoded login", "POST", "/login", login, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"},
+		{"text/plain register", "POST", "/register", fmt.Sprintf(`{"email":"x-%s","password":%q}`, email, pw), []string{"Content-Type", "text/plain"}, 415, "unsupported_media_type"},
+		{"login from a foreign origin", "POST", "/login", login, []string{"Origin", "https://evil.example"}, 403, "forbidden_origin"},
+		{"login from a null origin", "POST", "/login", login, []string{"Origin", "null"}, 403, "forbidden_origin"},
+		{"login cross-site without Origin", "POST", "/login", login, []string{"Sec-Fetch-Site", "cross-site"}, 403, "forbidden_origin"},
+		{"register from a foreign origin", "POST", "/register", fmt.Sprintf(`{"email":"y-%s","password":%q}`, email, pw), []string{"Origin", "https://evil.example"}, 403, "forbidden_origin"},
+		{"token endpoint cross-site", "POST", "/oauth/token", form, []string{"Content-Type", "application/x-www-form-urlencoded", "Sec-Fetch-Site", "cross-site"}, 403, "forbidden_origin"},
+		{"token endpoint from a foreign origin", "POST", "/oauth/token", form, []string{"Content-Type", "application/x-www-form-urlencoded", "Origin", "https://evil.example"}, 403, "forbidden_origin"},
+		{"login from the allowed origin", "POST", "/login", login, []string{"Origin", "https://app.example.com", "Sec-Fetch-Site", "cross-site"}, 200, ""},
+		{"login same-origin", "POST", "/login", login, []string{"Origin", testIssuer, "Sec-Fetch-Site", "same-origin"}, 200, ""},
+		{"login with a JSON charset", "POST", "/login", login, []string{"Content-Type", "application/json; charset=utf-8"}, 200, ""},
+		{"token endpoint, no browser headers", "POST", "/oauth/token", form, []string{"Content-Type", "application/x-www-form-urlencoded"}, 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := s.do(tt.method, tt.path, tt.body, tt.hdr...)
+			if r.StatusCode != tt.status || (tt.code != "" && r.json(t)["code"] != tt.code) {
+				t.Fatalf("%d %s, want %d %s", r.StatusCode, r.body, tt.status, tt.code)
+			}
+			if tt.status >= 400 && r.cookie("refresh_token") != nil {
+				t.Fatal("a refused request set a refresh cookie")
+			}
+		})
+	}
+}

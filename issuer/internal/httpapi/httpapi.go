@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"regexp"
@@ -155,24 +156,30 @@ func (h *handler) bodyLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// originCheck refuses cookie-authenticated POST and DELETE requests from an
-// Origin that is neither the issuer's nor allowed (SPEC §1).
+// originCheck refuses a state-changing request (POST, PUT, PATCH, DELETE)
+// that a browser sent on behalf of another site: one whose Origin is
+// neither the issuer's nor in JOTGUARD_ALLOWED_ORIGINS ("null" included),
+// or, without an Origin, whose Sec-Fetch-Site says cross-site. It covers
+// requests without cookies too: a cross-site login or registration would
+// sign the victim in to the attacker's account (login CSRF). Clients that
+// are not browsers send neither header and pass.
 func (h *handler) originCheck(next echo.HandlerFunc) echo.HandlerFunc {
 	own := originOf(h.o.Issuer)
 	return func(c echo.Context) error {
 		r := c.Request()
-		if r.Method != http.MethodPost && r.Method != http.MethodDelete {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
 			return next(c)
 		}
 		origin := r.Header.Get("Origin")
 		if origin == "" {
-			return next(c)
-		}
-		if _, err := r.Cookie(CookieName); err != nil {
+			if strings.EqualFold(r.Header.Get("Sec-Fetch-Site"), "cross-site") {
+				return errForeignOrigin
+			}
 			return next(c)
 		}
 		origin = strings.TrimRight(origin, "/")
-		if origin == own {
+		if strings.EqualFold(origin, own) {
 			return next(c)
 		}
 		for _, o := range h.o.AllowedOrigins {
@@ -212,7 +219,12 @@ func readJSON(c echo.Context, allowEmpty bool, fields ...string) (map[string]str
 		}
 		return nil, errMalformed
 	}
-	// Any Content-Type: clients of the Authix design send JSON under several.
+	// JSON under its own media type only: a browser sends a cross-site
+	// text/plain or form body without asking first (CORS preflight), so
+	// accepting those would let any site post here.
+	if !isJSON(c.Request().Header.Get(echo.HeaderContentType)) {
+		return nil, errUnsupportedType
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	var raw map[string]json.RawMessage
 	if err := dec.Decode(&raw); err != nil || raw == nil {
@@ -238,6 +250,16 @@ func readJSON(c echo.Context, allowEmpty bool, fields ...string) (map[string]str
 		return nil, v
 	}
 	return out, nil
+}
+
+// isJSON reports application/json or application/*+json, parameters
+// (charset) allowed.
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
 }
 
 func jsonEncode(w io.Writer, v any) error {

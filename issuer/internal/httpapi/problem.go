@@ -13,7 +13,7 @@ import (
 var (
 	errTooLarge        = errors.New("request body too large")
 	errMalformed       = errors.New("malformed request body")
-	errForeignOrigin   = errors.New("origin not allowed for a cookie-authenticated request")
+	errForeignOrigin   = errors.New("a request from another site's page is not allowed here")
 	errNotFound        = errors.New("no such resource")
 	errMethod          = errors.New("method not allowed")
 	errUnsupportedType = errors.New("unsupported content type")

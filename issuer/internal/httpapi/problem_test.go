@@ -135,6 +135,7 @@ func TestUnknownErrorIsAGenericInternalError(t *testing.T) {
 			api := New(Options{Service: svc, Issuer: "http://issuer.test", Logger: logging.New(&logs, slog.LevelInfo, "json")})
 			req := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader(`{"email":"a@example.com","password":"long enough password"}`))
 			req.Header.Set("X-Request-Id", "req-42")
+			req.Header.Set("Content-Type", "application/json")
 			rec := httptest.NewRecorder()
 			api.ServeHTTP(rec, req)
 
