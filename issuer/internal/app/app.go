@@ -146,24 +146,20 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	api := httpapi.New(httpapi.Options{Service: svc, Keys: km, Issuer: cfg.Issuer, RefreshTTL: cfg.RefreshTTL,
 		CookieSecure: cfg.CookieSecure, AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies,
 		BodyLimit: cfg.BodyLimit, LoginRate: cfg.LoginRatePerMinute, JWKSMaxAge: cfg.JWKSMaxAge,
-		Ready: func(ctx context.Context) error {
-			var errs []error
-			if err := mc.Ping(ctx, nil); err != nil {
-				errs = append(errs, fmt.Errorf("mongodb: %w", err))
+		Ready: func(ctx context.Context) map[string]error {
+			failing := map[string]error{}
+			for name, err := range map[string]error{
+				"mongodb":             mc.Ping(ctx, nil),
+				"redis":               sessions.Ping(ctx),
+				"signing_keys":        km.Ready(),
+				"revocation_delivery": pub.Ready(),    // Kafka or the outbox
+				"revocation_state":    tokens.Ready(), // what /me is checked against
+			} {
+				if err != nil {
+					failing[name] = err
+				}
 			}
-			if err := sessions.Ping(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("redis: %w", err))
-			}
-			if err := km.Ready(); err != nil {
-				errs = append(errs, fmt.Errorf("keys: %w", err))
-			}
-			if err := pub.Ready(); err != nil {
-				errs = append(errs, fmt.Errorf("revocations: %w", err))
-			}
-			if err := tokens.Ready(); err != nil { // the revocation state /me is checked against
-				errs = append(errs, fmt.Errorf("revocation state: %w", err))
-			}
-			return errors.Join(errs...)
+			return failing
 		},
 		Registry: reg, Logger: log})
 

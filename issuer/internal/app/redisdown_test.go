@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -82,6 +84,12 @@ func TestRedisDownThenBack(t *testing.T) {
 		if r.StatusCode != 503 || r.Header.Get("Retry-After") == "" {
 			t.Errorf("%s with Redis down: %d %s (Retry-After %q), want 503 with Retry-After", name, r.StatusCode, r.body, r.Header.Get("Retry-After"))
 		}
+	}
+	// The readiness answer names the dependency, not its address or the
+	// driver's words (those go to the log).
+	if r := s.do("GET", "/readyz", ""); !strings.Contains(string(r.body), `"failing":["redis"]`) ||
+		strings.Contains(string(r.body), strconv.Itoa(rs.port)) || strings.Contains(string(r.body), "dial") {
+		t.Errorf("readyz body with Redis down: %s, want it to name redis and nothing more", r.body)
 	}
 	// Registration needs only MongoDB.
 	s.register(pw)

@@ -10,6 +10,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
+	"slices"
+	"maps"
 	"mime"
 	"net"
 	"net/http"
@@ -46,8 +49,10 @@ type Options struct {
 	BodyLimit      int64 // default 64 KiB
 	LoginRate      int   // per minute per IP and identifier; 0: off
 	JWKSMaxAge     time.Duration
-	// Ready reports whether the backends are usable, for /readyz.
-	Ready    func(context.Context) error
+	// Ready reports, for /readyz, the dependencies that are not usable: by
+	// name (the answer shows the names), with the cause (only logged: it
+	// may hold addresses and driver messages). Empty when ready.
+	Ready    func(context.Context) map[string]error
 	Registry *prometheus.Registry // nil: a new one
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -66,6 +71,9 @@ type handler struct {
 	o       Options
 	log     *slog.Logger
 	api     *API
+
+	readyMu     sync.Mutex
+	lastFailing string // the dependencies failing at the last /readyz
 	limiter *limiter
 	m       *metrics
 }
@@ -469,17 +477,42 @@ func (h *handler) openIDConfig(c echo.Context) error {
 func (h *handler) readyz(c echo.Context) error {
 	if h.api.draining.Load() {
 		c.Response().Header().Set("Retry-After", "1")
-		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "draining"})
 	}
+	var failing []string
 	if h.o.Ready != nil {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 		defer cancel()
-		if err := h.o.Ready(ctx); err != nil {
-			c.Response().Header().Set("Retry-After", "1")
-			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "detail": err.Error()})
-		}
+		causes := h.o.Ready(ctx)
+		failing = slices.Sorted(maps.Keys(causes))
+		h.logReadiness(c.Request().Context(), failing, causes)
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	if len(failing) > 0 {
+		c.Response().Header().Set("Retry-After", "1")
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "failing": failing})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "ready"})
+}
+
+// logReadiness logs the causes when the set of failing dependencies
+// changes, not at every probe.
+func (h *handler) logReadiness(ctx context.Context, failing []string, causes map[string]error) {
+	key := strings.Join(failing, ",")
+	h.readyMu.Lock()
+	changed := key != h.lastFailing
+	h.lastFailing = key
+	h.readyMu.Unlock()
+	switch {
+	case !changed:
+	case len(failing) == 0:
+		h.log.InfoContext(ctx, "ready")
+	default:
+		args := make([]any, 0, 2*len(failing))
+		for _, name := range failing {
+			args = append(args, name, causes[name].Error())
+		}
+		h.log.WarnContext(ctx, "not ready", args...)
+	}
 }
 
 func outcome(err error) string {
