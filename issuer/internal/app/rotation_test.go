@@ -3,6 +3,10 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
@@ -14,6 +18,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jotguard/jotguard/issuer/internal/app"
 	"github.com/jotguard/jotguard/sdk"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // A key rotation (through `issuer keys rotate`) while tokens are minted and
@@ -78,4 +85,51 @@ func TestKeyRotationWhileVerifying(t *testing.T) {
 			t.Fatalf("keys list lacks %s:\n%s", kid, out.String())
 		}
 	}
+}
+
+// With JOTGUARD_KEY_ENCRYPTION_KEY set, a signing key written into MongoDB in
+// the clear (by someone with write access to the database, who then holds
+// its private half) is never used: it stays out of the JWKS and signs
+// nothing, even as the newest generation whose not_before has passed.
+func TestPlantedPlaintextKeyRefused(t *testing.T) {
+	s := startIssuer(t, map[string]string{"JOTGUARD_KEY_RELOAD_EVERY": "100ms",
+		"JOTGUARD_KEY_ENCRYPTION_KEY": strings.Repeat("ab", 32)})
+	email := s.register(pw)
+	kid := plantPlaintextKey(t, s)
+	time.Sleep(time.Second) // ten reloads
+	if strings.Contains(string(s.jwks()), kid) {
+		t.Fatalf("the planted key %s is in the JWKS: %s", kid, s.jwks())
+	}
+	at, _ := s.login(email, pw)
+	if _, tok := s.verify(at); tok.Header["kid"] == kid {
+		t.Fatal("a token was signed with the planted key")
+	}
+}
+
+// plantPlaintextKey stores an ES256 key in the clear as the newest
+// generation, active now, the way the issuer stores keys, and returns its kid.
+func plantPlaintextKey(t *testing.T, s *issuer) string {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	pkcs8, _ := x509.MarshalPKCS8PrivateKey(priv)
+	kid := "planted-" + strings.ToLower(rand.Text()[:8])
+	mc, err := mongo.Connect(options.Client().ApplyURI(s.cfg.MongoURI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = mc.Disconnect(context.Background()) }()
+	now := time.Now().UTC()
+	_, err = mc.Database(s.cfg.MongoDB).Collection("signing_keys").InsertOne(t.Context(), bson.D{
+		{Key: "_id", Value: kid}, {Key: "gen", Value: int64(1000)}, {Key: "alg", Value: "ES256"},
+		{Key: "public_key", Value: pub}, {Key: "private_key", Value: pkcs8}, {Key: "encrypted", Value: false},
+		{Key: "created_at", Value: now}, {Key: "not_before", Value: now.Add(-time.Minute)},
+		{Key: "retire_at", Value: nil}, {Key: "expires_at", Value: nil}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kid
 }

@@ -63,8 +63,11 @@ type Config struct {
 	// signing: the maximum access-token TTL plus leeway. Default 6m.
 	Retain      time.Duration
 	ReloadEvery time.Duration // how often Run re-reads the keys, default 30s
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// ReloadTimeout bounds one round of Run (reload, and rotation when
+	// due). Default 10s.
+	ReloadTimeout time.Duration
+	Now           func() time.Time
+	Logger        *slog.Logger
 }
 
 // DefaultRotateEvery is the rotation interval of SPEC §2 (30 days).
@@ -111,6 +114,7 @@ type Manager struct {
 	set      atomic.Pointer[keySet]
 	readyErr atomic.Pointer[error]
 	reloadMu sync.Mutex // one reload at a time in this process
+	refused  sync.Map   // kid → true: refused keys already logged
 }
 
 var _ auth.Signer = (*Manager)(nil)
@@ -133,6 +137,9 @@ func NewManager(ctx context.Context, store auth.KeyStore, cfg Config) (*Manager,
 	}
 	if cfg.Retain <= 0 {
 		cfg.Retain = 6 * time.Minute
+	}
+	if cfg.ReloadTimeout <= 0 {
+		cfg.ReloadTimeout = 10 * time.Second
 	}
 	if cfg.ReloadEvery <= 0 {
 		cfg.ReloadEvery = 30 * time.Second
@@ -322,8 +329,11 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
-// tick is one round of Run.
+// tick is one round of Run, bounded by ReloadTimeout so that a store that
+// stops answering can't hold the loop (and the next rotation) forever.
 func (m *Manager) tick(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.ReloadTimeout)
+	defer cancel()
 	if err := m.reload(ctx); err != nil {
 		return err
 	}
@@ -414,6 +424,16 @@ func (m *Manager) insertGen(ctx context.Context, gen int64, now, notBefore time.
 	return k, nil
 }
 
+// errRefused: a stored key that must not be used, whatever else is stored.
+var errRefused = errors.New("keys: refusing a stored key")
+
+// refuse logs a refused key once per process.
+func (m *Manager) refuse(kid string, err error) {
+	if _, seen := m.refused.LoadOrStore(kid, true); !seen {
+		m.log.Error("signing keys: refusing a stored key; it neither signs nor enters the JWKS", "kid", kid, "err", err)
+	}
+}
+
 // reload reads every key, drops the expired ones, and publishes a new
 // snapshot. Keys already loaded are not decrypted and parsed again.
 func (m *Manager) reload(ctx context.Context) error {
@@ -457,7 +477,10 @@ func (m *Manager) load(ctx context.Context) error {
 		var k key
 		if o, ok := old[d.KID]; ok && o.gen == d.Gen {
 			k = *o
-		} else if k, err = m.parse(d); err != nil {
+		} else if k, err = m.parse(d); errors.Is(err, errRefused) {
+			m.refuse(d.KID, err)
+			continue // neither signs nor enters the JWKS
+		} else if err != nil {
 			return err
 		}
 		k.retireAt, k.expiresAt = retire, expires
@@ -491,7 +514,10 @@ func (m *Manager) parse(d auth.SigningKey) (key, error) {
 			return key{}, fmt.Errorf("%w: JOTGUARD_KEY_ENCRYPTION_KEY does not decrypt signing key %s (wrong key?)", ErrEncryptionKey, d.KID)
 		}
 	} else if m.cfg.EncryptionKey != nil {
-		m.log.Warn("signing keys: a key is stored unencrypted although JOTGUARD_KEY_ENCRYPTION_KEY is set; it will age out with rotation", "kid", d.KID)
+		// Every key this issuer writes is encrypted: a plaintext key was
+		// written by someone else (or before encryption was turned on), and
+		// whoever could write it may hold its private half.
+		return key{}, fmt.Errorf("%w: signing key %s is stored unencrypted although JOTGUARD_KEY_ENCRYPTION_KEY is set", errRefused, d.KID)
 	}
 	priv, err := parsePrivate(d.Alg, der)
 	if err != nil {

@@ -639,3 +639,60 @@ func TestAlgorithmChangeRotates(t *testing.T) {
 		t.Errorf("after the switch: %v, want an RS256 token", err)
 	}
 }
+
+// With an encryption key set, a key stored in the clear is refused: it
+// neither signs nor enters the JWKS, however new it is, and the Manager
+// still starts (creating an encrypted key when no other is usable). Whoever
+// could write such a key may hold its private half.
+func TestPlaintextKeyRefusedWhenEncrypting(t *testing.T) {
+	store := newStore(t)
+	plain := newManager(t, store, Config{}) // an unencrypted key, generation 1
+	planted := plain.set.Load().keys[0].kid
+	encKey := bytes.Repeat([]byte{7}, 32)
+	m := newManager(t, store, Config{EncryptionKey: encKey})
+	if slices.Contains(kids(t, m.JWKS()), planted) {
+		t.Fatalf("the plaintext key %s is in the JWKS: %s", planted, m.JWKS())
+	}
+	raw, err := m.Sign(t.Context(), "at+jwt", claimsAt(time.Now(), time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, _ := verify(t, m.JWKS(), raw, AlgES256, time.Now()); tok == nil || tok.Header["kid"] == planted {
+		t.Fatalf("signed with the refused key or not verifiable: %v", tok)
+	}
+	if got := stored(t, store); len(got) != 2 || !got[1].Encrypted {
+		t.Fatalf("stored keys %+v, want the refused one and a new encrypted one", got)
+	}
+}
+
+// blockingKeys is a key store that stops answering: Keys waits for its
+// context.
+type blockingKeys struct{ auth.KeyStore }
+
+func (blockingKeys) Keys(ctx context.Context) ([]auth.SigningKey, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (blockingKeys) DeleteExpired(context.Context, time.Time) error { return nil }
+
+// A round of Run gives up when the store stops answering, instead of
+// holding the loop (and every later reload and rotation) forever.
+func TestReloadHasATimeout(t *testing.T) {
+	store := newStore(t)
+	m := newManager(t, store, Config{ReloadTimeout: 50 * time.Millisecond})
+	m.store = blockingKeys{store}
+	done := make(chan error, 1)
+	go func() { done <- m.tick(context.Background()) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("tick = %v, want the reload's deadline", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("tick did not return while the store hung")
+	}
+	if err := m.Ready(); err != nil {
+		t.Fatalf("the keys in memory stopped signing after a failed reload: %v", err)
+	}
+}
