@@ -150,6 +150,28 @@ func (p *IssuerProcess) start(bin string) error {
 	}
 }
 
+// Pid is the process id, 0 once stopped.
+func (p *IssuerProcess) Pid() int {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// Exited reports whether the process ended by itself (a crash, or killed
+// from outside), not by Stop.
+func (p *IssuerProcess) Exited() bool {
+	if p.done == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return p.cmd != nil
+	default:
+		return false
+	}
+}
+
 // Stop ends the process (SIGTERM, then SIGKILL after 20 s) and waits for
 // it. Stopping a stopped IssuerProcess does nothing.
 func (p *IssuerProcess) Stop() {

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/jotguard/jotguard/issuer/internal/app"
 	"github.com/jotguard/jotguard/issuer/internal/config"
 	"github.com/jotguard/jotguard/issuer/internal/logging"
@@ -43,6 +44,10 @@ func main() {
 		os.Exit(2)
 	}
 	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	// A Go memory limit at 90% of the container's (unless GOMEMLIMIT is
+	// set): the garbage collector then works to stay under it, and password
+	// hashing sizes its concurrency by it.
+	_, _ = memlimit.Set(memlimit.WithRatio(0.9), memlimit.WithProvider(memlimit.FromCgroup), memlimit.WithLogger(log))
 	if keysCmd != "" {
 		if err := app.Keys(ctx, cfg, log, keysCmd, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "issuer:", err)

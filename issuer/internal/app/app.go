@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
@@ -103,8 +105,15 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		return fmt.Errorf("revocation publisher: %w", err)
 	}
 	defer pub.Close()
-	hasher, err := password.New(password.Config{Params: password.Params{Memory: cfg.Argon2Memory, Time: cfg.Argon2Time,
-		Threads: cfg.Argon2Threads}, Concurrency: cfg.HashConcurrency, QueueWait: cfg.HashQueueWait})
+	params := password.Params{Memory: cfg.Argon2Memory, Time: cfg.Argon2Time, Threads: cfg.Argon2Threads}
+	hashes := cfg.HashConcurrency
+	if hashes == 0 {
+		limit := debug.SetMemoryLimit(-1) // set from the cgroup by main, or GOMEMLIMIT
+		hashes = password.AutoConcurrency(params, limit, runtime.GOMAXPROCS(0))
+		log.InfoContext(ctx, "password hashing", "concurrency", hashes, "cores", runtime.GOMAXPROCS(0),
+			"memory_limit_mib", limit>>20, "argon2_memory_kib", params.Memory)
+	}
+	hasher, err := password.New(password.Config{Params: params, Concurrency: hashes, QueueWait: cfg.HashQueueWait})
 	if err != nil {
 		return err
 	}

@@ -57,7 +57,7 @@ type Config struct {
 	Argon2Memory       uint32 // KiB
 	Argon2Time         uint32
 	Argon2Threads      uint8
-	HashConcurrency    int
+	HashConcurrency    int // 0: password.AutoConcurrency
 	HashQueueWait      time.Duration
 	LoginRatePerMinute int // per client IP + identifier; 0 disables
 	ShutdownGrace      time.Duration
@@ -284,9 +284,13 @@ var vars = []Var{
 			c.Argon2Threads = uint8(n)
 			return nil
 		}},
-	{Name: "JOTGUARD_HASH_CONCURRENCY", Flag: "hash-concurrency", Default: "GOMAXPROCS", Usage: "password hashes computed at once",
+	{Name: "JOTGUARD_HASH_CONCURRENCY", Flag: "hash-concurrency", Default: "auto", Usage: "password hashes computed at once; auto: one per core, no more than the memory limit (cgroup or GOMEMLIMIT) holds",
 		set: func(c *Config, s string) error {
-			if s == "GOMAXPROCS" {
+			switch s {
+			case "auto":
+				c.HashConcurrency = 0
+				return nil
+			case "GOMAXPROCS":
 				c.HashConcurrency = runtime.GOMAXPROCS(0)
 				return nil
 			}

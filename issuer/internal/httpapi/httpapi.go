@@ -10,15 +10,15 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"sync"
-	"slices"
 	"maps"
 	"mime"
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,14 +68,14 @@ type API struct {
 func (a *API) Drain() { a.draining.Store(true) }
 
 type handler struct {
-	o       Options
-	log     *slog.Logger
-	api     *API
+	o   Options
+	log *slog.Logger
+	api *API
 
 	readyMu     sync.Mutex
 	lastFailing string // the dependencies failing at the last /readyz
-	limiter *limiter
-	m       *metrics
+	limiter     *limiter
+	m           *metrics
 }
 
 // CookieName is the refresh token cookie.

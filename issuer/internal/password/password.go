@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -69,6 +70,38 @@ func New(cfg Config) (*Hasher, error) {
 	h := &Hasher{p: cfg.Params, sem: make(chan struct{}, cfg.Concurrency), wait: cfg.QueueWait}
 	h.dummy = h.encode(randomSalt(), "an unguessable dummy password")
 	return h, nil
+}
+
+// Memory a hash needs beyond argon2id's own buffer, and what the rest of
+// the issuer needs, for AutoConcurrency. Measured on bin/issuer at the
+// OWASP parameters (m = 19 MiB): without a memory limit each concurrent
+// hash added 40 to 53 MiB of peak RSS (the garbage collector lets finished
+// hashes' buffers pile up to about twice the live heap); under a Go memory
+// limit the collector returns them as the limit nears, and what each
+// running hash holds live is its m KiB plus a little. An idle issuer's RSS
+// is 62 to 64 MiB.
+const (
+	hashOverhead = 4        // per hash: m KiB × (1 + 1/hashOverhead)
+	reserve      = 80 << 20 // the rest of the issuer, with a margin
+)
+
+// AutoConcurrency is how many hashes may run at once: one per core, but no
+// more than the memory the process may use (memLimit, the Go memory limit;
+// math.MaxInt64 when there is none) can hold besides the rest of the
+// issuer, and at least one. A burst past it waits for a slot (QueueWait),
+// then gets 503 with Retry-After, instead of the process being killed for
+// its memory.
+func AutoConcurrency(p Params, memLimit int64, cores int) int {
+	if p == (Params{}) {
+		p = OWASP
+	}
+	perHash := int64(p.Memory) << 10
+	perHash += perHash / hashOverhead
+	n := cores
+	if memLimit > 0 && memLimit < math.MaxInt64 {
+		n = min(n, int((memLimit-reserve)/perHash))
+	}
+	return max(n, 1)
 }
 
 // Waiting is the number of requests waiting for or holding a hashing slot.
