@@ -68,6 +68,7 @@ func StartIssuerProcess(tb testing.TB, env map[string]string) *IssuerProcess {
 		"JOTGUARD_ARGON2_TIME":    "1",
 		"JOTGUARD_REFRESH_TTL":    "1h",
 		"JOTGUARD_SHUTDOWN_GRACE": "5s",
+		"JOTGUARD_DRAIN_DELAY":    "0s",
 		"JOTGUARD_LOG_FORMAT":     "text",
 	}
 	maps.Copy(settings, env)

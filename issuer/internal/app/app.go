@@ -177,7 +177,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)} // no BaseContext: STYLE §3
-	g.Go(func() error { return serve(gctx, srv, api.Drain, cfg.Addr, cfg.ShutdownGrace, log, ready) })
+	g.Go(func() error {
+		return serve(gctx, srv, api.Drain, cfg.Addr, cfg.DrainDelay, cfg.ShutdownGrace, log, ready)
+	})
 	return g.Wait()
 }
 
@@ -205,7 +207,7 @@ func tokenVerifier(ctx context.Context, cfg config.Config, km *keys.Manager, log
 
 // serve listens on addr and serves until ctx is done; then readiness goes
 // off and in-flight requests get up to grace to finish.
-func serve(ctx context.Context, srv *http.Server, drain func(), addr string, grace time.Duration, log *slog.Logger, ready func(string)) error {
+func serve(ctx context.Context, srv *http.Server, drain func(), addr string, delay, grace time.Duration, log *slog.Logger, ready func(string)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("JOTGUARD_ISSUER_ADDR: %w", err)
@@ -221,8 +223,13 @@ func serve(ctx context.Context, srv *http.Server, drain func(), addr string, gra
 		return err
 	case <-ctx.Done():
 	}
-	drain() // readiness off first, so load balancers stop sending
-	log.InfoContext(ctx, "draining", "grace", grace.String())
+	// Readiness off first, and keep serving for the drain delay: endpoint
+	// controllers and load balancers take a few seconds to stop sending, and
+	// a listener closed at once would refuse what they still send.
+	drain()
+	log.InfoContext(ctx, "draining: /readyz answers 503, requests are still served", "delay", delay.String(), "grace", grace.String())
+	time.Sleep(delay)
+	log.InfoContext(ctx, "shutting down: in-flight requests may finish", "grace", grace.String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

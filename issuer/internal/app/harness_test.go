@@ -56,6 +56,7 @@ func startIssuer(t *testing.T, settings map[string]string) *issuer {
 		"JOTGUARD_ALLOWED_ORIGINS":  "https://app.example.com",
 		"JOTGUARD_LOGIN_RATE_LIMIT": "1000",
 		"JOTGUARD_SHUTDOWN_GRACE":   "5s",
+		"JOTGUARD_DRAIN_DELAY":      "0s",
 	}
 	for k, v := range settings {
 		env[k] = v

@@ -30,7 +30,7 @@ func TestServeDrainsInFlight(t *testing.T) {
 	addr := make(chan string, 1)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- serve(ctx, srv, func() { drained.Store(true) }, "127.0.0.1:0", 10*time.Second,
+		errc <- serve(ctx, srv, func() { drained.Store(true) }, "127.0.0.1:0", 0, 10*time.Second,
 			slog.New(slog.DiscardHandler), func(a string) { addr <- a })
 	}()
 	base := "http://" + <-addr

@@ -60,6 +60,7 @@ type Config struct {
 	HashConcurrency    int // 0: password.AutoConcurrency
 	HashQueueWait      time.Duration
 	LoginRatePerMinute int // per client IP + identifier; 0 disables
+	DrainDelay         time.Duration
 	ShutdownGrace      time.Duration
 	LogLevel           slog.Level
 	LogFormat          string // json or text
@@ -300,7 +301,9 @@ var vars = []Var{
 		set: duration(func(c *Config) *time.Duration { return &c.HashQueueWait })},
 	{Name: "JOTGUARD_LOGIN_RATE_LIMIT", Flag: "login-rate-limit", Default: "20", Usage: "login attempts per minute per client IP and identifier (0: off)",
 		set: intIn(func(c *Config) *int { return &c.LoginRatePerMinute }, 0, 1_000_000)},
-	{Name: "JOTGUARD_SHUTDOWN_GRACE", Flag: "shutdown-grace", Default: "15s", Usage: "how long in-flight requests may finish after SIGTERM",
+	{Name: "JOTGUARD_DRAIN_DELAY", Flag: "drain-delay", Default: "5s", Usage: "after SIGTERM, how long /readyz answers 503 while requests are still served, before the listener closes (load balancers need a few seconds to stop sending)",
+		set: durationOrZero(func(c *Config) *time.Duration { return &c.DrainDelay })},
+	{Name: "JOTGUARD_SHUTDOWN_GRACE", Flag: "shutdown-grace", Default: "15s", Usage: "how long in-flight requests may finish after the drain delay",
 		set: duration(func(c *Config) *time.Duration { return &c.ShutdownGrace })},
 	{Name: "JOTGUARD_LOG_LEVEL", Flag: "log-level", Default: "info", Usage: "debug, info, warn or error",
 		set: func(c *Config, s string) error {
@@ -409,6 +412,18 @@ func nonEmpty(s string) error {
 		return errors.New("must not be empty")
 	}
 	return nil
+}
+
+// durationOrZero is duration that also takes 0 (off).
+func durationOrZero(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return fmt.Errorf("want a duration like 5s, or 0, got %q", s)
+		}
+		*field(c) = d
+		return nil
+	}
 }
 
 func duration(field func(*Config) *time.Duration) func(*Config, string) error {

@@ -132,6 +132,7 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	common := slices.Concat(base, backends, []string{
 		"JOTGUARD_ISSUER=" + s.IssuerURL,
 		"JOTGUARD_LOG_FORMAT=text",
+		"JOTGUARD_DRAIN_DELAY=0s", // no load balancer to wait for: Ctrl-C stops at once
 	}, o.Extra)
 
 	fmt.Fprintln(o.Progress, "starting the issuer on", s.IssuerURL)
