@@ -26,7 +26,7 @@ func TestDefaults(t *testing.T) {
 		c.AccessTTL != 5*time.Minute || c.RefreshTTL != 672*time.Hour || c.Leeway != 30*time.Second ||
 		c.RefreshGrace != 10*time.Second || c.SigningAlg != "ES256" || !c.CookieSecure ||
 		c.BodyLimit != 64<<10 || c.PasswordMinLength != 12 || c.PasswordMaxLength != 128 ||
-		c.Argon2Memory != 19456 || c.Argon2Time != 2 || c.Argon2Threads != 1 || c.HashConcurrency < 1 ||
+		c.Argon2Memory != 19456 || c.Argon2Time != 2 || c.Argon2Threads != 1 || c.HashConcurrency != 0 || c.DrainDelay != 5*time.Second ||
 		c.KeyRotateEvery != 720*time.Hour || c.LogFormat != "json" || len(c.KeyEncryptionKey) != 0 ||
 		c.UserRecheck != time.Minute {
 		t.Fatalf("defaults: %+v", c)
