@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -242,11 +243,11 @@ func (s *Stack) startRedisServer(ctx context.Context, opts Options, bin string) 
 		return err
 	}
 	addr := hostPort(port)
-	p, err := startChild(bin, []string{
+	p, err := startChild(exec.Command(bin,
 		"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
 		"--save", "", "--appendonly", "no", // no persistence: a dev stack
 		"--dir", dir, "--daemonize", "no", "--loglevel", "warning",
-	})
+	))
 	if err != nil {
 		return err
 	}
