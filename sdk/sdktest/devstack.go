@@ -93,7 +93,7 @@ func StartDevstack(tb testing.TB, only string, args ...string) *Devstack {
 }
 
 // portFlags are the devstack flags that fix only's ports, the one of Addr
-// first: mail has an SMTP server and a web inbox with its HTTP API.
+// first: mail has an SMTP server and an HTTP API.
 func portFlags(only string) []string {
 	if only == "mail" {
 		return []string{"--smtp-port", "--mail-port"}
@@ -102,7 +102,7 @@ func portFlags(only string) []string {
 }
 
 // Addr is the service's host:port on 127.0.0.1 (for mail, its SMTP
-// server's; Env("JOTGUARD_MAILPIT_URL") is its inbox and API); it stays the
+// server's; Env("JOTGUARD_MAILPIT_URL") is its HTTP API); it stays the
 // same across Restart.
 func (d *Devstack) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(d.port)) }
 

@@ -41,14 +41,14 @@ func TestDevstackStopRestart(t *testing.T) {
 }
 
 // StartDevstack("mail") fixes both of Mailpit's ports: Addr is the SMTP
-// server, and a Restart brings back the same SMTP and inbox URLs.
+// server, and a Restart brings back the same SMTP and Mailpit URLs.
 func TestDevstackMailStopRestart(t *testing.T) {
 	d := sdktest.StartDevstack(t, "mail")
-	smtpURL, inbox := d.Env("JOTGUARD_SMTP_URL"), d.Env("JOTGUARD_MAILPIT_URL")
-	if smtpURL != "smtp://"+d.Addr() || !strings.HasPrefix(inbox, "http://127.0.0.1:") {
-		t.Fatalf("JOTGUARD_SMTP_URL=%q JOTGUARD_MAILPIT_URL=%q, want smtp://%s and http://127.0.0.1:…", smtpURL, inbox, d.Addr())
+	smtpURL, mailpit := d.Env("JOTGUARD_SMTP_URL"), d.Env("JOTGUARD_MAILPIT_URL")
+	if smtpURL != "smtp://"+d.Addr() || !strings.HasPrefix(mailpit, "http://127.0.0.1:") {
+		t.Fatalf("JOTGUARD_SMTP_URL=%q JOTGUARD_MAILPIT_URL=%q, want smtp://%s and http://127.0.0.1:…", smtpURL, mailpit, d.Addr())
 	}
-	addrs := []string{d.Addr(), strings.TrimPrefix(inbox, "http://")}
+	addrs := []string{d.Addr(), strings.TrimPrefix(mailpit, "http://")}
 	dial := func() error {
 		for _, a := range addrs {
 			c, err := net.DialTimeout("tcp", a, 5*time.Second)
@@ -73,8 +73,8 @@ func TestDevstackMailStopRestart(t *testing.T) {
 	if err := dial(); err != nil {
 		t.Fatalf("dial after Restart: %v", err)
 	}
-	if d.Env("JOTGUARD_SMTP_URL") != smtpURL || d.Env("JOTGUARD_MAILPIT_URL") != inbox {
+	if d.Env("JOTGUARD_SMTP_URL") != smtpURL || d.Env("JOTGUARD_MAILPIT_URL") != mailpit {
 		t.Fatalf("after Restart JOTGUARD_SMTP_URL=%q JOTGUARD_MAILPIT_URL=%q, want %q and %q",
-			d.Env("JOTGUARD_SMTP_URL"), d.Env("JOTGUARD_MAILPIT_URL"), smtpURL, inbox)
+			d.Env("JOTGUARD_SMTP_URL"), d.Env("JOTGUARD_MAILPIT_URL"), smtpURL, mailpit)
 	}
 }

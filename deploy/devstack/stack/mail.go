@@ -42,7 +42,7 @@ func RunChild() {
 		return
 	}
 	if v := mailpitVersion(); v != "" {
-		mailpitconfig.Version = v // shown by the inbox and /api/v1/info, instead of "dev"
+		mailpitconfig.Version = v // in /api/v1/info, instead of "dev"
 	}
 	mailpitcmd.Execute() // parses os.Args[1:]; exits the process itself
 	os.Exit(0)
@@ -97,9 +97,9 @@ func (s *Stack) startMail(ctx context.Context, opts Options) error {
 		"--smtp", smtpAddr,
 		"--listen", httpAddr,
 		"--database", filepath.Join(dir, "mailpit.db"),
-		"--allowed-hosts", "127.0.0.1", // and localhost, ::1: no DNS rebinding of the inbox
+		"--allowed-hosts", "127.0.0.1", // and localhost, ::1: no DNS rebinding of the API
 		"--smtp-disable-rdns",     // no DNS lookups of the client's address
-		"--disable-version-check", // no call to GitHub from the inbox's About box
+		"--disable-version-check", // no call to GitHub from /api/v1/info
 	)
 	cmd.Env = append(withoutMailpitEnv(os.Environ()), mailpitChildEnv+"="+Mail)
 	log := opts.Logger.With("service", Mail)
@@ -123,7 +123,7 @@ func (s *Stack) startMail(ctx context.Context, opts Options) error {
 		return err
 	}
 	opts.Logger.Info("mail: Mailpit "+mailpitVersion()+", a child process (plain SMTP, no auth)",
-		"smtp", smtpAddr, "inbox", s.MailpitURL, "pid", p.cmd.Process.Pid, "data", dir)
+		"smtp", smtpAddr, "http", s.MailpitURL, "pid", p.cmd.Process.Pid, "data", dir)
 	return nil
 }
 

@@ -88,7 +88,7 @@ func (a mailpitAPI) message(id string) mailpitMessage {
 // TestMailSendReadDelete: mail sent with net/smtp to JOTGUARD_SMTP_URL, over
 // plain SMTP without STARTTLS or AUTH, is read back through Mailpit's API
 // at JOTGUARD_MAILPIT_URL (subject, recipient, text, and the HTML of a
-// multipart message), and deleting all empties the inbox. Close stops
+// multipart message), and deleting all leaves no message. Close stops
 // Mailpit and frees both ports.
 func TestMailSendReadDelete(t *testing.T) {
 	s, err := Start(t.Context(), Options{Services: []string{Mail}, Logger: quietLogger()})

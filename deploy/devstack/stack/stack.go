@@ -1,8 +1,8 @@
 // Package stack starts, on loopback, the servers jotguard needs: a
 // MongoDB-protocol server (embedded FerretDB on SQLite), Redis (the
 // redis-server binary when it is on PATH, else embedded miniredis), a
-// Kafka-protocol broker (kfake) and a mail catcher (Mailpit: SMTP, a web
-// inbox and its HTTP API, run as a child process, see RunChild). The
+// Kafka-protocol broker (kfake) and a mail catcher (Mailpit: SMTP, and an
+// HTTP API to read what was sent; a child process, see RunChild). The
 // clients talk real wire protocols to them, exactly as they do to MongoDB,
 // Redis, Kafka and an SMTP relay in production.
 package stack
@@ -41,7 +41,7 @@ var AllServices = []string{Mongo, Redis, Kafka, Mail}
 // with its data in a temporary directory that Close removes.
 type Options struct {
 	MongoPort, RedisPort, KafkaPort int    // 0: a free port
-	SMTPPort, MailPort              int    // Mailpit's SMTP and HTTP (inbox, API) ports; 0: a free port
+	SMTPPort, MailPort              int    // Mailpit's SMTP and HTTP (API) ports; 0: a free port
 	DataDir                         string // "": a temporary directory, removed by Close
 	Services                        []string
 	Topic                           string // default "jotguard.revocations"
@@ -62,7 +62,7 @@ type Stack struct {
 	KafkaBrokers string // 127.0.0.1:PORT
 	Topic        string
 	SMTPURL      string // smtp://127.0.0.1:PORT: plain SMTP, no auth
-	MailpitURL   string // http://127.0.0.1:PORT: the web inbox and the base of its HTTP API
+	MailpitURL   string // http://127.0.0.1:PORT: Mailpit's HTTP API and web pages
 	RedisKind    string // "redis-server" or "miniredis"
 
 	log      *slog.Logger
