@@ -18,6 +18,8 @@ import (
 
 	mailpitcmd "github.com/axllent/mailpit/cmd"
 	mailpitconfig "github.com/axllent/mailpit/config"
+
+	_ "github.com/jotguard/jotguard/deploy/devstack/internal/nompenv" // before Mailpit's cmd reads MP_*
 )
 
 // Mailpit runs as a child process of this program's own executable: its
@@ -90,9 +92,9 @@ func (s *Stack) startMail(ctx context.Context, opts Options) error {
 	// Plain SMTP on loopback: with no --smtp-tls-* and no --smtp-auth-*
 	// flag Mailpit offers neither STARTTLS nor AUTH and accepts any mail
 	// from any client, which is what the issuer, told to use plain SMTP
-	// for a loopback JOTGUARD_SMTP_URL, sends. MP_* variables, which
-	// Mailpit also reads, are removed from its environment so that a
-	// developer's own Mailpit settings cannot turn TLS or AUTH on here.
+	// for a loopback JOTGUARD_SMTP_URL, sends. The MP_* variables that
+	// Mailpit also reads are gone from the environment (package nompenv),
+	// so a developer's own Mailpit settings cannot turn TLS or AUTH on.
 	cmd := exec.Command(self,
 		"--smtp", smtpAddr,
 		"--listen", httpAddr,
@@ -101,7 +103,7 @@ func (s *Stack) startMail(ctx context.Context, opts Options) error {
 		"--smtp-disable-rdns",     // no DNS lookups of the client's address
 		"--disable-version-check", // no call to GitHub from /api/v1/info
 	)
-	cmd.Env = append(withoutMailpitEnv(os.Environ()), mailpitChildEnv+"="+Mail)
+	cmd.Env = append(os.Environ(), mailpitChildEnv+"="+Mail)
 	log := opts.Logger.With("service", Mail)
 	// Mailpit logs to stdout, panics and flag errors go to stderr; the
 	// devstack's stdout carries only the export lines, so both are
@@ -125,17 +127,6 @@ func (s *Stack) startMail(ctx context.Context, opts Options) error {
 	opts.Logger.Info("mail: Mailpit "+mailpitVersion()+", a child process (plain SMTP, no auth)",
 		"smtp", smtpAddr, "http", s.MailpitURL, "pid", p.cmd.Process.Pid, "data", dir)
 	return nil
-}
-
-// withoutMailpitEnv drops Mailpit's MP_* settings from env.
-func withoutMailpitEnv(env []string) []string {
-	out := make([]string, 0, len(env))
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "MP_") && !strings.HasPrefix(kv, mailpitChildEnv+"=") {
-			out = append(out, kv)
-		}
-	}
-	return out
 }
 
 func portOrFree(port int) (int, error) {

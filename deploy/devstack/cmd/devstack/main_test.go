@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -246,14 +247,12 @@ func TestSIGKILLLeavesNoOrphan(t *testing.T) {
 	waitGone(t, pids, s.addrs())
 }
 
-// TestMailStopRestartKeepsMail: `--only mail` on fixed ports stops on
-// SIGTERM with its Mailpit, and a restart on the same ports and --data
-// serves the same URLs and the mail received before.
+// TestMailStopRestartKeepsMail: `--only mail` stops on SIGTERM with its
+// Mailpit, and a restart on the ports it had and the same --data serves the
+// same URLs and the mail received before.
 func TestMailStopRestartKeepsMail(t *testing.T) {
 	data := t.TempDir()
-	args := []string{"--only", "mail", "--data", data,
-		"--smtp-port", strconv.Itoa(freePort(t)), "--mail-port", strconv.Itoa(freePort(t))}
-	s := startDevstack(t, 2, args...)
+	s := startDevstack(t, 2, "--only", "mail", "--data", data)
 	if len(s.env) != 2 {
 		t.Errorf("--only mail exported %v, want JOTGUARD_SMTP_URL and JOTGUARD_MAILPIT_URL", s.env)
 	}
@@ -269,7 +268,9 @@ func TestMailStopRestartKeepsMail(t *testing.T) {
 	s.stop(t)
 	waitGone(t, []int{pid}, s.addrs())
 
-	r := startDevstack(t, 2, args...)
+	_, smtpPort, _ := net.SplitHostPort(s.addr("JOTGUARD_SMTP_URL"))
+	_, mailPort, _ := net.SplitHostPort(s.addr("JOTGUARD_MAILPIT_URL"))
+	r := startDevstack(t, 2, "--only", "mail", "--data", data, "--smtp-port", smtpPort, "--mail-port", mailPort)
 	for _, k := range []string{"JOTGUARD_SMTP_URL", "JOTGUARD_MAILPIT_URL"} {
 		if r.env[k] != s.env[k] {
 			t.Errorf("after the restart %s=%s, want %s", k, r.env[k], s.env[k])
@@ -277,6 +278,29 @@ func TestMailStopRestartKeepsMail(t *testing.T) {
 	}
 	if n := countMail(t, r.env["JOTGUARD_MAILPIT_URL"], subject); n != 1 {
 		t.Errorf("%d messages with subject %q after the restart, want 1 (kept under --data)", n, subject)
+	}
+}
+
+// TestMailpitEnvKeepsStdoutClean: Mailpit's MP_* variables in the
+// environment neither print on stdout (Mailpit warns about a deprecated one
+// as the program starts) nor turn STARTTLS on.
+func TestMailpitEnvKeepsStdoutClean(t *testing.T) {
+	t.Setenv("MP_DATA_FILE", filepath.Join(t.TempDir(), "deprecated.db"))
+	t.Setenv("MP_SMTP_REQUIRE_STARTTLS", "true")
+	s := startDevstack(t, 2, "--only", "mail") // fails on any other stdout line
+	c, err := smtp.Dial(s.addr("JOTGUARD_SMTP_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("localhost"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := c.Extension("STARTTLS"); ok {
+		t.Error("MP_SMTP_REQUIRE_STARTTLS reached Mailpit: it offers STARTTLS")
+	}
+	if err := c.Mail("no-reply@localhost"); err != nil {
+		t.Errorf("MAIL FROM without STARTTLS: %v", err)
 	}
 }
 
@@ -295,16 +319,6 @@ func countMail(t *testing.T, base, subject string) int {
 		t.Fatalf("search: %s, %v", resp.Status, err)
 	}
 	return len(l.Messages)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func TestHelpNamesTheMailFlags(t *testing.T) {
