@@ -47,11 +47,12 @@ type Devstack struct {
 
 // StartDevstack runs `$JOTGUARD_DEVSTACK_BIN --only only args...` and waits
 // (at most 60 s) until it prints its `export JOTGUARD_…=…` lines. only is
-// one service: kafka, redis or mongo. Unless args hold them, it adds
-// --<only>-port with a free port and --data with tb.TempDir(), so Restart
-// brings the service back on the same address with the same data. Extra
-// flags, such as --topic and --partitions for kafka, pass through. The
-// process is stopped in tb.Cleanup; its log (stderr) is shown if tb failed.
+// one service: kafka, redis, mongo or mail. Unless args hold them, it adds
+// --<only>-port (for mail: --smtp-port and --mail-port) with a free port
+// and --data with tb.TempDir(), so Restart brings the service back on the
+// same address with the same data. Extra flags, such as --topic and
+// --partitions for kafka, pass through. The process is stopped in
+// tb.Cleanup; its log (stderr) is shown if tb failed.
 func StartDevstack(tb testing.TB, only string, args ...string) *Devstack {
 	tb.Helper()
 	bin := RequireEnv(tb, "JOTGUARD_DEVSTACK_BIN")
@@ -59,16 +60,21 @@ func StartDevstack(tb testing.TB, only string, args ...string) *Devstack {
 		tb.Fatalf("StartDevstack: only must name one service, got %q", only)
 	}
 	d := &Devstack{tb: tb, bin: bin, only: only, stderr: &tailBuffer{max: stderrTail}}
-	portFlag := "--" + only + "-port"
-	if v, ok := flagValue(args, portFlag); ok {
-		p, err := strconv.Atoi(v)
-		if err != nil || p <= 0 {
-			tb.Fatalf("StartDevstack: %s %q: want a fixed port, so that Restart keeps the address", portFlag, v)
+	for i, portFlag := range portFlags(only) {
+		var port int
+		if v, ok := flagValue(args, portFlag); ok {
+			p, err := strconv.Atoi(v)
+			if err != nil || p <= 0 {
+				tb.Fatalf("StartDevstack: %s %q: want a fixed port, so that Restart keeps the address", portFlag, v)
+			}
+			port = p
+		} else {
+			port = freePort(tb)
+			args = append(args, portFlag, strconv.Itoa(port))
 		}
-		d.port = p
-	} else {
-		d.port = freePort(tb)
-		args = append(args, portFlag, strconv.Itoa(d.port))
+		if i == 0 {
+			d.port = port
+		}
 	}
 	if _, ok := flagValue(args, "--data"); !ok {
 		args = append(args, "--data", tb.TempDir())
@@ -86,12 +92,23 @@ func StartDevstack(tb testing.TB, only string, args ...string) *Devstack {
 	return d
 }
 
-// Addr is the service's host:port on 127.0.0.1; it stays the same across
-// Restart.
+// portFlags are the devstack flags that fix only's ports, the one of Addr
+// first: mail has an SMTP server and an HTTP API.
+func portFlags(only string) []string {
+	if only == "mail" {
+		return []string{"--smtp-port", "--mail-port"}
+	}
+	return []string{"--" + only + "-port"}
+}
+
+// Addr is the service's host:port on 127.0.0.1 (for mail, its SMTP
+// server's; Env("JOTGUARD_MAILPIT_URL") is its HTTP API); it stays the
+// same across Restart.
 func (d *Devstack) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(d.port)) }
 
 // Env returns the value of key from the export lines of the last start
-// (such as JOTGUARD_KAFKA_BROKERS or JOTGUARD_MONGO_URI), or "" if absent.
+// (such as JOTGUARD_KAFKA_BROKERS, JOTGUARD_MONGO_URI or
+// JOTGUARD_SMTP_URL), or "" if absent.
 func (d *Devstack) Env(key string) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()

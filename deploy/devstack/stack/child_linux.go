@@ -14,13 +14,14 @@ type child struct {
 	exited chan struct{}
 }
 
-// startChild starts bin so that it can never outlive this process: the
-// kernel sends it SIGKILL when its parent thread dies (Pdeathsig), even
-// when this process is killed with SIGKILL. Pdeathsig fires when the
-// creating OS thread exits, so the goroutine that starts the child locks
-// its thread and keeps it until the child has exited.
-func startChild(bin string, args []string) (*child, error) {
-	c := &child{cmd: exec.Command(bin, args...), exited: make(chan struct{})}
+// startChild starts cmd (built by exec.Command, with its Env and output
+// set as wanted) so that it can never outlive this process: the kernel
+// sends it SIGKILL when its parent thread dies (Pdeathsig), even when this
+// process is killed with SIGKILL. Pdeathsig fires when the creating OS
+// thread exits, so the goroutine that starts the child locks its thread
+// and keeps it until the child has exited.
+func startChild(cmd *exec.Cmd) (*child, error) {
+	c := &child{cmd: cmd, exited: make(chan struct{})}
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{
 		Pdeathsig: syscall.SIGKILL,
 		Setpgid:   true, // a terminal's Ctrl-C reaches us, and we stop it in order
@@ -38,7 +39,7 @@ func startChild(bin string, args []string) (*child, error) {
 		close(c.exited)
 	}()
 	if err := <-started; err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
 	return c, nil
 }

@@ -10,17 +10,18 @@ import (
 )
 
 // child is a server process owned by the stack. Outside Linux there is no
-// Pdeathsig: a SIGKILLed devstack can leave its redis-server behind.
+// Pdeathsig: a SIGKILLed devstack can leave its redis-server or Mailpit
+// behind.
 type child struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 }
 
-func startChild(bin string, args []string) (*child, error) {
-	c := &child{cmd: exec.Command(bin, args...), exited: make(chan struct{})}
+func startChild(cmd *exec.Cmd) (*child, error) {
+	c := &child{cmd: cmd, exited: make(chan struct{})}
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := c.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
 	go func() { _ = c.cmd.Wait(); close(c.exited) }()
 	return c, nil

@@ -1,8 +1,10 @@
 // Package stack starts, on loopback, the servers jotguard needs: a
 // MongoDB-protocol server (embedded FerretDB on SQLite), Redis (the
-// redis-server binary when it is on PATH, else embedded miniredis) and a
-// Kafka-protocol broker (kfake). The clients talk real wire protocols to
-// them, exactly as they do to MongoDB, Redis and Kafka in production.
+// redis-server binary when it is on PATH, else embedded miniredis), a
+// Kafka-protocol broker (kfake) and a mail catcher (Mailpit: SMTP, and an
+// HTTP API to read what was sent; a child process, see RunChild). The
+// clients talk real wire protocols to them, exactly as they do to MongoDB,
+// Redis, Kafka and an SMTP relay in production.
 package stack
 
 import (
@@ -12,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -28,15 +31,17 @@ const (
 	Mongo = "mongo"
 	Redis = "redis"
 	Kafka = "kafka"
+	Mail  = "mail"
 )
 
 // AllServices lists every service in start order.
-var AllServices = []string{Mongo, Redis, Kafka}
+var AllServices = []string{Mongo, Redis, Kafka, Mail}
 
 // Options configures Start. The zero value starts everything on free ports
 // with its data in a temporary directory that Close removes.
 type Options struct {
 	MongoPort, RedisPort, KafkaPort int    // 0: a free port
+	SMTPPort, MailPort              int    // Mailpit's SMTP and HTTP (API) ports; 0: a free port
 	DataDir                         string // "": a temporary directory, removed by Close
 	Services                        []string
 	Topic                           string // default "jotguard.revocations"
@@ -56,6 +61,8 @@ type Stack struct {
 	RedisURL     string // redis://127.0.0.1:PORT/0
 	KafkaBrokers string // 127.0.0.1:PORT
 	Topic        string
+	SMTPURL      string // smtp://127.0.0.1:PORT: plain SMTP, no auth
+	MailpitURL   string // http://127.0.0.1:PORT: Mailpit's HTTP API and web pages
 	RedisKind    string // "redis-server" or "miniredis"
 
 	log      *slog.Logger
@@ -113,6 +120,8 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			err = s.startRedis(ctx, opts)
 		case Kafka:
 			err = s.startKafka(ctx, opts)
+		case Mail:
+			err = s.startMail(ctx, opts)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("stack: %s: %w", name, err)
@@ -136,6 +145,8 @@ func (s *Stack) Env() []string {
 	if s.KafkaBrokers != "" {
 		add("JOTGUARD_REVOCATION_TOPIC", s.Topic)
 	}
+	add("JOTGUARD_SMTP_URL", s.SMTPURL)
+	add("JOTGUARD_MAILPIT_URL", s.MailpitURL)
 	return env
 }
 
@@ -242,11 +253,11 @@ func (s *Stack) startRedisServer(ctx context.Context, opts Options, bin string) 
 		return err
 	}
 	addr := hostPort(port)
-	p, err := startChild(bin, []string{
+	p, err := startChild(exec.Command(bin,
 		"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
 		"--save", "", "--appendonly", "no", // no persistence: a dev stack
 		"--dir", dir, "--daemonize", "no", "--loglevel", "warning",
-	})
+	))
 	if err != nil {
 		return err
 	}

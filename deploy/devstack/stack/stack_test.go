@@ -5,10 +5,17 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
 )
+
+// TestMain lets the test binary run Mailpit when Start re-executes it.
+func TestMain(m *testing.M) {
+	RunChild()
+	os.Exit(m.Run())
+}
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 

@@ -1,5 +1,6 @@
 // Command devstack starts MongoDB-protocol, Redis and Kafka-protocol servers
-// on loopback for development and tests, prints their settings as
+// and a mail catcher (Mailpit: SMTP, and an HTTP API to read what was sent) on
+// loopback for development and tests, prints their settings as
 // `export JOTGUARD_…=…` lines on stdout once all accept connections, and
 // stops them on SIGINT or SIGTERM. Logs go to stderr.
 package main
@@ -20,6 +21,7 @@ import (
 )
 
 func main() {
+	stack.RunChild() // in the child process that runs Mailpit, never returns
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); {
@@ -38,13 +40,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&opts.MongoPort, "mongo-port", 0, "MongoDB-protocol (FerretDB) port; 0 picks a free one")
 	fs.IntVar(&opts.RedisPort, "redis-port", 0, "Redis port; 0 picks a free one")
 	fs.IntVar(&opts.KafkaPort, "kafka-port", 0, "Kafka-protocol (kfake) port; 0 picks a free one")
+	fs.IntVar(&opts.SMTPPort, "smtp-port", 0, "Mailpit's SMTP port (plain SMTP, no auth); 0 picks a free one")
+	fs.IntVar(&opts.MailPort, "mail-port", 0, "Mailpit's HTTP port (its API and web pages); 0 picks a free one")
 	fs.StringVar(&opts.DataDir, "data", "", "data directory, kept between runs; empty: a temporary one, removed at exit")
 	fs.StringVar(&services, "only", strings.Join(stack.AllServices, ","), "comma list of the services to start")
 	fs.StringVar(&opts.RedisMode, "redis", "auto", "auto (redis-server if on PATH, else miniredis), server or embedded")
 	fs.StringVar(&opts.Topic, "topic", "jotguard.revocations", "revocation topic to create")
 	fs.IntVar(&opts.Partitions, "partitions", 6, "partitions of the revocation topic")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: devstack [flags]\n\nStarts MongoDB (FerretDB), Redis and Kafka (kfake) on 127.0.0.1 and prints\n`export JOTGUARD_...=...` lines once all accept connections. Ctrl-C stops them.")
+		fmt.Fprintln(stderr, "usage: devstack [flags]\n\nStarts MongoDB (FerretDB), Redis, Kafka (kfake) and a mail catcher (Mailpit)\non 127.0.0.1 and prints `export JOTGUARD_...=...` lines once all accept\nconnections. Ctrl-C stops them. Mail sent to JOTGUARD_SMTP_URL (plain SMTP, no\nauth) is read at JOTGUARD_MAILPIT_URL: /api/v1/messages, /view/latest.html.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
