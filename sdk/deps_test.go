@@ -12,7 +12,7 @@ import (
 // the core packages none.
 func TestDependencyFence(t *testing.T) {
 	never := []string{"go.mongodb.org/", "github.com/redis/", "github.com/FerretDB/",
-		"github.com/twmb/", "github.com/alicebob/",
+		"github.com/twmb/", "github.com/alicebob/", "github.com/axllent/",
 		"github.com/jotguard/jotguard/issuer", "github.com/jotguard/jotguard/verifier"}
 	core := slices.Concat(never, []string{"github.com/segmentio/kafka-go", "github.com/labstack/echo"})
 	fences := map[string][]string{
