@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jotguard/jotguard/verifier/internal/reqpath"
 )
 
 // Config is the verifier's configuration.
@@ -120,12 +122,15 @@ var vars = []Var{
 			c.Upstream, _ = url.Parse(s)
 			return nil
 		}},
-	{Name: "JOTGUARD_PUBLIC_PATHS", Flag: "public-paths", Usage: "proxy mode: path prefixes that pass without a token (comma list, each starting with /)",
+	{Name: "JOTGUARD_PUBLIC_PATHS", Flag: "public-paths", Usage: "proxy mode: path prefixes that pass without a token (comma list, each starting with /, matched on whole segments of the path as sent)",
 		set: func(c *Config, s string) error {
 			c.PublicPaths = list(s)
 			for _, p := range c.PublicPaths {
 				if !strings.HasPrefix(p, "/") {
 					return fmt.Errorf("%q does not start with /", p)
+				}
+				if err := reqpath.Check(p); err != nil {
+					return fmt.Errorf("%q: %w", p, err)
 				}
 			}
 			return nil

@@ -55,9 +55,11 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "JOTGUARD_PUBLIC_PATHS") {
 		t.Errorf("public paths without upstream: %v", err)
 	}
-	_, err = config.Load(nil, env(map[string]string{"JOTGUARD_UPSTREAM": "http://x", "JOTGUARD_PUBLIC_PATHS": "static"}))
-	if err == nil || !strings.HasPrefix(err.Error(), "JOTGUARD_PUBLIC_PATHS:") {
-		t.Errorf("relative public path: %v", err)
+	for _, bad := range []string{"static", "/static/..", "/a/%2e%2e/b", "/a;x/..;"} {
+		_, err = config.Load(nil, env(map[string]string{"JOTGUARD_UPSTREAM": "http://x", "JOTGUARD_PUBLIC_PATHS": "/ok," + bad}))
+		if err == nil || !strings.HasPrefix(err.Error(), "JOTGUARD_PUBLIC_PATHS:") {
+			t.Errorf("public path %q: %v", bad, err)
+		}
 	}
 }
 

@@ -3,22 +3,27 @@
 // every client-sent X-Auth-Request-* header removed. Requests under a public
 // path prefix pass without a token (their spoofed headers are removed too).
 // The Authorization header is forwarded: the upstream may verify again.
+//
+// The upstream receives the path as the client sent it, so a path that
+// servers may read differently (reqpath) is refused with 400 before
+// anything else is decided about it.
 package proxy
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"path"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/verifier/internal/authz"
+	"github.com/jotguard/jotguard/verifier/internal/reqpath"
 )
 
 // Options configures a Proxy.
@@ -45,6 +50,11 @@ func New(o Options) (*Proxy, error) {
 		return nil, errors.New("proxy: Options.Upstream is required")
 	case o.Checker == nil:
 		return nil, errors.New("proxy: Options.Checker is required")
+	}
+	for _, pp := range o.PublicPaths {
+		if err := reqpath.Check(pp); err != nil || !strings.HasPrefix(pp, "/") {
+			return nil, fmt.Errorf("proxy: public path %q: must start with / and be unambiguous (%v)", pp, err)
+		}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -85,9 +95,15 @@ func New(o Options) (*Proxy, error) {
 	return p, nil
 }
 
-// ServeHTTP checks r (unless its path is public) and proxies it.
+// ServeHTTP refuses an ambiguous path, then checks r (unless its path is
+// public) and proxies it.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if p.isPublic(r.URL) {
+	pth := r.URL.EscapedPath() // what the upstream will receive; no allocation for a plain path
+	if err := reqpath.Check(pth); err != nil {
+		p.check.RefusePath(w, r, err, pth, http.StatusBadRequest)
+		return
+	}
+	if p.isPublic(pth) {
 		p.check.Observe("public")
 		p.rp.ServeHTTP(w, r)
 		return
@@ -101,17 +117,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // isPublic matches whole path segments ("/static" covers "/static" and
-// "/static/x", not "/staticky") on a path that is already clean: a path
-// with dot segments, doubled slashes or escaped characters the upstream
-// could normalise differently is never public.
-func (p *Proxy) isPublic(u *url.URL) bool {
-	if len(p.public) == 0 || u.RawPath != "" {
-		return false
-	}
-	pth := u.Path
-	if c := path.Clean(pth); c != pth && c+"/" != pth {
-		return false
-	}
+// "/static/x", not "/staticky") of pth, the path as sent (percent-encoded)
+// and already found unambiguous by reqpath: no dot segment or encoded
+// separator can take it out of the prefix at the upstream. It compares the
+// encoded form, so "/%73tatic/x" is not public: an upstream that does not
+// decode before routing would not see /static either.
+func (p *Proxy) isPublic(pth string) bool {
 	for _, pub := range p.public {
 		if pub == "" { // "/" was configured: everything
 			return true
