@@ -24,6 +24,9 @@ type Config struct {
 	Audience []string // aud must hold one of these
 	JWKSURL  string   // "" : Issuer + /.well-known/jwks.json
 	Addr     string   // listen address
+	// AdminAddr is the listener of /healthz, /readyz and /metrics; "" : on
+	// Addr in check-only mode, nowhere in proxy mode.
+	AdminAddr string
 
 	KafkaBrokers      []string // empty: no revocations (warned)
 	RevocationTopic   string
@@ -85,6 +88,14 @@ var vars = []Var{
 				return fmt.Errorf("want host:port: %w", err)
 			}
 			c.Addr = s
+			return nil
+		}},
+	{Name: "JOTGUARD_ADMIN_ADDR", Flag: "admin-addr", Usage: "listen address of /healthz, /readyz and /metrics, apart from the main port; empty: on the main port in check-only mode, not served in proxy mode (every path there is proxied)",
+		set: func(c *Config, s string) error {
+			if _, _, err := net.SplitHostPort(s); err != nil {
+				return fmt.Errorf("want host:port: %w", err)
+			}
+			c.AdminAddr = s
 			return nil
 		}},
 	{Name: "JOTGUARD_KAFKA_BROKERS", Flag: "kafka-brokers", Usage: "Kafka bootstrap brokers of the revocation feed (comma list); empty: NO revocation checks (warned)",
@@ -200,6 +211,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("%s: %w", v.Name, err)
 		}
 	}
+	if c.AdminAddr != "" && c.AdminAddr == c.Addr && !strings.HasSuffix(c.Addr, ":0") {
+		return Config{}, fmt.Errorf("JOTGUARD_ADMIN_ADDR: %s is the main listen address (JOTGUARD_VERIFIER_ADDR); use another port", c.AdminAddr)
+	}
 	if len(c.PublicPaths) > 0 && c.Upstream == nil {
 		return Config{}, errors.New("JOTGUARD_PUBLIC_PATHS: only used in proxy mode, but JOTGUARD_UPSTREAM is not set")
 	}
@@ -210,8 +224,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 func Usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: verifier [flags]")
 	fmt.Fprintln(w, "\nServes the auth-check endpoints /authz/forward-auth, /authz/auth-request and")
-	fmt.Fprintln(w, "/authz/ext-authz/ (and, with --upstream, a checking reverse proxy), /healthz,")
-	fmt.Fprintln(w, "/readyz and /metrics until SIGINT or SIGTERM.")
+	fmt.Fprintln(w, "/authz/ext-authz/, or with --upstream a checking reverse proxy of every path,")
+	fmt.Fprintln(w, "until SIGINT or SIGTERM. /healthz, /readyz and /metrics are on --admin-addr when")
+	fmt.Fprintln(w, "set, else on the main port in check-only mode and nowhere in proxy mode.")
 	fmt.Fprintln(w, "\nEvery flag has an environment variable; the flag wins.")
 	for _, v := range vars {
 		def := v.Default
