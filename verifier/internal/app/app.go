@@ -85,7 +85,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	var upstream http.Handler
 	if cfg.Upstream != nil {
 		if upstream, err = proxy.New(proxy.Options{Upstream: cfg.Upstream, Checker: checker,
-			PublicPaths: cfg.PublicPaths, Logger: log}); err != nil {
+			PublicPaths: cfg.PublicPaths, BodyTimeout: cfg.BodyTimeout, Logger: log}); err != nil {
 			return err
 		}
 	}

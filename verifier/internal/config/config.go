@@ -36,6 +36,7 @@ type Config struct {
 	MaxStaleness      time.Duration // feed unreachable this long: the failure policy applies
 	Upstream          *url.URL      // nil: check endpoints only
 	PublicPaths       []string      // path prefixes that pass without a token (proxy mode)
+	BodyTimeout       time.Duration // proxy mode: longest wait for the next bytes of a request body
 	RequiredRoles     []string      // a token needs one of these (403 otherwise); empty: none
 	CacheSize         int           // verified tokens cached; 0: no cache (never negative)
 	ShutdownGrace     time.Duration
@@ -146,6 +147,8 @@ var vars = []Var{
 			}
 			return nil
 		}},
+	{Name: "JOTGUARD_PROXY_BODY_TIMEOUT", Flag: "proxy-body-timeout", Default: "30s", Usage: "proxy mode: the longest wait for the next bytes of a request body; a body that stalls longer is cut (408), an upload that keeps sending is not",
+		set: duration(func(c *Config) *time.Duration { return &c.BodyTimeout })},
 	{Name: "JOTGUARD_REQUIRED_ROLES", Flag: "required-roles", Usage: "a token must hold one of these roles, else 403 insufficient_scope (comma list); a check request's ?roles= overrides it",
 		set: func(c *Config, s string) error { c.RequiredRoles = list(s); return nil }},
 	{Name: "JOTGUARD_VERIFY_CACHE_SIZE", Flag: "verify-cache-size", Default: "10000", Usage: "how many verified tokens to cache, so a repeated token skips the signature check (revocations and expiry are still checked); 0: no cache",

@@ -21,7 +21,8 @@ func TestDefaults(t *testing.T) {
 	case c.Issuer != "http://127.0.0.1:8080", c.Addr != "127.0.0.1:8081", len(c.Audience) != 1 || c.Audience[0] != "jotguard",
 		c.RevocationTopic != "jotguard.revocations", c.AccessTTL != 5*time.Minute, c.Leeway != 30*time.Second,
 		c.FailClosed, c.RevocationFailure != "open", c.MaxStaleness != 30*time.Second, c.Upstream != nil,
-		len(c.KafkaBrokers) != 0, c.JWKSURL != "", c.LogFormat != "json", c.CacheSize != 10000, c.AdminAddr != "":
+		len(c.KafkaBrokers) != 0, c.JWKSURL != "", c.LogFormat != "json", c.CacheSize != 10000, c.AdminAddr != "",
+		c.BodyTimeout != 30*time.Second:
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -45,6 +46,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"JOTGUARD_REVOCATION_FAILURE": "maybe", "JOTGUARD_REVOCATION_MAX_STALENESS": "0s",
 		"JOTGUARD_UPSTREAM": "localhost:3000", "JOTGUARD_JWKS_URL": "/jwks", "JOTGUARD_LOG_LEVEL": "loud",
 		"JOTGUARD_LOG_FORMAT": "xml", "JOTGUARD_VERIFY_CACHE_SIZE": "-1", "JOTGUARD_ADMIN_ADDR": "9091",
+		"JOTGUARD_PROXY_BODY_TIMEOUT": "0s",
 	} {
 		_, err := config.Load(nil, env(map[string]string{name: val}))
 		if err == nil || !strings.HasPrefix(err.Error(), name+":") || strings.Contains(err.Error(), "\n") {

@@ -10,6 +10,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,16 +32,20 @@ type Options struct {
 	Upstream    *url.URL       // required
 	Checker     *authz.Checker // required
 	PublicPaths []string       // prefixes, each starting with "/"
+	// BodyTimeout is the longest wait for the next bytes of a request
+	// body; a body that stalls longer is cut (408). 0: no bound.
+	BodyTimeout time.Duration
 	Transport   http.RoundTripper
 	Logger      *slog.Logger
 }
 
 // Proxy is the checking reverse proxy.
 type Proxy struct {
-	check  *authz.Checker
-	public []string
-	rp     *httputil.ReverseProxy
-	log    *slog.Logger
+	check       *authz.Checker
+	public      []string
+	bodyTimeout time.Duration
+	rp          *httputil.ReverseProxy
+	log         *slog.Logger
 }
 
 // New returns a Proxy.
@@ -66,7 +71,7 @@ func New(o Options) (*Proxy, error) {
 		t.ResponseHeaderTimeout = 0 // the upstream decides how long it thinks
 		o.Transport = t
 	}
-	p := &Proxy{check: o.Checker, log: o.Logger}
+	p := &Proxy{check: o.Checker, bodyTimeout: o.BodyTimeout, log: o.Logger}
 	for _, pp := range o.PublicPaths {
 		p.public = append(p.public, strings.TrimSuffix(pp, "/"))
 	}
@@ -88,6 +93,12 @@ func New(o Options) (*Proxy, error) {
 		BufferPool: bufferPool{},
 		ErrorLog:   slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if stalled(r) { // the client's fault, not the upstream's
+				p.log.InfoContext(r.Context(), "request body stalled", "timeout", p.bodyTimeout.String())
+				w.Header().Set("Connection", "close")
+				w.WriteHeader(http.StatusRequestTimeout)
+				return
+			}
 			p.log.WarnContext(r.Context(), "upstream unavailable", "err", err)
 			w.WriteHeader(http.StatusBadGateway)
 		},
@@ -95,9 +106,16 @@ func New(o Options) (*Proxy, error) {
 	return p, nil
 }
 
-// ServeHTTP refuses an ambiguous path, then checks r (unless its path is
-// public) and proxies it.
+// ServeHTTP bounds how long r's body may stall, refuses an ambiguous path,
+// then checks r (unless its path is public) and proxies it.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.bodyTimeout > 0 && r.Body != nil && r.Body != http.NoBody {
+		b := newIdleBody(w, r.Body, p.bodyTimeout)
+		defer b.finish()
+		// the ErrorHandler sees the body through ReverseProxy's wrapper: it finds b in the context
+		r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, b))
+		r.Body = b
+	}
 	pth := r.URL.EscapedPath() // what the upstream will receive; no allocation for a plain path
 	if err := reqpath.Check(pth); err != nil {
 		p.check.RefusePath(w, r, err, pth, http.StatusBadRequest)
