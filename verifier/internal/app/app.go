@@ -82,7 +82,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if err != nil {
 		return err
 	}
-	var upstream http.Handler
+	var upstream *proxy.Proxy
 	if cfg.Upstream != nil {
 		if upstream, err = proxy.New(proxy.Options{Upstream: cfg.Upstream, Checker: checker,
 			PublicPaths: cfg.PublicPaths, BodyTimeout: cfg.BodyTimeout, Logger: log}); err != nil {
@@ -101,6 +101,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	servers := []*server{{name: "JOTGUARD_VERIFIER_ADDR", addr: cfg.Addr, srv: newServer(main, log)}}
 	if upstream == nil { // check endpoints answer at once; a proxied body may stream
 		servers[0].srv.ReadTimeout, servers[0].srv.WriteTimeout = 10*time.Second, 10*time.Second
+	} else { // Shutdown does not see hijacked connections: end the websockets
+		servers[0].srv.RegisterOnShutdown(upstream.CloseUpgraded)
 	}
 	if cfg.AdminAddr != "" {
 		admin := newServer(ops(http.NotFoundHandler()), log)

@@ -108,6 +108,14 @@ func (c *Checker) check(ctx context.Context, h http.Header, roles []string) (*sd
 	return claims, nil
 }
 
+// Recheck verifies the bearer token of h again, against the configured
+// roles, without recording a decision: the proxy asks it periodically about
+// the token of a connection that outlives its request (a websocket).
+func (c *Checker) Recheck(ctx context.Context, h http.Header) error {
+	_, err := c.check(ctx, h, nil)
+	return err
+}
+
 // Observe records a decision taken without Check ("public"), with no
 // latency.
 func (c *Checker) Observe(reason string) { c.obs(reason, 0) }

@@ -7,6 +7,10 @@
 // The upstream receives the path as the client sent it, so a path that
 // servers may read differently (reqpath) is refused with 400 before
 // anything else is decided about it.
+//
+// An upgraded connection (a websocket) lives only as long as its token is
+// accepted: the token is verified again every RecheckEvery, and the tunnel
+// is closed on the first refusal (expiry, revocation).
 package proxy
 
 import (
@@ -46,6 +50,8 @@ type Proxy struct {
 	bodyTimeout time.Duration
 	rp          *httputil.ReverseProxy
 	log         *slog.Logger
+	closing     chan struct{} // closed by CloseUpgraded
+	closeOnce   sync.Once
 }
 
 // New returns a Proxy.
@@ -71,7 +77,7 @@ func New(o Options) (*Proxy, error) {
 		t.ResponseHeaderTimeout = 0 // the upstream decides how long it thinks
 		o.Transport = t
 	}
-	p := &Proxy{check: o.Checker, bodyTimeout: o.BodyTimeout, log: o.Logger}
+	p := &Proxy{check: o.Checker, bodyTimeout: o.BodyTimeout, log: o.Logger, closing: make(chan struct{})}
 	for _, pp := range o.PublicPaths {
 		p.public = append(p.public, strings.TrimSuffix(pp, "/"))
 	}
@@ -131,7 +137,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sdk.WriteError(w, r, err)
 		return
 	}
-	p.rp.ServeHTTP(w, r.WithContext(sdk.ContextWithClaims(r.Context(), c)))
+	ctx := r.Context()
+	if isUpgrade(r) {
+		var stop func()
+		ctx, stop = p.watchUpgrade(r)
+		defer stop()
+	}
+	p.rp.ServeHTTP(w, r.WithContext(sdk.ContextWithClaims(ctx, c)))
 }
 
 // isPublic matches whole path segments ("/static" covers "/static" and
