@@ -56,9 +56,7 @@ func TestAdminListenerInProxyMode(t *testing.T) {
 // says so once at start.
 func TestNoAdminListenerInProxyMode(t *testing.T) {
 	iss := sdktest.NewIssuer(t)
-	v := startVerifier(t, map[string]string{"JOTGUARD_ISSUER": iss.URL, "JOTGUARD_UPSTREAM": startApp(t)})
-	tok := iss.Mint(t, iss.Claims("alice"))
-	eventually(t, 10*time.Second, "keys loaded", func() bool { code, _ := getURL(t, v.URL+"/x", tok); return code == 200 })
+	v, tok := startProxy(t, iss, startApp(t), nil)
 	for _, p := range operational {
 		if code, body := getURL(t, v.URL+p, tok); code != 200 || body != "app "+p {
 			t.Errorf("%s with a token: %d %.40q…, want the app's answer", p, code, body)

@@ -33,10 +33,7 @@ func TestProxyBodyTimeout(t *testing.T) {
 		fmt.Fprintf(w, "read %d", n)
 	}))
 	t.Cleanup(up.Close)
-	v := startVerifier(t, map[string]string{"JOTGUARD_ISSUER": iss.URL, "JOTGUARD_UPSTREAM": up.URL,
-		"JOTGUARD_PUBLIC_PATHS": "/public", "JOTGUARD_PROXY_BODY_TIMEOUT": "2s"})
-	tok := iss.Mint(t, iss.Claims("alice"))
-	eventually(t, 10*time.Second, "keys loaded", func() bool { code, _ := getURL(t, v.URL+"/x", tok); return code == 200 })
+	v, tok := startProxy(t, iss, up.URL, map[string]string{"JOTGUARD_PUBLIC_PATHS": "/public", "JOTGUARD_PROXY_BODY_TIMEOUT": "2s"})
 	addr := strings.TrimPrefix(v.URL, "http://")
 
 	// open sends the head of a POST to path and returns the connection.
@@ -71,6 +68,17 @@ func TestProxyBodyTimeout(t *testing.T) {
 		return status
 	}
 
+	// answer reads the response on conn.
+	answer := func(t *testing.T, conn net.Conn) (int, string) {
+		t.Helper()
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+
 	stalled := []struct{ name, path, head, body string }{
 		{"public path, Content-Length", "/public/upload", "Content-Length: 100\r\n", "only ten.."},
 		{"public path, chunked", "/public/upload", "Transfer-Encoding: chunked\r\n", "a\r\nonly ten..\r\n"},
@@ -94,13 +102,8 @@ func TestProxyBodyTimeout(t *testing.T) {
 	t.Run("a slow answer after the whole body is not cut", func(t *testing.T) {
 		conn := open(t, "/public/slow", "Content-Length: 10\r\nConnection: close\r\n")
 		_, _ = io.WriteString(conn, "0123456789")
-		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(res.Body)
-		if res.StatusCode != 200 || string(b) != "read 10" {
-			t.Fatalf("%d %q, want 200 read 10", res.StatusCode, b)
+		if code, body := answer(t, conn); code != 200 || body != "read 10" {
+			t.Fatalf("%d %q, want 200 read 10", code, body)
 		}
 	})
 	t.Run("slow but steady upload completes", func(t *testing.T) {
@@ -111,13 +114,8 @@ func TestProxyBodyTimeout(t *testing.T) {
 				t.Fatalf("the upload was cut: %v", err)
 			}
 		}
-		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(res.Body)
-		if res.StatusCode != 200 || string(b) != "read 150" {
-			t.Fatalf("%d %q, want 200 read 150", res.StatusCode, b)
+		if code, body := answer(t, conn); code != 200 || body != "read 150" {
+			t.Fatalf("%d %q, want 200 read 150", code, body)
 		}
 	})
 }

@@ -210,6 +210,32 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// startProxy runs a verifier in proxy mode in front of upstream for iss's
+// tokens, with the settings env (may be nil) over those, and returns it
+// once a token of alice, returned too, passes.
+func startProxy(t *testing.T, iss *sdktest.Issuer, upstream string, env map[string]string) (*verifier, string) {
+	t.Helper()
+	if env == nil {
+		env = map[string]string{}
+	}
+	env["JOTGUARD_ISSUER"], env["JOTGUARD_UPSTREAM"] = iss.URL, upstream
+	v := startVerifier(t, env)
+	tok := iss.Mint(t, iss.Claims("alice"))
+	waitAllowed(t, v, tok, 10*time.Second)
+	return v, tok
+}
+
+// waitAllowed polls the main port of a verifier in proxy mode with token
+// until the request passes (any answer of the upstream, not 401 or 503):
+// keys loaded and, with a feed, the revocation replay caught up.
+func waitAllowed(t *testing.T, v *verifier, token string, d time.Duration) {
+	t.Helper()
+	eventually(t, d, "a request with a valid token reaches the upstream", func() bool {
+		code, _ := getURL(t, v.URL+"/x", token)
+		return code != http.StatusUnauthorized && code != http.StatusServiceUnavailable
+	})
+}
+
 // ---- the dev stack ----
 
 // stackEnv returns the dev stack settings, or skips (fails in CI).

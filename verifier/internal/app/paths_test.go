@@ -145,10 +145,7 @@ func TestServletUpstreamResolvesTheAttacks(t *testing.T) {
 func TestAmbiguousPathsNeverReachTheSecret(t *testing.T) {
 	iss := sdktest.NewIssuer(t)
 	up := startServlet(t)
-	v := startVerifier(t, map[string]string{"JOTGUARD_ISSUER": iss.URL,
-		"JOTGUARD_UPSTREAM": up.URL, "JOTGUARD_PUBLIC_PATHS": "/public"})
-	tok := iss.Mint(t, iss.Claims("alice"))
-	eventually(t, 10*time.Second, "keys loaded", func() bool { code, _ := getURL(t, v.URL+"/", tok); return code == 200 })
+	v, tok := startProxy(t, iss, up.URL, map[string]string{"JOTGUARD_PUBLIC_PATHS": "/public"})
 	addr := strings.TrimPrefix(v.URL, "http://")
 	get := func(p, token string) (*http.Response, string) {
 		req := "GET " + p + " HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n"

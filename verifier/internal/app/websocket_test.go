@@ -106,10 +106,7 @@ func (tn *tunnel) waitClosed(t *testing.T, why string) {
 // once the token expires, while a tunnel with a valid token stays open.
 func TestWebSocketEndsWhenTheTokenExpires(t *testing.T) {
 	iss := sdktest.NewIssuer(t)
-	v := startVerifier(t, map[string]string{"JOTGUARD_ISSUER": iss.URL, "JOTGUARD_UPSTREAM": startEcho(t),
-		"JOTGUARD_LEEWAY": "1s"})
-	long := iss.Mint(t, iss.Claims("alice"))
-	eventually(t, 10*time.Second, "keys loaded", func() bool { code, _ := getURL(t, v.URL+"/x", long); return code == 426 })
+	v, long := startProxy(t, iss, startEcho(t), map[string]string{"JOTGUARD_LEEWAY": "1s"})
 	addr := strings.TrimPrefix(v.URL, "http://")
 
 	c := iss.Claims("bob")
@@ -142,8 +139,7 @@ func TestWebSocketEndsAtLogout(t *testing.T) {
 	v := startVerifier(t, env)
 	email := is.register(t)
 	tok, other := is.login(t, email), is.login(t, email)
-	// 426 from the echo upstream: the token passed, so keys and the replay are there
-	eventually(t, 30*time.Second, "verifier ready", func() bool { code, _ := getURL(t, v.URL+"/x", tok); return code == 426 })
+	waitAllowed(t, v, tok, 30*time.Second)
 	addr := strings.TrimPrefix(v.URL, "http://")
 	ends, stays := dialTunnel(t, addr, tok), dialTunnel(t, addr, other)
 	if got, err := ends.echo("hello"); err != nil || got != "hello" {
@@ -160,9 +156,7 @@ func TestWebSocketEndsAtLogout(t *testing.T) {
 // connections, so nothing else would).
 func TestWebSocketEndsAtShutdown(t *testing.T) {
 	iss := sdktest.NewIssuer(t)
-	v := startVerifier(t, map[string]string{"JOTGUARD_ISSUER": iss.URL, "JOTGUARD_UPSTREAM": startEcho(t)})
-	tok := iss.Mint(t, iss.Claims("alice"))
-	eventually(t, 10*time.Second, "keys loaded", func() bool { code, _ := getURL(t, v.URL+"/x", tok); return code == 426 })
+	v, tok := startProxy(t, iss, startEcho(t), nil)
 	tn := dialTunnel(t, strings.TrimPrefix(v.URL, "http://"), tok)
 	if got, err := tn.echo("hello"); err != nil || got != "hello" {
 		t.Fatalf("echo through a fresh tunnel: %q %v", got, err)
