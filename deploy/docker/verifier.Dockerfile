@@ -22,8 +22,11 @@ RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/verifier /out/probe /
 USER 65532:65532
-# Listen on every interface inside the container (the default is loopback).
+# Listen on every interface inside the container (the default is loopback):
+# the checks or the proxy on 8081, /healthz, /readyz and /metrics on 9081
+# (in proxy mode every path of 8081 is the application's).
 ENV JOTGUARD_VERIFIER_ADDR=0.0.0.0:8081
-EXPOSE 8081
-HEALTHCHECK --interval=10s --timeout=4s --retries=3 CMD ["/probe", "http://127.0.0.1:8081/readyz"]
+ENV JOTGUARD_ADMIN_ADDR=0.0.0.0:9081
+EXPOSE 8081 9081
+HEALTHCHECK --interval=10s --timeout=4s --retries=3 CMD ["/probe", "http://127.0.0.1:9081/readyz"]
 ENTRYPOINT ["/verifier"]

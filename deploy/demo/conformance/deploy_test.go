@@ -65,6 +65,10 @@ func sortedMatches(text []byte) []string {
 func (c *checker) value(file, name, val string) {
 	switch {
 	case strings.Contains(val, "${"): // compose interpolation: checked by name only
+	case name == adminAddr:
+		if _, p, err := net.SplitHostPort(val); err != nil || p != adminPort {
+			c.errorf(file, "%s=%s: the verifier's admin listener is on port %s in every deploy file", name, val, adminPort)
+		}
 	case strings.HasSuffix(name, "_ADDR"):
 		bin := c.k.users(name)
 		if len(bin) != 1 {
@@ -95,6 +99,51 @@ func (c *checker) urlPort(file, name, val, want string) {
 	if err != nil || u.Port() != want {
 		c.errorf(file, "%s=%s: want port %s", name, val, want)
 	}
+}
+
+// The verifier's admin listener (/healthz, /readyz, /metrics) has no
+// default address; the deploy files all put it on this port.
+const adminAddr, adminPort = "JOTGUARD_ADMIN_ADDR", "9081"
+
+// ports says where a binary listens given the settings env of its
+// container or service, and which port health checks must use: the admin
+// port when there is one. A verifier in proxy mode (JOTGUARD_UPSTREAM) must
+// have one: its main port proxies every path, /readyz included.
+func (c *checker) ports(file, what, bin string, env map[string]string) (listen []string, health string) {
+	listen, health = []string{c.k.port(bin)}, c.k.port(bin)
+	if bin != "verifier" {
+		return listen, health
+	}
+	if a, ok := env[adminAddr]; ok {
+		if _, p, err := net.SplitHostPort(a); err == nil {
+			listen, health = append(listen, p), p
+		}
+	} else if _, proxy := env["JOTGUARD_UPSTREAM"]; proxy {
+		c.errorf(file, "%s: a verifier in proxy mode needs %s for its probes (its main port proxies every path)", what, adminAddr)
+		health = ""
+	}
+	return listen, health
+}
+
+// envOf reads settings from a container's env list or a compose
+// environment mapping.
+func envOf(v any) map[string]string {
+	out := map[string]string{}
+	switch x := v.(type) {
+	case []any:
+		for _, e := range x {
+			if m, ok := e.(map[string]any); ok {
+				if n, ok := m["name"].(string); ok {
+					out[n] = fmt.Sprint(m["value"])
+				}
+			}
+		}
+	case map[string]any:
+		for k, val := range x {
+			out[k] = fmt.Sprint(val)
+		}
+	}
+	return out
 }
 
 // checkYAML parses every document of a YAML file and checks settings,
@@ -148,12 +197,15 @@ func (c *checker) walkSettings(file string, v any) {
 }
 
 // k8s checks each container of a workload: a jotguard image exposes its
-// binary's port, and every httpGet probe targets a port of its container.
+// binary's ports, every httpGet probe of it targets its health port (the
+// admin port when it has one), and a Prometheus scrape annotation names a
+// port of the pod.
 func (c *checker) k8s(file string, doc map[string]any) {
 	spec := dig(doc, "spec", "template", "spec")
 	if spec == nil {
 		return
 	}
+	var podPorts []string
 	for _, key := range []string{"initContainers", "containers"} {
 		list, _ := spec[key].([]any)
 		for _, ct := range list {
@@ -166,19 +218,36 @@ func (c *checker) k8s(file string, doc map[string]any) {
 					ports = append(ports, fmt.Sprint(pm["containerPort"]))
 				}
 			}
-			if bin := binaryOf(image); bin != "" && !slices.Contains(ports, c.k.port(bin)) {
-				c.errorf(file, "container %v (%s) does not expose the %s's port %s", m["name"], image, bin, c.k.port(bin))
+			podPorts = append(podPorts, ports...)
+			bin := binaryOf(image)
+			what := fmt.Sprintf("container %v (%s)", m["name"], image)
+			var health string
+			if bin != "" {
+				var listen []string
+				listen, health = c.ports(file, what, bin, envOf(m["env"]))
+				for _, p := range listen {
+					if !slices.Contains(ports, p) {
+						c.errorf(file, "%s does not expose the %s's port %s", what, bin, p)
+					}
+				}
 			}
 			for _, probe := range []string{"startupProbe", "readinessProbe", "livenessProbe"} {
 				hg := dig(m, probe, "httpGet")
 				if hg == nil {
 					continue
 				}
-				if p := fmt.Sprint(hg["port"]); !slices.Contains(ports, p) {
+				p := fmt.Sprint(hg["port"])
+				switch {
+				case !slices.Contains(ports, p):
 					c.errorf(file, "container %v: %s on port %s, which it does not expose (%v)", m["name"], probe, p, ports)
+				case bin != "" && p != health:
+					c.errorf(file, "%s: %s on port %s; the %s answers probes on %s", what, probe, p, bin, health)
 				}
 			}
 		}
+	}
+	if p, ok := dig(doc, "spec", "template", "metadata", "annotations")["prometheus.io/port"]; ok && !slices.Contains(podPorts, fmt.Sprint(p)) {
+		c.errorf(file, "prometheus.io/port %v: no container of the pod exposes it (%v)", p, podPorts)
 	}
 }
 
@@ -186,10 +255,12 @@ var loopbackPort = regexp.MustCompile(`127\.0\.0\.1:(\d+)`)
 
 // compose checks each service: published container ports and health
 // checks are the listening ports of the service (or of a sidecar sharing
-// its network namespace).
+// its network namespace); a jotguard service's health check uses its
+// health port.
 func (c *checker) compose(file string, doc map[string]any) {
 	services, _ := doc["services"].(map[string]any)
 	listen := map[string][]string{} // service → ports listened on in its namespace
+	health := map[string]string{}   // jotguard service → its health port
 	for name, s := range services {
 		sm, _ := s.(map[string]any)
 		bin := binaryOf(name)
@@ -200,7 +271,9 @@ func (c *checker) compose(file string, doc map[string]any) {
 		if nm, ok := sm["network_mode"].(string); ok && strings.HasPrefix(nm, "service:") {
 			ns = strings.TrimPrefix(nm, "service:")
 		}
-		listen[ns] = append(listen[ns], c.k.port(bin))
+		ports, hp := c.ports(file, "service "+name, bin, envOf(sm["environment"]))
+		listen[ns] = append(listen[ns], ports...)
+		health[name] = hp
 	}
 	for name, s := range services {
 		sm, _ := s.(map[string]any)
@@ -215,8 +288,8 @@ func (c *checker) compose(file string, doc map[string]any) {
 		if bin := binaryOf(name); bin != "" {
 			hc := fmt.Sprint(dig(sm, "healthcheck")["test"])
 			for _, m := range loopbackPort.FindAllStringSubmatch(hc, -1) {
-				if m[1] != c.k.port(bin) {
-					c.errorf(file, "service %s: health check on port %s, the %s listens on %s", name, m[1], bin, c.k.port(bin))
+				if m[1] != health[name] {
+					c.errorf(file, "service %s: health check on port %s, the %s answers health checks on %s", name, m[1], bin, health[name])
 				}
 			}
 		}
@@ -236,26 +309,38 @@ func dig(m map[string]any, keys ...string) map[string]any {
 
 var (
 	dockerEnv    = regexp.MustCompile(`(?m)^ENV\s+(JOTGUARD_[A-Z0-9_]+)=(\S+)`)
-	dockerExpose = regexp.MustCompile(`(?m)^EXPOSE\s+(\d+)`)
+	dockerExpose = regexp.MustCompile(`(?m)^EXPOSE((?:[ \t]+\d+)+)`)
 	dockerUser   = regexp.MustCompile(`(?m)^USER\s+(\S+)`)
 )
 
-// checkDockerfile: settings, EXPOSE and the health check on the binary's
-// port, a non-root USER in the final stage.
+// checkDockerfile: settings, EXPOSE of the binary's ports, the health
+// check on its health port, a non-root USER in the final stage.
 func (c *checker) checkDockerfile(file string, data []byte) {
 	c.names(file, data)
 	bin := binaryOf(filepath.Base(file))
+	env := map[string]string{}
 	for _, m := range dockerEnv.FindAllSubmatch(data, -1) {
 		c.value(file, string(m[1]), string(m[2]))
+		env[string(m[1])] = string(m[2])
 	}
+	listen, health := c.ports(file, "the image", bin, env)
+	var exposed []string
 	for _, m := range dockerExpose.FindAllSubmatch(data, -1) {
-		if string(m[1]) != c.k.port(bin) {
-			c.errorf(file, "EXPOSE %s: the %s listens on %s", m[1], bin, c.k.port(bin))
+		for _, p := range strings.Fields(string(m[1])) {
+			exposed = append(exposed, p)
+			if !slices.Contains(listen, p) {
+				c.errorf(file, "EXPOSE %s: the %s listens on %v", p, bin, listen)
+			}
+		}
+	}
+	for _, p := range listen {
+		if !slices.Contains(exposed, p) {
+			c.errorf(file, "the %s listens on %s, which is not in EXPOSE", bin, p)
 		}
 	}
 	for _, m := range loopbackPort.FindAllSubmatch(data, -1) {
-		if string(m[1]) != c.k.port(bin) {
-			c.errorf(file, "health check on port %s: the %s listens on %s", m[1], bin, c.k.port(bin))
+		if string(m[1]) != health {
+			c.errorf(file, "health check on port %s: the %s answers health checks on %s", m[1], bin, health)
 		}
 	}
 	users := dockerUser.FindAllSubmatch(data, -1)
@@ -333,6 +418,23 @@ func TestDeployFiles(t *testing.T) {
 	}
 }
 
+// verifierPod is a Deployment with one verifier container exposing ports
+// (a comma list), with env (a YAML flow mapping of settings) and a
+// readiness probe on probe.
+func verifierPod(ports, env string, probe int) string {
+	var pl, el []string
+	for _, p := range strings.Split(ports, ", ") {
+		pl = append(pl, "{containerPort: "+p+"}")
+	}
+	for _, kv := range strings.Split(env, ", ") {
+		k, v, _ := strings.Cut(kv, ": ")
+		el = append(el, fmt.Sprintf("{name: %s, value: %q}", k, v))
+	}
+	return fmt.Sprintf("spec:\n  template:\n    spec:\n      containers:\n        - name: v\n          image: jotguard/verifier:1\n"+
+		"          ports: [%s]\n          env: [%s]\n          readinessProbe: {httpGet: {path: /readyz, port: %d}}\n",
+		strings.Join(pl, ", "), strings.Join(el, ", "), probe)
+}
+
 // TestCheckerCatches feeds the checker broken files: each must be reported.
 func TestCheckerCatches(t *testing.T) {
 	k := loadKnown(t)
@@ -351,6 +453,16 @@ func TestCheckerCatches(t *testing.T) {
 		{"verifier.Dockerfile", "FROM x\nUSER 65532\nEXPOSE 8080\n", "EXPOSE 8080"},
 		{"issuer.Dockerfile", "FROM x\nEXPOSE 8080\n", "non-root USER"},
 		{"nginx.conf", "proxy_pass http://verifier:8082/authz/auth-request;", "listens on 8081"},
+		{"k.yaml", "JOTGUARD_ADMIN_ADDR: 0.0.0.0:9999\n", "admin listener is on port 9081"},
+		{"k.yaml", verifierPod("8081, 9081", "JOTGUARD_UPSTREAM: http://127.0.0.1:8090, JOTGUARD_ADMIN_ADDR: 0.0.0.0:9081", 8081),
+			"readinessProbe on port 8081; the verifier answers probes on 9081"},
+		{"k.yaml", verifierPod("8081", "JOTGUARD_UPSTREAM: http://127.0.0.1:8090", 8081), "a verifier in proxy mode needs JOTGUARD_ADMIN_ADDR"},
+		{"k.yaml", verifierPod("8081", "JOTGUARD_ADMIN_ADDR: 0.0.0.0:9081", 8081), "does not expose the verifier's port 9081"},
+		{"k.yaml", "spec:\n  template:\n    metadata: {annotations: {prometheus.io/port: \"9999\"}}\n    spec:\n      containers:\n        - {name: x, image: jotguard/verifier:1, ports: [{containerPort: 8081}]}\n",
+			"prometheus.io/port 9999"},
+		{"c.yaml", "services:\n  verifier:\n    environment: {JOTGUARD_UPSTREAM: \"http://127.0.0.1:8090\", JOTGUARD_ADMIN_ADDR: \"127.0.0.1:9081\"}\n    healthcheck: {test: [CMD, /probe, \"http://127.0.0.1:8081/readyz\"]}\n",
+			"the verifier answers health checks on 9081"},
+		{"verifier.Dockerfile", "FROM x\nUSER 65532\nENV JOTGUARD_ADMIN_ADDR=0.0.0.0:9081\nEXPOSE 8081\n", "9081, which is not in EXPOSE"},
 		{"envoy.yaml", "socket_address: {address: verifier, port_value: 9000}\n", "listens on 8081"},
 	}
 	for _, tc := range cases {

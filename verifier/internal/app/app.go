@@ -1,7 +1,14 @@
 // Package app wires the verifier: the sdk's Verifier, the Kafka revocation
-// feed, the check endpoints (and the proxy in JOTGUARD_UPSTREAM mode), and
+// feed, the check endpoints (or the proxy in JOTGUARD_UPSTREAM mode), and
 // /healthz, /readyz and /metrics, in one errgroup, served until the context
 // ends, then drained.
+//
+// The operational endpoints are on the admin listener (JOTGUARD_ADMIN_ADDR)
+// when there is one. Without it they share the main port in check-only
+// mode, where only the proxy in front calls the verifier, and are not served
+// at all in proxy mode: there every path of the main port is the
+// application's, and the verifier's counters and readiness are not for its
+// clients.
 package app
 
 import (
@@ -24,8 +31,7 @@ import (
 	"github.com/jotguard/jotguard/verifier/internal/proxy"
 )
 
-// Paths of the operational endpoints. In proxy mode they shadow the
-// upstream's paths of the same name.
+// Paths of the operational endpoints.
 const (
 	HealthzPath = "/healthz"
 	ReadyzPath  = "/readyz"
@@ -76,23 +82,32 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if err != nil {
 		return err
 	}
-	var upstream http.Handler
+	var upstream *proxy.Proxy
 	if cfg.Upstream != nil {
 		if upstream, err = proxy.New(proxy.Options{Upstream: cfg.Upstream, Checker: checker,
-			PublicPaths: cfg.PublicPaths, Logger: log}); err != nil {
+			PublicPaths: cfg.PublicPaths, BodyTimeout: cfg.BodyTimeout, Logger: log}); err != nil {
 			return err
 		}
 	}
-	srv := &http.Server{
-		Handler:           handler(st, m, checker, upstream),
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       90 * time.Second,
-		MaxHeaderBytes:    32 << 10, // a token is at most 8 KiB
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		// no BaseContext: SIGTERM must not cancel in-flight requests (STYLE §3)
+	// main serves the checks or the proxy; ops the operational endpoints.
+	var main http.Handler = checker
+	ops := operational(st, m, log)
+	switch {
+	case upstream != nil:
+		main = upstream
+	case cfg.AdminAddr == "":
+		main = ops(checker)
 	}
+	servers := []*server{{name: "JOTGUARD_VERIFIER_ADDR", addr: cfg.Addr, srv: newServer(main, log)}}
 	if upstream == nil { // check endpoints answer at once; a proxied body may stream
-		srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
+		servers[0].srv.ReadTimeout, servers[0].srv.WriteTimeout = 10*time.Second, 10*time.Second
+	} else { // Shutdown does not see hijacked connections: end the websockets
+		servers[0].srv.RegisterOnShutdown(upstream.CloseUpgraded)
+	}
+	if cfg.AdminAddr != "" {
+		admin := newServer(ops(http.NotFoundHandler()), log)
+		admin.ReadTimeout, admin.WriteTimeout = 10*time.Second, 10*time.Second
+		servers = append(servers, &server{name: "JOTGUARD_ADMIN_ADDR", addr: cfg.AdminAddr, srv: admin})
 	}
 	mode := "check endpoints"
 	if upstream != nil {
@@ -101,35 +116,50 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	log.InfoContext(ctx, "verifier starting", "mode", mode, "issuer", cfg.Issuer,
 		"revocations", len(cfg.KafkaBrokers) > 0, "revocation_failure", cfg.RevocationFailure,
 		"max_staleness", cfg.MaxStaleness.String(), "verify_cache_size", cfg.CacheSize)
-	g.Go(func() error { return serve(gctx, srv, st, cfg.Addr, cfg.ShutdownGrace, log, ready) })
+	if upstream != nil && cfg.AdminAddr == "" {
+		log.WarnContext(ctx, "JOTGUARD_ADMIN_ADDR is not set: /healthz, /readyz and /metrics are not served "+
+			"(in proxy mode every path of the main port is proxied); set it for probes and metrics")
+	}
+	g.Go(func() error { return serve(gctx, st, servers, cfg.ShutdownGrace, log, ready) })
 	return g.Wait()
 }
 
-// handler routes without http.ServeMux, which would redirect unclean paths
-// (Envoy appends the client's path to the ext_authz prefix).
-func handler(st *state, m *metrics, checker *authz.Checker, upstream http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch p := r.URL.Path; {
-		case authz.Match(p):
-			checker.ServeHTTP(w, r)
-		case p == HealthzPath:
-			w.Header().Set("Cache-Control", "no-store")
-			_, _ = w.Write([]byte("ok\n"))
-		case p == ReadyzPath:
-			w.Header().Set("Cache-Control", "no-store")
-			if err := st.ready(); err != nil {
-				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-				return
+func newServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    32 << 10, // a token is at most 8 KiB
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// no BaseContext: SIGTERM must not cancel in-flight requests (STYLE §3)
+	}
+}
+
+// operational returns a middleware that serves /healthz, /readyz and
+// /metrics and hands every other path to next. Routing is done without
+// http.ServeMux, which would redirect unclean paths (Envoy appends the
+// client's path to the ext_authz prefix).
+func operational(st *state, m *metrics, log *slog.Logger) func(next http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case HealthzPath:
+				w.Header().Set("Cache-Control", "no-store")
+				_, _ = w.Write([]byte("ok\n"))
+			case ReadyzPath:
+				w.Header().Set("Cache-Control", "no-store")
+				if reason := st.readiness(r.Context(), log); reason != "" {
+					http.Error(w, "not ready: "+reason, http.StatusServiceUnavailable)
+					return
+				}
+				_, _ = w.Write([]byte("ready\n"))
+			case MetricsPath:
+				m.handler.ServeHTTP(w, r)
+			default:
+				next.ServeHTTP(w, r)
 			}
-			_, _ = w.Write([]byte("ready\n"))
-		case p == MetricsPath:
-			m.handler.ServeHTTP(w, r)
-		case upstream != nil:
-			upstream.ServeHTTP(w, r)
-		default:
-			http.NotFound(w, r)
-		}
-	})
+		})
+	}
 }
 
 // state is what readiness, the revocation policy and the metrics look at.
@@ -139,9 +169,39 @@ type state struct {
 	set        *revocation.Set // nil: no revocations
 	failClosed bool
 	draining   atomic.Bool
+	lastReady  atomic.Pointer[string] // the last readiness reported, to log changes once
 }
 
 var errShuttingDown = errors.New("shutting down")
+
+// readiness is what /readyz says is not ready ("" when ready): the
+// dependency and its state, never an address or a driver's error, which
+// are logged instead, once per change.
+func (s *state) readiness(ctx context.Context, log *slog.Logger) string {
+	err := s.ready()
+	var reason string
+	switch {
+	case err == nil:
+	case errors.Is(err, errShuttingDown):
+		reason = "shutting down"
+	case errors.Is(err, sdk.ErrNotReady):
+		reason = "keys: signing keys not loaded"
+	case errors.Is(err, kafkafeed.ErrNotCaughtUp):
+		reason = "revocations: replay not caught up"
+	case errors.Is(err, sdk.ErrRevocationUnavailable):
+		reason = "revocations: feed unreachable"
+	default:
+		reason = "unknown"
+	}
+	if prev := s.lastReady.Swap(&reason); prev == nil || *prev != reason {
+		if err != nil {
+			log.WarnContext(ctx, "not ready", "reason", reason, "err", err)
+		} else if prev != nil {
+			log.InfoContext(ctx, "ready")
+		}
+	}
+	return reason
+}
 
 // ready: keys loaded, the revocation state usable (the Verifier asks its
 // feed), not shutting down.
@@ -155,21 +215,44 @@ func (s *state) ready() error {
 // degraded: open policy, answering without a live feed.
 func (s *state) degraded() bool { return s.feed != nil && !s.failClosed && s.feed.Stale() }
 
-// serve listens on addr and serves until ctx is done; then readiness goes
-// off and in-flight requests get up to grace to finish.
-func serve(ctx context.Context, srv *http.Server, st *state, addr string, grace time.Duration, log *slog.Logger, ready func(string)) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("JOTGUARD_VERIFIER_ADDR: %w", err)
+// server is one listener of the verifier.
+type server struct {
+	name string // the variable that sets addr, for errors and logs
+	addr string
+	srv  *http.Server
+}
+
+// serve listens on every server's address and serves until ctx is done;
+// then readiness goes off and the servers shut down in order (the main one
+// first, so the admin listener answers /readyz 503 while in-flight requests
+// finish), all within grace. ready gets the main listener's address.
+func serve(ctx context.Context, st *state, servers []*server, grace time.Duration, log *slog.Logger, ready func(string)) error {
+	lns := make([]net.Listener, 0, len(servers))
+	defer func() {
+		for _, ln := range lns {
+			_ = ln.Close() // already closed by Shutdown, unless we return early
+		}
+	}()
+	for _, s := range servers {
+		ln, err := net.Listen("tcp", s.addr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		lns = append(lns, ln)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.InfoContext(ctx, "verifier listening", "addr", ln.Addr().String())
+	errc := make(chan error, len(servers))
+	for i, s := range servers {
+		go func() { errc <- s.srv.Serve(lns[i]) }()
+		log.InfoContext(ctx, "verifier listening", "addr", lns[i].Addr().String(), "setting", s.name)
+	}
 	if ready != nil {
-		ready(ln.Addr().String())
+		ready(lns[0].Addr().String())
 	}
 	select {
 	case err := <-errc:
+		for _, s := range servers {
+			_ = s.srv.Close()
+		}
 		return err
 	case <-ctx.Done():
 	}
@@ -177,11 +260,18 @@ func serve(ctx context.Context, srv *http.Server, st *state, addr string, grace 
 	log.InfoContext(ctx, "draining", "grace", grace.String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	for _, s := range servers {
+		if err := s.srv.Shutdown(sctx); err != nil {
+			for _, s := range servers {
+				_ = s.srv.Close()
+			}
+			return fmt.Errorf("shutdown (%s): %w", s.name, err)
+		}
 	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
+	for range servers {
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 	}
 	return nil
 }

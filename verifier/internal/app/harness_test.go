@@ -1,11 +1,13 @@
 package app_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -28,12 +30,21 @@ var client = &http.Client{Timeout: 10 * time.Second}
 // ---- the verifier, in process ----
 
 type verifier struct {
-	URL  string
-	stop func() error // cancels Run and returns its error
+	URL      string
+	AdminURL string // "" without JOTGUARD_ADMIN_ADDR
+	log      *logBuffer
+	stop     func() error // cancels Run and returns its error
+}
+
+// withAdmin sets JOTGUARD_ADMIN_ADDR to a free loopback port and returns env.
+func withAdmin(t *testing.T, env map[string]string) map[string]string {
+	env["JOTGUARD_ADMIN_ADDR"] = freeAddr(t)
+	return env
 }
 
 // startVerifier runs app.Run on 127.0.0.1:0 with env (JOTGUARD_* values)
 // over the defaults. It is stopped at the end of t unless stopped before.
+// Its log (info and up) goes to t.Log and to v.log.
 func startVerifier(t *testing.T, env map[string]string) *verifier {
 	t.Helper()
 	env["JOTGUARD_VERIFIER_ADDR"] = "127.0.0.1:0"
@@ -44,17 +55,17 @@ func startVerifier(t *testing.T, env map[string]string) *verifier {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lvl := "warn"
-	if testing.Verbose() {
-		lvl = "info"
-	}
-	cfg.LogLevel.UnmarshalText([]byte(lvl))
-	log := logging.New(tlogWriter{t}, cfg.LogLevel, "text")
+	cfg.LogLevel = slog.LevelInfo
+	logs := &logBuffer{}
+	log := logging.New(io.MultiWriter(tlogWriter{t}, logs), cfg.LogLevel, "text")
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx, cfg, log, func(a string) { addr <- a }) }()
-	v := &verifier{}
+	v := &verifier{log: logs}
+	if a := env["JOTGUARD_ADMIN_ADDR"]; a != "" {
+		v.AdminURL = "http://" + a
+	}
 	select {
 	case a := <-addr:
 		v.URL = "http://" + a
@@ -85,6 +96,24 @@ func (w tlogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// logBuffer collects a verifier's log lines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // check asks the forward-auth endpoint about token and returns the status.
 func (v *verifier) check(t testing.TB, token string) int {
 	t.Helper()
@@ -103,15 +132,57 @@ func (v *verifier) check(t testing.TB, token string) int {
 	return res.StatusCode
 }
 
+// get fetches path from the port that serves the operational endpoints:
+// the admin listener when there is one, else the main one.
 func (v *verifier) get(t testing.TB, path string) (int, string) {
 	t.Helper()
-	res, err := client.Get(v.URL + path)
+	base := v.URL
+	if v.AdminURL != "" {
+		base = v.AdminURL
+	}
+	return getURL(t, base+path, "")
+}
+
+// getURL fetches url, with token as Bearer when set.
+func getURL(t testing.TB, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(b)
+}
+
+// raw sends req (a whole HTTP/1.1 request, byte for byte) to addr and reads
+// one response. A server that neither answers nor closes within 15 s fails
+// the test (a hang detector, not a timing assertion).
+func raw(t testing.TB, addr, req string) (*http.Response, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("%q: reading the response: %v", req, err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	return res, string(b)
 }
 
 // metric returns the value of a sample line starting with name (e.g.
@@ -137,6 +208,32 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// startProxy runs a verifier in proxy mode in front of upstream for iss's
+// tokens, with the settings env (may be nil) over those, and returns it
+// once a token of alice, returned too, passes.
+func startProxy(t *testing.T, iss *sdktest.Issuer, upstream string, env map[string]string) (*verifier, string) {
+	t.Helper()
+	if env == nil {
+		env = map[string]string{}
+	}
+	env["JOTGUARD_ISSUER"], env["JOTGUARD_UPSTREAM"] = iss.URL, upstream
+	v := startVerifier(t, env)
+	tok := iss.Mint(t, iss.Claims("alice"))
+	waitAllowed(t, v, tok, 10*time.Second)
+	return v, tok
+}
+
+// waitAllowed polls the main port of a verifier in proxy mode with token
+// until the request passes (any answer of the upstream, not 401 or 503):
+// keys loaded and, with a feed, the revocation replay caught up.
+func waitAllowed(t *testing.T, v *verifier, token string, d time.Duration) {
+	t.Helper()
+	eventually(t, d, "a request with a valid token reaches the upstream", func() bool {
+		code, _ := getURL(t, v.URL+"/x", token)
+		return code != http.StatusUnauthorized && code != http.StatusServiceUnavailable
+	})
 }
 
 // ---- the dev stack ----

@@ -1,8 +1,11 @@
 package app_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -180,6 +183,24 @@ func TestNginxAuthRequest(t *testing.T) {
 		res, _ := get(t, "")
 		if res.StatusCode != 401 || res.Header.Get("WWW-Authenticate") != "Bearer" {
 			t.Fatalf("status %d, WWW-Authenticate %q", res.StatusCode, res.Header.Get("WWW-Authenticate"))
+		}
+	})
+	t.Run("an ambiguous URI: 403 for the client (not a 500), upstream not reached", func(t *testing.T) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
+		_, _ = io.WriteString(conn, "GET /public/..;/admin HTTP/1.1\r\nHost: app\r\nConnection: close\r\n"+
+			"Authorization: Bearer "+iss.Mint(t, iss.Claims("alice"))+"\r\n\r\n")
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusForbidden {
+			t.Fatalf("status %d, want 403", res.StatusCode)
 		}
 	})
 	t.Run("a token without the spoofed role: spoofed headers never reach the upstream", func(t *testing.T) {

@@ -1,8 +1,9 @@
 // Package authz answers the auth-check requests of reverse proxies (SPEC §4):
 // Traefik and Caddy's forward auth, nginx's auth_request and Envoy's HTTP
 // ext_authz. Each request is a decision: 200 with the identity headers, 401
-// with an RFC 6750 challenge, 403 insufficient_scope, or 503 when the answer
-// is unknown (no signing keys yet, or revocation state unavailable under the
+// with an RFC 6750 challenge, 403 insufficient_scope, 403 without a
+// challenge for an ambiguous URI (see reqpath), or 503 when the answer is
+// unknown (no signing keys yet, or revocation state unavailable under the
 // closed policy). The verification itself is the sdk's; the one mapping of
 // its errors to HTTP is sdk.Challenge, through sdk.WriteError.
 package authz
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jotguard/jotguard/sdk"
+	"github.com/jotguard/jotguard/verifier/internal/reqpath"
 )
 
 // Paths of the check endpoints.
@@ -106,6 +108,14 @@ func (c *Checker) check(ctx context.Context, h http.Header, roles []string) (*sd
 	return claims, nil
 }
 
+// Recheck verifies the bearer token of h again, against the configured
+// roles, without recording a decision: the proxy asks it periodically about
+// the token of a connection that outlives its request (a websocket).
+func (c *Checker) Recheck(ctx context.Context, h http.Header) error {
+	_, err := c.check(ctx, h, nil)
+	return err
+}
+
 // Observe records a decision taken without Check ("public"), with no
 // latency.
 func (c *Checker) Observe(reason string) { c.obs(reason, 0) }
@@ -132,6 +142,7 @@ var reasons = []struct {
 	{sdk.ErrNotReady, "not_ready"},
 	{sdk.ErrInsufficientScope, "insufficient_scope"},
 	{sdk.ErrInvalid, "invalid"},
+	{reqpath.ErrAmbiguous, "ambiguous_path"},
 }
 
 // Reasons lists every value Reason returns, for metrics to pre-create.
@@ -248,7 +259,14 @@ func (c *Checker) extAuthz(w http.ResponseWriter, r *http.Request) {
 	c.decide(w, r, r.Method, orig, nil)
 }
 
+// decide answers a check request about method and uri. An ambiguous uri is
+// denied before the token is looked at: the proxy in front would forward
+// it to an upstream that may read another path than the one allowed.
 func (c *Checker) decide(w http.ResponseWriter, r *http.Request, method, uri string, roles []string) {
+	if err := reqpath.CheckURI(uri); err != nil {
+		c.RefusePath(w, r, err, uri, http.StatusForbidden)
+		return
+	}
 	claims, err := c.Check(r.Context(), r.Header, roles)
 	if err != nil {
 		if c.log.Enabled(r.Context(), slog.LevelDebug) {
@@ -259,6 +277,21 @@ func (c *Checker) decide(w http.ResponseWriter, r *http.Request, method, uri str
 	}
 	SetIdentity(w.Header(), claims)
 	w.WriteHeader(http.StatusOK)
+}
+
+// RefusePath answers a request whose path is ambiguous (err from reqpath)
+// with status and no challenge: a token would not make it acceptable. The
+// check endpoints answer 403, the one denial that nginx, Traefik and Envoy
+// all pass on to the client as it is (nginx turns a 400 from an auth
+// subrequest into a 500); the proxy answers its client 400. The path is
+// logged at debug only: it is the client's input.
+func (c *Checker) RefusePath(w http.ResponseWriter, r *http.Request, err error, path string, status int) {
+	c.obs(Reason(err), 0)
+	if c.log.Enabled(r.Context(), slog.LevelDebug) {
+		c.log.DebugContext(r.Context(), "ambiguous path refused", "path", path, "status", status, "err", err)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, http.StatusText(status)+": ambiguous request path", status)
 }
 
 // queryRoles reads ?roles=a,b from the check request's own URL; nil when

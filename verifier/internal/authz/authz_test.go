@@ -58,7 +58,7 @@ var endpoints = []endpoint{
 	}},
 	{"ext-authz", func(string) *http.Request {
 		// Envoy: the original method, the original path after the prefix
-		return httptest.NewRequest(http.MethodPost, authz.ExtAuthzPrefix+"/api/../orders//7?x=1", nil)
+		return httptest.NewRequest(http.MethodPost, authz.ExtAuthzPrefix+"/api/orders//7?x=1", nil)
 	}},
 }
 

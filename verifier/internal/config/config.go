@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jotguard/jotguard/verifier/internal/reqpath"
 )
 
 // Config is the verifier's configuration.
@@ -22,6 +24,9 @@ type Config struct {
 	Audience []string // aud must hold one of these
 	JWKSURL  string   // "" : Issuer + /.well-known/jwks.json
 	Addr     string   // listen address
+	// AdminAddr is the listener of /healthz, /readyz and /metrics; "" : on
+	// Addr in check-only mode, nowhere in proxy mode.
+	AdminAddr string
 
 	KafkaBrokers      []string // empty: no revocations (warned)
 	RevocationTopic   string
@@ -31,6 +36,7 @@ type Config struct {
 	MaxStaleness      time.Duration // feed unreachable this long: the failure policy applies
 	Upstream          *url.URL      // nil: check endpoints only
 	PublicPaths       []string      // path prefixes that pass without a token (proxy mode)
+	BodyTimeout       time.Duration // proxy mode: longest wait for the next bytes of a request body
 	RequiredRoles     []string      // a token needs one of these (403 otherwise); empty: none
 	CacheSize         int           // verified tokens cached; 0: no cache (never negative)
 	ShutdownGrace     time.Duration
@@ -85,6 +91,14 @@ var vars = []Var{
 			c.Addr = s
 			return nil
 		}},
+	{Name: "JOTGUARD_ADMIN_ADDR", Flag: "admin-addr", Usage: "listen address of /healthz, /readyz and /metrics, apart from the main port; empty: on the main port in check-only mode, not served in proxy mode (every path there is proxied)",
+		set: func(c *Config, s string) error {
+			if _, _, err := net.SplitHostPort(s); err != nil {
+				return fmt.Errorf("want host:port: %w", err)
+			}
+			c.AdminAddr = s
+			return nil
+		}},
 	{Name: "JOTGUARD_KAFKA_BROKERS", Flag: "kafka-brokers", Usage: "Kafka bootstrap brokers of the revocation feed (comma list); empty: NO revocation checks (warned)",
 		set: func(c *Config, s string) error {
 			c.KafkaBrokers = list(s)
@@ -120,16 +134,21 @@ var vars = []Var{
 			c.Upstream, _ = url.Parse(s)
 			return nil
 		}},
-	{Name: "JOTGUARD_PUBLIC_PATHS", Flag: "public-paths", Usage: "proxy mode: path prefixes that pass without a token (comma list, each starting with /)",
+	{Name: "JOTGUARD_PUBLIC_PATHS", Flag: "public-paths", Usage: "proxy mode: path prefixes that pass without a token (comma list, each starting with /, matched on whole segments of the path as sent)",
 		set: func(c *Config, s string) error {
 			c.PublicPaths = list(s)
 			for _, p := range c.PublicPaths {
 				if !strings.HasPrefix(p, "/") {
 					return fmt.Errorf("%q does not start with /", p)
 				}
+				if err := reqpath.Check(p); err != nil {
+					return fmt.Errorf("%q: %w", p, err)
+				}
 			}
 			return nil
 		}},
+	{Name: "JOTGUARD_PROXY_BODY_TIMEOUT", Flag: "proxy-body-timeout", Default: "30s", Usage: "proxy mode: the longest wait for the next bytes of a request body; a body that stalls longer is cut (408), an upload that keeps sending is not",
+		set: duration(func(c *Config) *time.Duration { return &c.BodyTimeout })},
 	{Name: "JOTGUARD_REQUIRED_ROLES", Flag: "required-roles", Usage: "a token must hold one of these roles, else 403 insufficient_scope (comma list); a check request's ?roles= overrides it",
 		set: func(c *Config, s string) error { c.RequiredRoles = list(s); return nil }},
 	{Name: "JOTGUARD_VERIFY_CACHE_SIZE", Flag: "verify-cache-size", Default: "10000", Usage: "how many verified tokens to cache, so a repeated token skips the signature check (revocations and expiry are still checked); 0: no cache",
@@ -195,6 +214,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("%s: %w", v.Name, err)
 		}
 	}
+	if c.AdminAddr != "" && c.AdminAddr == c.Addr && !strings.HasSuffix(c.Addr, ":0") {
+		return Config{}, fmt.Errorf("JOTGUARD_ADMIN_ADDR: %s is the main listen address (JOTGUARD_VERIFIER_ADDR); use another port", c.AdminAddr)
+	}
 	if len(c.PublicPaths) > 0 && c.Upstream == nil {
 		return Config{}, errors.New("JOTGUARD_PUBLIC_PATHS: only used in proxy mode, but JOTGUARD_UPSTREAM is not set")
 	}
@@ -205,8 +227,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 func Usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: verifier [flags]")
 	fmt.Fprintln(w, "\nServes the auth-check endpoints /authz/forward-auth, /authz/auth-request and")
-	fmt.Fprintln(w, "/authz/ext-authz/ (and, with --upstream, a checking reverse proxy), /healthz,")
-	fmt.Fprintln(w, "/readyz and /metrics until SIGINT or SIGTERM.")
+	fmt.Fprintln(w, "/authz/ext-authz/, or with --upstream a checking reverse proxy of every path,")
+	fmt.Fprintln(w, "until SIGINT or SIGTERM. /healthz, /readyz and /metrics are on --admin-addr when")
+	fmt.Fprintln(w, "set, else on the main port in check-only mode and nowhere in proxy mode.")
 	fmt.Fprintln(w, "\nEvery flag has an environment variable; the flag wins.")
 	for _, v := range vars {
 		def := v.Default

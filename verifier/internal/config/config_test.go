@@ -21,7 +21,8 @@ func TestDefaults(t *testing.T) {
 	case c.Issuer != "http://127.0.0.1:8080", c.Addr != "127.0.0.1:8081", len(c.Audience) != 1 || c.Audience[0] != "jotguard",
 		c.RevocationTopic != "jotguard.revocations", c.AccessTTL != 5*time.Minute, c.Leeway != 30*time.Second,
 		c.FailClosed, c.RevocationFailure != "open", c.MaxStaleness != 30*time.Second, c.Upstream != nil,
-		len(c.KafkaBrokers) != 0, c.JWKSURL != "", c.LogFormat != "json", c.CacheSize != 10000:
+		len(c.KafkaBrokers) != 0, c.JWKSURL != "", c.LogFormat != "json", c.CacheSize != 10000, c.AdminAddr != "",
+		c.BodyTimeout != 30*time.Second:
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -44,20 +45,30 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"JOTGUARD_KAFKA_BROKERS": "nohost", "JOTGUARD_ACCESS_TTL": "-5m", "JOTGUARD_LEEWAY": "soon",
 		"JOTGUARD_REVOCATION_FAILURE": "maybe", "JOTGUARD_REVOCATION_MAX_STALENESS": "0s",
 		"JOTGUARD_UPSTREAM": "localhost:3000", "JOTGUARD_JWKS_URL": "/jwks", "JOTGUARD_LOG_LEVEL": "loud",
-		"JOTGUARD_LOG_FORMAT": "xml", "JOTGUARD_VERIFY_CACHE_SIZE": "-1",
+		"JOTGUARD_LOG_FORMAT": "xml", "JOTGUARD_VERIFY_CACHE_SIZE": "-1", "JOTGUARD_ADMIN_ADDR": "9091",
+		"JOTGUARD_PROXY_BODY_TIMEOUT": "0s",
 	} {
 		_, err := config.Load(nil, env(map[string]string{name: val}))
 		if err == nil || !strings.HasPrefix(err.Error(), name+":") || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s=%q: error %v, want one line starting with the variable", name, val, err)
 		}
 	}
-	_, err := config.Load(nil, env(map[string]string{"JOTGUARD_PUBLIC_PATHS": "/static"}))
+	_, err := config.Load(nil, env(map[string]string{"JOTGUARD_ADMIN_ADDR": "127.0.0.1:8081"}))
+	if err == nil || !strings.HasPrefix(err.Error(), "JOTGUARD_ADMIN_ADDR:") {
+		t.Errorf("admin address = main address: %v", err)
+	}
+	if c, err := config.Load([]string{"--admin-addr", "0.0.0.0:9091"}, env(nil)); err != nil || c.AdminAddr != "0.0.0.0:9091" {
+		t.Errorf("--admin-addr: %q %v", c.AdminAddr, err)
+	}
+	_, err = config.Load(nil, env(map[string]string{"JOTGUARD_PUBLIC_PATHS": "/static"}))
 	if err == nil || !strings.HasPrefix(err.Error(), "JOTGUARD_PUBLIC_PATHS") {
 		t.Errorf("public paths without upstream: %v", err)
 	}
-	_, err = config.Load(nil, env(map[string]string{"JOTGUARD_UPSTREAM": "http://x", "JOTGUARD_PUBLIC_PATHS": "static"}))
-	if err == nil || !strings.HasPrefix(err.Error(), "JOTGUARD_PUBLIC_PATHS:") {
-		t.Errorf("relative public path: %v", err)
+	for _, bad := range []string{"static", "/static/..", "/a/%2e%2e/b", "/a;x/..;"} {
+		_, err = config.Load(nil, env(map[string]string{"JOTGUARD_UPSTREAM": "http://x", "JOTGUARD_PUBLIC_PATHS": "/ok," + bad}))
+		if err == nil || !strings.HasPrefix(err.Error(), "JOTGUARD_PUBLIC_PATHS:") {
+			t.Errorf("public path %q: %v", bad, err)
+		}
 	}
 }
 

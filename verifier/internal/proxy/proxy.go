@@ -3,22 +3,32 @@
 // every client-sent X-Auth-Request-* header removed. Requests under a public
 // path prefix pass without a token (their spoofed headers are removed too).
 // The Authorization header is forwarded: the upstream may verify again.
+//
+// The upstream receives the path as the client sent it, so a path that
+// servers may read differently (reqpath) is refused with 400 before
+// anything else is decided about it.
+//
+// An upgraded connection (a websocket) lives only as long as its token is
+// accepted: the token is verified again every RecheckEvery, and the tunnel
+// is closed on the first refusal (expiry, revocation).
 package proxy
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"path"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/verifier/internal/authz"
+	"github.com/jotguard/jotguard/verifier/internal/reqpath"
 )
 
 // Options configures a Proxy.
@@ -26,16 +36,22 @@ type Options struct {
 	Upstream    *url.URL       // required
 	Checker     *authz.Checker // required
 	PublicPaths []string       // prefixes, each starting with "/"
+	// BodyTimeout is the longest wait for the next bytes of a request
+	// body; a body that stalls longer is cut (408). 0: no bound.
+	BodyTimeout time.Duration
 	Transport   http.RoundTripper
 	Logger      *slog.Logger
 }
 
 // Proxy is the checking reverse proxy.
 type Proxy struct {
-	check  *authz.Checker
-	public []string
-	rp     *httputil.ReverseProxy
-	log    *slog.Logger
+	check       *authz.Checker
+	public      []string
+	bodyTimeout time.Duration
+	rp          *httputil.ReverseProxy
+	log         *slog.Logger
+	closing     chan struct{} // closed by CloseUpgraded
+	closeOnce   sync.Once
 }
 
 // New returns a Proxy.
@@ -45,6 +61,11 @@ func New(o Options) (*Proxy, error) {
 		return nil, errors.New("proxy: Options.Upstream is required")
 	case o.Checker == nil:
 		return nil, errors.New("proxy: Options.Checker is required")
+	}
+	for _, pp := range o.PublicPaths {
+		if err := reqpath.Check(pp); err != nil || !strings.HasPrefix(pp, "/") {
+			return nil, fmt.Errorf("proxy: public path %q: must start with / and be unambiguous (%v)", pp, err)
+		}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -56,7 +77,7 @@ func New(o Options) (*Proxy, error) {
 		t.ResponseHeaderTimeout = 0 // the upstream decides how long it thinks
 		o.Transport = t
 	}
-	p := &Proxy{check: o.Checker, log: o.Logger}
+	p := &Proxy{check: o.Checker, bodyTimeout: o.BodyTimeout, log: o.Logger, closing: make(chan struct{})}
 	for _, pp := range o.PublicPaths {
 		p.public = append(p.public, strings.TrimSuffix(pp, "/"))
 	}
@@ -78,6 +99,12 @@ func New(o Options) (*Proxy, error) {
 		BufferPool: bufferPool{},
 		ErrorLog:   slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if stalled(r) { // the client's fault, not the upstream's
+				p.log.InfoContext(r.Context(), "request body stalled", "timeout", p.bodyTimeout.String())
+				w.Header().Set("Connection", "close")
+				w.WriteHeader(http.StatusRequestTimeout)
+				return
+			}
 			p.log.WarnContext(r.Context(), "upstream unavailable", "err", err)
 			w.WriteHeader(http.StatusBadGateway)
 		},
@@ -85,9 +112,22 @@ func New(o Options) (*Proxy, error) {
 	return p, nil
 }
 
-// ServeHTTP checks r (unless its path is public) and proxies it.
+// ServeHTTP bounds how long r's body may stall, refuses an ambiguous path,
+// then checks r (unless its path is public) and proxies it.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if p.isPublic(r.URL) {
+	if p.bodyTimeout > 0 && r.Body != nil && r.Body != http.NoBody {
+		b := newIdleBody(w, r.Body, p.bodyTimeout)
+		defer b.finish()
+		// the ErrorHandler sees the body through ReverseProxy's wrapper: it finds b in the context
+		r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, b))
+		r.Body = b
+	}
+	pth := r.URL.EscapedPath() // what the upstream will receive; no allocation for a plain path
+	if err := reqpath.Check(pth); err != nil {
+		p.check.RefusePath(w, r, err, pth, http.StatusBadRequest)
+		return
+	}
+	if p.isPublic(pth) {
 		p.check.Observe("public")
 		p.rp.ServeHTTP(w, r)
 		return
@@ -97,21 +137,22 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sdk.WriteError(w, r, err)
 		return
 	}
-	p.rp.ServeHTTP(w, r.WithContext(sdk.ContextWithClaims(r.Context(), c)))
+	ctx := r.Context()
+	if isUpgrade(r) {
+		var stop func()
+		ctx, stop = p.watchUpgrade(r)
+		defer stop()
+	}
+	p.rp.ServeHTTP(w, r.WithContext(sdk.ContextWithClaims(ctx, c)))
 }
 
 // isPublic matches whole path segments ("/static" covers "/static" and
-// "/static/x", not "/staticky") on a path that is already clean: a path
-// with dot segments, doubled slashes or escaped characters the upstream
-// could normalise differently is never public.
-func (p *Proxy) isPublic(u *url.URL) bool {
-	if len(p.public) == 0 || u.RawPath != "" {
-		return false
-	}
-	pth := u.Path
-	if c := path.Clean(pth); c != pth && c+"/" != pth {
-		return false
-	}
+// "/static/x", not "/staticky") of pth, the path as sent (percent-encoded)
+// and already found unambiguous by reqpath: no dot segment or encoded
+// separator can take it out of the prefix at the upstream. It compares the
+// encoded form, so "/%73tatic/x" is not public: an upstream that does not
+// decode before routing would not see /static either.
+func (p *Proxy) isPublic(pth string) bool {
 	for _, pub := range p.public {
 		if pub == "" { // "/" was configured: everything
 			return true

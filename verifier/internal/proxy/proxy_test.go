@@ -128,10 +128,20 @@ func TestProxy(t *testing.T) {
 		}
 	})
 	t.Run("not public", func(t *testing.T) {
-		for _, path := range []string{"/staticky", "/static/../admin", "/static/%2e%2e/admin", "/healthz", "/static/..%2fadmin"} {
+		for _, path := range []string{"/staticky", "/healthz", "/%73tatic/x", "//static/x"} {
 			res, _ := do(t, path, "")
 			if res.StatusCode != 401 {
 				t.Errorf("%s: status %d, want 401", path, res.StatusCode)
+			}
+		}
+	})
+	t.Run("ambiguous: 400 with or without a token, nothing proxied", func(t *testing.T) {
+		for _, path := range []string{"/static/../admin", "/static/%2e%2e/admin", "/static/..%2fadmin", "/static/..;/admin"} {
+			for _, auth := range []string{"", "Bearer " + tok} {
+				res, _ := do(t, path, auth)
+				if res.StatusCode != 400 || res.Header.Get("WWW-Authenticate") != "" {
+					t.Errorf("%s (%q): status %d, WWW-Authenticate %q; want a plain 400", path, auth, res.StatusCode, res.Header.Get("WWW-Authenticate"))
+				}
 			}
 		}
 	})

@@ -31,6 +31,7 @@ func main() {
 	fs.StringVar(&o.DataDir, "data", ".data", "state kept between runs: dev stack data, logs, the issuer's key encryption key")
 	fs.StringVar(&o.IssuerAddr, "issuer-addr", "127.0.0.1:8080", "issuer listen address")
 	fs.StringVar(&o.VerifierAddr, "verifier-addr", "127.0.0.1:8081", "verifier listen address")
+	fs.StringVar(&o.AdminAddr, "verifier-admin-addr", "127.0.0.1:9081", "verifier admin listen address (/healthz, /readyz, /metrics)")
 	fs.StringVar(&o.DemoAddr, "demo-addr", "127.0.0.1:8090", "demo upstream listen address")
 	color := fs.String("color", "auto", "auto (when stdout is a terminal), always or never")
 	if err := fs.Parse(os.Args[1:]); err != nil {

@@ -32,6 +32,7 @@ type Options struct {
 
 	IssuerAddr   string // default 127.0.0.1:8080
 	VerifierAddr string // default 127.0.0.1:8081
+	AdminAddr    string // the verifier's /healthz, /readyz, /metrics; default 127.0.0.1:9081
 	DemoAddr     string // default 127.0.0.1:8090
 
 	// Backends, when set, are the JOTGUARD_* settings (KEY=VALUE) of
@@ -49,6 +50,7 @@ type Options struct {
 // System is a started jotguard: its URLs and its processes.
 type System struct {
 	IssuerURL, VerifierURL, DemoURL string
+	AdminURL                        string // the verifier's operational endpoints
 	LogDir                          string
 	KeyIDs                          []string // kids of the issuer's JWKS once ready
 
@@ -80,6 +82,9 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	if o.DemoAddr == "" {
 		o.DemoAddr = "127.0.0.1:8090"
 	}
+	if o.AdminAddr == "" {
+		o.AdminAddr = "127.0.0.1:9081"
+	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
@@ -92,6 +97,7 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	for _, p := range []struct{ name, addr, variable string }{
 		{"issuer", o.IssuerAddr, "JOTGUARD_ISSUER_ADDR"},
 		{"verifier", o.VerifierAddr, "JOTGUARD_VERIFIER_ADDR"},
+		{"verifier", o.AdminAddr, "JOTGUARD_ADMIN_ADDR"},
 		{"demo", o.DemoAddr, "JOTGUARD_DEMO_ADDR"},
 	} {
 		if err := portFree(p.addr); err != nil {
@@ -106,7 +112,8 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	}
 	s := &System{
 		IssuerURL: "http://" + o.IssuerAddr, VerifierURL: "http://" + o.VerifierAddr, DemoURL: "http://" + o.DemoAddr,
-		LogDir: filepath.Join(o.DataDir, "logs"), dead: make(chan string, 8),
+		AdminURL: "http://" + o.AdminAddr,
+		LogDir:   filepath.Join(o.DataDir, "logs"), dead: make(chan string, 8),
 	}
 	if err := os.MkdirAll(s.LogDir, 0o755); err != nil {
 		return nil, err
@@ -153,8 +160,10 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	}
 
 	fmt.Fprintln(o.Progress, "starting the verifier on", s.VerifierURL, "(reverse proxy in front of the demo)")
-	if err := s.startReady(ctx, o, "verifier", s.VerifierURL, append(slices.Clone(common),
+	// Its /readyz is on the admin listener: every path of the main port is the demo's.
+	if err := s.startReady(ctx, o, "verifier", s.AdminURL, append(slices.Clone(common),
 		"JOTGUARD_VERIFIER_ADDR="+o.VerifierAddr,
+		"JOTGUARD_ADMIN_ADDR="+o.AdminAddr,
 		"JOTGUARD_UPSTREAM="+s.DemoURL,
 		"JOTGUARD_PUBLIC_PATHS=/public",
 	)); err != nil {

@@ -25,7 +25,7 @@ func TestBusyPortIsNamed(t *testing.T) {
 	}
 	defer ln.Close()
 	_, err = Start(t.Context(), Options{BinDir: t.TempDir(), DataDir: t.TempDir(),
-		IssuerAddr: freeAddr(t), VerifierAddr: ln.Addr().String(), DemoAddr: freeAddr(t)})
+		IssuerAddr: freeAddr(t), VerifierAddr: ln.Addr().String(), AdminAddr: freeAddr(t), DemoAddr: freeAddr(t)})
 	if !errors.Is(err, ErrPortBusy) || !strings.Contains(err.Error(), ln.Addr().String()) ||
 		!strings.Contains(err.Error(), "JOTGUARD_VERIFIER_ADDR") {
 		t.Fatalf("Start with the verifier's port taken: %v; want ErrPortBusy naming %s and its variable", err, ln.Addr())
@@ -34,7 +34,7 @@ func TestBusyPortIsNamed(t *testing.T) {
 
 func TestMissingBinary(t *testing.T) {
 	_, err := Start(t.Context(), Options{BinDir: t.TempDir(), DataDir: t.TempDir(),
-		IssuerAddr: freeAddr(t), VerifierAddr: freeAddr(t), DemoAddr: freeAddr(t)})
+		IssuerAddr: freeAddr(t), VerifierAddr: freeAddr(t), AdminAddr: freeAddr(t), DemoAddr: freeAddr(t)})
 	if err == nil || !strings.Contains(err.Error(), "make build") {
 		t.Fatalf("Start without binaries: %v; want a hint to run make build", err)
 	}
@@ -72,7 +72,7 @@ func TestWalkthrough(t *testing.T) {
 	var progress strings.Builder
 	sys, err := Start(ctx, Options{
 		BinDir: bin, DataDir: t.TempDir(), Backends: backends, Progress: &progress, Timeout: time.Minute,
-		IssuerAddr: freeAddr(t), VerifierAddr: freeAddr(t), DemoAddr: freeAddr(t),
+		IssuerAddr: freeAddr(t), VerifierAddr: freeAddr(t), AdminAddr: freeAddr(t), DemoAddr: freeAddr(t),
 		Extra: []string{"JOTGUARD_MONGO_DB=walk_" + suffix, "JOTGUARD_REDIS_PREFIX=walk" + suffix},
 	})
 	if err != nil {
@@ -155,7 +155,7 @@ func TestSecondRunReusesData(t *testing.T) {
 	bin := buildBinaries(t)
 	suffix := strings.ToLower(rand.Text()[:8])
 	o := Options{BinDir: bin, DataDir: t.TempDir(), Backends: backends, Timeout: time.Minute,
-		IssuerAddr: freeAddr(t), VerifierAddr: freeAddr(t), DemoAddr: freeAddr(t),
+		IssuerAddr: freeAddr(t), VerifierAddr: freeAddr(t), AdminAddr: freeAddr(t), DemoAddr: freeAddr(t),
 		Extra: []string{"JOTGUARD_MONGO_DB=rerun_" + suffix, "JOTGUARD_REDIS_PREFIX=rerun" + suffix}}
 	creds := `{"email":"rerun-` + suffix + `@example.com","password":"correct horse battery staple"}`
 	post := func(url string) int {

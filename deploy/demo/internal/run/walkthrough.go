@@ -104,6 +104,7 @@ func PrintReady(w io.Writer, st Style, sys *System, steps []Step) {
 	rows := [][2]string{
 		{"issuer", sys.IssuerURL + "   (register, login, access_token, logout, /.well-known/jwks.json, /openapi.yaml)"},
 		{"verifier", sys.VerifierURL + "   (reverse proxy: checks every request, then forwards to the demo)"},
+		{"verifier admin", sys.AdminURL + "   (/healthz, /readyz, /metrics of the verifier)"},
 		{"demo", sys.DemoURL + "   (upstream; verifies tokens itself too, with the sdk middleware)"},
 		{"logs", sys.LogDir + "/{devstack,issuer,demo,verifier}.log"},
 	}
@@ -111,7 +112,7 @@ func PrintReady(w io.Writer, st Style, sys *System, steps []Step) {
 		rows = append(rows, [2]string{"signing keys", strings.Join(sys.KeyIDs, ", ") + "   (kept in MongoDB: the same on the next run)"})
 	}
 	for _, r := range rows {
-		fmt.Fprintf(w, "  %-13s %s\n", r[0], r[1])
+		fmt.Fprintf(w, "  %-15s %s\n", r[0], r[1])
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, st.Bold("Try it: paste these lines into another shell (bash or zsh)."))
