@@ -71,8 +71,12 @@ func (s *Servers) Verifier(ctx context.Context, name, cpus string, env map[strin
 			e = append(e, k+"="+v)
 		}
 	}
+	readyAddr := addr
 	if upstream != "" {
-		e = append(e, "JOTGUARD_UPSTREAM="+upstream)
+		// In proxy mode every path of the main port is the upstream's: the
+		// operational endpoints are on the admin listener only.
+		readyAddr = freeAddr()
+		e = append(e, "JOTGUARD_UPSTREAM="+upstream, "JOTGUARD_ADMIN_ADDR="+readyAddr)
 	}
 	if pp := s.pprof[name]; pp != "" {
 		e = append(e, "BENCH_PPROF_ADDR="+pp)
@@ -81,7 +85,11 @@ func (s *Servers) Verifier(ctx context.Context, name, cpus string, env map[strin
 	if err != nil {
 		return nil, err
 	}
-	return s.ready(ctx, p, addr, 60*time.Second)
+	if _, err := s.ready(ctx, p, readyAddr, 60*time.Second); err != nil {
+		return nil, err
+	}
+	p.Addr = addr
+	return p, nil
 }
 
 // Own runs one of the bench's own servers (serveMain) pinned to cpus.
