@@ -100,8 +100,8 @@ func TestLoginTokensAndCookie(t *testing.T) {
 		if strings.Contains(strings.ToLower(raw), "domain") {
 			t.Fatalf("Set-Cookie %q has a Domain", raw)
 		}
-		if v := r.cookie("refresh_token").Value; len(v) != 43 {
-			t.Fatalf("refresh token %q is not 256 bits base64url", v)
+		if v := r.cookie("refresh_token").Value; len(v) != 64 {
+			t.Fatalf("refresh token %q is not a 128-bit chain id and 256 random bits, base64url", v)
 		}
 		c, tok := s.verify(at)
 		if tok.Header["typ"] != "at+jwt" || tok.Header["kid"] == nil || tok.Header["alg"] != "ES256" {

@@ -83,8 +83,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		return fmt.Errorf("JOTGUARD_REDIS_URL: %w", err)
 	}
 	defer rdb.Close()
-	sessions, err := redisstore.New(rdb, redisstore.Config{Prefix: cfg.RedisPrefix, RefreshTTL: cfg.RefreshTTL, Grace: cfg.RefreshGrace,
-		Keep: cfg.RefreshHistory})
+	sessions, err := redisstore.New(rdb, redisstore.Config{Prefix: cfg.RedisPrefix, RefreshTTL: cfg.RefreshTTL, Grace: cfg.RefreshGrace})
 	if err != nil {
 		return err
 	}

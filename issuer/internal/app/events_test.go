@@ -140,3 +140,30 @@ func TestRevocationEvents(t *testing.T) {
 		}
 	}
 }
+
+// A thief who rotates a stolen refresh token many times cannot outrun reuse
+// detection: the victim's later use of the original token still revokes the
+// session, the thief's current token with it, and emits the event.
+func TestRefreshReuseAfterManyRotations(t *testing.T) {
+	s := startIssuer(t, map[string]string{"JOTGUARD_REFRESH_REUSE_GRACE": "500ms"})
+	since := time.Now().Add(-2 * time.Second)
+	email := s.register(pw)
+	at, original := s.login(email, pw)
+	c, _ := s.verify(at)
+	thief := original
+	for i := range 25 {
+		r := s.refresh(thief)
+		if r.StatusCode != 200 {
+			t.Fatalf("thief's rotation %d: %d %s", i, r.StatusCode, r.body)
+		}
+		thief = r.cookie("refresh_token").Value
+	}
+	time.Sleep(time.Second) // past the grace window of every rotation
+	if r := s.refresh(original); r.StatusCode != 401 || r.code() != "invalid_refresh_token" {
+		t.Fatalf("victim's original token after 25 rotations: %d %s", r.StatusCode, r.body)
+	}
+	if r := s.refresh(thief); r.StatusCode != 401 || r.code() != "invalid_refresh_token" {
+		t.Fatalf("thief's current token after the reuse: %d %s, want the session revoked", r.StatusCode, r.body)
+	}
+	s.waitEvents(since, c.Subject, map[string]string{c.SessionID: revocation.ReasonRefreshReuse})
+}

@@ -119,6 +119,13 @@ type UserStore interface {
 	SetPasswordHash(ctx context.Context, id, hash string) error
 }
 
+// GraceRecords is how many of a session's latest rotations a store keeps
+// grace records for: a burst of more rotations within one grace window makes
+// the earliest of them reuses when presented again. Legitimate clients
+// rotate once per access-token lifetime; the bound keeps a store's memory
+// per session constant.
+const GraceRecords = 4
+
 // Rotation is what SessionStore.Rotate answers: the session and the refresh
 // token that now belongs to it.
 //
@@ -133,15 +140,21 @@ type Rotation struct {
 }
 
 // SessionStore keeps sessions and refresh tokens (redisstore, memstore).
-// Refresh tokens are stored only as hashes.
+// Refresh tokens are stored only as hashes. A store keeps a bounded amount
+// per session, however often it rotates.
 type SessionStore interface {
-	// Create stores s with its first refresh token, and its Snapshot if any.
+	// Create stores s with its first refresh token (NewRefreshToken), and
+	// its Snapshot if any.
 	Create(ctx context.Context, s Session, refresh string) error
-	// Rotate retires refresh and makes successor current. A second use of
-	// the retired token within the grace window is a grace retry: it
-	// returns the same successor (Rotation.GraceRetry). A later use is a
-	// reuse: it deletes the session and returns the session with
-	// ErrRefreshReuse. Unknown tokens give ErrInvalidRefreshToken. The
+	// Rotate retires refresh and makes successor current; successor is
+	// NextRefreshToken(refresh), a token of the same chain. A second use of
+	// a retired token within the grace window is a grace retry: it returns
+	// the same successor (Rotation.GraceRetry); stores honour the grace
+	// window of at least the last GraceRecords rotations of a session. Any
+	// other use of any earlier token of a live session, however many
+	// rotations ago, is a reuse: it deletes the session and returns the
+	// session with ErrRefreshReuse. Unknown tokens, and tokens of sessions
+	// that are gone, give ErrInvalidRefreshToken and change nothing. The
 	// session comes with its Snapshot, on a grace retry too.
 	Rotate(ctx context.Context, refresh, successor string) (Rotation, error)
 	// Lookup returns the session of a live refresh token, without its

@@ -220,7 +220,7 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (Tokens, error) {
 	if !wellFormedRefresh(refresh) {
 		return Tokens{}, ErrInvalidRefreshToken
 	}
-	rot, err := s.d.Sessions.Rotate(ctx, refresh, NewRefreshToken())
+	rot, err := s.d.Sessions.Rotate(ctx, refresh, NextRefreshToken(refresh))
 	if errors.Is(err, ErrRefreshReuse) {
 		s.log.WarnContext(ctx, "refresh token reuse: session revoked", "user_id", rot.Session.UserID, "sid", rot.Session.ID)
 		if perr := s.publish(ctx, revocation.ReasonRefreshReuse, "system", rot.Session.UserID, rot.Session.ID); perr != nil {
@@ -473,19 +473,71 @@ func (s *Service) tokens(ctx context.Context, u User, sess Session, refresh stri
 // NewID returns a random identifier (130 bits, lower-case base32).
 func NewID() string { return strings.ToLower(rand.Text()) }
 
-// NewRefreshToken returns 256 random bits, base64url without padding.
+// Refresh tokens are base64url without padding of 48 random bytes: a
+// 16-byte chain id, drawn at login and carried by every token of the
+// session, then 32 bytes (256 bits) of the token's own. The chain id lets a
+// store recognise any token that ever belonged to a session, however many
+// rotations ago, while it keeps only the hashes of the chain id and of the
+// current token: presenting an earlier token of a live session is a reuse,
+// never just an invalid token. Tokens issued before chains existed are 32
+// random bytes (43 characters) and have no chain; they are still accepted
+// until they expire or rotate, and their successor starts a chain.
+const (
+	refreshChainLen  = 16
+	refreshSecretLen = 32
+	refreshLen       = refreshChainLen + refreshSecretLen
+	legacyRefreshLen = 32
+)
+
+// NewRefreshToken returns the first refresh token of a new session: a new
+// chain id and 256 random bits.
 func NewRefreshToken() string {
-	var b [32]byte
+	var b [refreshLen]byte
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func wellFormedRefresh(t string) bool {
-	if len(t) != 43 {
+// NextRefreshToken returns the successor of refresh: a token of the same
+// chain with 256 fresh random bits, or the first token of a new chain when
+// refresh has none (a token issued before chains existed, or a malformed
+// one).
+func NextRefreshToken(refresh string) string {
+	chain, ok := RefreshChain(refresh)
+	if !ok {
+		return NewRefreshToken()
+	}
+	var b [refreshLen]byte
+	copy(b[:], chain)
+	_, _ = rand.Read(b[refreshChainLen:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// RefreshChain returns the chain id of a refresh token; false for a token
+// issued before chains existed and for anything malformed.
+func RefreshChain(t string) ([]byte, bool) {
+	if len(t) != base64.RawURLEncoding.EncodedLen(refreshLen) {
+		return nil, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(t)
+	if err != nil || len(b) != refreshLen {
+		return nil, false
+	}
+	return b[:refreshChainLen], true
+}
+
+// LegacyRefreshToken reports whether t has the form of a refresh token
+// issued before chains existed: 256 random bits and no chain id.
+func LegacyRefreshToken(t string) bool {
+	if len(t) != base64.RawURLEncoding.EncodedLen(legacyRefreshLen) {
 		return false
 	}
 	_, err := base64.RawURLEncoding.DecodeString(t)
 	return err == nil
+}
+
+func wellFormedRefresh(t string) bool {
+	_, ok := RefreshChain(t)
+	return ok || LegacyRefreshToken(t)
 }
 
 // hasControl reports C0/C1 controls and bidi controls: a name is shown to

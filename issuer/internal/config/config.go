@@ -40,7 +40,6 @@ type Config struct {
 	RefreshTTL         time.Duration
 	Leeway             time.Duration
 	RefreshGrace       time.Duration // JOTGUARD_REFRESH_REUSE_GRACE: the grace-retry window
-	RefreshHistory     int           // refresh tokens remembered per session for reuse detection
 	UserRecheck        time.Duration // a refresh trusts the session's user snapshot this long; 0: reads the user every time
 	SigningAlg         string
 	KeyEncryptionKey   Secret // 32 bytes, or nil (warned)
@@ -168,8 +167,6 @@ var vars = []Var{
 		set: duration(func(c *Config) *time.Duration { return &c.Leeway })},
 	{Name: "JOTGUARD_REFRESH_REUSE_GRACE", Flag: "refresh-reuse-grace", Default: "10s", Usage: "window in which the just-rotated refresh token returns the same successor",
 		set: duration(func(c *Config) *time.Duration { return &c.RefreshGrace })},
-	{Name: "JOTGUARD_REFRESH_HISTORY", Flag: "refresh-history", Default: "16", Usage: "refresh tokens each session remembers (current and replaced) for reuse detection; older ones are just invalid",
-		set: intIn(func(c *Config) *int { return &c.RefreshHistory }, 2, 100_000)},
 	{Name: "JOTGUARD_USER_RECHECK", Flag: "user-recheck", Default: "1m", Usage: "how long a refresh trusts the session's copy of the user before reading MongoDB again; 0: every refresh",
 		set: func(c *Config, s string) error {
 			d, err := time.ParseDuration(s)

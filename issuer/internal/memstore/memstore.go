@@ -5,8 +5,10 @@
 package memstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"sync"
 	"time"
 
@@ -93,11 +95,20 @@ func (s *Users) SetPasswordHash(_ context.Context, id, hash string) error {
 	return nil
 }
 
-type token struct {
-	uid, sid  string
-	rotated   bool
-	successor string    // raw; memory only
-	graceEnd  time.Time // grace retries get the successor until then
+// session is a stored session: like the Redis one, a bounded record
+// however often it rotates.
+type session struct {
+	auth.Session
+	chain [32]byte      // SHA-256 of the chain id its tokens carry
+	cur   [32]byte      // SHA-256 of the current token
+	grace []graceRecord // the latest rotations, at most auth.GraceRecords
+}
+
+// graceRecord is a rotated token's successor, given to grace retries until end.
+type graceRecord struct {
+	rotated   [32]byte
+	successor string // raw; memory only
+	end       time.Time
 }
 
 // Sessions implements auth.SessionStore.
@@ -105,8 +116,8 @@ type Sessions struct {
 	mu       sync.Mutex
 	grace    time.Duration
 	now      func() time.Time
-	sessions map[string]auth.Session // by sid
-	tokens   map[[32]byte]*token
+	sessions map[string]*session // by sid
+	chains   map[[32]byte]string // chain hash → sid
 }
 
 var _ auth.SessionStore = (*Sessions)(nil)
@@ -116,42 +127,77 @@ func NewSessions(grace time.Duration, now func() time.Time) *Sessions {
 	if now == nil {
 		now = time.Now
 	}
-	return &Sessions{grace: grace, now: now, sessions: map[string]auth.Session{}, tokens: map[[32]byte]*token{}}
+	return &Sessions{grace: grace, now: now, sessions: map[string]*session{}, chains: map[[32]byte]string{}}
 }
 
 // Create implements auth.SessionStore.
 func (s *Sessions) Create(_ context.Context, sess auth.Session, refresh string) error {
+	chain, ok := auth.RefreshChain(refresh)
+	if !ok {
+		return errors.New("memstore: create session: the refresh token has no chain id (use auth.NewRefreshToken)")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sess.Snapshot = copySnapshot(sess.Snapshot)
-	s.sessions[sess.ID] = sess
-	s.tokens[sha256.Sum256([]byte(refresh))] = &token{uid: sess.UserID, sid: sess.ID}
+	st := &session{Session: sess, chain: sha256.Sum256(chain), cur: sha256.Sum256([]byte(refresh))}
+	s.sessions[sess.ID] = st
+	s.chains[st.chain] = sess.ID
 	return nil
+}
+
+// byChainLocked returns the session whose chain refresh carries.
+func (s *Sessions) byChainLocked(refresh string) (*session, bool) {
+	chain, ok := auth.RefreshChain(refresh)
+	if !ok {
+		return nil, false
+	}
+	st, ok := s.sessions[s.chains[sha256.Sum256(chain)]]
+	return st, ok
+}
+
+// graceFor returns the live grace record of token h.
+func (st *session) graceFor(h [32]byte, now time.Time) (graceRecord, bool) {
+	for _, g := range st.grace {
+		if g.rotated == h && now.Before(g.end) {
+			return g, true
+		}
+	}
+	return graceRecord{}, false
 }
 
 // Rotate implements auth.SessionStore.
 func (s *Sessions) Rotate(_ context.Context, refresh, successor string) (auth.Rotation, error) {
+	chain, _ := auth.RefreshChain(refresh)
+	if next, ok := auth.RefreshChain(successor); !ok || (chain != nil && !bytes.Equal(chain, next)) {
+		return auth.Rotation{}, errors.New("memstore: rotate: the successor is not of the refresh token's chain (use auth.NextRefreshToken)")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, ok := s.tokens[sha256.Sum256([]byte(refresh))]
+	st, ok := s.byChainLocked(refresh)
 	if !ok {
 		return auth.Rotation{}, auth.ErrInvalidRefreshToken
 	}
-	sess, ok := s.sessions[t.sid]
-	if !ok {
-		return auth.Rotation{}, auth.ErrInvalidRefreshToken
-	}
-	if t.rotated {
-		if s.now().Before(t.graceEnd) {
-			sess.Snapshot = copySnapshot(sess.Snapshot)
-			return auth.Rotation{Session: sess, Token: t.successor, GraceRetry: true}, nil
-		}
-		s.deleteLocked(sess.ID)
-		return auth.Rotation{Session: auth.Session{ID: sess.ID, UserID: sess.UserID}}, auth.ErrRefreshReuse
-	}
-	t.rotated, t.successor, t.graceEnd = true, successor, s.now().Add(s.grace)
-	s.tokens[sha256.Sum256([]byte(successor))] = &token{uid: sess.UserID, sid: sess.ID}
+	h, now := sha256.Sum256([]byte(refresh)), s.now()
+	sess := st.Session
 	sess.Snapshot = copySnapshot(sess.Snapshot)
+	if h != st.cur {
+		if g, ok := st.graceFor(h, now); ok {
+			return auth.Rotation{Session: sess, Token: g.successor, GraceRetry: true}, nil
+		}
+		s.deleteLocked(st.ID)
+		return auth.Rotation{Session: auth.Session{ID: st.ID, UserID: st.UserID}}, auth.ErrRefreshReuse
+	}
+	live := st.grace[:0]
+	for _, g := range st.grace {
+		if now.Before(g.end) {
+			live = append(live, g)
+		}
+	}
+	if len(live) >= auth.GraceRecords {
+		live = live[len(live)-auth.GraceRecords+1:]
+	}
+	st.grace = append(live, graceRecord{rotated: h, successor: successor, end: now.Add(s.grace)})
+	st.cur = sha256.Sum256([]byte(successor))
 	return auth.Rotation{Session: sess, Token: successor}, nil
 }
 
@@ -159,14 +205,15 @@ func (s *Sessions) Rotate(_ context.Context, refresh, successor string) (auth.Ro
 func (s *Sessions) Lookup(_ context.Context, refresh string) (auth.Session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, ok := s.tokens[sha256.Sum256([]byte(refresh))]
-	if !ok || (t.rotated && !s.now().Before(t.graceEnd)) {
-		return auth.Session{}, auth.ErrInvalidRefreshToken
-	}
-	sess, ok := s.sessions[t.sid]
+	st, ok := s.byChainLocked(refresh)
 	if !ok {
 		return auth.Session{}, auth.ErrInvalidRefreshToken
 	}
+	h := sha256.Sum256([]byte(refresh))
+	if _, grace := st.graceFor(h, s.now()); h != st.cur && !grace {
+		return auth.Session{}, auth.ErrInvalidRefreshToken
+	}
+	sess := st.Session
 	sess.Snapshot = nil
 	return sess, nil
 }
@@ -175,10 +222,11 @@ func (s *Sessions) Lookup(_ context.Context, refresh string) (auth.Session, erro
 func (s *Sessions) Get(_ context.Context, userID, sid string) (auth.Session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sess, ok := s.sessions[sid]
-	if !ok || sess.UserID != userID {
+	st, ok := s.sessions[sid]
+	if !ok || st.UserID != userID {
 		return auth.Session{}, auth.ErrSessionNotFound
 	}
+	sess := st.Session
 	sess.Snapshot = nil
 	return sess, nil
 }
@@ -187,12 +235,11 @@ func (s *Sessions) Get(_ context.Context, userID, sid string) (auth.Session, err
 func (s *Sessions) SetSnapshot(_ context.Context, userID, sid string, snap auth.UserSnapshot) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sess, ok := s.sessions[sid]
-	if !ok || sess.UserID != userID || (sess.Snapshot != nil && !snap.CheckedAt.After(sess.Snapshot.CheckedAt)) {
+	st, ok := s.sessions[sid]
+	if !ok || st.UserID != userID || (st.Snapshot != nil && !snap.CheckedAt.After(st.Snapshot.CheckedAt)) {
 		return nil
 	}
-	sess.Snapshot = copySnapshot(&snap)
-	s.sessions[sid] = sess
+	st.Snapshot = copySnapshot(&snap)
 	return nil
 }
 
@@ -215,8 +262,8 @@ func (s *Sessions) List(_ context.Context, userID string) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string
-	for id, sess := range s.sessions {
-		if sess.UserID == userID {
+	for id, st := range s.sessions {
+		if st.UserID == userID {
 			out = append(out, id)
 		}
 	}
@@ -229,7 +276,7 @@ func (s *Sessions) Delete(_ context.Context, userID string, sids ...string) (int
 	defer s.mu.Unlock()
 	n := 0
 	for _, sid := range sids {
-		if sess, ok := s.sessions[sid]; ok && sess.UserID == userID {
+		if st, ok := s.sessions[sid]; ok && st.UserID == userID {
 			s.deleteLocked(sid)
 			n++
 		}
@@ -238,10 +285,8 @@ func (s *Sessions) Delete(_ context.Context, userID string, sids ...string) (int
 }
 
 func (s *Sessions) deleteLocked(sid string) {
-	delete(s.sessions, sid)
-	for h, t := range s.tokens {
-		if t.sid == sid {
-			delete(s.tokens, h)
-		}
+	if st, ok := s.sessions[sid]; ok {
+		delete(s.chains, st.chain)
+		delete(s.sessions, sid)
 	}
 }

@@ -26,12 +26,11 @@ import (
 // BenchmarkSignRotateCeiling is the ceiling deploy/bench holds POST
 // /access_token to: what a refresh costs the issuer beyond HTTP, cookies and
 // JSON. One op is this package's Sessions.Rotate on the worker's own session
-// chain (the route GET, then one pipeline of the forgotten routes' DEL, the
-// successor's route SET and the rotate script) and an ES256 sign of an
-// access token whose sdk.Claims come from the rotated session's user
-// snapshot, as auth.Service builds them. The session store and its client
+// chain (its two round trips: the route's GETEX, then the rotate script) and
+// an ES256 sign of an access token whose sdk.Claims come from the rotated
+// session's user snapshot, as auth.Service builds them. The session store and its client
 // are built as the issuer builds them (NewClient, one Sessions shared by
-// every worker, a 16-token history).
+// every worker).
 //
 // JOTGUARD_BENCH_CONCURRENCY workers (default 64, the bench's concurrency)
 // run closed loops; ns/op is wall time per op over all of them, so 1e9 ÷
@@ -52,7 +51,7 @@ func BenchmarkSignRotateCeiling(b *testing.B) {
 	}
 	b.Cleanup(func() { _ = rdb.Close() })
 	s, err := redisstore.New(rdb, redisstore.Config{Prefix: ceilingPrefix(b, rdb),
-		RefreshTTL: 672 * time.Hour, Grace: 10 * time.Second, Keep: 16}) // the issuer's defaults
+		RefreshTTL: 672 * time.Hour, Grace: 10 * time.Second}) // the issuer's defaults
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -137,7 +136,7 @@ func refreshAll(ctx context.Context, chains []*chain, n int) (failed int64, firs
 // refresh is a refresh minus HTTP: rotate the chain's token, then sign the
 // access token of the rotated session.
 func (c *chain) refresh(ctx context.Context) error {
-	rot, err := c.s.Rotate(ctx, c.token, auth.NewRefreshToken())
+	rot, err := c.s.Rotate(ctx, c.token, auth.NextRefreshToken(c.token))
 	if err != nil {
 		return err
 	}

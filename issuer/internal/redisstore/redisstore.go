@@ -4,24 +4,40 @@
 // Keys (P is the configured prefix, U a user id; {P:U} is a hash tag, so all
 // of a user's keys share one Cluster slot and one Lua script can touch them):
 //
-//	P:rt:H          → U          routing index of refresh token hash H (own slot)
-//	{P:U}:t:H       → hash sid, st (live|rot), succ
-//	{P:U}:g:H       → the successor of rotated token H, encrypted (TTL = grace)
-//	{P:U}:s:SID     → hash cid, created, user, uat
-//	{P:U}:st:SID    → set of the session's token hashes
-//	{P:U}:sl:SID    → the same hashes as a list, newest first, capped at Keep
+//	P:rc:C          → len(SID):SID U  route of the session whose chain is C (own slot)
+//	{P:U}:s:SID     → hash cid, created, user, uat, ch (C), cur (H of the current
+//	                  token), gen (a rotation counter)
+//	{P:U}:gr:SID    → hash H → "end gen sealed" per rotated token H whose grace
+//	                  window ends at end (Unix ms); at most auth.GraceRecords
+//	                  fields, the latest gens; the key's TTL is the latest window
 //	{P:U}:ss        → set of the user's sids
 //
-// H is the hex SHA-256 of the refresh token; the token itself is never
-// stored. The one exception is the grace record: for the grace window only,
-// it holds the successor token encrypted with AES-256-GCM under a key
-// derived from the rotated token (SHA-256 of a label and that token), so only
-// whoever presents the rotated token can read it, and Redis alone cannot.
-// A session remembers its last Keep tokens (the current one and the ones it
-// replaced): reusing one of those after the grace window revokes the
-// session. Older tokens are forgotten, so a session refreshed every few
-// minutes for weeks holds a bounded amount of memory; presenting a forgotten
-// token is just an invalid token.
+// H is the hex SHA-256 of a refresh token, C the hex SHA-256 of its chain id
+// (auth.RefreshChain: the part every token of one session shares); neither
+// token nor chain id is stored. A token whose chain is a live session's but
+// that is neither its current token nor within a grace record is a reuse,
+// however many rotations old: the session is deleted. So a session holds
+// the same few keys whether it rotated twice or a million times, and a
+// token that does not carry a live session's chain id can touch nothing.
+//
+// A grace record holds the successor token, for the grace window only,
+// encrypted with AES-256-GCM under a key derived from the rotated token
+// (SHA-256 of a label and that token), so only whoever presents the rotated
+// token can read it, and Redis alone cannot. Its end is read against the
+// Redis server's clock (TIME), the same for every issuer replica.
+//
+// Sessions stored before chains existed have per-token keys instead of ch
+// and cur (legacy layout, kept until they expire):
+//
+//	P:rt:H          → U          route of token H (own slot)
+//	{P:U}:t:H       → hash sid, st (live|rot)
+//	{P:U}:g:H       → the successor of rotated token H, sealed (TTL = grace)
+//	{P:U}:st:SID    → set of the session's token hashes
+//	{P:U}:sl:SID    → the same hashes as a list, newest first
+//
+// Their current token still refreshes: that rotation gives the session a
+// chain (the successor's), and from then on it is a chain session; its
+// earlier tokens stay recognised as reuses while their keys live.
 // The session hash also holds the user snapshot (auth.UserSnapshot): user is
 // the user's public fields as JSON, uat the Unix milliseconds they were read
 // at. Both are absent in sessions stored before snapshots existed.
@@ -41,7 +57,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
@@ -87,7 +102,6 @@ type Config struct {
 	Prefix     string        // default "jg"
 	RefreshTTL time.Duration // session and refresh token lifetime (sliding)
 	Grace      time.Duration // grace window: a just-rotated token presented again gets its successor (grace retry)
-	Keep       int           // tokens remembered per session for reuse detection; default 16
 	Now        func() time.Time
 }
 
@@ -95,17 +109,7 @@ type Config struct {
 type Sessions struct {
 	rdb redis.UniversalClient
 	cfg Config
-
-	// forgotten holds the routing keys of tokens a session stopped
-	// remembering (one per rotation once its history is full). They point
-	// nowhere already, so they need not go at once: the next rotation's
-	// pipeline deletes them, which saves a round trip per refresh. At most
-	// maxForgotten wait; a process that stops leaves them to their TTL.
-	mu        sync.Mutex
-	forgotten []string
 }
-
-const maxForgotten = 1024
 
 var _ auth.SessionStore = (*Sessions)(nil)
 
@@ -120,9 +124,6 @@ func New(rdb redis.UniversalClient, cfg Config) (*Sessions, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Keep < 2 {
-		cfg.Keep = 16
-	}
 	return &Sessions{rdb: rdb, cfg: cfg}, nil
 }
 
@@ -136,63 +137,193 @@ func (s *Sessions) Ping(ctx context.Context) error {
 
 func (s *Sessions) user(uid string) string { return "{" + s.cfg.Prefix + ":" + uid + "}" }
 func (s *Sessions) index(h string) string  { return s.cfg.Prefix + ":rt:" + h }
+func (s *Sessions) route(c string) string  { return s.cfg.Prefix + ":rc:" + c }
 
-func hashToken(t string) string {
-	sum := sha256.Sum256([]byte(t))
+func hashToken(t string) string { return hexSHA256([]byte(t)) }
+
+func hexSHA256(b []byte) string {
+	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
 
-// luaDelSession deletes a session and its tokens; the hashes of the deleted
-// tokens collect in the global "gone", so Go can drop their routes.
+// routeValue is what a chain's route holds: the sid, length-prefixed, and
+// the user id.
+func routeValue(sid, uid string) string { return strconv.Itoa(len(sid)) + ":" + sid + uid }
+
+func parseRoute(v string) (sid, uid string, ok bool) {
+	i := strings.IndexByte(v, ':')
+	n, err := strconv.Atoi(v[:max(i, 0)])
+	if i < 0 || err != nil || n <= 0 || len(v) <= i+1+n {
+		return "", "", false
+	}
+	return v[i+1 : i+1+n], v[i+1+n:], true
+}
+
+// chainOf returns C, the hex SHA-256 of the chain id of a refresh token.
+func chainOf(refresh string) (string, bool) {
+	chain, ok := auth.RefreshChain(refresh)
+	if !ok {
+		return "", false
+	}
+	return hexSHA256(chain), true
+}
+
+// luaDelSession deletes a session and its keys; the routes of the deleted
+// session (its chain's, and those of any legacy tokens) collect in the
+// global "gone" as "rc:C" and "rt:H", so Go can drop them.
 const luaDelSession = `
 local gone = {}
 local function delsession(up, sid, ss)
-  local hs = redis.call('SMEMBERS', up..':st:'..sid)
-  for _, h in ipairs(hs) do
+  local sk = up..':s:'..sid
+  local ch = redis.call('HGET', sk, 'ch')
+  if ch then table.insert(gone, 'rc:'..ch) end
+  for _, h in ipairs(redis.call('SMEMBERS', up..':st:'..sid)) do
     redis.call('DEL', up..':t:'..h, up..':g:'..h)
-    table.insert(gone, h)
+    table.insert(gone, 'rt:'..h)
   end
-  local n = redis.call('DEL', up..':s:'..sid)
-  redis.call('DEL', up..':st:'..sid, up..':sl:'..sid)
+  local n = redis.call('DEL', sk)
+  redis.call('DEL', up..':gr:'..sid, up..':st:'..sid, up..':sl:'..sid)
   redis.call('SREM', ss, sid)
   return n
 end
 `
 
+// luaNow sets now to the Redis server's clock in Unix milliseconds.
+const luaNow = `
+local tm = redis.call('TIME')
+local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
+`
+
 var createScript = redis.NewScript(`
-local up, sid, h, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[6]
-local sk, tk, stk, slk = up..':s:'..sid, up..':t:'..h, up..':st:'..sid, up..':sl:'..sid
-redis.call('HSET', sk, 'cid', ARGV[4], 'created', ARGV[5])
-if ARGV[7] ~= '' then redis.call('HSET', sk, 'user', ARGV[7], 'uat', ARGV[8]) end
-redis.call('HSET', tk, 'sid', sid, 'st', 'live')
-redis.call('SADD', stk, h)
-redis.call('LPUSH', slk, h)
+local up, sid, ttl = ARGV[1], ARGV[2], ARGV[6]
+local sk = up..':s:'..sid
+redis.call('HSET', sk, 'cid', ARGV[3], 'created', ARGV[4], 'ch', ARGV[5], 'cur', ARGV[7])
+if ARGV[8] ~= '' then redis.call('HSET', sk, 'user', ARGV[8], 'uat', ARGV[9]) end
 redis.call('SADD', KEYS[1], sid)
-for _, k in ipairs({sk, tk, stk, slk, KEYS[1]}) do redis.call('PEXPIRE', k, ttl) end
+redis.call('PEXPIRE', sk, ttl)
+redis.call('PEXPIRE', KEYS[1], ttl)
 return 1
 `)
 
 // Create implements auth.SessionStore.
 func (s *Sessions) Create(ctx context.Context, sess auth.Session, refresh string) error {
-	h, up := hashToken(refresh), s.user(sess.UserID)
-	ttl := s.cfg.RefreshTTL.Milliseconds()
+	c, ok := chainOf(refresh)
+	if !ok {
+		return errors.New("redisstore: create session: the refresh token has no chain id (use auth.NewRefreshToken)")
+	}
+	up := s.user(sess.UserID)
 	user, uat, err := encodeSnapshot(sess.Snapshot)
 	if err != nil {
 		return err
 	}
-	if err := s.rdb.Set(ctx, s.index(h), sess.UserID, s.cfg.RefreshTTL).Err(); err != nil {
+	if err := s.rdb.Set(ctx, s.route(c), routeValue(sess.ID, sess.UserID), s.cfg.RefreshTTL).Err(); err != nil {
 		return unavailable("create session", err)
 	}
-	err = createScript.Run(ctx, s.rdb, []string{up + ":ss"}, up, sess.ID, h, sess.ClientID,
-		sess.CreatedAt.UnixMilli(), ttl, user, uat).Err()
+	err = createScript.Run(ctx, s.rdb, []string{up + ":ss"}, up, sess.ID, sess.ClientID,
+		sess.CreatedAt.UnixMilli(), c, s.cfg.RefreshTTL.Milliseconds(), hashToken(refresh), user, uat).Err()
 	if err != nil {
 		return unavailable("create session", err)
 	}
 	return nil
 }
 
-var rotateScript = redis.NewScript(luaDelSession + `
-local up, old, new, enc, grace, ttl, keep = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+// rotateScript rotates the current token old of session sid to new, keeping
+// a grace record for old and dropping expired ones and, past keep, the
+// oldest. A token of the session that is neither current nor within a grace
+// record is a reuse.
+var rotateScript = redis.NewScript(luaDelSession + luaNow + `
+local up, sid, c, old, new, enc = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local grace, ttl, keep = tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
+local sk, gk = up..':s:'..sid, up..':gr:'..sid
+local s = redis.call('HMGET', sk, 'cid', 'created', 'user', 'uat', 'ch', 'cur')
+if not s[2] or s[5] ~= c then return {'invalid'} end
+local cid, user, uat = s[1] or '', s[3] or '', s[4] or ''
+if s[6] ~= old then
+  local e, sealed = string.match(redis.call('HGET', gk, old) or '', '^(%d+) %d+ (.*)$')
+  if e and tonumber(e) > now then return {'grace', sid, cid, s[2], user, uat, sealed} end
+  delsession(up, sid, KEYS[1])
+  return {'reuse', sid, unpack(gone)}
+end
+local g, n, oldest, oldestGen = redis.call('HGETALL', gk), 0, nil, nil
+for i = 1, #g, 2 do
+  local e, gen = string.match(g[i+1], '^(%d+) (%d+) ')
+  if not gen or tonumber(e) <= now then
+    redis.call('HDEL', gk, g[i])
+  else
+    n = n + 1
+    if not oldestGen or tonumber(gen) < oldestGen then oldest, oldestGen = g[i], tonumber(gen) end
+  end
+end
+if n >= keep then redis.call('HDEL', gk, oldest) end
+local gen = redis.call('HINCRBY', sk, 'gen', 1)
+redis.call('HSET', gk, old, string.format('%.0f', now + grace)..' '..gen..' '..enc)
+redis.call('PEXPIRE', gk, grace)
+redis.call('HSET', sk, 'cur', new)
+redis.call('PEXPIRE', sk, ttl)
+redis.call('PEXPIRE', KEYS[1], ttl)
+return {'ok', sid, cid, s[2], user, uat}
+`)
+
+// Rotate implements auth.SessionStore in two round trips: GETEX of the
+// chain's route (which slides its TTL), then the rotate script.
+func (s *Sessions) Rotate(ctx context.Context, refresh, successor string) (auth.Rotation, error) {
+	next, ok := chainOf(successor)
+	if !ok {
+		return auth.Rotation{}, errors.New("redisstore: rotate: the successor has no chain id (use auth.NextRefreshToken)")
+	}
+	c, ok := chainOf(refresh)
+	switch {
+	case !ok && auth.LegacyRefreshToken(refresh):
+		return s.rotateLegacy(ctx, refresh, successor, next)
+	case !ok:
+		return auth.Rotation{}, auth.ErrInvalidRefreshToken
+	case c != next:
+		return auth.Rotation{}, errors.New("redisstore: rotate: the successor is of another chain (use auth.NextRefreshToken)")
+	}
+	v, err := s.rdb.GetEx(ctx, s.route(c), s.cfg.RefreshTTL).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return auth.Rotation{}, auth.ErrInvalidRefreshToken
+	case err != nil:
+		return auth.Rotation{}, unavailable("rotate", err)
+	}
+	sid, uid, ok := parseRoute(v)
+	if !ok {
+		return auth.Rotation{}, auth.ErrInvalidRefreshToken
+	}
+	enc, err := seal(refresh, successor)
+	if err != nil {
+		return auth.Rotation{}, err
+	}
+	up := s.user(uid)
+	res, err := rotateScript.Run(ctx, s.rdb, []string{up + ":ss"}, up, sid, c, hashToken(refresh), hashToken(successor),
+		enc, s.cfg.Grace.Milliseconds(), s.cfg.RefreshTTL.Milliseconds(), auth.GraceRecords).StringSlice()
+	if err != nil {
+		return auth.Rotation{}, unavailable("rotate", err)
+	}
+	switch res[0] {
+	case "ok":
+		return auth.Rotation{Session: session(uid, res), Token: successor}, nil
+	case "grace":
+		tok, err := open(refresh, res[6])
+		if err != nil {
+			return auth.Rotation{}, fmt.Errorf("redisstore: grace record: %w", err)
+		}
+		return auth.Rotation{Session: session(uid, res), Token: tok, GraceRetry: true}, nil
+	case "reuse":
+		s.dropRoutes(ctx, res[2:])
+		return auth.Rotation{Session: auth.Session{ID: res[1], UserID: uid}}, auth.ErrRefreshReuse
+	default:
+		return auth.Rotation{}, auth.ErrInvalidRefreshToken
+	}
+}
+
+// legacyRotateScript rotates a token of a session stored before chains
+// existed. Its current token moves the session to the successor's chain;
+// a rotated one within its grace window gets its successor; any other of
+// its tokens is a reuse.
+var legacyRotateScript = redis.NewScript(luaDelSession + `
+local up, old, c, new, enc, grace, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local tk = up..':t:'..old
 local t = redis.call('HMGET', tk, 'sid', 'st')
 local sid, st = t[1], t[2]
@@ -207,29 +338,19 @@ if st == 'rot' then
   delsession(up, sid, KEYS[1])
   return {'reuse', sid, unpack(gone)}
 end
-redis.call('HSET', tk, 'st', 'rot', 'succ', new)
+redis.call('HSET', tk, 'st', 'rot')
 redis.call('SET', up..':g:'..old, enc, 'PX', grace)
-local nk, stk, slk = up..':t:'..new, up..':st:'..sid, up..':sl:'..sid
-redis.call('HSET', nk, 'sid', sid, 'st', 'live')
-redis.call('SADD', stk, new)
-redis.call('LPUSH', slk, new)
-local out = {'ok', sid, cid, s[2], user, uat}
-while redis.call('LLEN', slk) > keep do
-  local h = redis.call('RPOP', slk)
-  redis.call('DEL', up..':t:'..h, up..':g:'..h)
-  redis.call('SREM', stk, h)
-  table.insert(out, h)
-end
-for _, k in ipairs({tk, nk, stk, slk, sk, KEYS[1]}) do redis.call('PEXPIRE', k, ttl) end
-return out
+redis.call('HSET', sk, 'ch', c, 'cur', new)
+for _, k in ipairs({tk, sk, up..':st:'..sid, up..':sl:'..sid, KEYS[1]}) do redis.call('PEXPIRE', k, ttl) end
+return {'ok', sid, cid, s[2], user, uat}
 `)
 
-// Rotate implements auth.SessionStore in two round trips: GET the old
-// token's route, then one pipeline that deletes the routes of tokens
-// sessions have forgotten since the last rotation (see forgotten), routes
-// the successor and runs the rotate script.
-func (s *Sessions) Rotate(ctx context.Context, refresh, successor string) (auth.Rotation, error) {
-	old, next := hashToken(refresh), hashToken(successor)
+// rotateLegacy rotates a token issued before chains existed: GET of its
+// route, the script, then the route of the session's new chain (a third
+// round trip, once per such session). Should that last step fail, the
+// client's retry is a grace retry, which routes the chain again.
+func (s *Sessions) rotateLegacy(ctx context.Context, refresh, successor, next string) (auth.Rotation, error) {
+	old := hashToken(refresh)
 	uid, err := s.rdb.Get(ctx, s.index(old)).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
@@ -242,54 +363,32 @@ func (s *Sessions) Rotate(ctx context.Context, refresh, successor string) (auth.
 		return auth.Rotation{}, err
 	}
 	up := s.user(uid)
-	keys := []string{up + ":ss"}
-	args := []any{up, old, next, enc, s.cfg.Grace.Milliseconds(), s.cfg.RefreshTTL.Milliseconds(), s.cfg.Keep}
-	// The successor's route and the script go in one pipeline. On a Cluster
-	// they are in different slots and may run in either order; an unused
-	// route points nowhere, and a successor whose route failed is re-routed
-	// by the grace-retry path below when the client retries.
-	p := s.rdb.Pipeline()
-	drop := s.takeForgotten()
-	for _, k := range drop {
-		p.Del(ctx, k)
-	}
-	route := p.Set(ctx, s.index(next), uid, s.cfg.RefreshTTL)
-	run := rotateScript.EvalSha(ctx, p, keys, args...)
-	if _, err := p.Exec(ctx); err != nil && route.Err() != nil {
-		s.forget(drop) // Redis unreachable: keep them for the next rotation
-	}
-	if redis.HasErrorPrefix(run.Err(), "NOSCRIPT") {
-		run = rotateScript.Eval(ctx, s.rdb, keys, args...) // loads it for the next time
-	}
-	res, err := run.StringSlice()
+	res, err := legacyRotateScript.Run(ctx, s.rdb, []string{up + ":ss"}, up, old, next, hashToken(successor), enc,
+		s.cfg.Grace.Milliseconds(), s.cfg.RefreshTTL.Milliseconds()).StringSlice()
 	if err != nil {
 		return auth.Rotation{}, unavailable("rotate", err)
 	}
-	if err := route.Err(); err != nil && res[0] == "ok" {
-		return auth.Rotation{}, unavailable("rotate", err)
-	}
 	switch res[0] {
-	case "ok":
-		s.forget(s.indexes(res[6:])) // tokens the session no longer remembers
-		return auth.Rotation{Session: session(uid, res), Token: successor}, nil
-	case "grace":
-		tok, err := open(refresh, res[6])
-		if err != nil {
-			s.dropRoutes(ctx, []string{next})
-			return auth.Rotation{}, fmt.Errorf("redisstore: grace record: %w", err)
+	case "ok", "grace":
+		rot := auth.Rotation{Session: session(uid, res), Token: successor}
+		if res[0] == "grace" {
+			if rot.Token, err = open(refresh, res[6]); err != nil {
+				return auth.Rotation{}, fmt.Errorf("redisstore: grace record: %w", err)
+			}
+			rot.GraceRetry = true
 		}
-		// Drop the unused route and route the earlier successor again, in
-		// case its route failed; one round trip.
-		p := s.rdb.Pipeline()
-		p.Del(context.WithoutCancel(ctx), s.index(next))
-		p.Set(context.WithoutCancel(ctx), s.index(hashToken(tok)), uid, s.cfg.RefreshTTL)
-		_, _ = p.Exec(context.WithoutCancel(ctx))
-		return auth.Rotation{Session: session(uid, res), Token: tok, GraceRetry: true}, nil
+		route, val := s.index(hashToken(rot.Token)), uid // a successor rotated before chains existed
+		if c, ok := chainOf(rot.Token); ok {
+			route, val = s.route(c), routeValue(rot.Session.ID, uid)
+		}
+		if err := s.rdb.Set(ctx, route, val, s.cfg.RefreshTTL).Err(); err != nil {
+			return auth.Rotation{}, unavailable("rotate", err)
+		}
+		return rot, nil
 	case "reuse":
-		s.dropRoutes(ctx, append(res[2:], next))
+		s.dropRoutes(ctx, res[2:])
 		return auth.Rotation{Session: auth.Session{ID: res[1], UserID: uid}}, auth.ErrRefreshReuse
 	default:
-		s.dropRoutes(ctx, []string{next})
 		return auth.Rotation{}, auth.ErrInvalidRefreshToken
 	}
 }
@@ -369,21 +468,46 @@ func (s *Sessions) SetSnapshot(ctx context.Context, userID, sid string, snap aut
 	return nil
 }
 
-var lookupScript = redis.NewScript(`
-local up, h = ARGV[1], ARGV[2]
-local t = redis.call('HMGET', up..':t:'..h, 'sid', 'st')
-if not t[1] then return {'invalid'} end
-if t[2] ~= 'live' and redis.call('EXISTS', up..':g:'..h) == 0 then return {'invalid'} end
-local s = redis.call('HMGET', up..':s:'..t[1], 'cid', 'created')
+// lookupScript finds the session of token h: the current token of chain c
+// in session sid or one within a grace record, or, with no sid, a live or
+// just-rotated token of a session stored before chains existed.
+var lookupScript = redis.NewScript(luaNow + `
+local up, h, sid, c = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if sid == '' then
+  local t = redis.call('HMGET', up..':t:'..h, 'sid', 'st')
+  if not t[1] then return {'invalid'} end
+  if t[2] ~= 'live' and redis.call('EXISTS', up..':g:'..h) == 0 then return {'invalid'} end
+  sid = t[1]
+else
+  local s = redis.call('HMGET', up..':s:'..sid, 'ch', 'cur')
+  if s[1] ~= c then return {'invalid'} end
+  if s[2] ~= h then
+    local e = string.match(redis.call('HGET', up..':gr:'..sid, h) or '', '^(%d+) ')
+    if not e or tonumber(e) <= now then return {'invalid'} end
+  end
+end
+local s = redis.call('HMGET', up..':s:'..sid, 'cid', 'created')
 if not s[2] then return {'invalid'} end
-return {'ok', t[1], s[1], s[2]}
+return {'ok', sid, s[1], s[2]}
 `)
 
 // Lookup implements auth.SessionStore: a live token, or one rotated within
 // the grace window.
 func (s *Sessions) Lookup(ctx context.Context, refresh string) (auth.Session, error) {
 	h := hashToken(refresh)
-	uid, err := s.rdb.Get(ctx, s.index(h)).Result()
+	var sid, uid, c string
+	var err error
+	if chain, ok := chainOf(refresh); ok {
+		c = chain
+		var v string
+		if v, err = s.rdb.Get(ctx, s.route(c)).Result(); err == nil {
+			if sid, uid, ok = parseRoute(v); !ok {
+				return auth.Session{}, auth.ErrInvalidRefreshToken
+			}
+		}
+	} else {
+		uid, err = s.rdb.Get(ctx, s.index(h)).Result()
+	}
 	switch {
 	case errors.Is(err, redis.Nil):
 		return auth.Session{}, auth.ErrInvalidRefreshToken
@@ -391,7 +515,7 @@ func (s *Sessions) Lookup(ctx context.Context, refresh string) (auth.Session, er
 		return auth.Session{}, unavailable("lookup", err)
 	}
 	up := s.user(uid)
-	res, err := lookupScript.Run(ctx, s.rdb, []string{up + ":ss"}, up, h).StringSlice()
+	res, err := lookupScript.Run(ctx, s.rdb, []string{up + ":ss"}, up, h, sid, c).StringSlice()
 	if err != nil {
 		return auth.Session{}, unavailable("lookup", err)
 	}
@@ -460,54 +584,17 @@ func (s *Sessions) Delete(ctx context.Context, userID string, sids ...string) (i
 	return n, nil
 }
 
-// forget queues routing keys for the next rotation's pipeline; past
-// maxForgotten the queue is deleted at once, in its own round trip.
-func (s *Sessions) forget(keys []string) {
-	if len(keys) == 0 {
-		return
-	}
-	s.mu.Lock()
-	s.forgotten = append(s.forgotten, keys...)
-	var flush []string
-	if len(s.forgotten) > maxForgotten {
-		flush, s.forgotten = s.forgotten, nil
-	}
-	s.mu.Unlock()
-	if flush != nil {
-		p := s.rdb.Pipeline()
-		for _, k := range flush {
-			p.Del(context.Background(), k)
-		}
-		_, _ = p.Exec(context.Background())
-	}
-}
-
-func (s *Sessions) takeForgotten() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	keys := s.forgotten
-	s.forgotten = nil
-	return keys
-}
-
-func (s *Sessions) indexes(hashes []string) []string {
-	keys := make([]string, len(hashes))
-	for i, h := range hashes {
-		keys[i] = s.index(h)
-	}
-	return keys
-}
-
-// dropRoutes deletes the routing keys of deleted tokens. They point nowhere
-// already; this only frees memory, so failures are ignored. The keys live in
-// different slots, so they go one DEL each, pipelined.
-func (s *Sessions) dropRoutes(ctx context.Context, hashes []string) {
-	if len(hashes) == 0 {
+// dropRoutes deletes the routes of deleted sessions, given as "rc:C" (a
+// chain's) or "rt:H" (a legacy token's). They point nowhere already; this
+// only frees memory, so failures are ignored. The keys live in different
+// slots, so they go one DEL each, pipelined.
+func (s *Sessions) dropRoutes(ctx context.Context, routes []string) {
+	if len(routes) == 0 {
 		return
 	}
 	p := s.rdb.Pipeline()
-	for _, h := range hashes {
-		p.Del(context.WithoutCancel(ctx), s.index(h))
+	for _, r := range routes {
+		p.Del(context.WithoutCancel(ctx), s.cfg.Prefix+":"+r)
 	}
 	_, _ = p.Exec(context.WithoutCancel(ctx))
 }

@@ -3,9 +3,13 @@ package redisstore_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,14 +44,16 @@ func TestSessions(t *testing.T) {
 func TestNoRawTokenStored(t *testing.T) {
 	s, rdb, prefix := newSessions(t, redisstore.Config{RefreshTTL: time.Hour, Grace: time.Minute})
 	ctx := t.Context()
-	rt, next := auth.NewRefreshToken(), auth.NewRefreshToken()
+	rt := auth.NewRefreshToken()
+	next := auth.NextRefreshToken(rt)
+	chain, _ := auth.RefreshChain(rt)
 	if err := s.Create(ctx, auth.Session{ID: "s1", UserID: "u1"}, rt); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Rotate(ctx, rt, next); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := rdb.Keys(ctx, "*"+prefix+"*").Result()
+	keys, err := allKeys(ctx, rdb, prefix)
 	if err != nil || len(keys) == 0 {
 		t.Fatalf("keys: %v %v", keys, err)
 	}
@@ -59,7 +65,10 @@ func TestNoRawTokenStored(t *testing.T) {
 		if strings.Contains(dump, rt) || strings.Contains(dump, next) {
 			t.Fatalf("value of %q holds a raw token", k)
 		}
-		if !strings.HasPrefix(k, "{"+prefix+":u1}:") && !strings.HasPrefix(k, prefix+":rt:") {
+		if strings.Contains(k+dump, string(chain)) || strings.Contains(k+dump, hex.EncodeToString(chain)) {
+			t.Fatalf("key or value of %q holds a raw chain id", k)
+		}
+		if !strings.HasPrefix(k, "{"+prefix+":u1}:") && !strings.HasPrefix(k, prefix+":rc:") {
 			t.Fatalf("key %q lacks the user's hash tag", k)
 		}
 	}
@@ -67,7 +76,7 @@ func TestNoRawTokenStored(t *testing.T) {
 	if n, err := s.Delete(ctx, "u1", "s1"); n != 1 || err != nil {
 		t.Fatalf("Delete = %d, %v", n, err)
 	}
-	if keys, _ := rdb.Keys(ctx, "*"+prefix+"*").Result(); len(keys) != 0 {
+	if keys, _ := allKeys(ctx, rdb, prefix); len(keys) != 0 {
 		t.Fatalf("keys left after the session was deleted: %v", keys)
 	}
 }
@@ -82,46 +91,114 @@ func TestDeadRedisIsUnavailable(t *testing.T) {
 	}
 }
 
-// A session remembers only its last Keep tokens: memory stays bounded
-// however often it is refreshed, reuse of a remembered token still revokes,
-// and a forgotten one is merely invalid.
-func TestHistoryIsBounded(t *testing.T) {
-	s, rdb, prefix := newSessions(t, redisstore.Config{RefreshTTL: time.Hour, Grace: time.Millisecond, Keep: 3})
+// A session holds the same keys and bytes after 1,000 rotations as after
+// 20 (grace records included: a burst keeps at most auth.GraceRecords), and
+// its first token still revokes it. The bound is the one docs/operations.md
+// states.
+func TestMemoryPerSessionIsBounded(t *testing.T) {
+	const bound = 3 << 10 // bytes of MEMORY USAGE per session, as docs/operations.md states
+	s, rdb, prefix := newSessions(t, redisstore.Config{RefreshTTL: time.Hour, Grace: time.Minute})
+	requireRedisServer(t, rdb)
 	ctx := t.Context()
+	u := auth.User{ID: "u1", Email: "ann.example@example.com", Username: "ann", FirstName: "Ann", LastName: "Example",
+		EmailVerified: true, Roles: []string{"user"}, CreatedAt: time.Now()}
 	tokens := []string{auth.NewRefreshToken()}
-	if err := s.Create(ctx, auth.Session{ID: "s1", UserID: "u1"}, tokens[0]); err != nil {
+	err := s.Create(ctx, auth.Session{ID: auth.NewID(), UserID: "u1", ClientID: "jotguard", CreatedAt: time.Now(),
+		Snapshot: &auth.UserSnapshot{User: u, CheckedAt: time.Now()}}, tokens[0])
+	if err != nil {
 		t.Fatal(err)
 	}
-	var counts []int
-	for i := range 10 {
-		next := auth.NewRefreshToken()
-		if _, err := s.Rotate(ctx, tokens[i], next); err != nil {
-			t.Fatalf("rotation %d: %v", i, err)
+	usage := func() (keys int, bytes int64) {
+		ks, err := allKeys(ctx, rdb, prefix)
+		if err != nil {
+			t.Fatal(err)
 		}
-		tokens = append(tokens, next)
-		// Grace records (":g:") live for Grace (1 ms) and may or may not have
-		// expired yet: count only the keys that must stay bounded.
-		keys, _ := rdb.Keys(ctx, "*"+prefix+"*").Result()
-		n := 0
-		for _, k := range keys {
-			if !strings.Contains(k, ":g:") {
-				n++
+		for _, k := range ks {
+			n, err := rdb.MemoryUsage(ctx, k, 0).Result()
+			if err != nil {
+				t.Fatalf("MEMORY USAGE %s: %v", k, err)
 			}
+			bytes += n
 		}
-		counts = append(counts, n)
+		return len(ks), bytes
 	}
-	if counts[len(counts)-1] != counts[3] {
-		t.Fatalf("keys per rotation %v: not bounded", counts)
+	rotate := func(to int) {
+		for i := len(tokens) - 1; i < to; i++ {
+			rot, err := s.Rotate(ctx, tokens[i], auth.NextRefreshToken(tokens[i]))
+			if err != nil {
+				t.Fatalf("rotation %d: %v", i, err)
+			}
+			tokens = append(tokens, rot.Token)
+		}
 	}
-	time.Sleep(20 * time.Millisecond) // past the grace window
-	if _, err := s.Rotate(ctx, tokens[0], auth.NewRefreshToken()); !errors.Is(err, auth.ErrInvalidRefreshToken) || errors.Is(err, auth.ErrRefreshReuse) {
-		t.Fatalf("forgotten token: %v, want plain ErrInvalidRefreshToken", err)
+	rotate(20)
+	keys20, bytes20 := usage()
+	rotate(1000)
+	keys1000, bytes1000 := usage()
+	t.Logf("after 20 rotations: %d keys, %d bytes; after 1000: %d keys, %d bytes", keys20, bytes20, keys1000, bytes1000)
+	if keys1000 != keys20 || bytes1000 > bytes20+16 || bytes1000 > bound {
+		t.Fatalf("after 20 rotations %d keys, %d bytes; after 1000, %d keys, %d bytes: want the same, at most %d bytes",
+			keys20, bytes20, keys1000, bytes1000, bound)
 	}
-	if _, err := s.Get(ctx, "u1", "s1"); err != nil {
-		t.Fatalf("session after a forgotten token: %v", err)
+	// The first token, 1,000 rotations and 20 grace records ago, is a reuse.
+	if _, err := s.Rotate(ctx, tokens[0], auth.NextRefreshToken(tokens[0])); !errors.Is(err, auth.ErrRefreshReuse) {
+		t.Fatalf("first token after 1000 rotations: %v, want ErrRefreshReuse", err)
 	}
-	if _, err := s.Rotate(ctx, tokens[9], auth.NewRefreshToken()); !errors.Is(err, auth.ErrRefreshReuse) {
-		t.Fatalf("remembered token reused: %v, want ErrRefreshReuse", err)
+	if keys, _ := usage(); keys != 0 {
+		t.Fatalf("%d keys left after the reuse deleted the session", keys)
+	}
+}
+
+// A session stored before refresh tokens carried a chain id (the previous
+// layout, written here as that version wrote it) keeps working: its token
+// refreshes once into a chain, and its earlier token is still a reuse after
+// the chain has rotated many times.
+func TestLegacySessionMovesToAChain(t *testing.T) {
+	s, rdb, prefix := newSessions(t, redisstore.Config{RefreshTTL: time.Hour, Grace: 300 * time.Millisecond})
+	requireRedisServer(t, rdb) // the legacy grace records end by key expiry
+	ctx := t.Context()
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	legacy := base64.RawURLEncoding.EncodeToString(b[:])
+	sum := sha256.Sum256([]byte(legacy))
+	h, up := hex.EncodeToString(sum[:]), "{"+prefix+":u1}"
+	p := rdb.Pipeline()
+	p.Set(ctx, prefix+":rt:"+h, "u1", time.Hour)
+	p.HSet(ctx, up+":s:s1", "cid", "web", "created", time.Now().UnixMilli())
+	p.HSet(ctx, up+":t:"+h, "sid", "s1", "st", "live")
+	p.SAdd(ctx, up+":st:s1", h)
+	p.LPush(ctx, up+":sl:s1", h)
+	p.SAdd(ctx, up+":ss", "s1")
+	if _, err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Lookup(ctx, legacy); err != nil || got.ID != "s1" {
+		t.Fatalf("Lookup(legacy) = %+v, %v", got, err)
+	}
+	rot, err := s.Rotate(ctx, legacy, auth.NextRefreshToken(legacy))
+	if _, chained := auth.RefreshChain(rot.Token); err != nil || rot.GraceRetry || rot.Session.ID != "s1" || !chained {
+		t.Fatalf("Rotate(legacy) = %+v, %v; want a successor with a chain", rot, err)
+	}
+	if again, err := s.Rotate(ctx, legacy, auth.NextRefreshToken(legacy)); err != nil || !again.GraceRetry || again.Token != rot.Token {
+		t.Fatalf("grace retry of the legacy token = %+v, %v", again, err)
+	}
+	cur := rot.Token
+	for i := range 20 {
+		rot, err := s.Rotate(ctx, cur, auth.NextRefreshToken(cur))
+		if err != nil || rot.GraceRetry {
+			t.Fatalf("rotation %d = %+v, %v", i, rot, err)
+		}
+		cur = rot.Token
+	}
+	time.Sleep(time.Second)
+	if rot, err := s.Rotate(ctx, legacy, auth.NextRefreshToken(legacy)); !errors.Is(err, auth.ErrRefreshReuse) || rot.Session.ID != "s1" {
+		t.Fatalf("legacy token after 20 rotations of its chain = %+v, %v; want ErrRefreshReuse", rot, err)
+	}
+	if _, err := s.Rotate(ctx, cur, auth.NextRefreshToken(cur)); !errors.Is(err, auth.ErrInvalidRefreshToken) {
+		t.Fatalf("the chain's current token after the reuse: %v", err)
+	}
+	if keys, _ := allKeys(ctx, rdb, prefix); len(keys) != 0 {
+		t.Fatalf("keys left after the reuse deleted the session: %v", keys)
 	}
 }
 
@@ -136,49 +213,58 @@ func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 	return func(ctx context.Context, cmds []redis.Cmder) error { r.n.Add(1); return next(ctx, cmds) }
 }
 
-// A rotation is two round trips (GET the route; DEL of the routes of
-// tokens forgotten by earlier rotations, SET of the successor's route and
-// EVALSHA of the script, pipelined), also once the session forgets a token
-// on each rotation. A flushed script cache costs one EVAL more.
+// A rotation is two round trips (GETEX of the chain's route; EVALSHA of
+// the script), a grace retry too, however many rotations the session has
+// behind it. A flushed script cache costs one EVAL more.
 func TestRotateRoundTrips(t *testing.T) {
-	s, rdb, _ := newSessions(t, redisstore.Config{RefreshTTL: time.Hour, Grace: time.Minute, Keep: 3})
+	s, rdb, _ := newSessions(t, redisstore.Config{RefreshTTL: time.Hour, Grace: time.Minute})
 	ctx := t.Context()
 	rt := auth.NewRefreshToken()
 	if err := s.Create(ctx, auth.Session{ID: "s1", UserID: "u1"}, rt); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Rotate(ctx, rt, auth.NewRefreshToken()); err != nil { // loads the script
+	if _, err := s.Rotate(ctx, rt, auth.NextRefreshToken(rt)); err != nil { // loads the script
 		t.Fatal(err)
 	}
-	rot, err := s.Rotate(ctx, rt, auth.NewRefreshToken()) // grace retry
+	var trips roundTrips
+	rdb.AddHook(&trips)
+	rot, err := s.Rotate(ctx, rt, auth.NextRefreshToken(rt)) // grace retry
 	if err != nil || !rot.GraceRetry {
 		t.Fatalf("grace retry = %+v, %v", rot, err)
 	}
+	got := []int32{trips.n.Load()}
 	rt2 := rot.Token
-	var trips roundTrips
-	rdb.AddHook(&trips)
-	var got []int32
-	for range 4 {
-		next := auth.NewRefreshToken()
+	for range 2 * auth.GraceRecords {
 		trips.n.Store(0)
-		if _, err := s.Rotate(ctx, rt2, next); err != nil {
+		rot, err := s.Rotate(ctx, rt2, auth.NextRefreshToken(rt2))
+		if err != nil {
 			t.Fatal(err)
 		}
 		got = append(got, trips.n.Load())
-		rt2 = next
+		rt2 = rot.Token
 	}
-	if fmt.Sprint(got) != "[2 2 2 2]" {
-		t.Fatalf("round trips per rotation %v, want [2 2 2 2] (history of 3 fills up)", got)
+	if fmt.Sprint(got) != "[2 2 2 2 2 2 2 2 2]" {
+		t.Fatalf("round trips of a grace retry, then per rotation: %v, want 2 each", got)
 	}
 	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
 	trips.n.Store(0)
-	if rot, err := s.Rotate(ctx, rt2, auth.NewRefreshToken()); err != nil || rot.GraceRetry {
+	if rot, err := s.Rotate(ctx, rt2, auth.NextRefreshToken(rt2)); err != nil || rot.GraceRetry {
 		t.Fatalf("Rotate after SCRIPT FLUSH = %+v, %v", rot, err)
 	}
 	if n := trips.n.Load(); n != 3 {
 		t.Fatalf("Rotate after SCRIPT FLUSH: %d round trips, want 3 (one EVAL more)", n)
+	}
+}
+
+// requireRedisServer skips t on a Redis that lacks what it needs: MEMORY
+// USAGE, and keys that expire on their own (the dev stack's embedded
+// miniredis has neither; it runs when redis-server is not on PATH).
+func requireRedisServer(t *testing.T, rdb redis.UniversalClient) {
+	t.Helper()
+	if err := rdb.MemoryUsage(t.Context(), "jotguard-probe", 0).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		t.Skipf("needs redis-server (MEMORY USAGE: %v)", err)
 	}
 }
 
@@ -199,12 +285,30 @@ func newSessions(t *testing.T, cfg redisstore.Config) (*redisstore.Sessions, red
 	return s, rdb, cfg.Prefix
 }
 
+// allKeys returns the keys holding prefix, from every primary of a Cluster.
+func allKeys(ctx context.Context, rdb redis.UniversalClient, prefix string) ([]string, error) {
+	c, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		return rdb.Keys(ctx, "*"+prefix+"*").Result()
+	}
+	var mu sync.Mutex
+	var all []string
+	err := c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+		keys, err := n.Keys(ctx, "*"+prefix+"*").Result()
+		mu.Lock()
+		all = append(all, keys...)
+		mu.Unlock()
+		return err
+	})
+	return all, err
+}
+
 // testPrefix is a fresh key prefix whose keys are deleted when t ends.
 func testPrefix(t *testing.T, rdb redis.UniversalClient) string {
 	prefix := "test_" + strings.ToLower(rand.Text())
 	t.Cleanup(func() {
 		ctx := context.Background()
-		keys, _ := rdb.Keys(ctx, "*"+prefix+"*").Result()
+		keys, _ := allKeys(ctx, rdb, prefix)
 		for _, k := range keys {
 			rdb.Del(ctx, k)
 		}

@@ -5,6 +5,8 @@
 package storetest
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"sync"
@@ -122,7 +124,8 @@ func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 	t.Run("CreateLookupRotate", func(t *testing.T) {
 		s := newStore(t, time.Minute)
 		ctx := t.Context()
-		rt, next := auth.NewRefreshToken(), auth.NewRefreshToken()
+		rt := auth.NewRefreshToken()
+		next := auth.NextRefreshToken(rt)
 		if err := s.Create(ctx, sess("u1", "s1"), rt); err != nil {
 			t.Fatal(err)
 		}
@@ -146,26 +149,28 @@ func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 		if _, err := s.Lookup(ctx, auth.NewRefreshToken()); !errors.Is(err, auth.ErrInvalidRefreshToken) {
 			t.Fatalf("Lookup(unknown) = %v", err)
 		}
-		if _, err := s.Rotate(ctx, auth.NewRefreshToken(), auth.NewRefreshToken()); !errors.Is(err, auth.ErrInvalidRefreshToken) {
+		unknown := auth.NewRefreshToken()
+		if _, err := s.Rotate(ctx, unknown, auth.NextRefreshToken(unknown)); !errors.Is(err, auth.ErrInvalidRefreshToken) {
 			t.Fatalf("Rotate(unknown) = %v", err)
 		}
 	})
 	t.Run("GraceRetryReturnsSameSuccessor", func(t *testing.T) {
 		s := newStore(t, time.Minute)
 		ctx := t.Context()
-		rt, next := auth.NewRefreshToken(), auth.NewRefreshToken()
+		rt := auth.NewRefreshToken()
+		next := auth.NextRefreshToken(rt)
 		if err := s.Create(ctx, sess("u1", "s1"), rt); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Rotate(ctx, rt, next); err != nil {
 			t.Fatal(err)
 		}
-		rot, err := s.Rotate(ctx, rt, auth.NewRefreshToken())
+		rot, err := s.Rotate(ctx, rt, auth.NextRefreshToken(rt))
 		if err != nil || rot.Token != next || !rot.GraceRetry || rot.Session.ID != "s1" {
 			t.Fatalf("grace retry = %+v, %v; want the same successor", rot, err)
 		}
 		// The successor is the live one: rotating it works.
-		if rot, err := s.Rotate(ctx, next, auth.NewRefreshToken()); err != nil || rot.GraceRetry {
+		if rot, err := s.Rotate(ctx, next, auth.NextRefreshToken(next)); err != nil || rot.GraceRetry {
 			t.Fatalf("Rotate(successor) = %+v, %v", rot, err)
 		}
 	})
@@ -173,7 +178,8 @@ func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 		grace := 300 * time.Millisecond
 		s := newStore(t, grace)
 		ctx := t.Context()
-		rt, next := auth.NewRefreshToken(), auth.NewRefreshToken()
+		rt := auth.NewRefreshToken()
+		next := auth.NextRefreshToken(rt)
 		other := auth.NewRefreshToken()
 		if err := s.Create(ctx, sess("u1", "s1"), rt); err != nil {
 			t.Fatal(err)
@@ -185,11 +191,11 @@ func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 			t.Fatal(err)
 		}
 		time.Sleep(3 * grace)
-		rot, err := s.Rotate(ctx, rt, auth.NewRefreshToken())
+		rot, err := s.Rotate(ctx, rt, auth.NextRefreshToken(rt))
 		if !errors.Is(err, auth.ErrRefreshReuse) || rot.Session.ID != "s1" || rot.Session.UserID != "u1" {
 			t.Fatalf("reuse after grace = %+v, %v; want ErrRefreshReuse naming s1", rot, err)
 		}
-		if _, err := s.Rotate(ctx, next, auth.NewRefreshToken()); !errors.Is(err, auth.ErrInvalidRefreshToken) {
+		if _, err := s.Rotate(ctx, next, auth.NextRefreshToken(next)); !errors.Is(err, auth.ErrInvalidRefreshToken) {
 			t.Fatalf("successor after reuse = %v, want ErrInvalidRefreshToken", err)
 		}
 		if _, err := s.Get(ctx, "u1", "s1"); !errors.Is(err, auth.ErrSessionNotFound) {
@@ -197,6 +203,92 @@ func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 		}
 		if _, err := s.Lookup(ctx, other); err != nil {
 			t.Fatalf("the user's other session: %v", err)
+		}
+	})
+	// However many rotations later, any earlier token of a live session is
+	// a reuse: a thief who keeps rotating a stolen token cannot make the
+	// victim's copy merely invalid. An unknown token revokes nothing.
+	t.Run("ReuseOfAnyEarlierTokenRevokesSession", func(t *testing.T) {
+		grace := 200 * time.Millisecond
+		s := newStore(t, grace)
+		ctx := t.Context()
+		for _, reused := range []int{0, 7} {
+			sid := fmt.Sprint("s", reused)
+			tokens := []string{auth.NewRefreshToken()}
+			if err := s.Create(ctx, sess("u1", sid), tokens[0]); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 40 {
+				rot, err := s.Rotate(ctx, tokens[i], auth.NextRefreshToken(tokens[i]))
+				if err != nil || rot.GraceRetry {
+					t.Fatalf("rotation %d = %+v, %v", i, rot, err)
+				}
+				tokens = append(tokens, rot.Token)
+			}
+			time.Sleep(2 * grace)
+			// Tokens that carry no live session's chain revoke nothing: a new
+			// one, one of the form used before chains existed, garbage.
+			for _, unknown := range []string{auth.NewRefreshToken(), legacyToken(), "garbage"} {
+				if _, err := s.Rotate(ctx, unknown, auth.NextRefreshToken(unknown)); !errors.Is(err, auth.ErrInvalidRefreshToken) || errors.Is(err, auth.ErrRefreshReuse) {
+					t.Fatalf("unknown token %q: %v, want a plain ErrInvalidRefreshToken", unknown, err)
+				}
+			}
+			if _, err := s.Get(ctx, "u1", sid); err != nil {
+				t.Fatalf("session after unknown tokens: %v", err)
+			}
+			if _, err := s.Lookup(ctx, tokens[reused]); !errors.Is(err, auth.ErrInvalidRefreshToken) {
+				t.Fatalf("Lookup of token %d after 40 rotations: %v, want ErrInvalidRefreshToken", reused, err)
+			}
+			rot, err := s.Rotate(ctx, tokens[reused], auth.NextRefreshToken(tokens[reused]))
+			if !errors.Is(err, auth.ErrRefreshReuse) || rot.Session.ID != sid || rot.Session.UserID != "u1" {
+				t.Fatalf("token %d reused after 40 rotations = %+v, %v; want ErrRefreshReuse naming %s", reused, rot, err, sid)
+			}
+			if _, err := s.Rotate(ctx, tokens[40], auth.NextRefreshToken(tokens[40])); !errors.Is(err, auth.ErrInvalidRefreshToken) {
+				t.Fatalf("the thief's current token after reuse: %v, want ErrInvalidRefreshToken", err)
+			}
+			if _, err := s.Get(ctx, "u1", sid); !errors.Is(err, auth.ErrSessionNotFound) {
+				t.Fatalf("session after reuse: %v, want gone", err)
+			}
+		}
+	})
+	// Within one grace window, each of the latest GraceRecords rotated
+	// tokens gets its own successor again, however fast they rotated.
+	t.Run("GraceRetriesOfARotationBurst", func(t *testing.T) {
+		s := newStore(t, time.Minute)
+		ctx := t.Context()
+		tokens := []string{auth.NewRefreshToken()}
+		if err := s.Create(ctx, sess("u1", "s1"), tokens[0]); err != nil {
+			t.Fatal(err)
+		}
+		n := auth.GraceRecords + 2
+		for i := range n {
+			rot, err := s.Rotate(ctx, tokens[i], auth.NextRefreshToken(tokens[i]))
+			if err != nil || rot.GraceRetry {
+				t.Fatalf("rotation %d = %+v, %v", i, rot, err)
+			}
+			tokens = append(tokens, rot.Token)
+		}
+		for i := n - auth.GraceRecords; i < n; i++ {
+			rot, err := s.Rotate(ctx, tokens[i], auth.NextRefreshToken(tokens[i]))
+			if err != nil || !rot.GraceRetry || rot.Token != tokens[i+1] {
+				t.Fatalf("grace retry of rotated token %d = %+v, %v; want its successor", i, rot, err)
+			}
+			if got, err := s.Lookup(ctx, tokens[i]); err != nil || got.ID != "s1" {
+				t.Fatalf("Lookup of token %d within its grace window = %+v, %v", i, got, err)
+			}
+		}
+		rot, err := s.Rotate(ctx, tokens[n], auth.NextRefreshToken(tokens[n]))
+		if err != nil || rot.GraceRetry {
+			t.Fatalf("Rotate(current) after grace retries = %+v, %v", rot, err)
+		}
+		// A successor of another chain is the caller's mistake: an error,
+		// and the session lives on.
+		cur := rot.Token
+		if _, err := s.Rotate(ctx, cur, auth.NewRefreshToken()); err == nil || errors.Is(err, auth.ErrRefreshReuse) {
+			t.Fatalf("Rotate with a successor of another chain: %v, want an error", err)
+		}
+		if rot, err := s.Rotate(ctx, cur, auth.NextRefreshToken(cur)); err != nil || rot.GraceRetry {
+			t.Fatalf("Rotate(current) after a refused successor = %+v, %v", rot, err)
 		}
 	})
 	t.Run("ConcurrentRotateOneSuccessor", func(t *testing.T) {
@@ -211,7 +303,7 @@ func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 		var wg sync.WaitGroup
 		for range 20 {
 			wg.Go(func() {
-				rot, err := s.Rotate(ctx, rt, auth.NewRefreshToken())
+				rot, err := s.Rotate(ctx, rt, auth.NextRefreshToken(rt))
 				if err != nil {
 					t.Errorf("Rotate: %v", err)
 					return
@@ -235,7 +327,8 @@ func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 			CreatedAt: created.Add(456 * time.Millisecond)}
 		with := sess("u1", "s1")
 		with.Snapshot = &auth.UserSnapshot{User: u, CheckedAt: checked}
-		rt, next := auth.NewRefreshToken(), auth.NewRefreshToken()
+		rt := auth.NewRefreshToken()
+		next := auth.NextRefreshToken(rt)
 		if err := s.Create(ctx, with, rt); err != nil {
 			t.Fatal(err)
 		}
@@ -261,7 +354,7 @@ func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 			t.Fatal(err)
 		}
 		check("Rotate", rot.Session.Snapshot, want, checked)
-		rot, err = s.Rotate(ctx, rt, auth.NewRefreshToken())
+		rot, err = s.Rotate(ctx, rt, auth.NextRefreshToken(rt))
 		if err != nil || !rot.GraceRetry {
 			t.Fatalf("grace retry = %+v, %v", rot, err)
 		}
@@ -276,7 +369,7 @@ func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 		if err := s.SetSnapshot(ctx, "u1", "s1", auth.UserSnapshot{User: want, CheckedAt: checked.Add(time.Second)}); err != nil {
 			t.Fatal(err)
 		}
-		next2 := auth.NewRefreshToken()
+		next2 := auth.NextRefreshToken(next)
 		rot, err = s.Rotate(ctx, next, next2)
 		if err != nil {
 			t.Fatal(err)
@@ -288,7 +381,7 @@ func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 		if err := s.Create(ctx, sess("u1", "s2"), old); err != nil {
 			t.Fatal(err)
 		}
-		if rot, err := s.Rotate(ctx, old, auth.NewRefreshToken()); err != nil || rot.Session.Snapshot != nil {
+		if rot, err := s.Rotate(ctx, old, auth.NextRefreshToken(old)); err != nil || rot.Session.Snapshot != nil {
 			t.Fatalf("Rotate of a session without a snapshot = %+v, %v", rot, err)
 		}
 
@@ -305,7 +398,7 @@ func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 		if sids, err := s.List(ctx, "u1"); err != nil || len(sids) != 1 || sids[0] != "s2" {
 			t.Fatalf("List = %v, %v; want [s2]", sids, err)
 		}
-		if _, err := s.Rotate(ctx, next2, auth.NewRefreshToken()); !errors.Is(err, auth.ErrInvalidRefreshToken) {
+		if _, err := s.Rotate(ctx, next2, auth.NextRefreshToken(next2)); !errors.Is(err, auth.ErrInvalidRefreshToken) {
 			t.Fatalf("Rotate in a deleted session after SetSnapshot: %v", err)
 		}
 	})
@@ -336,11 +429,19 @@ func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 		if _, err := s.Lookup(ctx, tokens["s1"]); !errors.Is(err, auth.ErrInvalidRefreshToken) {
 			t.Fatalf("token of a deleted session: %v", err)
 		}
-		if _, err := s.Rotate(ctx, tokens["s2"], auth.NewRefreshToken()); !errors.Is(err, auth.ErrInvalidRefreshToken) {
+		if _, err := s.Rotate(ctx, tokens["s2"], auth.NextRefreshToken(tokens["s2"])); !errors.Is(err, auth.ErrInvalidRefreshToken) {
 			t.Fatalf("rotate token of a deleted session: %v", err)
 		}
 		if sids, _ := s.List(ctx, "u2"); len(sids) != 1 {
 			t.Fatalf("other user's sessions: %v", sids)
 		}
 	})
+}
+
+// legacyToken is a refresh token of the form issued before chains existed:
+// 256 random bits, base64url, no chain id.
+func legacyToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
