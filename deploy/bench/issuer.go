@@ -230,7 +230,7 @@ func startIssuer(ctx context.Context, ds *Devstack, cpus, db string) (*Proc, *Is
 		"JOTGUARD_MONGO_DB="+db,
 		"JOTGUARD_REDIS_PREFIX="+db,
 		"JOTGUARD_COOKIE_SECURE=false",
-		"JOTGUARD_LOGIN_RATE_LIMIT=0",
+		"JOTGUARD_RATE_LIMITS=off",
 		"JOTGUARD_LOG_LEVEL=warn",
 		"JOTGUARD_ACCESS_TTL="+accessTTL,
 		"BENCH_PPROF_ADDR="+issuerPprof,

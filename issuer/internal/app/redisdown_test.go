@@ -3,6 +3,7 @@ package app_test
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"os/exec"
 	"syscall"
 	"testing"
@@ -83,8 +84,13 @@ func TestRedisDownThenBack(t *testing.T) {
 			t.Errorf("%s with Redis down: %d %s (Retry-After %q), want 503 with Retry-After", name, r.StatusCode, r.body, r.Header.Get("Retry-After"))
 		}
 	}
-	// Registration needs only MongoDB.
+	// Registration needs only MongoDB: its rate limit lets it through
+	// unchecked. So does the one of revocations: revoking an access token
+	// needs only Kafka.
 	s.register(pw)
+	if r := s.form("/oauth/revoke", url.Values{"token": {at}, "token_type_hint": {"access_token"}}); r.StatusCode != 200 {
+		t.Errorf("revoking an access token with Redis down: %d %s, want 200", r.StatusCode, r.body)
+	}
 
 	rs.start()
 	deadline := time.Now().Add(30 * time.Second)

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
 )
 
 // Config is the issuer's configuration.
@@ -59,7 +61,7 @@ type Config struct {
 	Argon2Threads      uint8
 	HashConcurrency    int
 	HashQueueWait      time.Duration
-	LoginRatePerMinute int // per client IP + identifier; 0 disables
+	RateLimitsPerClass ratelimit.Limits // JOTGUARD_RATE_LIMITS; nil: the defaults, empty: none
 	ShutdownGrace      time.Duration
 	LogLevel           slog.Level
 	LogFormat          string // json or text
@@ -294,8 +296,16 @@ var vars = []Var{
 		}},
 	{Name: "JOTGUARD_HASH_QUEUE_WAIT", Flag: "hash-queue-wait", Default: "2s", Usage: "how long a request waits for a hashing slot before 503",
 		set: duration(func(c *Config) *time.Duration { return &c.HashQueueWait })},
-	{Name: "JOTGUARD_LOGIN_RATE_LIMIT", Flag: "login-rate-limit", Default: "20", Usage: "login attempts per minute per client IP and identifier (0: off)",
-		set: intIn(func(c *Config) *int { return &c.LoginRatePerMinute }, 0, 1_000_000)},
+	{Name: "JOTGUARD_RATE_LIMITS", Flag: "rate-limits", Default: ratelimit.DefaultSpec,
+		Usage: "rate limits shared through Redis: comma list of class=N/period (or class=off) for credentials and refresh (per client network), account and account-network (failed password checks), revoke (per subject) and mail (per recipient); unnamed classes keep their defaults; off: none (docs/operations.md)",
+		set: func(c *Config, s string) error {
+			l, err := ratelimit.ParseLimits(s)
+			if err != nil {
+				return err
+			}
+			c.RateLimitsPerClass = l
+			return nil
+		}},
 	{Name: "JOTGUARD_SHUTDOWN_GRACE", Flag: "shutdown-grace", Default: "15s", Usage: "how long in-flight requests may finish after SIGTERM",
 		set: duration(func(c *Config) *time.Duration { return &c.ShutdownGrace })},
 	{Name: "JOTGUARD_LOG_LEVEL", Flag: "log-level", Default: "info", Usage: "debug, info, warn or error",
