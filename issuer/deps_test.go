@@ -42,7 +42,7 @@ func TestDependencyFence(t *testing.T) {
 
 	importers := map[string][]string{ // driver prefix: the only packages whose code or tests import it
 		mongoDriver: {"mongostore", "app", "testenv"},
-		redisDriver: {"redisstore", "app"},
+		redisDriver: {"redisstore", "ratelimit", "app"},
 		kafkaDriver: {"kafkaevents", "app"},
 	}
 	lines := goList(t, "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}{{range .TestImports}} {{.}}{{end}}{{range .XTestImports}} {{.}}{{end}}", "./...")

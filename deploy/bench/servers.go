@@ -41,7 +41,7 @@ func (s *Servers) Issuer(ctx context.Context, ds *Devstack, cpus, db, tag string
 		"JOTGUARD_MONGO_DB="+db,
 		"JOTGUARD_REDIS_PREFIX="+db,
 		"JOTGUARD_COOKIE_SECURE=false",
-		"JOTGUARD_LOGIN_RATE_LIMIT=0",
+		"JOTGUARD_RATE_LIMITS=off",
 		"JOTGUARD_DRAIN_DELAY=0s",
 		"JOTGUARD_LOG_LEVEL=warn",
 		"JOTGUARD_ACCESS_TTL="+accessTTL,

@@ -540,17 +540,17 @@ func TestRealLogout(t *testing.T) {
 	})
 }
 
-// Too many logins of one account from one address: 429 rate_limited, and
+// Too many credential requests from one address: 429 rate_limited, and
 // the Problem carries the issuer's Retry-After.
 func TestRealRateLimited(t *testing.T) {
-	iss := sdktest.StartIssuerProcess(t, map[string]string{"JOTGUARD_LOGIN_RATE_LIMIT": "2"})
+	iss := sdktest.StartIssuerProcess(t, map[string]string{"JOTGUARD_RATE_LIMITS": "credentials=3/1m"})
 	c := client.New(iss.URL)
-	u, _ := signUp(t, c) // the first login
+	u, _ := signUp(t, c) // register and the first login
 	login(t, c, u.Email)
 	_, err := c.Login(t.Context(), client.LoginRequest{Email: u.Email, Password: password})
-	p := problemOf(t, "third Login", err)
+	p := problemOf(t, "fourth credential request", err)
 	if p.Status != http.StatusTooManyRequests || p.Code != client.CodeRateLimited || p.RetryAfter <= 0 {
-		t.Fatalf("third Login in a minute with a limit of 2: %v, RetryAfter %s; want 429 %s and a Retry-After",
+		t.Fatalf("fourth credential request in a minute with a limit of 3: %v, RetryAfter %s; want 429 %s and a Retry-After",
 			err, p.RetryAfter, client.CodeRateLimited)
 	}
 }

@@ -112,7 +112,7 @@ func TestLoginBurstUnderMemoryLimit(t *testing.T) {
 	bin := sdktest.RequireEnv(t, "JOTGUARD_ISSUER_BIN")
 	const limit = 160 << 20
 	env := map[string]string{"GOMAXPROCS": "16", "JOTGUARD_ARGON2_MEMORY": "19456", "JOTGUARD_ARGON2_TIME": "2",
-		"JOTGUARD_HASH_QUEUE_WAIT": "2s", "JOTGUARD_LOGIN_RATE_LIMIT": "0", "JOTGUARD_LOG_LEVEL": "info"}
+		"JOTGUARD_HASH_QUEUE_WAIT": "2s", "JOTGUARD_RATE_LIMITS": "off", "JOTGUARD_LOG_LEVEL": "info"}
 	cg := newMemCgroup(t, limit)
 	if cg != nil {
 		// Start inside the cgroup, so the issuer finds its limit at start.

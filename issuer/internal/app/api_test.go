@@ -382,8 +382,12 @@ func TestBadInput(t *testing.T) {
 	})
 }
 
-func TestLoginRateLimit(t *testing.T) {
-	s := startIssuer(t, map[string]string{"JOTGUARD_LOGIN_RATE_LIMIT": "3"})
+// Failed logins slow down the network they come from, for that account
+// only: after 3 (account-network=3/15m) the next attempt is refused with 429
+// and Retry-After, unchecked, even with the right password; another account
+// from that network, and the same account from another network, go on.
+func TestLoginSlowDownPerAccountAndNetwork(t *testing.T) {
+	s := startIssuer(t, map[string]string{"JOTGUARD_RATE_LIMITS": "credentials=100000/1m,account-network=3/15m"})
 	email := s.register(pw)
 	for i := range 3 {
 		if r := s.do("POST", "/login", `{"email":"`+email+`","password":"wrong password!"}`); r.StatusCode != 401 {
@@ -394,27 +398,32 @@ func TestLoginRateLimit(t *testing.T) {
 	if r.StatusCode != 429 || r.code() != "rate_limited" || r.Header.Get("Retry-After") == "" {
 		t.Fatalf("4th attempt: %d %s Retry-After %q", r.StatusCode, r.body, r.Header.Get("Retry-After"))
 	}
-	// Another identifier from the same address is not limited.
+	// Another spelling of the address, by the password grant: the same account, the same budget.
+	if r := s.form("/oauth/token", url.Values{"grant_type": {"password"}, "username": {strings.ToUpper(email)}, "password": {pw}}); r.StatusCode != 429 {
+		t.Fatalf("the same account by the password grant: %d %s", r.StatusCode, r.body)
+	}
 	other := s.register(pw)
 	if r := s.do("POST", "/login", `{"email":"`+other+`","password":"`+pw+`"}`); r.StatusCode != 200 {
-		t.Fatalf("other identifier: %d", r.StatusCode)
+		t.Fatalf("other account, same network: %d", r.StatusCode)
+	}
+	if r := s.from("127.0.0.2").do("POST", "/login", `{"email":"`+email+`","password":"`+pw+`"}`); r.StatusCode != 200 {
+		t.Fatalf("same account, another network: %d %s", r.StatusCode, r.body)
 	}
 }
 
 // X-Forwarded-For is believed only from a trusted proxy.
 func TestTrustedProxies(t *testing.T) {
-	s := startIssuer(t, map[string]string{"JOTGUARD_LOGIN_RATE_LIMIT": "1", "JOTGUARD_TRUSTED_PROXIES": "127.0.0.1/32"})
-	email := s.register(pw)
+	s := startIssuer(t, map[string]string{"JOTGUARD_RATE_LIMITS": "credentials=1/1m", "JOTGUARD_TRUSTED_PROXIES": "127.0.0.1/32"})
 	for i := range 3 { // each from its own client address behind the proxy
-		r := s.do("POST", "/login", `{"email":"`+email+`","password":"`+pw+`"}`, "X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i+1))
-		if r.StatusCode != 200 {
+		r := s.do("POST", "/register", `{"email":"`+strings.ToLower(rand.Text())+`@example.com","password":"`+pw+`"}`,
+			"X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i+1))
+		if r.StatusCode != 201 {
 			t.Fatalf("client %d: %d %s", i, r.StatusCode, r.body)
 		}
 	}
-	u := startIssuer(t, map[string]string{"JOTGUARD_LOGIN_RATE_LIMIT": "1"})
-	email = u.register(pw)
-	u.do("POST", "/login", `{"email":"`+email+`","password":"`+pw+`"}`, "X-Forwarded-For", "203.0.113.1")
-	if r := u.do("POST", "/login", `{"email":"`+email+`","password":"`+pw+`"}`, "X-Forwarded-For", "203.0.113.2"); r.StatusCode != 429 {
+	u := startIssuer(t, map[string]string{"JOTGUARD_RATE_LIMITS": "credentials=1/1m"})
+	u.do("POST", "/register", `{"email":"`+strings.ToLower(rand.Text())+`@example.com","password":"`+pw+`"}`, "X-Forwarded-For", "203.0.113.1")
+	if r := u.do("POST", "/register", `{"email":"`+strings.ToLower(rand.Text())+`@example.com","password":"`+pw+`"}`, "X-Forwarded-For", "203.0.113.2"); r.StatusCode != 429 {
 		t.Fatalf("untrusted X-Forwarded-For was believed: %d", r.StatusCode)
 	}
 }

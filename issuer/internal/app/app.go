@@ -22,6 +22,7 @@ import (
 	"github.com/jotguard/jotguard/issuer/internal/logging"
 	"github.com/jotguard/jotguard/issuer/internal/mongostore"
 	"github.com/jotguard/jotguard/issuer/internal/password"
+	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
 	"github.com/jotguard/jotguard/issuer/internal/redisstore"
 	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/kafkafeed"
@@ -121,15 +122,20 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if err != nil {
 		return err
 	}
+	reg := prometheus.NewRegistry()
+	// Every replica on this Redis and prefix shares the limits.
+	limiter, err := ratelimit.New(rdb, ratelimit.Config{Prefix: cfg.RedisPrefix, Limits: cfg.RateLimitsPerClass, Logger: log, Registerer: reg})
+	if err != nil {
+		return err
+	}
 	svc, err := auth.NewService(auth.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, ClientID: cfg.ClientID,
 		AccessTTL: cfg.AccessTTL, UserRecheck: cfg.UserRecheck, PasswordMin: cfg.PasswordMinLength, PasswordMax: cfg.PasswordMaxLength,
 		Logger: log, RequestID: logging.RequestID},
-		auth.Deps{Users: users, Sessions: sessions, Hasher: hasher, Signer: km, Verifier: tokens, Events: pub})
+		auth.Deps{Users: users, Sessions: sessions, Hasher: hasher, Signer: km, Verifier: tokens, Events: pub, Throttle: limiter})
 	if err != nil {
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jotguard_password_hash_queue",
 			Help: "Requests waiting for or holding a password hashing slot."},
@@ -153,7 +159,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 
 	api := httpapi.New(httpapi.Options{Service: svc, Keys: km, Issuer: cfg.Issuer, RefreshTTL: cfg.RefreshTTL,
 		CookieSecure: cfg.CookieSecure, AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies,
-		BodyLimit: cfg.BodyLimit, LoginRate: cfg.LoginRatePerMinute, JWKSMaxAge: cfg.JWKSMaxAge,
+		BodyLimit: cfg.BodyLimit, Limiter: limiter, JWKSMaxAge: cfg.JWKSMaxAge,
 		Ready: func(ctx context.Context) map[string]error {
 			failing := map[string]error{}
 			for name, err := range map[string]error{

@@ -54,9 +54,12 @@ func startIssuer(t *testing.T, settings map[string]string) *issuer {
 		"JOTGUARD_ARGON2_TIME":      "1",
 		"JOTGUARD_LOG_LEVEL":        "error",
 		"JOTGUARD_ALLOWED_ORIGINS":  "https://app.example.com",
-		"JOTGUARD_LOGIN_RATE_LIMIT": "1000",
 		"JOTGUARD_SHUTDOWN_GRACE":   "5s",
 		"JOTGUARD_DRAIN_DELAY":      "0s",
+
+		// Generous per-network limits: every test client is on loopback.
+		// The account limits keep their defaults.
+		"JOTGUARD_RATE_LIMITS": "credentials=100000/1m,refresh=100000/1m,revoke=100000/1m",
 	}
 	for k, v := range settings {
 		env[k] = v

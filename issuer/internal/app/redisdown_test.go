@@ -3,6 +3,7 @@ package app_test
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -91,8 +92,13 @@ func TestRedisDownThenBack(t *testing.T) {
 		strings.Contains(string(r.body), strconv.Itoa(rs.port)) || strings.Contains(string(r.body), "dial") {
 		t.Errorf("readyz body with Redis down: %s, want it to name redis and nothing more", r.body)
 	}
-	// Registration needs only MongoDB.
+	// Registration needs only MongoDB: its rate limit lets it through
+	// unchecked. So does the one of revocations: revoking an access token
+	// needs only Kafka.
 	s.register(pw)
+	if r := s.form("/oauth/revoke", url.Values{"token": {at}, "token_type_hint": {"access_token"}}); r.StatusCode != 200 {
+		t.Errorf("revoking an access token with Redis down: %d %s, want 200", r.StatusCode, r.body)
+	}
 
 	rs.start()
 	deadline := time.Now().Add(30 * time.Second)

@@ -6,6 +6,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -35,6 +36,19 @@ var (
 	// replicas adding the same key generation); the loser reloads.
 	ErrConflict = errors.New("auth: lost to a concurrent write")
 )
+
+// RateLimitError is a refusal by a rate limit: errors.Is(err,
+// ErrRateLimited) holds, and RetryAfter says when a retry may pass.
+type RateLimitError struct {
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("%v: retry after %s", ErrRateLimited, e.RetryAfter.Round(time.Second))
+}
+
+// Is makes errors.Is(err, ErrRateLimited) true.
+func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited }
 
 // FieldError names one failing input field.
 type FieldError struct {
@@ -268,6 +282,31 @@ type TokenVerifier interface {
 type RevocationPublisher interface {
 	Publish(ctx context.Context, events ...revocation.Event) error
 }
+
+// Throttle applies the rate limits whose key only the Service knows
+// (ratelimit.Limiter, shared by every replica through Redis). A refusal is
+// a *RateLimitError; a backend failure wraps ErrUnavailable.
+type Throttle interface {
+	// PasswordAttempt asks to check one password of account from network
+	// (the client's network, as ratelimit.NetworkOf gives it). account is
+	// "u:" and the user id, or for an identifier that names no user "i:"
+	// and the normalized identifier, so that both are throttled alike.
+	// Once allowed, done must be called with what the check gave.
+	PasswordAttempt(ctx context.Context, account, network string) (done func(Attempt), err error)
+	// Revocation asks to revoke sessions or tokens of subject (a user id or
+	// a client id) in one request, before its events are emitted.
+	Revocation(ctx context.Context, subject string) error
+}
+
+// Attempt is the outcome of an allowed password attempt.
+type Attempt int
+
+// Attempt outcomes.
+const (
+	AttemptFailed     Attempt = iota // the password was checked and did not match
+	AttemptMatched                   // the password matched
+	AttemptNotChecked                // the check did not happen (hasher busy, backend down)
+)
 
 // PasswordHasher hashes and checks passwords with bounded concurrency;
 // ErrBusy when no slot frees up in time.

@@ -44,6 +44,7 @@ type Deps struct {
 	Signer   Signer
 	Verifier TokenVerifier
 	Events   RevocationPublisher
+	Throttle Throttle // optional: nil limits nothing
 }
 
 // Service is the issuer's use cases.
@@ -53,7 +54,7 @@ type Service struct {
 	log *slog.Logger
 }
 
-// NewService returns a Service; every port is required.
+// NewService returns a Service; every port but Throttle is required.
 func NewService(cfg Config, d Deps) (*Service, error) {
 	switch {
 	case d.Users == nil || d.Sessions == nil || d.Hasher == nil || d.Signer == nil || d.Verifier == nil || d.Events == nil:
@@ -78,6 +79,9 @@ func NewService(cfg Config, d Deps) (*Service, error) {
 	}
 	if cfg.RequestID == nil {
 		cfg.RequestID = func(context.Context) string { return "" }
+	}
+	if d.Throttle == nil {
+		d.Throttle = noThrottle{}
 	}
 	return &Service{cfg: cfg, d: d, log: cfg.Logger}, nil
 }
@@ -139,7 +143,13 @@ type LoginInput struct {
 	Identifier string
 	Password   string
 	ClientID   string // default Config.ClientID
+	Network    string // the client's network, for the Throttle (ratelimit.NetworkOf)
 }
+
+// maxIdentifier bounds a login identifier, in characters: the longest email
+// address (RFC 3696: 64 + 1 + 255). A longer one names no account, and is
+// refused before it is looked up, normalized or hashed.
+const maxIdentifier = 320
 
 // Tokens is what a login or a refresh answers.
 type Tokens struct {
@@ -154,8 +164,11 @@ type Tokens struct {
 func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	id := strings.TrimSpace(in.Identifier)
 	v := &ValidationError{}
-	if id == "" {
+	switch {
+	case id == "":
 		v.Fields = append(v.Fields, FieldError{"identifier", "email, username or identifier is required"})
+	case len(id) > 4*maxIdentifier || utf8.RuneCountInString(id) > maxIdentifier:
+		v.Fields = append(v.Fields, FieldError{"identifier", fmt.Sprintf("must be at most %d characters", maxIdentifier)})
 	}
 	if in.Password == "" {
 		v.Fields = append(v.Fields, FieldError{"password", "is required"})
@@ -169,29 +182,47 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	}
 	var u User
 	var err error
+	var account string // for the Throttle
 	// A refused spelling normalizes to "", which no account has: the same
 	// answer, after the same work, as an unknown account.
 	if strings.Contains(id, "@") {
+		account = "i:" + NormalizeEmail(id)
 		u, err = s.d.Users.ByEmail(ctx, NormalizeEmail(id))
 	} else {
+		account = "i:" + NormalizeUsername(id)
 		u, err = s.d.Users.ByUsername(ctx, NormalizeUsername(id))
 	}
-	if errors.Is(err, ErrUserNotFound) {
-		if err := s.d.Hasher.Dummy(ctx, pw); err != nil {
-			return Tokens{}, err
-		}
-		return Tokens{}, ErrInvalidCredentials
+	known := err == nil
+	if known {
+		account = "u:" + u.ID
+	} else if !errors.Is(err, ErrUserNotFound) {
+		return Tokens{}, err
 	}
+	// The throttle decides before the password is checked, alike for known
+	// and unknown users: a refused guess is never evaluated.
+	done, err := s.d.Throttle.PasswordAttempt(ctx, account, in.Network)
 	if err != nil {
 		return Tokens{}, err
+	}
+	if !known {
+		if err := s.d.Hasher.Dummy(ctx, pw); err != nil {
+			done(AttemptNotChecked)
+			return Tokens{}, err
+		}
+		done(AttemptFailed)
+		return Tokens{}, ErrInvalidCredentials
 	}
 	ok, rehash, err := s.d.Hasher.Verify(ctx, pw, u.PasswordHash)
 	switch {
 	case err != nil:
+		done(AttemptNotChecked)
 		return Tokens{}, err
 	case !ok:
+		done(AttemptFailed)
 		return Tokens{}, ErrInvalidCredentials
-	case u.Disabled:
+	}
+	done(AttemptMatched)
+	if u.Disabled {
 		return Tokens{}, ErrDisabled
 	}
 	if rehash {
@@ -335,6 +366,9 @@ func (s *Service) Logout(ctx context.Context, in LogoutInput) error {
 	if len(sids) == 0 {
 		return nil
 	}
+	if err := s.d.Throttle.Revocation(ctx, sess.UserID); err != nil {
+		return err
+	}
 	if err := s.publish(ctx, reason, "user", sess.UserID, sids...); err != nil {
 		return err
 	}
@@ -379,6 +413,9 @@ func (s *Service) RevokeToken(ctx context.Context, token, hint string) error {
 		if err != nil {
 			return false, err
 		}
+		if err := s.d.Throttle.Revocation(ctx, sess.UserID); err != nil {
+			return false, err
+		}
 		if err := s.publish(ctx, revocation.ReasonLogout, "user", sess.UserID, sess.ID); err != nil {
 			return false, err
 		}
@@ -392,6 +429,9 @@ func (s *Service) RevokeToken(ctx context.Context, token, hint string) error {
 			return false, err
 		case err != nil: // not one of ours, or already revoked: nothing to do
 			return false, nil
+		}
+		if err := s.d.Throttle.Revocation(ctx, c.Subject); err != nil {
+			return false, err
 		}
 		now := s.cfg.Now()
 		return true, s.d.Events.Publish(ctx, revocation.Event{ID: NewID(), Issuer: s.cfg.Issuer,
@@ -559,3 +599,12 @@ func contains(ss []string, s string) bool {
 	}
 	return false
 }
+
+// noThrottle is the Throttle of a Service given none: it limits nothing.
+type noThrottle struct{}
+
+func (noThrottle) PasswordAttempt(context.Context, string, string) (func(Attempt), error) {
+	return func(Attempt) {}, nil
+}
+
+func (noThrottle) Revocation(context.Context, string) error { return nil }

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
 )
 
 // Config is the issuer's configuration.
@@ -58,7 +60,7 @@ type Config struct {
 	Argon2Threads      uint8
 	HashConcurrency    int // 0: password.AutoConcurrency
 	HashQueueWait      time.Duration
-	LoginRatePerMinute int // per client IP + identifier; 0 disables
+	RateLimitsPerClass ratelimit.Limits // JOTGUARD_RATE_LIMITS; nil: the defaults, empty: none
 	DrainDelay         time.Duration
 	ShutdownGrace      time.Duration
 	LogLevel           slog.Level
@@ -296,8 +298,16 @@ var vars = []Var{
 		}},
 	{Name: "JOTGUARD_HASH_QUEUE_WAIT", Flag: "hash-queue-wait", Default: "2s", Usage: "how long a request waits for a hashing slot before 503",
 		set: duration(func(c *Config) *time.Duration { return &c.HashQueueWait })},
-	{Name: "JOTGUARD_LOGIN_RATE_LIMIT", Flag: "login-rate-limit", Default: "20", Usage: "login attempts per minute per client IP and identifier (0: off)",
-		set: intIn(func(c *Config) *int { return &c.LoginRatePerMinute }, 0, 1_000_000)},
+	{Name: "JOTGUARD_RATE_LIMITS", Flag: "rate-limits", Default: ratelimit.DefaultSpec,
+		Usage: "rate limits shared through Redis: comma list of class=N/period (or class=off) for credentials and refresh (per client network), account and account-network (failed password checks), revoke (per subject) and mail (per recipient); unnamed classes keep their defaults; off: none (docs/operations.md)",
+		set: func(c *Config, s string) error {
+			l, err := ratelimit.ParseLimits(s)
+			if err != nil {
+				return err
+			}
+			c.RateLimitsPerClass = l
+			return nil
+		}},
 	{Name: "JOTGUARD_DRAIN_DELAY", Flag: "drain-delay", Default: "5s", Usage: "after SIGTERM, how long /readyz answers 503 while requests are still served, before the listener closes (load balancers need a few seconds to stop sending)",
 		set: durationOrZero(func(c *Config) *time.Duration { return &c.DrainDelay })},
 	{Name: "JOTGUARD_SHUTDOWN_GRACE", Flag: "shutdown-grace", Default: "15s", Usage: "how long in-flight requests may finish after the drain delay",

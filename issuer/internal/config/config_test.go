@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
 )
 
 func env(kv ...string) func(string) string {
@@ -55,6 +57,27 @@ func TestUserRecheckZero(t *testing.T) {
 	}
 }
 
+// JOTGUARD_RATE_LIMITS: the defaults of SPEC §11, overrides per class, off.
+func TestRateLimits(t *testing.T) {
+	c, err := Load(nil, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.RateLimitsPerClass[ratelimit.Credentials]; got != (ratelimit.Limit{N: 60, Period: time.Minute}) {
+		t.Fatalf("default credentials limit %v, want 60/1m", got)
+	}
+	c, err = Load([]string{"--rate-limits", "credentials=5/10s,revoke=off"}, env("JOTGUARD_RATE_LIMITS", "off"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RateLimitsPerClass[ratelimit.Credentials].N != 5 || c.RateLimitsPerClass[ratelimit.Revoke].N != 0 || c.RateLimitsPerClass[ratelimit.Account].N != 30 {
+		t.Fatalf("--rate-limits: %v", c.RateLimitsPerClass)
+	}
+	if c, err = Load(nil, env("JOTGUARD_RATE_LIMITS", "off")); err != nil || len(c.RateLimitsPerClass) != 0 {
+		t.Fatalf("off: %v, %v", c.RateLimitsPerClass, err)
+	}
+}
+
 func TestHelp(t *testing.T) {
 	if _, err := Load([]string{"--help"}, env()); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("--help: %v", err)
@@ -93,6 +116,9 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"JOTGUARD_SHUTDOWN_GRACE", "0"},
 		{"JOTGUARD_USER_RECHECK", "-1s"},
 		{"JOTGUARD_USER_RECHECK", "often"},
+		{"JOTGUARD_RATE_LIMITS", "login=5/1m"},
+		{"JOTGUARD_RATE_LIMITS", "credentials=5"},
+		{"JOTGUARD_RATE_LIMITS", "credentials=0/1m"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.val, func(t *testing.T) {
@@ -129,7 +155,8 @@ func TestVarsCoverSpec(t *testing.T) {
 		"JOTGUARD_MONGO_DB", "JOTGUARD_REDIS_URL", "JOTGUARD_KAFKA_BROKERS", "JOTGUARD_REVOCATION_TOPIC",
 		"JOTGUARD_ACCESS_TTL", "JOTGUARD_REFRESH_TTL", "JOTGUARD_LEEWAY", "JOTGUARD_REFRESH_REUSE_GRACE",
 		"JOTGUARD_SIGNING_ALG", "JOTGUARD_KEY_ENCRYPTION_KEY", "JOTGUARD_COOKIE_SECURE", "JOTGUARD_ALLOWED_ORIGINS",
-		"JOTGUARD_TRUSTED_PROXIES", "JOTGUARD_LOG_LEVEL", "JOTGUARD_LOG_FORMAT"}
+		"JOTGUARD_TRUSTED_PROXIES", "JOTGUARD_LOG_LEVEL", "JOTGUARD_LOG_FORMAT",
+		"JOTGUARD_RATE_LIMITS"}
 	names, flags := map[string]bool{}, map[string]bool{}
 	for _, v := range Vars() {
 		if v.Flag == "" || v.Usage == "" || names[v.Name] || flags[v.Flag] {

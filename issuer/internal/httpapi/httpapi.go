@@ -24,6 +24,7 @@ import (
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/jotguard/jotguard/issuer/internal/logging"
+	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,11 @@ type Keys interface {
 	Algorithms() []string
 }
 
+// Limiter is what the API needs of the rate limits (ratelimit.Limiter).
+type Limiter interface {
+	Allow(ctx context.Context, key ratelimit.Key) (ratelimit.Decision, error)
+}
+
 // Options configures the API.
 type Options struct {
 	Service        *auth.Service
@@ -46,8 +52,8 @@ type Options struct {
 	CookieSecure   bool
 	AllowedOrigins []string
 	TrustedProxies []*net.IPNet
-	BodyLimit      int64 // default 64 KiB
-	LoginRate      int   // per minute per IP and identifier; 0: off
+	BodyLimit      int64   // default 64 KiB
+	Limiter        Limiter // per client network; nil: no limits
 	JWKSMaxAge     time.Duration
 	// Ready reports, for /readyz, the dependencies that are not usable: by
 	// name (the answer shows the names), with the cause (only logged: it
@@ -74,7 +80,6 @@ type handler struct {
 
 	readyMu     sync.Mutex
 	lastFailing string // the dependencies failing at the last /readyz
-	limiter     *limiter
 	m           *metrics
 }
 
@@ -100,9 +105,6 @@ func New(o Options) *API {
 	}
 	api := &API{}
 	h := &handler{o: o, log: o.Logger, api: api, m: newMetrics(o.Registry)}
-	if o.LoginRate > 0 {
-		h.limiter = newLimiter(o.LoginRate, o.Now)
-	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = h.errorHandler
@@ -297,7 +299,26 @@ func toJSON(u auth.User) userJSON {
 		LastName: u.LastName, EmailVerified: u.EmailVerified, Roles: roles, CreatedAt: u.CreatedAt}
 }
 
+// limit spends one request of class for the client's network (its IPv4
+// address or IPv6 /64, from Echo's IP extractor): nil, a
+// *auth.RateLimitError (429), or ErrUnavailable when Redis cannot be asked
+// and the class fails closed (503).
+func (h *handler) limit(c echo.Context, class ratelimit.Class) error {
+	if h.o.Limiter == nil {
+		return nil
+	}
+	d, err := h.o.Limiter.Allow(c.Request().Context(), ratelimit.ByNetwork(class, c.RealIP()))
+	if err != nil {
+		return err
+	}
+	return d.Err()
+}
+
 func (h *handler) register(c echo.Context) error {
+	if err := h.limit(c, ratelimit.Credentials); err != nil {
+		h.m.registrations.WithLabelValues(outcome(err)).Inc()
+		return err
+	}
 	in, err := readJSON(c, false, "email", "password", "username", "first_name", "last_name")
 	if err != nil {
 		return err
@@ -313,6 +334,10 @@ func (h *handler) register(c echo.Context) error {
 }
 
 func (h *handler) login(c echo.Context) error {
+	if err := h.limit(c, ratelimit.Credentials); err != nil {
+		h.m.logins.WithLabelValues(outcome(err)).Inc()
+		return err
+	}
 	in, err := readJSON(c, false, "email", "username", "identifier", "password")
 	if err != nil {
 		return err
@@ -331,20 +356,19 @@ func (h *handler) login(c echo.Context) error {
 	return h.tokenResponse(c, tok)
 }
 
+// doLogin checks a password; the Service throttles it per account.
 func (h *handler) doLogin(c echo.Context, identifier, password string) (auth.Tokens, error) {
-	if h.limiter != nil && identifier != "" {
-		key := c.RealIP() + "|" + strings.ToLower(strings.TrimSpace(identifier))
-		if wait, ok := h.limiter.allow(key); !ok {
-			h.m.logins.WithLabelValues("rate_limited").Inc()
-			return auth.Tokens{}, retryAfterError{auth.ErrRateLimited, int((wait + time.Second - 1) / time.Second)}
-		}
-	}
-	tok, err := h.o.Service.Login(c.Request().Context(), auth.LoginInput{Identifier: identifier, Password: password})
+	tok, err := h.o.Service.Login(c.Request().Context(), auth.LoginInput{Identifier: identifier, Password: password,
+		Network: ratelimit.NetworkOf(c.RealIP())})
 	h.m.logins.WithLabelValues(outcome(err)).Inc()
 	return tok, err
 }
 
 func (h *handler) accessToken(c echo.Context) error {
+	if err := h.limit(c, ratelimit.Refresh); err != nil {
+		h.m.refreshes.WithLabelValues(outcome(err)).Inc()
+		return err
+	}
 	in, err := readJSON(c, true, "refresh_token")
 	if err != nil {
 		return err
@@ -410,7 +434,8 @@ func (h *handler) logout(c echo.Context) error {
 	err = h.o.Service.Logout(c.Request().Context(), auth.LogoutInput{RefreshToken: rt, AccessToken: bearer(c),
 		Scope: auth.Scope(c.QueryParam("scope"))})
 	h.m.logouts.WithLabelValues(outcome(err)).Inc()
-	if err != nil && !errors.Is(err, auth.ErrUnavailable) && !errors.Is(err, auth.ErrInvalidInput) {
+	if err != nil && !errors.Is(err, auth.ErrUnavailable) && !errors.Is(err, auth.ErrInvalidInput) &&
+		!errors.Is(err, auth.ErrRateLimited) { // those may be retried with the same token
 		h.clearCookie(c)
 	}
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
 	"github.com/labstack/echo/v4"
 )
 
@@ -73,6 +74,13 @@ var errUnsupportedGrant = errors.New("unsupported grant_type")
 func (h *handler) oauthToken(c echo.Context) error {
 	f, err := readForm(c)
 	if err != nil {
+		return h.oauthFail(c, err)
+	}
+	class := ratelimit.Credentials
+	if f.Get("grant_type") == "refresh_token" {
+		class = ratelimit.Refresh
+	}
+	if err := h.limit(c, class); err != nil {
 		return h.oauthFail(c, err)
 	}
 	var tok auth.Tokens

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/labstack/echo/v4"
@@ -59,14 +60,6 @@ type Problem struct {
 	Code   string            `json:"code"`
 	Errors []auth.FieldError `json:"errors,omitempty"`
 }
-
-// retryAfterError carries a Retry-After for 429s.
-type retryAfterError struct {
-	error
-	seconds int
-}
-
-func (e retryAfterError) Unwrap() error { return e.error }
 
 // internal is the problem of an error the table does not know. Its body is
 // generic: the cause is logged, never shown.
@@ -132,10 +125,10 @@ func (h *handler) errorHandler(err error, c echo.Context) {
 	case p.Status == http.StatusServiceUnavailable:
 		hdr.Set("Retry-After", "1")
 	case p.Status == http.StatusTooManyRequests:
-		var ra retryAfterError
-		secs := 1
-		if errors.As(err, &ra) && ra.seconds > 0 {
-			secs = ra.seconds
+		secs := 1 // whole seconds, rounded up: a retry after it passes
+		var rl *auth.RateLimitError
+		if errors.As(err, &rl) && rl.RetryAfter > time.Second {
+			secs = int((rl.RetryAfter + time.Second - 1) / time.Second)
 		}
 		hdr.Set("Retry-After", strconv.Itoa(secs))
 	}

@@ -34,7 +34,8 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("%w: %w", auth.ErrInvalidRefreshToken, auth.ErrRefreshReuse), 401, "invalid_refresh_token"},
 		{auth.ErrInvalidAccessToken, 401, "invalid_token"},
 		{auth.ErrDisabled, 403, "account_disabled"},
-		{retryAfterError{auth.ErrRateLimited, 7}, 429, "rate_limited"},
+		{&auth.RateLimitError{RetryAfter: 7 * time.Second}, 429, "rate_limited"},
+		{fmt.Errorf("ratelimit: %w", auth.ErrRateLimited), 429, "rate_limited"},
 		{fmt.Errorf("password: %w", auth.ErrBusy), 503, "busy"},
 		{fmt.Errorf("redisstore: get: %w: %w", auth.ErrUnavailable, errors.New("dial tcp: refused")), 503, "unavailable"},
 		{errors.New("anything unexpected"), 500, "internal"},
@@ -60,27 +61,6 @@ func TestClassify(t *testing.T) {
 	p := classify(&auth.ValidationError{Fields: []auth.FieldError{{Field: "email", Reason: "x"}, {Field: "password", Reason: "y"}}})
 	if len(p.Errors) != 2 {
 		t.Fatalf("validation fields: %+v", p)
-	}
-}
-
-func TestLimiter(t *testing.T) {
-	now := time.Unix(0, 0)
-	l := newLimiter(2, func() time.Time { return now })
-	for i := range 2 {
-		if _, ok := l.allow("k"); !ok {
-			t.Fatalf("attempt %d limited", i)
-		}
-	}
-	wait, ok := l.allow("k")
-	if ok || wait <= 0 || wait > time.Minute {
-		t.Fatalf("3rd attempt: ok=%v wait=%v", ok, wait)
-	}
-	if _, ok := l.allow("other"); !ok {
-		t.Fatal("another key was limited")
-	}
-	now = now.Add(wait)
-	if _, ok := l.allow("k"); !ok {
-		t.Fatal("not allowed again after the wait")
 	}
 }
 

@@ -332,7 +332,7 @@ func startIssuerAt(t *testing.T, stack map[string]string, addr string, extra ...
 		"JOTGUARD_KAFKA_BROKERS="+stack["JOTGUARD_KAFKA_BROKERS"],
 		"JOTGUARD_REVOCATION_TOPIC="+stack["JOTGUARD_REVOCATION_TOPIC"],
 		"JOTGUARD_COOKIE_SECURE=false", "JOTGUARD_ACCESS_TTL="+accessTTL,
-		"JOTGUARD_ARGON2_MEMORY=64", "JOTGUARD_ARGON2_TIME=1", "JOTGUARD_LOGIN_RATE_LIMIT=0",
+		"JOTGUARD_ARGON2_MEMORY=64", "JOTGUARD_ARGON2_TIME=1", "JOTGUARD_RATE_LIMITS=off",
 		"JOTGUARD_LOG_LEVEL=warn", "JOTGUARD_LOG_FORMAT=text", "JOTGUARD_SHUTDOWN_GRACE=2s", "JOTGUARD_DRAIN_DELAY=0s")
 	env = append(env, extra...) // the last of a duplicate key wins
 	is := &issuer{URL: "http://" + addr, addr: addr, env: env, bin: issuerBin(t)}
