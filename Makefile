@@ -16,10 +16,14 @@ FUZZ_TARGETS := sdk:FuzzVerify sdk/revocation:FuzzSETVerify sdk/internal/strictj
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
+# What --version and the jotguard_build_info metric report.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
 build: ## bin/issuer, bin/verifier, bin/devstack, bin/demo, bin/jotguard-run
 	@mkdir -p $(BIN)
-	cd issuer && $(GO) build -o ../$(BIN)/issuer ./cmd/issuer
-	cd verifier && $(GO) build -o ../$(BIN)/verifier ./cmd/verifier
+	cd issuer && $(GO) build -ldflags "$(LDFLAGS)" -o ../$(BIN)/issuer ./cmd/issuer
+	cd verifier && $(GO) build -ldflags "$(LDFLAGS)" -o ../$(BIN)/verifier ./cmd/verifier
 	cd deploy/devstack && $(GO) build -o ../../$(BIN)/devstack ./cmd/devstack
 	cd deploy/demo && $(GO) build -o ../../$(BIN)/demo ./cmd/demo && $(GO) build -o ../../$(BIN)/jotguard-run ./cmd/jotguard-run
 

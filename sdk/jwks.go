@@ -54,9 +54,7 @@ func newJWKS(ctx context.Context, cfg Config) (*jwks, error) {
 		timeout: max(5*time.Second, cfg.UnknownKIDWait), first: make(chan struct{})}
 	j.mem = &recordingStorage{Storage: jwkset.NewMemoryStorage(), ok: &j.loaded, first: j.first}
 	logRefresh := func(ctx context.Context, err error) {
-		if cfg.Logger != nil {
-			cfg.Logger.WarnContext(ctx, "jwks refresh failed", "url", cfg.JWKSURL, "err", err)
-		}
+		cfg.Logger.WarnContext(ctx, "jwks refresh failed", "url", cfg.JWKSURL, "err", err)
 	}
 	store, err := jwkset.NewStorageFromHTTP(cfg.JWKSURL, jwkset.HTTPClientStorageOptions{
 		Client:                    j.client,

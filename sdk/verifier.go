@@ -41,7 +41,7 @@ type Config struct {
 	// context is done.
 	Revocations RevocationChecker
 	Now         func() time.Time // default time.Now; tests set it
-	Logger      *slog.Logger     // the sdk logs only here; nil: silent
+	Logger      *slog.Logger     // where the sdk logs; nil: slog.Default()
 
 	// CacheSize is how many verified tokens are kept until their exp, so
 	// a repeated token skips the signature check (expiry and revocation
@@ -105,14 +105,15 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	case cfg.Keys != nil && (cfg.JWKSURL != "" || cfg.Discover || cfg.JWKSRefresh != 0 || cfg.UnknownKIDWait != 0):
 		return nil, errors.New("sdk: Config.Keys is set: JWKSURL, Discover, JWKSRefresh and UnknownKIDWait configure the default JWKS source only")
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
 	if cfg.Keys == nil && cfg.JWKSURL == "" && cfg.Discover {
 		switch u, err := discoverJWKS(ctx, http.DefaultClient, cfg.Issuer); {
 		case errors.Is(err, errDiscoveryMismatch):
 			return nil, err // a misconfiguration, not an outage
 		case err != nil: // issuer unreachable: a cold start, not a failure
-			if cfg.Logger != nil {
-				cfg.Logger.WarnContext(ctx, "issuer discovery failed; using the default JWKS path", "err", err)
-			}
+			cfg.Logger.WarnContext(ctx, "issuer discovery failed; using the default JWKS path", "err", err)
 		default:
 			cfg.JWKSURL = u
 		}
@@ -182,7 +183,7 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	}
 	if src, ok := cfg.Revocations.(RevocationSource); ok {
 		go func() {
-			if err := src.Run(ctx, v.EventTrust()); err != nil && cfg.Logger != nil {
+			if err := src.Run(ctx, v.EventTrust()); err != nil {
 				cfg.Logger.ErrorContext(ctx, "revocation source stopped", "err", err)
 			}
 		}()

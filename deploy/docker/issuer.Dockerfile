@@ -6,6 +6,8 @@
 # `replace …/sdk => ../sdk`, so only sdk/ and issuer/ are needed.
 
 FROM golang:1.26 AS build
+# What --version and jotguard_build_info report: docker build --build-arg VERSION=v1.2.3
+ARG VERSION=dev
 WORKDIR /src
 ENV CGO_ENABLED=0 GOWORK=off GOFLAGS=-trimpath
 COPY sdk/go.mod sdk/go.sum sdk/
@@ -16,7 +18,7 @@ COPY issuer/ issuer/
 COPY deploy/demo/go.mod deploy/demo/go.sum deploy/demo/
 COPY deploy/demo/cmd/probe/ deploy/demo/cmd/probe/
 RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    cd issuer && go build -ldflags="-s -w" -o /out/issuer ./cmd/issuer && \
+    cd issuer && go build -ldflags="-s -w -X main.version=$VERSION" -o /out/issuer ./cmd/issuer && \
     cd ../deploy/demo && go build -ldflags="-s -w" -o /out/probe ./cmd/probe
 
 FROM gcr.io/distroless/static-debian12:nonroot

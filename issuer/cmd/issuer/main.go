@@ -9,19 +9,28 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/jotguard/jotguard/issuer/internal/app"
 	"github.com/jotguard/jotguard/issuer/internal/config"
 	"github.com/jotguard/jotguard/issuer/internal/logging"
+	"github.com/jotguard/jotguard/sdk/buildinfo"
 )
+
+// version is set by release builds: -ldflags "-X main.version=v1.2.3".
+var version string
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	args := os.Args[1:]
+	if slices.Contains(args, "--version") || slices.Contains(args, "-version") {
+		fmt.Println("issuer", buildinfo.Read(version))
+		return
+	}
 	var keysCmd string
 	if len(args) > 0 && args[0] == "keys" {
 		if len(args) < 2 || (args[1] != "rotate" && args[1] != "list") {
@@ -55,6 +64,7 @@ func main() {
 		}
 		return
 	}
+	cfg.Build = buildinfo.Read(version)
 	if err := app.Run(ctx, cfg, log, nil); err != nil {
 		log.Error("issuer stopped", "err", err)
 		os.Exit(1)

@@ -58,3 +58,10 @@ func TestBadSettingIsOneLine(t *testing.T) {
 		t.Fatalf("keys explode: exit %d", code)
 	}
 }
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runMain(t, nil, "--version")
+	if code != 0 || !strings.HasPrefix(out, "issuer ") || !strings.Contains(out, "go1.") {
+		t.Fatalf("--version: exit %d, %q", code, out)
+	}
+}

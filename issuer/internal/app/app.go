@@ -123,6 +123,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		return err
 	}
 	reg := prometheus.NewRegistry()
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jotguard_build_info",
+		Help: "1, labelled with what the binary was built from."}, []string{"binary", "version", "revision", "goversion"})
+	info.WithLabelValues("issuer", cfg.Build.Version, cfg.Build.Revision, cfg.Build.GoVersion).Set(1)
+	reg.MustRegister(info)
 	// Every replica on this Redis and prefix shares the limits.
 	limiter, err := ratelimit.New(rdb, ratelimit.Config{Prefix: cfg.RedisPrefix, Limits: cfg.RateLimitsPerClass, Logger: log, Registerer: reg})
 	if err != nil {

@@ -19,10 +19,16 @@ import (
 	"time"
 
 	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
+
+	"github.com/jotguard/jotguard/sdk/buildinfo"
 )
 
 // Config is the issuer's configuration.
 type Config struct {
+	// Build is what the binary was built from, for --version and the
+	// jotguard_build_info metric: set by main, not a setting.
+	Build buildinfo.Info
+
 	Issuer   string   // iss and public base URL
 	Audience []string // aud of access tokens and events
 	ClientID string   // client_id of tokens minted by the issuer's own API

@@ -50,11 +50,19 @@ func (h *handler) instrument(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		status := c.Response().Status
 		method := c.Request().Method
+		took := time.Since(start)
 		h.m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-		h.m.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
-		if ctx := c.Request().Context(); h.log.Enabled(ctx, slog.LevelDebug) { // spare the arguments' cost
-			h.log.DebugContext(ctx, "request", "method", method, "route", route,
-				"status", status, "ip", c.RealIP(), "duration_ms", time.Since(start).Milliseconds())
+		h.m.latency.WithLabelValues(route, method).Observe(took.Seconds())
+		// The access log: the route (never the raw path or query, which
+		// could carry a token), the request id from the context. Probes and
+		// scrapes only at debug.
+		level := slog.LevelInfo
+		if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+			level = slog.LevelDebug
+		}
+		if ctx := c.Request().Context(); h.log.Enabled(ctx, level) { // spare the arguments' cost
+			h.log.LogAttrs(ctx, level, "request", slog.String("method", method), slog.String("route", route),
+				slog.Int("status", status), slog.String("ip", c.RealIP()), slog.Duration("duration", took))
 		}
 		return nil
 	}

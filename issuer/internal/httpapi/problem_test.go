@@ -140,7 +140,7 @@ func TestUnknownErrorIsAGenericInternalError(t *testing.T) {
 			}
 			for l := range strings.Lines(logs.String()) {
 				var m map[string]any
-				if json.Unmarshal([]byte(l), &m) == nil && m["status"] != nil {
+				if json.Unmarshal([]byte(l), &m) == nil && m["err"] != nil {
 					line.Level, _ = m["level"].(string)
 					line.RequestID, _ = m["request_id"].(string)
 					line.Err, _ = m["err"].(string)
@@ -150,5 +150,37 @@ func TestUnknownErrorIsAGenericInternalError(t *testing.T) {
 				t.Errorf("logged %+v, want level %s, request_id req-42 and the cause %q", line, tt.level, tt.signErr)
 			}
 		})
+	}
+}
+
+// Every request is in the access log at info (probes at debug): method,
+// route, status, duration as text and the request id; never the raw path,
+// query or a header, which could carry a token.
+func TestAccessLog(t *testing.T) {
+	var logs bytes.Buffer
+	api := New(Options{Issuer: "http://issuer.test", Logger: logging.New(&logs, slog.LevelInfo, "json")})
+	req := httptest.NewRequest(http.MethodPost, "/register?access_token=secret-in-query", strings.NewReader("{"))
+	req.Header.Set("Authorization", "Bearer secret-in-header")
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Request-Id", "req-7")
+	api.ServeHTTP(httptest.NewRecorder(), req)
+	api.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	var lines []map[string]any
+	for l := range strings.Lines(logs.String()) {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "request" {
+			lines = append(lines, m)
+		}
+	}
+	if len(lines) != 1 {
+		t.Fatalf("access log lines %v, want one (the probe only at debug)", lines)
+	}
+	m := lines[0]
+	if m["level"] != "INFO" || m["method"] != "POST" || m["route"] != "/register" || m["status"] != float64(400) ||
+		m["request_id"] != "req-7" || !strings.HasSuffix(fmt.Sprint(m["duration"]), "s") {
+		t.Fatalf("access log line %v", m)
+	}
+	if strings.Contains(logs.String(), "secret-in") {
+		t.Fatalf("a token reached the log: %s", logs.String())
 	}
 }

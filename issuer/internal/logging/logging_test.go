@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"testing"
+	"time"
 )
 
 func TestRequestIDInEveryLine(t *testing.T) {
@@ -23,5 +24,14 @@ func TestRequestIDInEveryLine(t *testing.T) {
 	}
 	if RequestID(context.Background()) != "" {
 		t.Fatal("request id from nowhere")
+	}
+}
+
+func TestDurationsAreText(t *testing.T) {
+	var b bytes.Buffer
+	New(&b, slog.LevelInfo, "json").Info("waited", "retry_in", 1500*time.Millisecond)
+	var m map[string]any
+	if err := json.Unmarshal(b.Bytes(), &m); err != nil || m["retry_in"] != "1.5s" {
+		t.Fatalf("line %s: retry_in %v, want \"1.5s\"", b.String(), m["retry_in"])
 	}
 }

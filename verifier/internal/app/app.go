@@ -76,7 +76,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	}
 	st.v = v
 
-	m := newMetrics(st)
+	m := newMetrics(st, cfg.Build)
 	checker, err := authz.New(authz.Options{Verifier: v, RequiredRoles: cfg.RequiredRoles,
 		Observe: m.observe, Logger: log})
 	if err != nil {
@@ -119,6 +119,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if upstream != nil && cfg.AdminAddr == "" {
 		log.WarnContext(ctx, "JOTGUARD_ADMIN_ADDR is not set: /healthz, /readyz and /metrics are not served "+
 			"(in proxy mode every path of the main port is proxied); set it for probes and metrics")
+	}
+	if st.feed != nil {
+		g.Go(func() error { watchRevocationMode(gctx, st, cfg.MaxStaleness, log); return nil })
 	}
 	g.Go(func() error { return serve(gctx, st, servers, cfg.ShutdownGrace, log, ready) })
 	return g.Wait()
@@ -214,6 +217,31 @@ func (s *state) ready() error {
 
 // degraded: open policy, answering without a live feed.
 func (s *state) degraded() bool { return s.feed != nil && !s.failClosed && s.feed.Stale() }
+
+// watchRevocationMode logs once when the revocation feed goes stale (the
+// open policy then verifies by signature and expiry only, the closed one
+// answers 503) and once when it is back, until ctx is done.
+func watchRevocationMode(ctx context.Context, st *state, staleness time.Duration, log *slog.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	stale := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		switch now := st.feed.Stale(); {
+		case now && !stale && st.failClosed:
+			log.ErrorContext(ctx, "revocation feed unreachable: answering 503 until it is back (closed policy)", "max_staleness", staleness)
+		case now && !stale:
+			log.WarnContext(ctx, "revocation feed unreachable: degraded, verifying by signature and expiry only until it is back (open policy)", "max_staleness", staleness)
+		case !now && stale:
+			log.InfoContext(ctx, "revocation feed back: revocations are checked again")
+		}
+		stale = st.feed.Stale()
+	}
+}
 
 // server is one listener of the verifier.
 type server struct {

@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/jotguard/jotguard/verifier/internal/authz"
+
+	"github.com/jotguard/jotguard/sdk/buildinfo"
 )
 
 // metrics are the verifier's Prometheus series. Decision counters are
@@ -19,7 +21,7 @@ type metrics struct {
 	handler   http.Handler
 }
 
-func newMetrics(st *state) *metrics {
+func newMetrics(st *state, build buildinfo.Info) *metrics {
 	reg := prometheus.NewRegistry()
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jotguard_verifier_decisions_total",
 		Help: "Auth decisions by reason: allowed, public, or why the token was refused."}, []string{"reason"})
@@ -41,8 +43,11 @@ func newMetrics(st *state) *metrics {
 		}
 		return 0
 	}
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jotguard_build_info",
+		Help: "1, labelled with what the binary was built from."}, []string{"binary", "version", "revision", "goversion"})
+	info.WithLabelValues("verifier", build.Version, build.Revision, build.GoVersion).Set(1)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		vec, m.latency,
+		vec, m.latency, info,
 		gauge("jotguard_verifier_ready", "1 when /readyz answers 200.",
 			func() float64 { return bool01(st.ready() == nil) }),
 		gauge("jotguard_verifier_jwks_age_seconds", "Time since the JWKS was last fetched successfully.",

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -70,5 +71,17 @@ func TestKafkaOutage(t *testing.T) {
 	}
 	if got := closed.metric(t, `jotguard_verifier_decisions_total{reason="revocation_unavailable"}`); got == "" || got == "0" {
 		t.Errorf("closed policy: revocation_unavailable decisions = %q", got)
+	}
+	// One line each when the mode changes, not one per request.
+	eventually(t, 10*time.Second, "the mode change logged", func() bool {
+		return strings.Count(open.log.String(), "degraded, verifying by signature and expiry only") == 1 &&
+			strings.Count(closed.log.String(), "answering 503 until it is back") == 1
+	})
+	b.Restart()
+	eventually(t, 30*time.Second, "the feed back, logged once", func() bool {
+		return strings.Count(open.log.String(), "revocation feed back") == 1
+	})
+	if n := strings.Count(open.log.String(), "degraded, verifying by signature"); n != 1 {
+		t.Errorf("the open verifier logged entering degraded mode %d times, want once", n)
 	}
 }

@@ -16,10 +16,16 @@ import (
 	"time"
 
 	"github.com/jotguard/jotguard/verifier/internal/reqpath"
+
+	"github.com/jotguard/jotguard/sdk/buildinfo"
 )
 
 // Config is the verifier's configuration.
 type Config struct {
+	// Build is what the binary was built from, for --version and the
+	// jotguard_build_info metric: set by main, not a setting.
+	Build buildinfo.Info
+
 	Issuer   string   // exact iss, and the base of the default JWKS URL
 	Audience []string // aud must hold one of these
 	JWKSURL  string   // "" : Issuer + /.well-known/jwks.json

@@ -14,11 +14,19 @@ import (
 	"syscall"
 
 	"github.com/jotguard/jotguard/deploy/demo/internal/demo"
+
+	"slices"
+
+	"github.com/jotguard/jotguard/sdk/buildinfo"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if slices.Contains(os.Args[1:], "--version") || slices.Contains(os.Args[1:], "-version") {
+		fmt.Println("demo", buildinfo.Read(""))
+		return
+	}
 	cfg, err := demo.Load(os.Args[1:], os.Getenv)
 	switch {
 	case errors.Is(err, flag.ErrHelp):

@@ -16,6 +16,10 @@ import (
 	"syscall"
 
 	"github.com/jotguard/jotguard/deploy/demo/internal/run"
+
+	"slices"
+
+	"github.com/jotguard/jotguard/sdk/buildinfo"
 )
 
 func main() {
@@ -25,6 +29,10 @@ func main() {
 	// before it has stopped its children in order: writes just fail.
 	signal.Ignore(syscall.SIGPIPE)
 
+	if slices.Contains(os.Args[1:], "--version") || slices.Contains(os.Args[1:], "-version") {
+		fmt.Println("jotguard-run", buildinfo.Read(""))
+		return
+	}
 	fs := flag.NewFlagSet("jotguard-run", flag.ContinueOnError)
 	var o run.Options
 	fs.StringVar(&o.BinDir, "bin", "bin", "directory of the issuer, verifier, demo and devstack binaries")

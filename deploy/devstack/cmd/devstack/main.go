@@ -18,6 +18,12 @@ import (
 	"syscall"
 
 	"github.com/jotguard/jotguard/deploy/devstack/stack"
+
+	"slices"
+
+	"runtime"
+
+	"runtime/debug"
 )
 
 func main() {
@@ -33,6 +39,10 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if slices.Contains(args, "--version") || slices.Contains(args, "-version") {
+		fmt.Fprintln(stdout, "devstack", version())
+		return nil
+	}
 	fs := flag.NewFlagSet("devstack", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var opts stack.Options
@@ -84,4 +94,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	<-ctx.Done()
 	log.Info("stopping")
 	return nil
+}
+
+// version is the module version and the VCS revision the toolchain
+// recorded, for --version.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown " + runtime.Version()
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			v += " (commit " + s.Value[:min(12, len(s.Value))] + ")"
+		}
+	}
+	return v + " " + runtime.Version()
 }
