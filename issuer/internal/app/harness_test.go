@@ -32,34 +32,18 @@ type issuer struct {
 	base string
 	cfg  config.Config
 	http *http.Client
+	stop func() // ends an in-process issuer and drops its data; idempotent
 }
 
 const testIssuer = "http://issuer.test"
 
 func randName() string { return "test_" + strings.ToLower(rand.Text()) }
 
-// startIssuer runs the issuer; settings override the test defaults.
+// startIssuer runs the issuer; settings override the test defaults. It
+// stops at the end of t, or at s.stop.
 func startIssuer(t *testing.T, settings map[string]string) *issuer {
 	t.Helper()
-	env := map[string]string{
-		"JOTGUARD_MONGO_URI":        sdktest.RequireEnv(t, "JOTGUARD_MONGO_URI"),
-		"JOTGUARD_REDIS_URL":        sdktest.RequireEnv(t, "JOTGUARD_REDIS_URL"),
-		"JOTGUARD_KAFKA_BROKERS":    sdktest.RequireEnv(t, "JOTGUARD_KAFKA_BROKERS"),
-		"JOTGUARD_REVOCATION_TOPIC": os.Getenv("JOTGUARD_REVOCATION_TOPIC"),
-		"JOTGUARD_MONGO_DB":         randName(),
-		"JOTGUARD_REDIS_PREFIX":     randName(),
-		"JOTGUARD_ISSUER":           testIssuer,
-		"JOTGUARD_ISSUER_ADDR":      "127.0.0.1:0",
-		"JOTGUARD_ARGON2_MEMORY":    "64",
-		"JOTGUARD_ARGON2_TIME":      "1",
-		"JOTGUARD_LOG_LEVEL":        "error",
-		"JOTGUARD_ALLOWED_ORIGINS":  "https://app.example.com",
-		"JOTGUARD_LOGIN_RATE_LIMIT": "1000",
-		"JOTGUARD_SHUTDOWN_GRACE":   "5s",
-	}
-	for k, v := range settings {
-		env[k] = v
-	}
+	env := issuerEnv(t, settings)
 	cfg, err := config.Load(nil, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
@@ -83,41 +67,86 @@ func startIssuer(t *testing.T, settings map[string]string) *issuer {
 		cancel()
 		t.Fatal("app.Run did not start listening")
 	}
-	var s *issuer
-	t.Cleanup(func() {
-		// A connection the client dialed but never used stays "new", not
-		// idle, to Shutdown for 5 s: close ours first.
-		s.http.CloseIdleConnections()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("app.Run returned %v", err)
-		}
-		mc, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI))
-		if err == nil {
-			_ = mc.Database(cfg.MongoDB).Drop(context.Background())
-			_ = mc.Disconnect(context.Background())
-		}
-		if o, err := redis.ParseURL(cfg.RedisURL); err == nil {
-			rdb := redis.NewClient(o)
-			keys, _ := rdb.Keys(context.Background(), "*"+cfg.RedisPrefix+"*").Result()
-			for _, k := range keys {
-				rdb.Del(context.Background(), k)
+	s := newClient(t, base, cfg)
+	var once sync.Once
+	s.stop = func() {
+		once.Do(func() {
+			// A connection the client dialed but never used stays "new", not
+			// idle, to Shutdown for 5 s: close ours first.
+			s.http.CloseIdleConnections()
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("app.Run returned %v", err)
 			}
-			_ = rdb.Close()
-		}
-	})
-	s = &issuer{t: t, base: base, cfg: cfg, http: &http.Client{Timeout: 15 * time.Second,
+			dropData(cfg)
+		})
+	}
+	t.Cleanup(s.stop)
+	s.waitReady()
+	return s
+}
+
+// issuerEnv is the test defaults (the dev stack's servers, a fresh MongoDB
+// database and Redis prefix), overridden by settings.
+func issuerEnv(t *testing.T, settings map[string]string) map[string]string {
+	t.Helper()
+	env := map[string]string{
+		"JOTGUARD_MONGO_URI":        sdktest.RequireEnv(t, "JOTGUARD_MONGO_URI"),
+		"JOTGUARD_REDIS_URL":        sdktest.RequireEnv(t, "JOTGUARD_REDIS_URL"),
+		"JOTGUARD_KAFKA_BROKERS":    sdktest.RequireEnv(t, "JOTGUARD_KAFKA_BROKERS"),
+		"JOTGUARD_REVOCATION_TOPIC": os.Getenv("JOTGUARD_REVOCATION_TOPIC"),
+		"JOTGUARD_MONGO_DB":         randName(),
+		"JOTGUARD_REDIS_PREFIX":     randName(),
+		"JOTGUARD_ISSUER":           testIssuer,
+		"JOTGUARD_ISSUER_ADDR":      "127.0.0.1:0",
+		"JOTGUARD_ARGON2_MEMORY":    "64",
+		"JOTGUARD_ARGON2_TIME":      "1",
+		"JOTGUARD_LOG_LEVEL":        "error",
+		"JOTGUARD_ALLOWED_ORIGINS":  "https://app.example.com",
+		"JOTGUARD_LOGIN_RATE_LIMIT": "1000",
+		"JOTGUARD_SHUTDOWN_GRACE":   "5s",
+	}
+	for k, v := range settings {
+		env[k] = v
+	}
+	return env
+}
+
+// newClient returns the test's client of the issuer at base, started with cfg.
+func newClient(t *testing.T, base string, cfg config.Config) *issuer {
+	return &issuer{t: t, base: base, cfg: cfg, stop: func() {}, http: &http.Client{Timeout: 15 * time.Second,
 		Transport:     &http.Transport{MaxIdleConnsPerHost: 64},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-	// Ready: backends reachable, keys loaded, the revocation replay done.
+}
+
+// waitReady waits until /readyz answers 200: backends reachable, keys
+// loaded, the revocation replay done.
+func (s *issuer) waitReady() {
+	s.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for r := s.do("GET", "/readyz", ""); r.StatusCode != http.StatusOK; r = s.do("GET", "/readyz", "") {
 		if time.Now().After(deadline) {
-			t.Fatalf("issuer not ready after 30 s: %d %s", r.StatusCode, r.body)
+			s.t.Fatalf("issuer not ready after 30 s: %d %s", r.StatusCode, r.body)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return s
+}
+
+// dropData deletes the MongoDB database and the Redis keys of cfg.
+func dropData(cfg config.Config) {
+	mc, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI))
+	if err == nil {
+		_ = mc.Database(cfg.MongoDB).Drop(context.Background())
+		_ = mc.Disconnect(context.Background())
+	}
+	if o, err := redis.ParseURL(cfg.RedisURL); err == nil {
+		rdb := redis.NewClient(o)
+		keys, _ := rdb.Keys(context.Background(), "*"+cfg.RedisPrefix+"*").Result()
+		for _, k := range keys {
+			rdb.Del(context.Background(), k)
+		}
+		_ = rdb.Close()
+	}
 }
 
 type resp struct {
