@@ -26,34 +26,23 @@ import (
 
 	"github.com/jotguard/jotguard/issuer/internal/config"
 	"github.com/jotguard/jotguard/issuer/internal/mongostore"
+	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/jotguard/jotguard/sdk/sdktest"
 	"github.com/segmentio/kafka-go"
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // With Kafka stopped a logout queues its event; once a broker is back on the
 // same address the event reaches the topic soon (SPEC: within 2 s), however
 // long the outage lasted.
 func TestQueuedEventReachesKafkaSoonAfterItIsBack(t *testing.T) {
-	b := sdktest.StartDevstack(t, "kafka")
-	s := startIssuer(t, map[string]string{"JOTGUARD_KAFKA_BROKERS": b.Addr(),
-		"JOTGUARD_KAFKA_ACK_TIMEOUT": "500ms"})
+	s, b := startIssuerWithBroker(t, map[string]string{"JOTGUARD_KAFKA_ACK_TIMEOUT": "500ms"})
 	brokers, topic := s.cfg.KafkaBrokers, s.cfg.RevocationTopic
 	email := s.register(pw)
 	var delays []time.Duration
 	for i := range deliveryTries(t) {
-		at, rt := s.login(email, pw)
-		c, _ := s.verify(at)
-		since := time.Now().Add(-time.Second)
-		before := topicEnd(t, brokers, topic)
-
-		b.Stop()
-		if r := s.do("POST", "/logout", "", "Cookie", "refresh_token="+rt); r.StatusCode != 204 {
-			t.Fatalf("logout with Kafka down: %d %s", r.StatusCode, r.body)
-		}
+		c, since, before := s.logoutWithKafkaDown(b, email)
 		// The first outage is long enough for a relay that backs off
 		// exponentially to be waiting seconds; the others vary its phase.
 		time.Sleep(outage(i))
@@ -82,16 +71,7 @@ func TestEventsOfAKilledReplicaAreDeliveredByAnother(t *testing.T) {
 			"JOTGUARD_MONGO_DB": randName(), "JOTGUARD_REDIS_PREFIX": randName()}
 		first := startIssuerProcess(t, settings)
 		brokers, topic := first.cfg.KafkaBrokers, first.cfg.RevocationTopic
-		email := first.register(pw)
-		at, rt := first.login(email, pw)
-		c, _ := first.verify(at)
-		since := time.Now().Add(-time.Second)
-		before := topicEnd(t, brokers, topic)
-
-		b.Stop()
-		if r := first.do("POST", "/logout", "", "Cookie", "refresh_token="+rt); r.StatusCode != 204 {
-			t.Fatalf("logout with Kafka down: %d %s", r.StatusCode, r.body)
-		}
+		c, since, before := first.logoutWithKafkaDown(b, first.register(pw))
 		waitLeaseHolder(t, first.cfg)
 		first.kill()
 		back := restartBroker(t, b)
@@ -113,6 +93,32 @@ func TestEventsOfAKilledReplicaAreDeliveredByAnother(t *testing.T) {
 		second.stop()
 	}
 	report(t, "lease holder killed → its queued event on the topic, from the second replica's start", delays)
+}
+
+// startIssuerWithBroker runs an issuer on a Kafka broker of its own, which
+// the test may stop and restart.
+func startIssuerWithBroker(t *testing.T, settings map[string]string) (*issuer, *sdktest.Devstack) {
+	t.Helper()
+	b := sdktest.StartDevstack(t, "kafka")
+	settings["JOTGUARD_KAFKA_BROKERS"] = b.Addr()
+	return startIssuer(t, settings), b
+}
+
+// logoutWithKafkaDown logs a new session of email in, stops the broker b
+// and logs the session out, which queues its event. It returns the
+// session's claims, a time before the logout and the end offsets of the
+// topic before it.
+func (s *issuer) logoutWithKafkaDown(b *sdktest.Devstack, email string) (c *sdk.Claims, since time.Time, before int64) {
+	s.t.Helper()
+	at, rt := s.login(email, pw)
+	c, _ = s.verify(at)
+	since = time.Now().Add(-time.Second)
+	before = topicEnd(s.t, s.cfg.KafkaBrokers, s.cfg.RevocationTopic)
+	b.Stop()
+	if r := s.do("POST", "/logout", "", "Cookie", "refresh_token="+rt); r.StatusCode != 204 {
+		s.t.Fatalf("logout with Kafka down: %d %s", r.StatusCode, r.body)
+	}
+	return c, since, before
 }
 
 // deliveryTries is JOTGUARD_DELIVERY_TRIES, default 1.
@@ -241,12 +247,7 @@ func waitTopicGrows(t *testing.T, brokers []string, topic string, from int64) ti
 // and a relay holds its lease.
 func waitLeaseHolder(t *testing.T, cfg config.Config) {
 	t.Helper()
-	mc, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = mc.Disconnect(context.Background()) }()
-	db := mc.Database(cfg.MongoDB)
+	db := issuerDB(t, cfg)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		queued, err := db.Collection(mongostore.RevocationOutbox).CountDocuments(t.Context(), bson.D{})

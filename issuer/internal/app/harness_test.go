@@ -132,6 +132,18 @@ func (s *issuer) waitReady() {
 	}
 }
 
+// issuerDB is the MongoDB database of an issuer started with cfg, for the
+// test to look into; its client is closed when t ends.
+func issuerDB(t *testing.T, cfg config.Config) *mongo.Database {
+	t.Helper()
+	mc, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mc.Disconnect(context.Background()) })
+	return mc.Database(cfg.MongoDB)
+}
+
 // dropData deletes the MongoDB database and the Redis keys of cfg.
 func dropData(cfg config.Config) {
 	mc, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI))
