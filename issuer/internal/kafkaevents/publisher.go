@@ -54,8 +54,15 @@ type Config struct {
 	// queues the events in the outbox. Default 1s.
 	AckTimeout    time.Duration
 	RelayInterval time.Duration // how often the relay looks at the outbox, default 1s
-	Logger        *slog.Logger
-	Now           func() time.Time
+	// Claims, when set, make Publish drop an event that revokes a session
+	// or a token already revoked; RevokedFor is how long one is remembered
+	// after its event: as long as a token it matches can be accepted (the
+	// maximum access-token lifetime plus twice the leeway, sdk.Retention).
+	// Default 6m.
+	Claims     Claims
+	RevokedFor time.Duration
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // Stats are cumulative counters, for metrics.
@@ -108,6 +115,9 @@ func NewPublisher(ctx context.Context, cfg Config, signer auth.Signer, outbox au
 	}
 	if cfg.RelayInterval <= 0 {
 		cfg.RelayInterval = time.Second
+	}
+	if cfg.RevokedFor <= 0 {
+		cfg.RevokedFor = 6 * time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -172,11 +182,35 @@ type record struct {
 // acknowledged them or they are durably in the outbox; an error only when
 // signing failed, or both failed (ErrUndelivered, which wraps
 // auth.ErrUnavailable). Cancelling ctx does not abandon events already signed.
+//
+// With Config.Claims, an event that revokes a session or a token already
+// revoked (by an earlier Publish of any replica, or by a concurrent one
+// that succeeds) is dropped, and Publish returns nil for it: the session or
+// token is revoked.
 func (p *Publisher) Publish(ctx context.Context, events ...revocation.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
 	now := p.cfg.Now()
+	events, c, claimsOK, err := p.claim(ctx, events)
+	if err != nil {
+		return fmt.Errorf("kafkaevents: %w", err)
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	err = p.publish(ctx, now, events, claimsOK)
+	if err != nil {
+		p.unclaim(ctx, c)
+		return err
+	}
+	p.settle(ctx, c, now)
+	return nil
+}
+
+// publish signs and delivers events. readOutbox is false when the outbox's
+// database just failed: events then go to Kafka first without asking it.
+func (p *Publisher) publish(ctx context.Context, now time.Time, events []revocation.Event, readOutbox bool) error {
 	recs := make([]record, len(events))
 	for i, e := range events {
 		if e.ID == "" {
@@ -198,9 +232,13 @@ func (p *Publisher) Publish(ctx context.Context, events ...revocation.Event) err
 	ctx = context.WithoutCancel(ctx)
 
 	// Keep per-user order: a user with queued events queues the new ones too.
-	queued, err := p.queuedSubjects(ctx, recs)
-	if err != nil {
-		p.log.WarnContext(ctx, "revocation events: outbox unreadable; writing to Kafka directly", "err", err)
+	var queued map[string]bool
+	if readOutbox {
+		var err error
+		queued, err = p.queuedSubjects(ctx, recs)
+		if err != nil {
+			p.log.WarnContext(ctx, "revocation events: outbox unreadable; writing to Kafka directly", "err", err)
+		}
 	}
 	var direct, later []record
 	for _, r := range recs {

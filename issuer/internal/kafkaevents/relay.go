@@ -52,11 +52,19 @@ var (
 // leaseFor. While Kafka is down the lease holder probes the brokers with a
 // TCP connect, at most probeMax apart, and relays as soon as one accepts.
 func (p *Publisher) RunRelay(ctx context.Context) error {
-	if p.w == nil { // no Kafka: nothing to relay to
-		<-ctx.Done()
-		return nil
+	if p.w == nil { // no Kafka: nothing to relay to, only claims to expire
+		t := time.NewTicker(expireEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				p.expireClaims(ctx)
+			}
+		}
 	}
-	r := &relay{p: p, lastProbe: time.Now()}
+	r := &relay{p: p, lastProbe: time.Now(), lastExpire: time.Now()}
 	defer r.release(context.WithoutCancel(ctx))
 	var wait time.Duration // the first look is at once: a restarted replica relays what it left
 	for {
@@ -80,13 +88,14 @@ func (p *Publisher) RunRelay(ctx context.Context) error {
 
 // relay is RunRelay's state.
 type relay struct {
-	p         *Publisher
-	held      bool      // this replica holds the lease
-	until     time.Time // by this replica's clock, at least until then
-	renewed   time.Time
-	down      bool          // the last write to Kafka failed
-	probe     time.Duration // the current wait between probes while down
-	lastProbe time.Time     // of the idle Ready probe
+	p          *Publisher
+	held       bool      // this replica holds the lease
+	until      time.Time // by this replica's clock, at least until then
+	renewed    time.Time
+	down       bool          // the last write to Kafka failed
+	probe      time.Duration // the current wait between probes while down
+	lastProbe  time.Time     // of the idle Ready probe
+	lastExpire time.Time     // of the last deletion of claims that ran out
 }
 
 // step does what is due and says how long to wait for the next step.
@@ -103,6 +112,10 @@ func (r *relay) step(ctx context.Context) time.Duration {
 			if time.Since(r.lastProbe) > idleProbe { // keep Ready honest about Kafka
 				r.lastProbe = time.Now()
 				_ = p.probeKafka(ctx)
+			}
+			if time.Since(r.lastExpire) > expireEvery {
+				r.lastExpire = time.Now()
+				p.expireClaims(ctx)
 			}
 			return p.cfg.RelayInterval
 		}
