@@ -100,7 +100,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		return fmt.Errorf("revocation outbox: %w", err)
 	}
 	pub, err := kafkaevents.NewPublisher(ctx, kafkaevents.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.RevocationTopic,
-		Audience: cfg.Audience, AckTimeout: cfg.KafkaAckTimeout, Logger: log}, km, outbox)
+		Audience: cfg.Audience, AckTimeout: cfg.KafkaAckTimeout,
+		Claims: outbox, RevokedFor: sdk.Retention(cfg.AccessTTL, cfg.Leeway), // each session or token revoked once
+		Logger: log}, km, outbox)
 	if err != nil {
 		return fmt.Errorf("revocation publisher: %w", err)
 	}

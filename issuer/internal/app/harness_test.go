@@ -32,14 +32,63 @@ type issuer struct {
 	base string
 	cfg  config.Config
 	http *http.Client
+	stop func() // ends an in-process issuer and drops its data; idempotent
 }
 
 const testIssuer = "http://issuer.test"
 
 func randName() string { return "test_" + strings.ToLower(rand.Text()) }
 
-// startIssuer runs the issuer; settings override the test defaults.
+// startIssuer runs the issuer; settings override the test defaults. It
+// stops at the end of t, or at s.stop.
 func startIssuer(t *testing.T, settings map[string]string) *issuer {
+	t.Helper()
+	env := issuerEnv(t, settings)
+	cfg, err := config.Load(nil, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	go func() { done <- app.Run(ctx, cfg, log, func(a string) { addr <- a }) }()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case err := <-done:
+		cancel()
+		t.Fatalf("app.Run: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("app.Run did not start listening")
+	}
+	s := newClient(t, base, cfg)
+	var once sync.Once
+	s.stop = func() {
+		once.Do(func() {
+			// A connection the client dialed but never used stays "new", not
+			// idle, to Shutdown for 5 s: close ours first.
+			s.http.CloseIdleConnections()
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("app.Run returned %v", err)
+			}
+			dropData(cfg)
+		})
+	}
+	t.Cleanup(s.stop)
+	s.waitReady()
+	return s
+}
+
+// issuerEnv is the test defaults (the dev stack's servers, a fresh MongoDB
+// database and Redis prefix), overridden by settings.
+func issuerEnv(t *testing.T, settings map[string]string) map[string]string {
 	t.Helper()
 	env := map[string]string{
 		"JOTGUARD_MONGO_URI":        sdktest.RequireEnv(t, "JOTGUARD_MONGO_URI"),
@@ -64,64 +113,56 @@ func startIssuer(t *testing.T, settings map[string]string) *issuer {
 	for k, v := range settings {
 		env[k] = v
 	}
-	cfg, err := config.Load(nil, func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	go func() { done <- app.Run(ctx, cfg, log, func(a string) { addr <- a }) }()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case err := <-done:
-		cancel()
-		t.Fatalf("app.Run: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("app.Run did not start listening")
-	}
-	var s *issuer
-	t.Cleanup(func() {
-		// A connection the client dialed but never used stays "new", not
-		// idle, to Shutdown for 5 s: close ours first.
-		s.http.CloseIdleConnections()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("app.Run returned %v", err)
-		}
-		mc, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI))
-		if err == nil {
-			_ = mc.Database(cfg.MongoDB).Drop(context.Background())
-			_ = mc.Disconnect(context.Background())
-		}
-		if o, err := redis.ParseURL(cfg.RedisURL); err == nil {
-			rdb := redis.NewClient(o)
-			keys, _ := rdb.Keys(context.Background(), "*"+cfg.RedisPrefix+"*").Result()
-			for _, k := range keys {
-				rdb.Del(context.Background(), k)
-			}
-			_ = rdb.Close()
-		}
-	})
-	s = &issuer{t: t, base: base, cfg: cfg, http: &http.Client{Timeout: 15 * time.Second,
+	return env
+}
+
+// newClient returns the test's client of the issuer at base, started with cfg.
+func newClient(t *testing.T, base string, cfg config.Config) *issuer {
+	return &issuer{t: t, base: base, cfg: cfg, stop: func() {}, http: &http.Client{Timeout: 15 * time.Second,
 		Transport:     &http.Transport{MaxIdleConnsPerHost: 64},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-	// Ready: backends reachable, keys loaded, the revocation replay done.
+}
+
+// waitReady waits until /readyz answers 200: backends reachable, keys
+// loaded, the revocation replay done.
+func (s *issuer) waitReady() {
+	s.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for r := s.do("GET", "/readyz", ""); r.StatusCode != http.StatusOK; r = s.do("GET", "/readyz", "") {
 		if time.Now().After(deadline) {
-			t.Fatalf("issuer not ready after 30 s: %d %s", r.StatusCode, r.body)
+			s.t.Fatalf("issuer not ready after 30 s: %d %s", r.StatusCode, r.body)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return s
+}
+
+// issuerDB is the MongoDB database of an issuer started with cfg, for the
+// test to look into; its client is closed when t ends.
+func issuerDB(t *testing.T, cfg config.Config) *mongo.Database {
+	t.Helper()
+	mc, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mc.Disconnect(context.Background()) })
+	return mc.Database(cfg.MongoDB)
+}
+
+// dropData deletes the MongoDB database and the Redis keys of cfg.
+func dropData(cfg config.Config) {
+	mc, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI))
+	if err == nil {
+		_ = mc.Database(cfg.MongoDB).Drop(context.Background())
+		_ = mc.Disconnect(context.Background())
+	}
+	if o, err := redis.ParseURL(cfg.RedisURL); err == nil {
+		rdb := redis.NewClient(o)
+		keys, _ := rdb.Keys(context.Background(), "*"+cfg.RedisPrefix+"*").Result()
+		for _, k := range keys {
+			rdb.Del(context.Background(), k)
+		}
+		_ = rdb.Close()
+	}
 }
 
 type resp struct {

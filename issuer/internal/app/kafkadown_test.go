@@ -5,15 +5,12 @@ import (
 	"time"
 
 	"github.com/jotguard/jotguard/sdk/revocation"
-	"github.com/jotguard/jotguard/sdk/sdktest"
 )
 
 // With Kafka down a logout still answers 204 (the event waits in the
 // outbox), and the event arrives once a broker is back on the same address.
 func TestKafkaDownLogoutStillSucceeds(t *testing.T) {
-	b := sdktest.StartDevstack(t, "kafka")
-	s := startIssuer(t, map[string]string{"JOTGUARD_KAFKA_BROKERS": b.Addr(),
-		"JOTGUARD_KAFKA_ACK_TIMEOUT": "500ms"})
+	s, b := startIssuerWithBroker(t, map[string]string{"JOTGUARD_KAFKA_ACK_TIMEOUT": "500ms"})
 	since := time.Now().Add(-2 * time.Second)
 	email := s.register(pw)
 	at, rt := s.login(email, pw)

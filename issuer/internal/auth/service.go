@@ -321,6 +321,10 @@ type LogoutInput struct {
 // Logout ends sessions and emits one revocation event per ended session.
 // It answers only after every event is acknowledged or durably queued; the
 // sessions are deleted after that, so a failure leaves them to be retried.
+// Only live sessions are ended: an access token whose session has ended
+// (logged out, revoked after a refresh-token reuse, expired) is refused, as
+// Me refuses it, and mints no event. The publisher drops the event of a
+// session a concurrent logout is ending.
 func (s *Service) Logout(ctx context.Context, in LogoutInput) error {
 	switch in.Scope {
 	case "":
@@ -336,10 +340,7 @@ func (s *Service) Logout(ctx context.Context, in LogoutInput) error {
 	}
 	// A stale refresh cookie next to a valid access token: the token decides.
 	if errors.Is(err, ErrInvalidRefreshToken) && in.AccessToken != "" {
-		var c *sdk.Claims
-		if c, err = s.verifyAccess(ctx, in.AccessToken); err == nil {
-			sess = Session{ID: c.SessionID, UserID: c.Subject}
-		}
+		sess, err = s.accessSession(ctx, in.AccessToken)
 	}
 	if err != nil {
 		return err
@@ -358,9 +359,6 @@ func (s *Service) Logout(ctx context.Context, in LogoutInput) error {
 			if in.Scope == ScopeGlobal || sid != sess.ID {
 				sids = append(sids, sid)
 			}
-		}
-		if in.Scope == ScopeGlobal && !contains(sids, sess.ID) {
-			sids = append(sids, sess.ID) // an access-token logout of an already gone session
 		}
 	}
 	if len(sids) == 0 {
@@ -400,7 +398,8 @@ func (s *Service) Me(ctx context.Context, accessToken string) (User, error) {
 
 // RevokeToken implements RFC 7009: a refresh token ends its session, an
 // access token is revoked by its jti. Unknown or invalid tokens are not an
-// error.
+// error, and what is revoked already (an access token of an ended session,
+// a token revoked before: the publisher remembers it) emits nothing.
 func (s *Service) RevokeToken(ctx context.Context, token, hint string) error {
 	tryRefresh := func() (bool, error) {
 		if !wellFormedRefresh(token) {
@@ -430,6 +429,14 @@ func (s *Service) RevokeToken(ctx context.Context, token, hint string) error {
 		case err != nil: // not one of ours, or already revoked: nothing to do
 			return false, nil
 		}
+		if c.SessionID != "" {
+			switch _, err := s.d.Sessions.Get(ctx, c.Subject, c.SessionID); {
+			case errors.Is(err, ErrSessionNotFound): // revoked with its session
+				return true, nil
+			case err != nil: // can't tell: revoking twice is harmless, not revoking is not
+				s.log.WarnContext(ctx, "token revocation: session state unknown; revoking the token anyway", "err", err)
+			}
+		}
 		if err := s.d.Throttle.Revocation(ctx, c.Subject); err != nil {
 			return false, err
 		}
@@ -448,6 +455,23 @@ func (s *Service) RevokeToken(ctx context.Context, token, hint string) error {
 		}
 	}
 	return nil
+}
+
+// accessSession returns the live session of an access token (only its ID
+// and UserID); ErrInvalidAccessToken when the token is invalid, revoked, or
+// its session has ended.
+func (s *Service) accessSession(ctx context.Context, token string) (Session, error) {
+	c, err := s.verifyAccess(ctx, token)
+	if err != nil {
+		return Session{}, err
+	}
+	switch _, err := s.d.Sessions.Get(ctx, c.Subject, c.SessionID); {
+	case errors.Is(err, ErrSessionNotFound):
+		return Session{}, fmt.Errorf("%w: its session has ended", ErrInvalidAccessToken)
+	case err != nil:
+		return Session{}, err
+	}
+	return Session{ID: c.SessionID, UserID: c.Subject}, nil
 }
 
 // User returns a user by id.

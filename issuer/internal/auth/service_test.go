@@ -237,6 +237,37 @@ func TestRevokeToken(t *testing.T) {
 	}
 }
 
+// The access token of an ended session ends nothing more and emits
+// nothing, by any path, even where the token still verifies (here: always;
+// in the issuer: until its revocation feed has the session's event).
+func TestDeadSessionTokensEmitNothing(t *testing.T) {
+	f := newFixture(t)
+	_, _ = f.svc.Register(t.Context(), auth.RegisterInput{Email: "a@example.com", Password: pw})
+	tok, _ := f.svc.Login(t.Context(), auth.LoginInput{Identifier: "a@example.com", Password: pw})
+	other, _ := f.svc.Login(t.Context(), auth.LoginInput{Identifier: "a@example.com", Password: pw})
+	if err := f.svc.Logout(t.Context(), auth.LogoutInput{RefreshToken: tok.RefreshToken}); err != nil {
+		t.Fatal(err)
+	}
+	for _, scope := range []auth.Scope{auth.ScopeLocal, auth.ScopeGlobal, auth.ScopeOthers} {
+		err := f.svc.Logout(t.Context(), auth.LogoutInput{AccessToken: tok.AccessToken, Scope: scope})
+		if !errors.Is(err, auth.ErrInvalidAccessToken) {
+			t.Errorf("logout %s with the ended session's access token: %v, want ErrInvalidAccessToken", scope, err)
+		}
+	}
+	if err := f.svc.RevokeToken(t.Context(), tok.AccessToken, "access_token"); err != nil {
+		t.Errorf("revoke the ended session's access token: %v", err)
+	}
+	if err := f.svc.RevokeToken(t.Context(), tok.RefreshToken, ""); err != nil {
+		t.Errorf("revoke the ended session's refresh token: %v", err)
+	}
+	if len(f.events.evs) != 1 || f.events.evs[0].SessionID != tok.Session.ID {
+		t.Fatalf("events %+v, want only the logout's", f.events.evs)
+	}
+	if sids, _ := f.sessions.List(t.Context(), tok.User.ID); len(sids) != 1 || sids[0] != other.Session.ID {
+		t.Fatalf("sessions %v, want the other one alive", sids)
+	}
+}
+
 // countingUsers counts the reads of a user by id; its ByID answers as if
 // the user had been disabled or deleted, or the store were down.
 type countingUsers struct {

@@ -8,7 +8,10 @@
 // down. A relay in every issuer replica (RunRelay) publishes the outbox with
 // retries. Only the replica holding the outbox's lease relays, in queue
 // order, so a user's events reach Kafka in the order they were queued, and
-// are deleted once acknowledged. A new event of a user who still has queued
+// are deleted once acknowledged. The lease is short (3 s) and held only while
+// there are events to relay, and the relay probes a Kafka that is down at
+// least every 500 ms, so queued events leave soon after Kafka comes back or
+// after the replica holding them dies. A new event of a user who still has queued
 // events goes behind them in the outbox. Duplicates are possible after a
 // timeout or a crash between ack and delete; consumers dedupe by jti.
 package kafkaevents
@@ -51,8 +54,15 @@ type Config struct {
 	// queues the events in the outbox. Default 1s.
 	AckTimeout    time.Duration
 	RelayInterval time.Duration // how often the relay looks at the outbox, default 1s
-	Logger        *slog.Logger
-	Now           func() time.Time
+	// Claims, when set, make Publish drop an event that revokes a session
+	// or a token already revoked; RevokedFor is how long one is remembered
+	// after its event: as long as a token it matches can be accepted (the
+	// maximum access-token lifetime plus twice the leeway, sdk.Retention).
+	// Default 6m.
+	Claims     Claims
+	RevokedFor time.Duration
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // Stats are cumulative counters, for metrics.
@@ -68,11 +78,15 @@ type Publisher struct {
 	cfg    Config
 	signer auth.Signer
 	w      *kafka.Writer
+	tr     *kafka.Transport // w's
+	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
 	outbox auth.Outbox
 	owner  string // of the outbox lease
 	log    *slog.Logger
 
-	wake chan struct{}
+	wake       chan struct{} // Publish queued events
+	kafkaUp    chan struct{} // a write was acknowledged while the relay waits for Kafka
+	relayWaits atomic.Bool   // the relay waits for Kafka to come back
 
 	published, outboxed, relayed, failures atomic.Uint64
 
@@ -82,13 +96,7 @@ type Publisher struct {
 	closeOnce sync.Once
 }
 
-const (
-	leaseFor        = 30 * time.Second
-	relayBatch      = 100
-	relayTimeout    = 10 * time.Second // bounds one relay write
-	maxBackoff      = 10 * time.Second
-	outboxOpTimeout = 5 * time.Second
-)
+const outboxOpTimeout = 5 * time.Second
 
 // NewPublisher returns a Publisher that signs with signer and queues in
 // outbox. It does not need Kafka to be up: events go to the outbox until it
@@ -108,15 +116,26 @@ func NewPublisher(ctx context.Context, cfg Config, signer auth.Signer, outbox au
 	if cfg.RelayInterval <= 0 {
 		cfg.RelayInterval = time.Second
 	}
+	if cfg.RevokedFor <= 0 {
+		cfg.RevokedFor = 6 * time.Minute
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	dial := (&net.Dialer{Timeout: time.Second}).DialContext
+	tr := &kafka.Transport{
+		Dial:        dial,
+		DialTimeout: time.Second,
+		MetadataTTL: 10 * time.Second,
+	}
 	p := &Publisher{
 		cfg:    cfg,
 		signer: signer,
+		tr:     tr,
+		dial:   dial,
 		w: &kafka.Writer{
 			Addr:                   kafka.TCP(cfg.Brokers...),
 			Topic:                  cfg.Topic,
@@ -129,16 +148,13 @@ func NewPublisher(ctx context.Context, cfg Config, signer auth.Signer, outbox au
 			WriteBackoffMin:        50 * time.Millisecond,
 			WriteBackoffMax:        500 * time.Millisecond,
 			AllowAutoTopicCreation: false,
-			Transport: &kafka.Transport{
-				Dial:        (&net.Dialer{Timeout: time.Second}).DialContext,
-				DialTimeout: time.Second,
-				MetadataTTL: 10 * time.Second,
-			},
+			Transport:              tr,
 		},
-		outbox: outbox,
-		owner:  "relay-" + rand.Text(),
-		log:    cfg.Logger,
-		wake:   make(chan struct{}, 1),
+		outbox:  outbox,
+		owner:   "relay-" + rand.Text(),
+		log:     cfg.Logger,
+		wake:    make(chan struct{}, 1),
+		kafkaUp: make(chan struct{}, 1),
 	}
 	if len(cfg.Brokers) == 0 {
 		p.w = nil
@@ -166,11 +182,35 @@ type record struct {
 // acknowledged them or they are durably in the outbox; an error only when
 // signing failed, or both failed (ErrUndelivered, which wraps
 // auth.ErrUnavailable). Cancelling ctx does not abandon events already signed.
+//
+// With Config.Claims, an event that revokes a session or a token already
+// revoked (by an earlier Publish of any replica, or by a concurrent one
+// that succeeds) is dropped, and Publish returns nil for it: the session or
+// token is revoked.
 func (p *Publisher) Publish(ctx context.Context, events ...revocation.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
 	now := p.cfg.Now()
+	events, c, claimsOK, err := p.claim(ctx, events)
+	if err != nil {
+		return fmt.Errorf("kafkaevents: %w", err)
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	err = p.publish(ctx, now, events, claimsOK)
+	if err != nil {
+		p.unclaim(ctx, c)
+		return err
+	}
+	p.settle(ctx, c, now)
+	return nil
+}
+
+// publish signs and delivers events. readOutbox is false when the outbox's
+// database just failed: events then go to Kafka first without asking it.
+func (p *Publisher) publish(ctx context.Context, now time.Time, events []revocation.Event, readOutbox bool) error {
 	recs := make([]record, len(events))
 	for i, e := range events {
 		if e.ID == "" {
@@ -192,9 +232,13 @@ func (p *Publisher) Publish(ctx context.Context, events ...revocation.Event) err
 	ctx = context.WithoutCancel(ctx)
 
 	// Keep per-user order: a user with queued events queues the new ones too.
-	queued, err := p.queuedSubjects(ctx, recs)
-	if err != nil {
-		p.log.WarnContext(ctx, "revocation events: outbox unreadable; writing to Kafka directly", "err", err)
+	var queued map[string]bool
+	if readOutbox {
+		var err error
+		queued, err = p.queuedSubjects(ctx, recs)
+		if err != nil {
+			p.log.WarnContext(ctx, "revocation events: outbox unreadable; writing to Kafka directly", "err", err)
+		}
 	}
 	var direct, later []record
 	for _, r := range recs {
@@ -278,8 +322,18 @@ func (p *Publisher) write(ctx context.Context, recs []record) ([]record, error) 
 	err := p.w.WriteMessages(ctx, msgs...)
 	p.setKafkaErr(err)
 	if err == nil {
+		if p.relayWaits.Load() { // Kafka is back: the relay need not wait for its probe
+			select {
+			case p.kafkaUp <- struct{}{}:
+			default:
+			}
+		}
 		return nil, nil
 	}
+	// The transport keeps the cluster's metadata, and a failed lookup,
+	// until its next refresh (seconds): drop it, so that the next write
+	// asks the brokers afresh.
+	p.tr.CloseIdleConnections()
 	var werrs kafka.WriteErrors
 	if !errors.As(err, &werrs) || len(werrs) != len(recs) {
 		return recs, err
@@ -408,6 +462,7 @@ func (p *Publisher) Close() error {
 		p.releaseLease(context.Background())
 		if p.w != nil {
 			err = p.w.Close()
+			p.tr.CloseIdleConnections() // ends the transport's metadata refreshes
 		}
 	})
 	return err

@@ -2,6 +2,9 @@ package mongostore_test
 
 import (
 	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,5 +58,73 @@ func TestOutboxOfAnExistingDatabase(t *testing.T) {
 	}
 	if _, ok := doc["set"].(string); !ok || doc["sub"] != "user-1" {
 		t.Fatalf("new entry stored as %v, want sub and set as strings", doc)
+	}
+}
+
+// The outbox's claims: one holder per key, even among racing owners; a
+// settled key is reported as such until its time runs out; an unsettled
+// claim whose owner died is taken over once it runs out.
+func TestOutboxClaims(t *testing.T) {
+	o, err := mongostore.NewOutbox(t.Context(), testenv.MongoDB(t), mongostore.RevocationOutbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	claim := func(owner string, at time.Time, keys ...string) (held, settled []string) {
+		t.Helper()
+		held, settled, err := o.Claim(t.Context(), owner, at, at.Add(10*time.Second), keys...)
+		if err != nil {
+			t.Fatalf("Claim(%s, %v): %v", owner, keys, err)
+		}
+		slices.Sort(held)
+		slices.Sort(settled)
+		return held, settled
+	}
+	if held, settled := claim("a", now, "k1", "k2"); !slices.Equal(held, []string{"k1", "k2"}) || settled != nil {
+		t.Fatalf("first claim: held %v, settled %v; want both held", held, settled)
+	}
+	if held, settled := claim("b", now, "k1", "k3"); !slices.Equal(held, []string{"k3"}) || settled != nil {
+		t.Fatalf("b's claim: held %v, settled %v; want k3 held, k1 pending", held, settled)
+	}
+	if held, _ := claim("a", now, "k1"); !slices.Equal(held, []string{"k1"}) {
+		t.Fatalf("a again: held %v, want k1 (its own)", held)
+	}
+	if err := o.Settle(t.Context(), "a", now.Add(time.Minute), "k1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Settle(t.Context(), "b", now.Add(time.Minute), "k2"); err != nil { // not b's: no effect
+		t.Fatal(err)
+	}
+	if held, settled := claim("c", now.Add(30*time.Second), "k1", "k2"); !slices.Equal(held, []string{"k2"}) ||
+		!slices.Equal(settled, []string{"k1"}) {
+		t.Fatalf("c's claim after a settled k1 and its k2 ran out: held %v, settled %v; want k2 held, k1 settled", held, settled)
+	}
+	if err := o.Unclaim(t.Context(), "b", "k3"); err != nil {
+		t.Fatal(err)
+	}
+	if held, _ := claim("d", now, "k3"); !slices.Equal(held, []string{"k3"}) {
+		t.Fatalf("after b unclaimed k3: held %v", held)
+	}
+	if err := o.ExpireClaims(t.Context(), now.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if held, _ := claim("e", now, "k1", "k2", "k3"); len(held) != 3 {
+		t.Fatalf("after expiry: held %v, want all three", held)
+	}
+
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			held, _, err := o.Claim(t.Context(), fmt.Sprint("racer-", i), now, now.Add(time.Minute), "race")
+			if err != nil {
+				t.Errorf("Claim: %v", err)
+			}
+			wins.Add(int32(len(held)))
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("racing claims of one key: %d holders, want 1", wins.Load())
 	}
 }
