@@ -181,7 +181,8 @@ func checkBound(t *testing.T, heap, rss uint64) {
 	}
 }
 
-// A compressed record that inflates to 150 MiB does not blow up the feed's memory; the revocation written after it is
+// A compressed record that inflates to 150 MiB (or says it will, to 4 GiB)
+// does not blow up the feed's memory; the revocation written after it is
 // applied; the bomb is counted and logged once.
 func TestCompressionBomb(t *testing.T) {
 	brokers := sharedBroker(t)
@@ -192,6 +193,12 @@ func TestCompressionBomb(t *testing.T) {
 		{"gzip", func(t *testing.T, topic string) { writeBomb(t, brokers, topic, kafka.Gzip, bombSize) }},
 		{"zstd", func(t *testing.T, topic string) { writeBomb(t, brokers, topic, kafka.Zstd, bombSize) }},
 		{"lz4", func(t *testing.T, topic string) { writeBomb(t, brokers, topic, kafka.Lz4, bombSize) }},
+		{"snappy declaring 4 GiB", func(t *testing.T, topic string) {
+			rawProduce(t, brokers, topic, 0, rawBatch(kafka.Snappy, 1, snappyDeclaring(1<<32-1, true)))
+		}},
+		{"zstd window of 2 GiB", func(t *testing.T, topic string) {
+			rawProduce(t, brokers, topic, 0, rawBatch(kafka.Zstd, 1, zstdRLE(31, 1200)))
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -576,6 +576,12 @@ func (f *Feed) seek(ctx context.Context, p *partition) (int64, error) {
 	}
 	from := f.cfg.Now().Add(-f.cfg.Replay)
 	off, err := conn.ReadOffset(from)
+	var kerr kafka.Error
+	if errors.As(err, &kerr) {
+		f.log.WarnContext(ctx, "the broker cannot tell where the replay starts (a batch it cannot decode?); replaying from further back",
+			"partition", p.id, "from", from, "err", err)
+		off, err = offsetBefore(conn, from, f.cfg.Replay)
+	}
 	if err != nil {
 		return -1, err
 	}
@@ -589,6 +595,37 @@ func (f *Feed) seek(ctx context.Context, p *partition) (int64, error) {
 	f.log.DebugContext(ctx, "replaying partition", "partition", p.id,
 		"from", from, "offset", off, "high_water_mark", hwm)
 	return off, nil
+}
+
+// seekSteps is how many earlier times offsetBefore asks for before it
+// settles for the start of the log: the last is 2^(seekSteps-1) replay
+// windows back.
+const seekSteps = 10
+
+// offsetBefore finds an offset at or before the first one written at or
+// after from, when the broker failed to answer for from itself. A broker
+// answers a query by time by reading the records of the first batch whose
+// timestamps reach it, and fails when that batch cannot be decoded (a bomb
+// written there). Asked for an earlier time, it reads a batch before that
+// one, or the same (and fails again): each step goes twice as far back,
+// and last comes the start of the log. Starting early only replays events
+// too old to matter, which the Set drops.
+func offsetBefore(conn *kafka.Conn, from time.Time, step time.Duration) (int64, error) {
+	for i := range seekSteps {
+		off, err := conn.ReadOffset(from.Add(-step << i))
+		var kerr kafka.Error
+		if errors.As(err, &kerr) {
+			continue // the same batch, or another that cannot be decoded
+		}
+		if err != nil {
+			return -1, err
+		}
+		if off >= 0 {
+			return off, nil
+		}
+		break // nothing found from then on (which cannot be): from the start
+	}
+	return conn.ReadFirstOffset()
 }
 
 // apply verifies one record and gives the event to the Set. A forged or broken
