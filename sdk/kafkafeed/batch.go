@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/snappy"
@@ -49,6 +50,7 @@ type rawBatch struct {
 	magic     int8                  // 2: the format since Kafka 0.11; -1: too short to tell
 	attrs     int16
 	lastDelta int32
+	maxTs     int64 // the batch's largest timestamp, Unix ms
 	count     int32
 	body      []byte // the records as stored; nil when not read (too large, or not v2)
 	tooLarge  bool
@@ -60,6 +62,7 @@ const (
 	hdrCRC       = 5  // CRC-32C of everything from hdrAttrs on
 	hdrAttrs     = 9  // bits 0-2 compression, 5 control batch
 	hdrLastDelta = 11 // lastOffsetDelta
+	hdrMaxTime   = 23 // maxTimestamp
 	hdrCount     = 45 // number of records
 )
 
@@ -71,6 +74,7 @@ func (b *rawBatch) parseHeader() {
 	}
 	b.attrs = int16(binary.BigEndian.Uint16(h[hdrAttrs:]))
 	b.lastDelta = int32(binary.BigEndian.Uint32(h[hdrLastDelta:]))
+	b.maxTs = int64(binary.BigEndian.Uint64(h[hdrMaxTime:]))
 	b.count = int32(binary.BigEndian.Uint32(h[hdrCount:]))
 }
 
@@ -85,7 +89,16 @@ func (b *rawBatch) last() int64 {
 }
 
 func (b *rawBatch) control() bool { return b.magic == 2 && b.attrs&0x20 != 0 }
-func (b *rawBatch) codec() int    { return int(b.attrs & 0x07) }
+
+// maxTime is the batch's largest timestamp (Unix ms); the largest there is
+// for a batch of an old format, which holds none.
+func (b *rawBatch) maxTime() int64 {
+	if b.magic != 2 {
+		return math.MaxInt64
+	}
+	return b.maxTs
+}
+func (b *rawBatch) codec() int { return int(b.attrs & 0x07) }
 
 // record is one decoded record: what the feed needs of it.
 type record struct {

@@ -205,16 +205,22 @@ func TestCompressionBomb(t *testing.T) {
 			fx := newFixture(t)
 			topic := topicName(t)
 			createTopic(t, brokers, topic, 1)
-			tt.write(t, topic)
 			now := time.Now()
+			w := newWriter(t, brokers, topic, nil)
+			old := fx.userEvent("old", now.Add(-2*time.Hour)) // older than the replay window
+			write(t, w, record("old", fx.Sign(t, old), old.At))
+			tt.write(t, topic)
 			after := fx.userEvent("after-bomb", now)
-			write(t, newWriter(t, brokers, topic, nil), record("after-bomb", fx.Sign(t, after), now))
+			write(t, w, record("after-bomb", fx.Sign(t, after), now))
 
 			f, heap, rss, warn := watchFeed(t, fx, brokers, topic)
 			t.Logf("%s: the feed's peak growth: Go heap +%s, RSS +%s", tt.name, mib(heap), mib(rss))
 			checkBound(t, heap, rss)
 			if !fx.revoked(t, f, "after-bomb", now) {
 				t.Error("the revocation after the bomb was not applied")
+			}
+			if fx.revoked(t, f, "old", now) {
+				t.Error("an event older than the replay window was applied")
 			}
 			if st := f.Stats(); st.Undecodable != 1 || st.Poison != 1 || st.Applied != 1 {
 				t.Errorf("Stats = %+v, want the bomb counted as 1 undecodable (and poison), 1 applied", st)

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -133,12 +134,13 @@ var _ sdk.RevocationSource = (*Feed)(nil)
 
 // partition is one partition's progress. Offsets are -1 until known.
 type partition struct {
-	id       int
-	startHWM atomic.Int64 // high-water mark seen when first positioned
-	next     atomic.Int64 // next offset to read
-	hwm      atomic.Int64 // latest high-water mark seen
-	caught   atomic.Bool
-	reset    atomic.Bool // the log went behind next: seek again by timestamp
+	id         int
+	startHWM   atomic.Int64 // high-water mark seen when first positioned
+	next       atomic.Int64 // next offset to read
+	hwm        atomic.Int64 // latest high-water mark seen
+	caught     atomic.Bool
+	reset      atomic.Bool  // the log went behind next: seek again by timestamp
+	skipBefore atomic.Int64 // replaying from the log's start: batches older than this (Unix ms) are skipped; 0: none
 
 	mu     sync.Mutex
 	cancel context.CancelFunc // stops the current reader
@@ -514,7 +516,11 @@ func (f *Feed) applyBatch(ctx context.Context, p *partition, b *rawBatch, next i
 	if last < next { // a fetch returns the batch holding next from its start
 		return next
 	}
-	if b.control() { // transaction markers: no events
+	// Replaying from the log's start (see seek), a batch older than the
+	// window is skipped: its events are older still (a record's timestamp is
+	// when it was written, after its event), too old to matter.
+	skip := p.skipBefore.Load()
+	if b.control() || skip != 0 && b.maxTime() < skip { // control: transaction markers, no events
 		p.advance(last + 1)
 		return last + 1
 	}
@@ -553,42 +559,49 @@ func (f *Feed) applyBatch(ctx context.Context, p *partition, b *rawBatch, next i
 // "caught up" means, and the answer when no record is that recent (unlike
 // Reader.SetOffsetAt, which then means "the end, whenever the reader gets
 // there", and could skip a record written in between).
+//
+// A broker answers a query by time by reading the records of the first
+// batch whose timestamps reach it, and fails, or takes too long, when it
+// cannot decode that batch (a bomb written there): asking again, or for
+// other times that land on the same batch, makes it decode the bomb again.
+// Then the replay starts at the start of the log instead, and the batches
+// older than the window are skipped by the timestamps in their headers,
+// read but not decoded: what the broker's answer would have skipped.
 func (f *Feed) seek(ctx context.Context, p *partition) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	var conn *kafka.Conn
-	var err error
-	for _, b := range f.cfg.Brokers {
-		if conn, err = f.dialer.DialLeader(ctx, "tcp", b, f.cfg.Topic, p.id); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		return -1, err
-	}
-	defer conn.Close()
-	if d, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(d)
-	}
-	hwm, err := conn.ReadLastOffset()
-	if err != nil {
-		return -1, err
-	}
 	from := f.cfg.Now().Add(-f.cfg.Replay)
-	off, err := conn.ReadOffset(from)
+	var hwm, off int64
+	var byTime error
+	err := f.withLeader(ctx, p.id, func(conn *kafka.Conn) (err error) {
+		if hwm, err = conn.ReadLastOffset(); err != nil {
+			return err
+		}
+		off, byTime = conn.ReadOffset(from)
+		return nil
+	})
+	skip := int64(0)
 	var kerr kafka.Error
-	if errors.As(err, &kerr) {
-		f.log.WarnContext(ctx, "the broker cannot tell where the replay starts (a batch it cannot decode?); replaying from further back",
-			"partition", p.id, "from", from, "err", err)
-		off, err = offsetBefore(conn, from, f.cfg.Replay)
-	}
-	if err != nil {
+	switch {
+	case err != nil:
 		return -1, err
+	case errors.As(byTime, &kerr), errors.Is(byTime, os.ErrDeadlineExceeded):
+		f.log.WarnContext(ctx, "the broker cannot tell where the replay starts (stuck on a batch it cannot decode?); "+
+			"replaying the partition from its start, skipping what is older than the window",
+			"partition", p.id, "from", from, "err", byTime)
+		if err = f.withLeader(ctx, p.id, func(conn *kafka.Conn) (err error) {
+			off, err = conn.ReadFirstOffset()
+			return err
+		}); err != nil {
+			return -1, err
+		}
+		skip = from.UnixMilli()
+	case byTime != nil:
+		return -1, byTime
 	}
 	f.contact()
 	if off < 0 || off > hwm {
 		off = hwm
 	}
+	p.skipBefore.Store(skip)
 	p.hwm.Store(hwm)
 	p.startHWM.CompareAndSwap(-1, hwm)
 	p.advance(off)
@@ -597,35 +610,26 @@ func (f *Feed) seek(ctx context.Context, p *partition) (int64, error) {
 	return off, nil
 }
 
-// seekSteps is how many earlier times offsetBefore asks for before it
-// settles for the start of the log: the last is 2^(seekSteps-1) replay
-// windows back.
-const seekSteps = 10
-
-// offsetBefore finds an offset at or before the first one written at or
-// after from, when the broker failed to answer for from itself. A broker
-// answers a query by time by reading the records of the first batch whose
-// timestamps reach it, and fails when that batch cannot be decoded (a bomb
-// written there). Asked for an earlier time, it reads a batch before that
-// one, or the same (and fails again): each step goes twice as far back,
-// and last comes the start of the log. Starting early only replays events
-// too old to matter, which the Set drops.
-func offsetBefore(conn *kafka.Conn, from time.Time, step time.Duration) (int64, error) {
-	for i := range seekSteps {
-		off, err := conn.ReadOffset(from.Add(-step << i))
-		var kerr kafka.Error
-		if errors.As(err, &kerr) {
-			continue // the same batch, or another that cannot be decoded
+// withLeader runs fn on a connection to the partition's leader, within
+// requestTimeout.
+func (f *Feed) withLeader(ctx context.Context, partition int, fn func(*kafka.Conn) error) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	var conn *kafka.Conn
+	var err error
+	for _, b := range f.cfg.Brokers {
+		if conn, err = f.dialer.DialLeader(ctx, "tcp", b, f.cfg.Topic, partition); err == nil {
+			break
 		}
-		if err != nil {
-			return -1, err
-		}
-		if off >= 0 {
-			return off, nil
-		}
-		break // nothing found from then on (which cannot be): from the start
 	}
-	return conn.ReadFirstOffset()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if d, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(d)
+	}
+	return fn(conn)
 }
 
 // apply verifies one record and gives the event to the Set. A forged or broken
