@@ -14,7 +14,6 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
-	"github.com/segmentio/kafka-go"
 )
 
 // MaxBatchBytes is the largest record batch a Feed decodes, as stored
@@ -37,10 +36,6 @@ var (
 	errBatchCorrupt  = errors.New("record batch corrupt")
 	errBatchFormat   = errors.New("record batch format not supported")
 )
-
-// kafkaError is a partition's error code as kafka-go's error type, which
-// errors.Is compares by code.
-func kafkaError(code int16) error { return kafka.Error(code) }
 
 // rawBatch is one record batch of a fetch response, as stored.
 type rawBatch struct {

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 	"github.com/segmentio/kafka-go/protocol/fetch"
 )
@@ -117,6 +118,10 @@ func (r *fetchRequest) RawExchange(rw io.ReadWriter) (protocol.Message, error) {
 	}
 	return res, nil
 }
+
+// kafkaError is a partition's error code as kafka-go's error type, which
+// errors.Is compares by code.
+func kafkaError(code int16) error { return kafka.Error(code) }
 
 // errAbandoned ends an exchange whose caller gave up before it started.
 var errAbandoned = errors.New("fetch abandoned")
