@@ -1,10 +1,51 @@
 package kafkafeed
 
-import "time"
+import (
+	"bytes"
+	"context"
+	"io"
+	"time"
+)
 
 // SetDiscoverEvery shortens the partition discovery interval for a test.
 func SetDiscoverEvery(d time.Duration) (restore func()) {
 	old := discoverEvery
 	discoverEvery = d
 	return func() { discoverEvery = old }
+}
+
+// Why a batch is skipped, and the zstd window limit, for tests.
+var (
+	ErrBatchTooLarge = errBatchTooLarge
+	ErrBatchCorrupt  = errBatchCorrupt
+	ErrBatchFormat   = errBatchFormat
+)
+
+// ZstdWindow is the most a zstd decoder of a Feed holds.
+var ZstdWindow = windowSize(zstdWindowDescriptor)
+
+// DecodedBatch is what a Feed makes of one record batch.
+type DecodedBatch struct {
+	First, Last int64
+	Offsets     []int64
+	Values      [][]byte
+	Err         error
+}
+
+// DecodeRecords reads records, the records field of a fetch response, as
+// a Feed does, and decodes every batch in it.
+func DecodeRecords(records []byte) []DecodedBatch {
+	n := int64(len(records))
+	w := &wire{r: &io.LimitedReader{R: bytes.NewReader(records), N: n}}
+	var out []DecodedBatch
+	for _, b := range (&fetchRequest{maxBatch: MaxBatchBytes}).readBatches(w, n) {
+		recs, err := b.records(context.Background())
+		d := DecodedBatch{First: b.base, Last: b.last(), Err: err}
+		for _, r := range recs {
+			d.Offsets = append(d.Offsets, r.offset)
+			d.Values = append(d.Values, r.value)
+		}
+		out = append(out, d)
+	}
+	return out
 }

@@ -4,6 +4,18 @@
 // replica must see every event. On start it replays the window that can still
 // matter (max access-token TTL + leeway) by timestamp, and reports caught-up
 // once it reached the high-water marks it saw at start.
+//
+// Whatever is on the topic, a Feed's memory stays bounded. It reads fetch
+// responses itself rather than through kafka-go's Reader, which inflates a
+// compressed batch whole before any size check (a record of a few KiB that
+// inflated to 150 MiB took a verifier from 19 MB to 1 GB). It holds no
+// record batch larger than MaxBatchBytes, as stored or inflated, and the
+// process inflates one batch at a time. A batch over the limit, corrupt,
+// or in a format older than Kafka 0.11's is skipped whole, by the offsets
+// its header gives, logged once and counted (Stats.Undecodable): the
+// records after it are still applied. Nothing global changes: kafka-go's
+// codec table is not touched, and other kafka-go readers and writers in
+// the process work as before.
 package kafkafeed
 
 import (
@@ -13,6 +25,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -64,7 +77,8 @@ type Stats struct {
 	Lag          int64         // sum over partitions of high-water mark − next offset
 	Applied      uint64        // events the Set took as new
 	Duplicates   uint64        // verified events the Set already had (or found too old)
-	Poison       uint64        // records that failed verification, skipped
+	Poison       uint64        // records that failed verification, and batches that could not be decoded, skipped
+	Undecodable  uint64        // record batches skipped whole: over MaxBatchBytes, corrupt or of an old format (also in Poison)
 	KeyWaits     uint64        // records verified only after the key set was loaded or refreshed
 	LastEventAt  time.Time     // when the last verified event was read; zero if none
 	LastEventAge time.Duration // Now − LastEventAt; 0 if none
@@ -83,7 +97,8 @@ const (
 	backoffMin      = 100 * time.Millisecond
 	backoffMax      = 10 * time.Second
 	requestTimeout  = 5 * time.Second
-	readerMaxWait   = 500 * time.Millisecond // Close waits out a fetch: keep it short
+	fetchMaxWait    = 500 * time.Millisecond // a stopped partition waits out a fetch: keep it short
+	fetchMaxBytes   = 1 << 20                // per fetch; the first batch comes whole even when larger
 	defaultStalness = 30 * time.Second
 )
 
@@ -95,6 +110,8 @@ type Feed struct {
 	dialer    *kafka.Dialer
 	transport *kafka.Transport
 	client    *kafka.Client
+	addr      net.Addr       // the bootstrap brokers, for transport round trips
+	fetching  sync.WaitGroup // fetch exchanges running on transport connections
 	created   time.Time
 	events    *revocation.SETVerifier // set by Run
 	keys      sdk.KeySource           // set by Run
@@ -107,6 +124,7 @@ type Feed struct {
 	applied     atomic.Uint64
 	duplicates  atomic.Uint64
 	poison      atomic.Uint64
+	undecodable atomic.Uint64
 	keyWaits    atomic.Uint64
 	lastEvent   atomic.Int64 // unix nanoseconds, 0: none
 	lastContact atomic.Int64 // unix nanoseconds, 0: none
@@ -116,12 +134,13 @@ var _ sdk.RevocationSource = (*Feed)(nil)
 
 // partition is one partition's progress. Offsets are -1 until known.
 type partition struct {
-	id       int
-	startHWM atomic.Int64 // high-water mark seen when first positioned
-	next     atomic.Int64 // next offset to read
-	hwm      atomic.Int64 // latest high-water mark seen
-	caught   atomic.Bool
-	reset    atomic.Bool // the log went behind next: seek again by timestamp
+	id         int
+	startHWM   atomic.Int64 // high-water mark seen when first positioned
+	next       atomic.Int64 // next offset to read
+	hwm        atomic.Int64 // latest high-water mark seen
+	caught     atomic.Bool
+	reset      atomic.Bool  // the log went behind next: seek again by timestamp
+	skipBefore atomic.Int64 // replaying from the log's start: batches older than this (Unix ms) are skipped; 0: none
 
 	mu     sync.Mutex
 	cancel context.CancelFunc // stops the current reader
@@ -191,15 +210,16 @@ func New(cfg Config) (*Feed, error) {
 		SASL:        dialer.SASLMechanism,
 		MetadataTTL: pollEvery,
 	}
+	addr := kafka.TCP(cfg.Brokers...)
 	return &Feed{
 		cfg:       cfg,
 		log:       log.With("component", "kafkafeed", "topic", cfg.Topic),
 		dialer:    dialer,
 		transport: transport,
-		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport,
-			Timeout: requestTimeout},
-		created: cfg.Now(),
-		parts:   make(map[int]*partition),
+		addr:      addr,
+		client:    &kafka.Client{Addr: addr, Transport: transport, Timeout: requestTimeout},
+		created:   cfg.Now(),
+		parts:     make(map[int]*partition),
 	}, nil
 }
 
@@ -233,6 +253,7 @@ func (f *Feed) Run(ctx context.Context, trust sdk.EventTrust) error {
 	var wg sync.WaitGroup
 	defer func() {
 		wg.Wait()
+		f.fetching.Wait() // a fetch whose caller left ends within fetchMaxWait
 		f.transport.CloseIdleConnections()
 	}()
 
@@ -423,8 +444,9 @@ func (f *Feed) consume(ctx context.Context, p *partition) {
 	}
 }
 
-// readPartition positions a reader (by timestamp the first time, at the next
-// offset afterwards) and applies records until an error or ctx ends it.
+// readPartition positions the partition (by timestamp the first time, at
+// the next offset afterwards) and applies what it fetches until an error or
+// ctx ends it.
 func (f *Feed) readPartition(ctx context.Context, p *partition) error {
 	next := p.next.Load()
 	if next < 0 {
@@ -433,30 +455,103 @@ func (f *Feed) readPartition(ctx context.Context, p *partition) error {
 			return fmt.Errorf("seek: %w", err)
 		}
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: f.cfg.Brokers, Topic: f.cfg.Topic, Partition: p.id, Dialer: f.dialer,
-		MinBytes: 1, MaxBytes: 1 << 20, // answer as soon as one record is there
-		MaxWait:        readerMaxWait,
-		ReadBackoffMin: 50 * time.Millisecond,
-		ReadBackoffMax: time.Second,
-		MaxAttempts:    1, // surface errors: our loop owns retries
-	})
-	defer r.Close()
-	if err := r.SetOffset(next); err != nil {
-		return err
-	}
 	for {
-		m, err := r.ReadMessage(ctx) // no GroupID: nothing to commit
+		res, err := f.fetch(ctx, p.id, next)
 		if err != nil {
 			return err
 		}
 		f.contact()
-		if m.HighWaterMark > 0 {
-			p.hwm.Store(m.HighWaterMark)
+		switch {
+		case errors.Is(res.err, kafka.OffsetOutOfRange):
+			// Retention went past next, or the log lost data: what can
+			// still matter is found again by timestamp.
+			f.log.WarnContext(ctx, "offset out of range; replaying the partition by timestamp",
+				"partition", p.id, "next_offset", next)
+			p.next.Store(-1)
+			return res.err
+		case res.err != nil:
+			return res.err
 		}
-		f.apply(ctx, p.id, m)
-		p.advance(m.Offset + 1)
+		if res.hwm >= 0 {
+			p.hwm.Store(res.hwm)
+		}
+		for i := range res.batches {
+			if next = f.applyBatch(ctx, p, &res.batches[i], next); ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
 	}
+}
+
+// fetch asks the partition's leader for what follows offset, waiting up to
+// fetchMaxWait for a record to arrive.
+func (f *Feed) fetch(ctx context.Context, partition int, offset int64) (*fetchResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, fetchMaxWait+requestTimeout)
+	defer cancel()
+	req := &fetchRequest{
+		topic: f.cfg.Topic, partition: int32(partition), offset: offset, clientID: f.dialer.ClientID,
+		maxWait: fetchMaxWait, maxBytes: fetchMaxBytes, maxBatch: MaxBatchBytes, done: f.fetching.Done,
+	}
+	f.fetching.Add(1)
+	res, err := f.transport.RoundTrip(ctx, f.addr, req)
+	if req.claimed.CompareAndSwap(false, true) {
+		f.fetching.Done() // the exchange never started, and now never will
+	}
+	if err != nil {
+		return nil, err
+	}
+	fr, ok := res.(*fetchResponse)
+	if !ok {
+		return nil, fmt.Errorf("fetch: unexpected response %T", res)
+	}
+	return fr, nil
+}
+
+// applyBatch applies the records of b at or after next, and returns the
+// offset after the last one applied: after the batch, unless ctx ended it.
+// A batch that cannot be decoded is skipped whole: its header says where
+// it ends, so no record of another batch is lost.
+func (f *Feed) applyBatch(ctx context.Context, p *partition, b *rawBatch, next int64) int64 {
+	last := b.last()
+	if last < next { // a fetch returns the batch holding next from its start
+		return next
+	}
+	// Replaying from the log's start (see seek), a batch older than the
+	// window is skipped: its events are older still (a record's timestamp is
+	// when it was written, after its event), too old to matter.
+	skip := p.skipBefore.Load()
+	if b.control() || skip != 0 && b.maxTime() < skip { // control: transaction markers, no events
+		p.advance(last + 1)
+		return last + 1
+	}
+	recs, err := b.records(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return next
+		}
+		f.undecodable.Add(1)
+		f.poison.Add(1)
+		f.log.WarnContext(ctx, "skipping a revocation record batch that cannot be decoded",
+			"partition", p.id, "first_offset", b.base, "last_offset", last, "err", err)
+		p.advance(last + 1)
+		return last + 1
+	}
+	for _, r := range recs {
+		if r.offset < next {
+			continue
+		}
+		f.apply(ctx, p.id, r.offset, r.value)
+		if ctx.Err() != nil {
+			return next // stopping: the record is read again by the next start
+		}
+		next = r.offset + 1
+		p.advance(next)
+	}
+	if last >= next { // offsets compacted away, or records before next
+		next = last + 1
+		p.advance(next)
+	}
+	return next
 }
 
 // seek finds where replay starts: the first offset whose timestamp is at or
@@ -464,36 +559,49 @@ func (f *Feed) readPartition(ctx context.Context, p *partition) error {
 // "caught up" means, and the answer when no record is that recent (unlike
 // Reader.SetOffsetAt, which then means "the end, whenever the reader gets
 // there", and could skip a record written in between).
+//
+// A broker answers a query by time by reading the records of the first
+// batch whose timestamps reach it, and fails, or takes too long, when it
+// cannot decode that batch (a bomb written there): asking again, or for
+// other times that land on the same batch, makes it decode the bomb again.
+// Then the replay starts at the start of the log instead, and the batches
+// older than the window are skipped by the timestamps in their headers,
+// read but not decoded: what the broker's answer would have skipped.
 func (f *Feed) seek(ctx context.Context, p *partition) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	var conn *kafka.Conn
-	var err error
-	for _, b := range f.cfg.Brokers {
-		if conn, err = f.dialer.DialLeader(ctx, "tcp", b, f.cfg.Topic, p.id); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		return -1, err
-	}
-	defer conn.Close()
-	if d, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(d)
-	}
-	hwm, err := conn.ReadLastOffset()
-	if err != nil {
-		return -1, err
-	}
 	from := f.cfg.Now().Add(-f.cfg.Replay)
-	off, err := conn.ReadOffset(from)
-	if err != nil {
+	var hwm, off int64
+	var byTime error
+	err := f.withLeader(ctx, p.id, func(conn *kafka.Conn) (err error) {
+		if hwm, err = conn.ReadLastOffset(); err != nil {
+			return err
+		}
+		off, byTime = conn.ReadOffset(from)
+		return nil
+	})
+	skip := int64(0)
+	var kerr kafka.Error
+	switch {
+	case err != nil:
 		return -1, err
+	case errors.As(byTime, &kerr), errors.Is(byTime, os.ErrDeadlineExceeded):
+		f.log.WarnContext(ctx, "the broker cannot tell where the replay starts (stuck on a batch it cannot decode?); "+
+			"replaying the partition from its start, skipping what is older than the window",
+			"partition", p.id, "from", from, "err", byTime)
+		if err = f.withLeader(ctx, p.id, func(conn *kafka.Conn) (err error) {
+			off, err = conn.ReadFirstOffset()
+			return err
+		}); err != nil {
+			return -1, err
+		}
+		skip = from.UnixMilli()
+	case byTime != nil:
+		return -1, byTime
 	}
 	f.contact()
 	if off < 0 || off > hwm {
 		off = hwm
 	}
+	p.skipBefore.Store(skip)
 	p.hwm.Store(hwm)
 	p.startHWM.CompareAndSwap(-1, hwm)
 	p.advance(off)
@@ -502,22 +610,44 @@ func (f *Feed) seek(ctx context.Context, p *partition) (int64, error) {
 	return off, nil
 }
 
+// withLeader runs fn on a connection to the partition's leader, within
+// requestTimeout.
+func (f *Feed) withLeader(ctx context.Context, partition int, fn func(*kafka.Conn) error) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	var conn *kafka.Conn
+	var err error
+	for _, b := range f.cfg.Brokers {
+		if conn, err = f.dialer.DialLeader(ctx, "tcp", b, f.cfg.Topic, partition); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if d, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(d)
+	}
+	return fn(conn)
+}
+
 // apply verifies one record and gives the event to the Set. A forged or broken
 // record must not stop the ones after it.
-func (f *Feed) apply(ctx context.Context, partition int, m kafka.Message) {
-	e, err := f.verify(ctx, m.Value)
+func (f *Feed) apply(ctx context.Context, partition int, offset int64, value []byte) {
+	e, err := f.verify(ctx, value)
 	if err != nil {
 		if ctx.Err() != nil {
 			return // stopping: the record is read again by the next start
 		}
 		f.poison.Add(1)
 		f.log.WarnContext(ctx, "skipping revocation record that failed verification",
-			"partition", partition, "offset", m.Offset, "err", err)
+			"partition", partition, "offset", offset, "err", err)
 		return
 	}
 	if e.Odd != "" {
 		f.log.WarnContext(ctx, "revocation event applied; informational members of an unexpected shape ignored",
-			"partition", partition, "offset", m.Offset, "event", e.ID, "members", e.Odd)
+			"partition", partition, "offset", offset, "event", e.ID, "members", e.Odd)
 	}
 	f.lastEvent.Store(f.cfg.Now().UnixNano())
 	if f.cfg.Set.Add(e) {
@@ -671,13 +801,14 @@ func (f *Feed) Revoked(c *sdk.Claims) (bool, error) {
 // Stats returns a snapshot. Lag is refreshed about every second.
 func (f *Feed) Stats() Stats {
 	s := Stats{
-		Entries:    -1,
-		CaughtUp:   f.CaughtUp(),
-		Stale:      f.Stale(),
-		Applied:    f.applied.Load(),
-		Duplicates: f.duplicates.Load(),
-		Poison:     f.poison.Load(),
-		KeyWaits:   f.keyWaits.Load(),
+		Entries:     -1,
+		CaughtUp:    f.CaughtUp(),
+		Stale:       f.Stale(),
+		Applied:     f.applied.Load(),
+		Duplicates:  f.duplicates.Load(),
+		Poison:      f.poison.Load(),
+		Undecodable: f.undecodable.Load(),
+		KeyWaits:    f.keyWaits.Load(),
 	}
 	if n := f.lastContact.Load(); n != 0 {
 		s.LastContact = time.Unix(0, n)

@@ -1,0 +1,5 @@
+//go:build !race
+
+package kafkafeed_test
+
+const raceEnabled = false
