@@ -141,17 +141,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jotguard_password_hash_queue",
 			Help: "Requests waiting for or holding a password hashing slot."},
 			func() float64 { return float64(hasher.Waiting()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jotguard_revocation_outbox_pending",
-			Help: "Revocation events waiting in the MongoDB outbox (-1: unknown)."},
-			func() float64 {
-				c, cancel := context.WithTimeout(context.Background(), time.Second)
-				defer cancel()
-				n, err := pub.Pending(c)
-				if err != nil {
-					return -1
-				}
-				return float64(n)
-			}),
+		pendingGauge("jotguard_revocation_outbox_pending", "Revocation events waiting in the MongoDB outbox (-1: unknown).", pub.Pending),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "jotguard_revocation_events_published_total",
 			Help: "Revocation events Kafka acknowledged on publish."}, func() float64 { return float64(pub.Stats().Published) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "jotguard_revocation_events_outboxed_total",
@@ -202,6 +192,20 @@ func newMailer(ctx context.Context, db *mongo.Database, cfg config.Config, log *
 		EncryptionKey: cfg.KeyEncryptionKey, Logger: log}, outbox)
 }
 
+// pendingGauge reports an outbox's size, or -1 when it cannot be read
+// within a second.
+func pendingGauge(name, help string, pending func(context.Context) (int64, error)) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+		c, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, err := pending(c)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	})
+}
+
 // mailMetrics are the mail queue's counters and the outbox's size.
 func mailMetrics(q *mail.Queue) []prometheus.Collector {
 	counter := func(name, help string, v func(mail.Stats) uint64) prometheus.Collector {
@@ -209,17 +213,7 @@ func mailMetrics(q *mail.Queue) []prometheus.Collector {
 			func() float64 { return float64(v(q.Stats())) })
 	}
 	return []prometheus.Collector{
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jotguard_mail_outbox_pending",
-			Help: "Messages waiting in the MongoDB mail outbox (-1: unknown)."},
-			func() float64 {
-				c, cancel := context.WithTimeout(context.Background(), time.Second)
-				defer cancel()
-				n, err := q.Pending(c)
-				if err != nil {
-					return -1
-				}
-				return float64(n)
-			}),
+		pendingGauge("jotguard_mail_outbox_pending", "Messages waiting in the MongoDB mail outbox (-1: unknown).", q.Pending),
 		counter("jotguard_mail_queued_total", "Messages queued for delivery.", func(s mail.Stats) uint64 { return s.Queued }),
 		counter("jotguard_mail_sent_total", "Messages the SMTP server took.", func(s mail.Stats) uint64 { return s.Sent }),
 		counter("jotguard_mail_failed_total", "Failed delivery attempts; each message is retried.", func(s mail.Stats) uint64 { return s.Failed }),

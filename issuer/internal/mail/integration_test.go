@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -67,26 +66,6 @@ func newQueue(t *testing.T, db *mongo.Database, cfg mail.Config) *mail.Queue {
 		t.Fatal(err)
 	}
 	return q
-}
-
-// run starts q.Run until the end of the test, or until the returned
-// function stops it (Run then gives up its lease).
-func run(t *testing.T, q *mail.Queue) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- q.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
 }
 
 // address returns a recipient no other test uses.
@@ -192,7 +171,7 @@ func TestDeliveredToMailpit(t *testing.T) {
 	smtpURL := sdktest.RequireEnv(t, "JOTGUARD_SMTP_URL")
 	mp := mailpit{t, sdktest.RequireEnv(t, "JOTGUARD_MAILPIT_URL")}
 	q := newQueue(t, testDB(t), mail.Config{SMTPURL: smtpURL, EncryptionKey: bytes.Repeat([]byte{1}, 32)})
-	run(t, q)
+	mail.StartRelay(t, q)
 
 	to := address("ada")
 	m, link := verify(to)
@@ -230,7 +209,7 @@ func TestSMTPOutage(t *testing.T) {
 	stack := sdktest.StartDevstack(t, "mail")
 	mp := mailpit{t, stack.Env("JOTGUARD_MAILPIT_URL")}
 	q := newQueue(t, testDB(t), mail.Config{SMTPURL: stack.Env("JOTGUARD_SMTP_URL"), SendTimeout: 2 * time.Second})
-	run(t, q)
+	mail.StartRelay(t, q)
 
 	stack.Stop()
 	to := address("outage")
@@ -271,8 +250,8 @@ func TestTwoRelaysDeliverOnce(t *testing.T) {
 	db := testDB(t)
 	a := newQueue(t, db, mail.Config{SMTPURL: smtpURL})
 	b := newQueue(t, db, mail.Config{SMTPURL: smtpURL})
-	run(t, a)
-	run(t, b)
+	mail.StartRelay(t, a)
+	mail.StartRelay(t, b)
 
 	to := address("two")
 	const n = 12
@@ -313,10 +292,10 @@ func TestRefusedRecipientDropped(t *testing.T) {
 		}
 		return ""
 	})
-	var logs syncLog
+	var logs mail.LogBuffer
 	q := newQueue(t, testDB(t), mail.Config{SMTPURL: "smtp://" + proxy.Addr,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	run(t, q)
+	mail.StartRelay(t, q)
 
 	before, after := address("before"), address("after")
 	for _, to := range []string{before, bad, after} {
@@ -374,7 +353,7 @@ func TestEncryptedAtRest(t *testing.T) {
 
 	// A replica without the key cannot read it: it keeps it, never drops it.
 	keyless := newQueue(t, db, mail.Config{SMTPURL: smtpURL})
-	stopKeyless := run(t, keyless)
+	stopKeyless := mail.StartRelay(t, keyless)
 	deadline := time.Now().Add(30 * time.Second)
 	for keyless.Stats().Failed == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -384,27 +363,9 @@ func TestEncryptedAtRest(t *testing.T) {
 	}
 
 	stopKeyless() // gives up the lease
-	run(t, q)
+	mail.StartRelay(t, q)
 	got := mp.message(mp.await(to, 1)[0].ID)
 	if !strings.Contains(got.Text, link) {
 		t.Errorf("text part lacks the link:\n%s", got.Text)
 	}
-}
-
-// syncLog is a log sink safe for the relay's goroutine.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncLog) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncLog) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

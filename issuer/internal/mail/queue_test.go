@@ -1,7 +1,6 @@
 package mail
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -14,38 +13,6 @@ import (
 	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/jotguard/jotguard/issuer/internal/memstore"
 )
-
-// syncBuffer is a log sink safe for the relay's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// runQueue starts q.Run until the end of the test.
-func runQueue(t *testing.T, q *Queue) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- q.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-}
 
 // eventually waits (within a bound only a hang exceeds) until cond holds.
 func eventually(t *testing.T, what string, cond func() bool) {
@@ -83,7 +50,7 @@ func TestQueueRelay(t *testing.T) {
 		}
 		return ""
 	})
-	var logs syncBuffer
+	var logs LogBuffer
 	outbox := memstore.NewOutbox()
 	q, err := NewQueue(t.Context(), Config{SMTPURL: "smtp://" + srv.Addr, PublicURL: "https://id.example.com",
 		RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, PollInterval: 10 * time.Millisecond,
@@ -97,7 +64,7 @@ func TestQueueRelay(t *testing.T) {
 			t.Fatalf("Send(%s): %v", a, err)
 		}
 	}
-	runQueue(t, q)
+	StartRelay(t, q)
 	eventually(t, "the outbox is empty", func() bool { n, _ := q.Pending(t.Context()); return n == 0 })
 
 	var got []string
@@ -159,7 +126,7 @@ func TestSendUnavailable(t *testing.T) {
 // Without JOTGUARD_SMTP_URL, mail is disabled: one warning at start, and
 // Send logs and drops (nil), without the message's data.
 func TestDisabled(t *testing.T) {
-	var logs syncBuffer
+	var logs LogBuffer
 	outbox := memstore.NewOutbox()
 	q, err := NewQueue(t.Context(), Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, outbox)
 	if err != nil {

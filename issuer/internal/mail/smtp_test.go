@@ -73,16 +73,7 @@ func TestClassify(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := StartLoopbackSMTP(t, "", tt.reply)
-			s, err := NewSMTP("smtp://"+srv.Addr, DefaultFrom, 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := s.dial(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.close()
-			res := c.send(t.Context(), queued{To: "ada@example.com", Subject: "s", Text: "t", HTML: "<p>h</p>",
+			res := connect(t, srv, DefaultFrom).send(t.Context(), queued{To: "ada@example.com", Subject: "s", Text: "t", HTML: "<p>h</p>",
 				MessageID: "m@localhost", Date: time.Now()})
 			if res.outcome != tt.want || res.code != tt.code || res.reuse != tt.reuse {
 				t.Fatalf("outcome %v, code %d, reuse %v (err %v); want %v, %d, %v",
@@ -110,6 +101,21 @@ func TestClassify(t *testing.T) {
 	}
 }
 
+// connect opens a connection to srv, closed at the end of the test.
+func connect(t *testing.T, srv *LoopbackSMTP, from string) *conn {
+	t.Helper()
+	s, err := NewSMTP("smtp://"+srv.Addr, from, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.dial(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.close)
+	return c
+}
+
 // on answers reply to the command verb and lets every other command pass.
 func on(verb, reply string) func(string, string) string {
 	return func(v, _ string) string {
@@ -125,16 +131,7 @@ func on(verb, reply string) func(string, string) string {
 // library.
 func TestMessageShape(t *testing.T) {
 	srv := StartLoopbackSMTP(t, "", nil)
-	s, err := NewSMTP("smtp://"+srv.Addr, "Acme <no-reply@acme.example>", 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.dial(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
-	if res := c.send(t.Context(), queued{To: "ada@example.com", Subject: "Hello", Text: "plain " + testLink,
+	if res := connect(t, srv, "Acme <no-reply@acme.example>").send(t.Context(), queued{To: "ada@example.com", Subject: "Hello", Text: "plain " + testLink,
 		HTML: "<p>html</p>", MessageID: "abc@acme.example", Date: time.Now()}); res.outcome != delivered {
 		t.Fatalf("send: %v %v", res.outcome, res.err)
 	}
