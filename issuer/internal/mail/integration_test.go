@@ -2,7 +2,6 @@ package mail_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,42 +17,49 @@ import (
 	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/jotguard/jotguard/issuer/internal/mail"
 	"github.com/jotguard/jotguard/issuer/internal/mongostore"
+	"github.com/jotguard/jotguard/issuer/internal/testenv"
 	"github.com/jotguard/jotguard/sdk/sdktest"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // These tests run against the dev stack's servers (`make test`): FerretDB
 // for the outbox, Mailpit for SMTP, read back through Mailpit's HTTP API.
 
-// testDB returns a fresh database on JOTGUARD_MONGO_URI, dropped after the
-// test.
-func testDB(t *testing.T) *mongo.Database {
+// mongoOutbox returns a fresh database's mail outbox: open gives one
+// replica's handle on it (each call another), stored reads its documents as
+// they are stored.
+func mongoOutbox(t *testing.T) (open func() *mongostore.Outbox, stored func() [][]byte) {
 	t.Helper()
-	uri := sdktest.RequireEnv(t, "JOTGUARD_MONGO_URI")
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(5 * time.Second))
-	if err != nil {
-		t.Fatalf("JOTGUARD_MONGO_URI: %v", err)
+	db := testenv.MongoDB(t)
+	open = func() *mongostore.Outbox {
+		t.Helper()
+		o, err := mongostore.NewOutbox(t.Context(), db, mail.OutboxCollection)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
 	}
-	if err := client.Ping(t.Context(), nil); err != nil {
-		t.Fatalf("JOTGUARD_MONGO_URI is set but the server is unreachable: %v", err)
+	stored = func() [][]byte {
+		t.Helper()
+		cur, err := db.Collection(mail.OutboxCollection).Find(t.Context(), map[string]any{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cur.Close(t.Context())
+		var docs [][]byte
+		for cur.Next(t.Context()) {
+			docs = append(docs, slices.Clone([]byte(cur.Current)))
+		}
+		if err := cur.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return docs
 	}
-	db := client.Database("test_" + strings.ToLower(rand.Text()))
-	t.Cleanup(func() {
-		_ = db.Drop(context.Background())
-		_ = client.Disconnect(context.Background())
-	})
-	return db
+	return open, stored
 }
 
-// newQueue returns a Queue on the mail outbox of db, with short retries.
-func newQueue(t *testing.T, db *mongo.Database, cfg mail.Config) *mail.Queue {
+// newQueue returns a Queue on outbox, with short retries.
+func newQueue(t *testing.T, outbox auth.Outbox, cfg mail.Config) *mail.Queue {
 	t.Helper()
-	outbox, err := mongostore.NewOutbox(t.Context(), db, mail.OutboxCollection)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg.PublicURL = "https://id.example.com"
 	cfg.RetryMin, cfg.RetryMax, cfg.PollInterval = 50*time.Millisecond, 500*time.Millisecond, 100*time.Millisecond
 	if cfg.Logger == nil {
@@ -170,7 +177,8 @@ func drained(t *testing.T, q *mail.Queue) {
 func TestDeliveredToMailpit(t *testing.T) {
 	smtpURL := sdktest.RequireEnv(t, "JOTGUARD_SMTP_URL")
 	mp := mailpit{t, sdktest.RequireEnv(t, "JOTGUARD_MAILPIT_URL")}
-	q := newQueue(t, testDB(t), mail.Config{SMTPURL: smtpURL, EncryptionKey: bytes.Repeat([]byte{1}, 32)})
+	open, _ := mongoOutbox(t)
+	q := newQueue(t, open(), mail.Config{SMTPURL: smtpURL, EncryptionKey: bytes.Repeat([]byte{1}, 32)})
 	mail.StartRelay(t, q)
 
 	to := address("ada")
@@ -208,7 +216,8 @@ func TestDeliveredToMailpit(t *testing.T) {
 func TestSMTPOutage(t *testing.T) {
 	stack := sdktest.StartDevstack(t, "mail")
 	mp := mailpit{t, stack.Env("JOTGUARD_MAILPIT_URL")}
-	q := newQueue(t, testDB(t), mail.Config{SMTPURL: stack.Env("JOTGUARD_SMTP_URL"), SendTimeout: 2 * time.Second})
+	open, _ := mongoOutbox(t)
+	q := newQueue(t, open(), mail.Config{SMTPURL: stack.Env("JOTGUARD_SMTP_URL"), SendTimeout: 2 * time.Second})
 	mail.StartRelay(t, q)
 
 	stack.Stop()
@@ -247,9 +256,9 @@ func TestSMTPOutage(t *testing.T) {
 func TestTwoRelaysDeliverOnce(t *testing.T) {
 	smtpURL := sdktest.RequireEnv(t, "JOTGUARD_SMTP_URL")
 	mp := mailpit{t, sdktest.RequireEnv(t, "JOTGUARD_MAILPIT_URL")}
-	db := testDB(t)
-	a := newQueue(t, db, mail.Config{SMTPURL: smtpURL})
-	b := newQueue(t, db, mail.Config{SMTPURL: smtpURL})
+	open, _ := mongoOutbox(t)
+	a := newQueue(t, open(), mail.Config{SMTPURL: smtpURL})
+	b := newQueue(t, open(), mail.Config{SMTPURL: smtpURL})
 	mail.StartRelay(t, a)
 	mail.StartRelay(t, b)
 
@@ -293,7 +302,8 @@ func TestRefusedRecipientDropped(t *testing.T) {
 		return ""
 	})
 	var logs mail.LogBuffer
-	q := newQueue(t, testDB(t), mail.Config{SMTPURL: "smtp://" + proxy.Addr,
+	open, _ := mongoOutbox(t)
+	q := newQueue(t, open(), mail.Config{SMTPURL: "smtp://" + proxy.Addr,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	mail.StartRelay(t, q)
 
@@ -324,23 +334,16 @@ func TestRefusedRecipientDropped(t *testing.T) {
 func TestEncryptedAtRest(t *testing.T) {
 	smtpURL := sdktest.RequireEnv(t, "JOTGUARD_SMTP_URL")
 	mp := mailpit{t, sdktest.RequireEnv(t, "JOTGUARD_MAILPIT_URL")}
-	db := testDB(t)
+	open, stored := mongoOutbox(t)
 	key := bytes.Repeat([]byte{42}, 32)
-	q := newQueue(t, db, mail.Config{SMTPURL: smtpURL, EncryptionKey: key})
+	q := newQueue(t, open(), mail.Config{SMTPURL: smtpURL, EncryptionKey: key})
 
 	to := address("sealed")
 	m, link := verify(to)
 	if err := q.Send(t.Context(), m); err != nil { // not relayed yet: Run is not started
 		t.Fatal(err)
 	}
-	var docs []bson.Raw
-	cur, err := db.Collection(mail.OutboxCollection).Find(t.Context(), bson.D{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cur.All(t.Context(), &docs); err != nil {
-		t.Fatal(err)
-	}
+	docs := stored()
 	if len(docs) != 1 {
 		t.Fatalf("%d documents in %s, want 1", len(docs), mail.OutboxCollection)
 	}
@@ -352,7 +355,7 @@ func TestEncryptedAtRest(t *testing.T) {
 	}
 
 	// A replica without the key cannot read it: it keeps it, never drops it.
-	keyless := newQueue(t, db, mail.Config{SMTPURL: smtpURL})
+	keyless := newQueue(t, open(), mail.Config{SMTPURL: smtpURL})
 	stopKeyless := mail.StartRelay(t, keyless)
 	deadline := time.Now().Add(30 * time.Second)
 	for keyless.Stats().Failed == 0 && time.Now().Before(deadline) {
