@@ -102,8 +102,8 @@ func (r *relay) nextDue() time.Duration {
 	return max(d, 0)
 }
 
-// defer_ schedules a retry of the entry id.
-func (r *relay) defer_(id string) time.Duration {
+// postpone schedules a retry of the entry id.
+func (r *relay) postpone(id string) time.Duration {
 	w := r.waiting[id]
 	if w == nil {
 		w = &retry{b: r.q.newBackOff()}
@@ -201,7 +201,7 @@ func (r *relay) send(ctx context.Context, due []auth.OutboxEntry) (int, error) {
 			q.failed.Add(1)
 			r.markFailed(ctx, e.ID)
 			q.log.ErrorContext(ctx, "mail relay: cannot read a queued message; it is kept and retried",
-				"id", e.ID, "err", err, "retry_in", r.defer_(e.ID).Round(time.Millisecond))
+				"id", e.ID, "err", err, "retry_in", r.postpone(e.ID).Round(time.Millisecond))
 			continue
 		}
 		if c == nil {
@@ -239,7 +239,7 @@ func (r *relay) send(ctx context.Context, due []auth.OutboxEntry) (int, error) {
 			q.failed.Add(1)
 			r.markFailed(ctx, e.ID)
 			q.log.WarnContext(ctx, "mail deferred by the SMTP server; will retry", "mail", mail, "id", e.ID,
-				"code", res.code, "err", res.err, "retry_in", r.defer_(e.ID).Round(time.Millisecond))
+				"code", res.code, "err", res.err, "retry_in", r.postpone(e.ID).Round(time.Millisecond))
 		case outage:
 			if ctx.Err() != nil {
 				return done, nil
