@@ -17,7 +17,7 @@ const (
 )
 
 // TestDependencyFence: the domain (auth) and the packages that work over its
-// ports (keys, kafkaevents) depend on no driver they do not speak, however
+// ports (keys, kafkaevents, mail) depend on no driver they do not speak, however
 // indirectly. The drivers belong to the adapters named after them, to app,
 // which wires everything, and to testenv, which gives tests their backends.
 func TestDependencyFence(t *testing.T) {
@@ -25,6 +25,7 @@ func TestDependencyFence(t *testing.T) {
 		internal + "auth":        {mongoDriver, redisDriver, kafkaDriver},
 		internal + "keys":        {mongoDriver, redisDriver, kafkaDriver},
 		internal + "kafkaevents": {mongoDriver, redisDriver},
+		internal + "mail":        {mongoDriver, redisDriver, kafkaDriver},
 	}
 	for pkg, banned := range fences {
 		deps := goList(t, "-deps", pkg)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,7 +88,13 @@ func (s *Stack) startMail(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	smtpAddr, httpAddr := hostPort(smtpPort), hostPort(httpPort)
+	// Mailpit's own HTTP server listens on an internal port; the public one
+	// is the inbox's (inbox.go), which passes everything but / to it.
+	internalPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	smtpAddr, httpAddr, internalAddr := hostPort(smtpPort), hostPort(httpPort), hostPort(internalPort)
 
 	// Plain SMTP on loopback: with no --smtp-tls-* and no --smtp-auth-*
 	// flag Mailpit offers neither STARTTLS nor AUTH and accepts any mail
@@ -97,7 +104,7 @@ func (s *Stack) startMail(ctx context.Context, opts Options) error {
 	// so a developer's own Mailpit settings cannot turn TLS or AUTH on.
 	cmd := exec.Command(self,
 		"--smtp", smtpAddr,
-		"--listen", httpAddr,
+		"--listen", internalAddr,
 		"--database", filepath.Join(dir, "mailpit.db"),
 		"--allowed-hosts", "127.0.0.1", // and localhost, ::1: no DNS rebinding of the API
 		"--smtp-disable-rdns",     // no DNS lookups of the client's address
@@ -121,11 +128,18 @@ func (s *Stack) startMail(ctx context.Context, opts Options) error {
 	if err := waitTCP(ctx, smtpAddr, smtpGreeting, p.exited); err != nil {
 		return err
 	}
-	if err := waitTCP(ctx, httpAddr, httpReady, p.exited); err != nil {
+	if err := waitTCP(ctx, internalAddr, httpReady, p.exited); err != nil {
 		return err
 	}
-	opts.Logger.Info("mail: Mailpit "+mailpitVersion()+", a child process (plain SMTP, no auth)",
-		"smtp", smtpAddr, "http", s.MailpitURL, "pid", p.cmd.Process.Pid, "data", dir)
+	in := newInbox(&url.URL{Scheme: "http", Host: internalAddr}, s.SMTPURL, mailpitVersion(), log)
+	if err := s.serveInbox(httpAddr, in); err != nil {
+		return fmt.Errorf("inbox on %s: %w", httpAddr, err)
+	}
+	if err := waitTCP(ctx, httpAddr, httpReady, p.exited); err != nil { // through the proxy
+		return err
+	}
+	opts.Logger.Info("mail: Mailpit "+mailpitVersion()+", a child process (plain SMTP, no auth); its inbox and API at "+s.MailpitURL,
+		"smtp", smtpAddr, "http", s.MailpitURL, "mailpit_internal", internalAddr, "pid", p.cmd.Process.Pid, "data", dir)
 	return nil
 }
 

@@ -206,3 +206,113 @@ func TestMailpitLogLines(t *testing.T) {
 		t.Errorf("logged:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestInboxPage: JOTGUARD_MAILPIT_URL's / is a server-rendered inbox that
+// lists a sent message (time, recipient, subject) with links to Mailpit's
+// HTML and text views, which work through the proxy, as does the API; its
+// "delete all" button empties the inbox. Only loopback Host values and
+// same-origin posts are served.
+func TestInboxPage(t *testing.T) {
+	s, err := Start(t.Context(), Options{Services: []string{Mail}, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	u, err := url.Parse(s.SMTPURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := mailpitAPI{t: t, base: s.MailpitURL}
+	get := func(path string, hdr ...string) (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, s.MailpitURL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+			if hdr[i] == "Host" {
+				req.Host = hdr[i+1]
+			}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		return resp, b.String()
+	}
+
+	resp, body := get("/")
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(body, "No mail yet") || !strings.Contains(body, s.SMTPURL) {
+		t.Fatalf("GET / on an empty inbox: %s %q\n%s", resp.Status, resp.Header.Get("Content-Type"), body)
+	}
+
+	subject := fmt.Sprintf("Confirm <your> address %d", time.Now().UnixNano())
+	msg := "From: jotguard <no-reply@localhost>\r\nTo: ada@example.com\r\nSubject: " + subject + "\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b1\r\n\r\n" +
+		"--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nOpen http://127.0.0.1:8080/account/verify-email?token=t1\r\n" +
+		"--b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p><a href=\"http://127.0.0.1:8080/account/verify-email?token=t1\">Confirm</a></p>\r\n" +
+		"--b1--\r\n"
+	if err := smtp.SendMail(u.Host, nil, "no-reply@localhost", []string{"ada@example.com"}, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	id := api.search("to:ada@example.com", 1)[0].ID // the API, through the proxy
+
+	resp, body = get("/")
+	escaped := strings.ReplaceAll(strings.ReplaceAll(subject, "<", "&lt;"), ">", "&gt;")
+	for _, want := range []string{escaped, "ada@example.com", `href="/view/` + id + `.html"`, `href="/view/` + id + `.txt"`,
+		`<form method="post" action="/">`, "Delete all", time.Now().Format("2006-01-02")} {
+		if !strings.Contains(body, want) {
+			t.Errorf("GET / lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "<script") {
+		t.Error("the inbox page has a script")
+	}
+	if resp, body := get("/view/" + id + ".html"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "verify-email?token=t1") {
+		t.Errorf("GET /view/%s.html: %s\n%s", id, resp.Status, body)
+	}
+	if resp, body := get("/view/" + id + ".txt"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Open http://127.0.0.1:8080/account/verify-email?token=t1") {
+		t.Errorf("GET /view/%s.txt: %s\n%s", id, resp.Status, body)
+	}
+
+	// DNS rebinding: a page reached by name is not served, by us nor by Mailpit.
+	for _, path := range []string{"/", "/api/v1/messages"} {
+		if resp, _ := get(path, "Host", "evil.example:80"); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("GET %s with Host evil.example: %s, want 403", path, resp.Status)
+		}
+	}
+	post := func(origin string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, s.MailpitURL+"/", nil)
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := post("https://evil.example"); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a cross-site delete: %s, want 403", resp.Status)
+	}
+	api.search("to:ada@example.com", 1) // still there
+	if resp := post(s.MailpitURL); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+		t.Errorf("delete all: %s to %q, want 303 to /", resp.Status, resp.Header.Get("Location"))
+	}
+	var l mailpitList
+	api.do(http.MethodGet, "/api/v1/messages", &l)
+	if l.Total != 0 {
+		t.Errorf("after delete all: %d messages", l.Total)
+	}
+	if _, body := get("/"); !strings.Contains(body, "No mail yet") {
+		t.Errorf("GET / after delete all:\n%s", body)
+	}
+}

@@ -41,7 +41,7 @@ var AllServices = []string{Mongo, Redis, Kafka, Mail}
 // with its data in a temporary directory that Close removes.
 type Options struct {
 	MongoPort, RedisPort, KafkaPort int    // 0: a free port
-	SMTPPort, MailPort              int    // Mailpit's SMTP and HTTP (API) ports; 0: a free port
+	SMTPPort, MailPort              int    // Mailpit's SMTP port and the inbox's HTTP port (page and API); 0: a free port
 	DataDir                         string // "": a temporary directory, removed by Close
 	Services                        []string
 	Topic                           string // default "jotguard.revocations"
@@ -62,7 +62,7 @@ type Stack struct {
 	KafkaBrokers string // 127.0.0.1:PORT
 	Topic        string
 	SMTPURL      string // smtp://127.0.0.1:PORT: plain SMTP, no auth
-	MailpitURL   string // http://127.0.0.1:PORT: Mailpit's HTTP API and web pages
+	MailpitURL   string // http://127.0.0.1:PORT: an inbox page at /, Mailpit's HTTP API and views under it
 	RedisKind    string // "redis-server" or "miniredis"
 
 	log      *slog.Logger

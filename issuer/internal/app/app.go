@@ -1,5 +1,6 @@
 // Package app wires the issuer: MongoDB, Redis, keys, the revocation
-// publisher and the HTTP API, served until the context ends, then drained.
+// publisher, the mail queue and the HTTP API, served until the context
+// ends, then drained.
 package app
 
 import (
@@ -20,6 +21,7 @@ import (
 	"github.com/jotguard/jotguard/issuer/internal/kafkaevents"
 	"github.com/jotguard/jotguard/issuer/internal/keys"
 	"github.com/jotguard/jotguard/issuer/internal/logging"
+	"github.com/jotguard/jotguard/issuer/internal/mail"
 	"github.com/jotguard/jotguard/issuer/internal/mongostore"
 	"github.com/jotguard/jotguard/issuer/internal/password"
 	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
@@ -107,6 +109,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		return fmt.Errorf("revocation publisher: %w", err)
 	}
 	defer pub.Close()
+	mailer, err := newMailer(ctx, db, cfg, log) // the account flows send through it (auth.Mailer)
+	if err != nil {
+		return fmt.Errorf("mail: %w", err)
+	}
 	params := password.Params{Memory: cfg.Argon2Memory, Time: cfg.Argon2Time, Threads: cfg.Argon2Threads}
 	hashes := cfg.HashConcurrency
 	if hashes == 0 {
@@ -146,22 +152,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jotguard_password_hash_queue",
 			Help: "Requests waiting for or holding a password hashing slot."},
 			func() float64 { return float64(hasher.Waiting()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jotguard_revocation_outbox_pending",
-			Help: "Revocation events waiting in the MongoDB outbox (-1: unknown)."},
-			func() float64 {
-				c, cancel := context.WithTimeout(context.Background(), time.Second)
-				defer cancel()
-				n, err := pub.Pending(c)
-				if err != nil {
-					return -1
-				}
-				return float64(n)
-			}),
+		pendingGauge("jotguard_revocation_outbox_pending", "Revocation events waiting in the MongoDB outbox (-1: unknown).", pub.Pending),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "jotguard_revocation_events_published_total",
 			Help: "Revocation events Kafka acknowledged on publish."}, func() float64 { return float64(pub.Stats().Published) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "jotguard_revocation_events_outboxed_total",
 			Help: "Revocation events queued in the outbox."}, func() float64 { return float64(pub.Stats().Outboxed) }),
 	)
+	reg.MustRegister(mailMetrics(mailer)...)
 
 	api := httpapi.New(httpapi.Options{Service: svc, Keys: km, Issuer: cfg.Issuer, RefreshTTL: cfg.RefreshTTL,
 		CookieSecure: cfg.CookieSecure, AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies,
@@ -185,6 +182,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 
 	g.Go(func() error { return km.Run(gctx) })
 	g.Go(func() error { return pub.RunRelay(gctx) })
+	g.Go(func() error { return mailer.Run(gctx) }) // not in readiness: an SMTP outage only delays mail
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)} // no BaseContext: STYLE §3
@@ -192,6 +190,47 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		return serve(gctx, srv, api.Drain, cfg.Addr, cfg.DrainDelay, cfg.ShutdownGrace, log, ready)
 	})
 	return g.Wait()
+}
+
+// newMailer returns the mail queue on its own MongoDB outbox, sealed under
+// the key encryption key when it is set.
+func newMailer(ctx context.Context, db *mongo.Database, cfg config.Config, log *slog.Logger) (*mail.Queue, error) {
+	outbox, err := mongostore.NewOutbox(ctx, db, mail.OutboxCollection)
+	if err != nil {
+		return nil, err
+	}
+	return mail.NewQueue(ctx, mail.Config{SMTPURL: string(cfg.SMTPURL), From: cfg.MailFrom, PublicURL: cfg.PublicURL,
+		EncryptionKey: cfg.KeyEncryptionKey, Logger: log}, outbox)
+}
+
+// pendingGauge reports an outbox's size, or -1 when it cannot be read
+// within a second.
+func pendingGauge(name, help string, pending func(context.Context) (int64, error)) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+		c, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, err := pending(c)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	})
+}
+
+// mailMetrics are the mail queue's counters and the outbox's size.
+func mailMetrics(q *mail.Queue) []prometheus.Collector {
+	counter := func(name, help string, v func(mail.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v(q.Stats())) })
+	}
+	return []prometheus.Collector{
+		pendingGauge("jotguard_mail_outbox_pending", "Messages waiting in the MongoDB mail outbox (-1: unknown).", q.Pending),
+		counter("jotguard_mail_queued_total", "Messages queued for delivery.", func(s mail.Stats) uint64 { return s.Queued }),
+		counter("jotguard_mail_sent_total", "Messages the SMTP server took.", func(s mail.Stats) uint64 { return s.Sent }),
+		counter("jotguard_mail_failed_total", "Failed delivery attempts; each message is retried.", func(s mail.Stats) uint64 { return s.Failed }),
+		counter("jotguard_mail_dropped_total", "Messages not sent on purpose: refused for good by the SMTP server, or mail is disabled.",
+			func(s mail.Stats) uint64 { return s.Dropped }),
+	}
 }
 
 // tokenVerifier checks the issuer's own access tokens (/me, logout by

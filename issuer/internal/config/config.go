@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/mail"
 	"net/url"
 	"runtime"
 	"strconv"
@@ -71,6 +72,10 @@ type Config struct {
 	ShutdownGrace      time.Duration
 	LogLevel           slog.Level
 	LogFormat          string // json or text
+
+	SMTPURL   SecretURL // smtp:// or smtps://, maybe with a password; "" disables mail
+	MailFrom  string    // From of every message
+	PublicURL string    // base of the links in mail (JOTGUARD_PUBLIC_URL); default Issuer
 }
 
 // Secret is key material; it never shows in logs.
@@ -86,6 +91,47 @@ func (s Secret) LogValue() slog.Value {
 
 // String hides the value from %v.
 func (s Secret) String() string { return s.LogValue().String() }
+
+// SecretURL is a URL that may carry a password; logs and %v show it
+// without.
+type SecretURL string
+
+// LogValue implements slog.LogValuer.
+func (s SecretURL) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// String hides the password.
+func (s SecretURL) String() string {
+	if s == "" {
+		return "unset"
+	}
+	u, err := url.Parse(string(s))
+	if err != nil {
+		return "[unparsable URL]"
+	}
+	return u.Redacted()
+}
+
+// checkSMTPURL checks a JOTGUARD_SMTP_URL; its errors never quote the
+// value, which may hold a password.
+func checkSMTPURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return errors.New("not a URL (want smtp://host:port or smtps://host:port)")
+	case u.Scheme != "smtp" && u.Scheme != "smtps":
+		return errors.New("want smtp://[user:password@]host[:port] or smtps://…")
+	case u.Hostname() == "":
+		return errors.New("no host")
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+		return errors.New("want no path, query or fragment")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return errors.New("bad port")
+		}
+	}
+	return nil
+}
 
 // Var describes one setting: its variable, its flag, its default and what it
 // does. Vars lists them all, in the order of the README table.
@@ -314,6 +360,31 @@ var vars = []Var{
 			c.RateLimitsPerClass = l
 			return nil
 		}},
+	{Name: "JOTGUARD_SMTP_URL", Flag: "smtp-url", Usage: "SMTP server for mail: smtp://[user:password@]host[:port] (STARTTLS when offered, port 587) or smtps://… (TLS, port 465); unset: mail is disabled, with a warning",
+		set: func(c *Config, s string) error {
+			if err := checkSMTPURL(s); err != nil {
+				return err
+			}
+			c.SMTPURL = SecretURL(s)
+			return nil
+		}},
+	{Name: "JOTGUARD_MAIL_FROM", Flag: "mail-from", Default: "jotguard <no-reply@localhost>", Usage: "sender of mail: an address, or a display name and the address in angle brackets",
+		set: func(c *Config, s string) error {
+			if _, err := mail.ParseAddress(s); err != nil {
+				return fmt.Errorf("want an address like no-reply@example.com or Name <no-reply@example.com>, got %q", s)
+			}
+			c.MailFrom = s
+			return nil
+		}},
+	{Name: "JOTGUARD_PUBLIC_URL", Flag: "public-url", Usage: "base URL of the links in mail (default $JOTGUARD_ISSUER)",
+		set: func(c *Config, s string) error {
+			u, err := url.Parse(s)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+				return fmt.Errorf("want an http(s) URL without query, got %q", s)
+			}
+			c.PublicURL = strings.TrimRight(s, "/")
+			return nil
+		}},
 	{Name: "JOTGUARD_DRAIN_DELAY", Flag: "drain-delay", Default: "5s", Usage: "after SIGTERM, how long /readyz answers 503 while requests are still served, before the listener closes (load balancers need a few seconds to stop sending)",
 		set: durationOrZero(func(c *Config) *time.Duration { return &c.DrainDelay })},
 	{Name: "JOTGUARD_SHUTDOWN_GRACE", Flag: "shutdown-grace", Default: "15s", Usage: "how long in-flight requests may finish after the drain delay",
@@ -382,6 +453,9 @@ func load(args []string, getenv func(string) string, required func(Var) bool) (C
 		if err := v.set(&c, val); err != nil {
 			return Config{}, fmt.Errorf("%s: %w", v.Name, err)
 		}
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = c.Issuer
 	}
 	switch {
 	case c.PasswordMaxLength < c.PasswordMinLength:

@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"flag"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +48,38 @@ func TestFlagBeatsEnv(t *testing.T) {
 	}
 	if s := c.KeyEncryptionKey.String(); strings.Contains(s, "ab") {
 		t.Fatalf("the key shows in %%v: %s", s)
+	}
+}
+
+// Mail: unset JOTGUARD_SMTP_URL disables it; JOTGUARD_PUBLIC_URL defaults
+// to JOTGUARD_ISSUER; the SMTP password never shows, in logs or in an
+// error.
+func TestMail(t *testing.T) {
+	c, err := Load(nil, env("JOTGUARD_ISSUER", "https://id.example.com/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SMTPURL != "" || c.MailFrom != "jotguard <no-reply@localhost>" || c.PublicURL != "https://id.example.com" {
+		t.Fatalf("defaults: SMTP %q, from %q, public URL %q", c.SMTPURL, c.MailFrom, c.PublicURL)
+	}
+	c, err = Load([]string{"--public-url", "https://app.example.com/auth/"}, env(
+		"JOTGUARD_SMTP_URL", "smtps://postmaster%40example.com:s3cret@smtp.example.com",
+		"JOTGUARD_MAIL_FROM", "Example <no-reply@example.com>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PublicURL != "https://app.example.com/auth" || c.MailFrom != "Example <no-reply@example.com>" ||
+		c.SMTPURL != "smtps://postmaster%40example.com:s3cret@smtp.example.com" {
+		t.Fatalf("public URL %q, from %q, SMTP %q", c.PublicURL, c.MailFrom, string(c.SMTPURL))
+	}
+	var b strings.Builder
+	slog.New(slog.NewTextHandler(&b, nil)).Info("config", "smtp", c.SMTPURL)
+	if s := b.String() + fmt.Sprint(c.SMTPURL); strings.Contains(s, "s3cret") || !strings.Contains(s, "smtp.example.com") {
+		t.Fatalf("the SMTP URL shows as %q", s)
+	}
+	_, err = Load(nil, env("JOTGUARD_SMTP_URL", "smtp://user:s3cret@smtp.example.com:99999"))
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("bad SMTP URL: %v; want an error without the password", err)
 	}
 }
 
@@ -119,6 +153,14 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"JOTGUARD_RATE_LIMITS", "login=5/1m"},
 		{"JOTGUARD_RATE_LIMITS", "credentials=5"},
 		{"JOTGUARD_RATE_LIMITS", "credentials=0/1m"},
+		{"JOTGUARD_SMTP_URL", "mail.example.com:25"},
+		{"JOTGUARD_SMTP_URL", "http://mail.example.com"},
+		{"JOTGUARD_SMTP_URL", "smtp://:25"},
+		{"JOTGUARD_SMTP_URL", "smtp://mail.example.com:0"},
+		{"JOTGUARD_SMTP_URL", "smtp://mail.example.com/x"},
+		{"JOTGUARD_MAIL_FROM", "jotguard"},
+		{"JOTGUARD_PUBLIC_URL", "id.example.com"},
+		{"JOTGUARD_PUBLIC_URL", "https://id.example.com/?a=b"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.val, func(t *testing.T) {
@@ -156,7 +198,8 @@ func TestVarsCoverSpec(t *testing.T) {
 		"JOTGUARD_ACCESS_TTL", "JOTGUARD_REFRESH_TTL", "JOTGUARD_LEEWAY", "JOTGUARD_REFRESH_REUSE_GRACE",
 		"JOTGUARD_SIGNING_ALG", "JOTGUARD_KEY_ENCRYPTION_KEY", "JOTGUARD_COOKIE_SECURE", "JOTGUARD_ALLOWED_ORIGINS",
 		"JOTGUARD_TRUSTED_PROXIES", "JOTGUARD_LOG_LEVEL", "JOTGUARD_LOG_FORMAT",
-		"JOTGUARD_RATE_LIMITS"}
+		"JOTGUARD_RATE_LIMITS",
+		"JOTGUARD_SMTP_URL", "JOTGUARD_MAIL_FROM", "JOTGUARD_PUBLIC_URL"}
 	names, flags := map[string]bool{}, map[string]bool{}
 	for _, v := range Vars() {
 		if v.Flag == "" || v.Usage == "" || names[v.Name] || flags[v.Flag] {

@@ -41,6 +41,7 @@ func main() {
 	fs.StringVar(&o.VerifierAddr, "verifier-addr", "127.0.0.1:8081", "verifier listen address")
 	fs.StringVar(&o.AdminAddr, "verifier-admin-addr", "127.0.0.1:9081", "verifier admin listen address (/healthz, /readyz, /metrics)")
 	fs.StringVar(&o.DemoAddr, "demo-addr", "127.0.0.1:8090", "demo upstream listen address")
+	fs.StringVar(&o.InboxAddr, "inbox-addr", "127.0.0.1:8025", "the dev stack's mail inbox (the mail the issuer sends, and Mailpit's API); 127.0.0.1 only")
 	color := fs.String("color", "auto", "auto (when stdout is a terminal), always or never")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -34,6 +34,7 @@ type Options struct {
 	VerifierAddr string // default 127.0.0.1:8081
 	AdminAddr    string // the verifier's /healthz, /readyz, /metrics; default 127.0.0.1:9081
 	DemoAddr     string // default 127.0.0.1:8090
+	InboxAddr    string // the dev stack's mail inbox (Mailpit's HTTP port); default 127.0.0.1:8025
 
 	// Backends, when set, are the JOTGUARD_* settings (KEY=VALUE) of
 	// servers that already run: no dev stack is started. Tests use it.
@@ -51,6 +52,7 @@ type Options struct {
 type System struct {
 	IssuerURL, VerifierURL, DemoURL string
 	AdminURL                        string // the verifier's operational endpoints
+	InboxURL                        string // the dev stack's mail inbox (JOTGUARD_MAILPIT_URL); "" when mail is disabled
 	LogDir                          string
 	KeyIDs                          []string // kids of the issuer's JWKS once ready
 
@@ -85,6 +87,9 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	if o.AdminAddr == "" {
 		o.AdminAddr = "127.0.0.1:9081"
 	}
+	if o.InboxAddr == "" {
+		o.InboxAddr = "127.0.0.1:8025"
+	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
@@ -94,12 +99,16 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 2 * time.Minute
 	}
-	for _, p := range []struct{ name, addr, variable string }{
+	fixed := []struct{ name, addr, variable string }{
 		{"issuer", o.IssuerAddr, "JOTGUARD_ISSUER_ADDR"},
 		{"verifier", o.VerifierAddr, "JOTGUARD_VERIFIER_ADDR"},
 		{"verifier", o.AdminAddr, "JOTGUARD_ADMIN_ADDR"},
 		{"demo", o.DemoAddr, "JOTGUARD_DEMO_ADDR"},
-	} {
+	}
+	if o.Backends == nil {
+		fixed = append(fixed, struct{ name, addr, variable string }{"mail inbox", o.InboxAddr, "--inbox-addr"})
+	}
+	for _, p := range fixed {
 		if err := portFree(p.addr); err != nil {
 			return nil, fmt.Errorf("%w: %s (the %s's %s) is busy: stop what listens there (ss -ltnp 'sport = :%s') and run again: %v",
 				ErrPortBusy, p.addr, p.name, p.variable, port(p.addr), err)
@@ -127,11 +136,25 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 
 	backends := o.Backends
 	if backends == nil {
-		fmt.Fprintf(o.Progress, "starting the dev stack (MongoDB protocol, Redis, Kafka protocol; data in %s)\n", filepath.Join(o.DataDir, "devstack"))
+		fmt.Fprintf(o.Progress, "starting the dev stack (MongoDB protocol, Redis, Kafka protocol, a mail catcher; data in %s)\n", filepath.Join(o.DataDir, "devstack"))
 		if backends, err = s.startDevstack(ctx, o, base); err != nil {
 			return nil, err
 		}
 	}
+	// Mail is the issuer's alone: the SMTP server gets its mail, and the
+	// inbox is for the person reading it.
+	var mail []string
+	backends = slices.DeleteFunc(slices.Clone(backends), func(kv string) bool {
+		switch k, v, _ := strings.Cut(kv, "="); k {
+		case "JOTGUARD_SMTP_URL":
+			mail = append(mail, kv)
+			return true
+		case "JOTGUARD_MAILPIT_URL":
+			s.InboxURL = v
+			return true
+		}
+		return false
+	})
 	kek, err := keyEncryptionKey(filepath.Join(o.DataDir, "issuer-key-encryption-key"))
 	if err != nil {
 		return nil, err
@@ -143,11 +166,11 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	}, o.Extra)
 
 	fmt.Fprintln(o.Progress, "starting the issuer on", s.IssuerURL)
-	if err := s.startReady(ctx, o, "issuer", s.IssuerURL, append(slices.Clone(common),
-		"JOTGUARD_ISSUER_ADDR="+o.IssuerAddr,
+	if err := s.startReady(ctx, o, "issuer", s.IssuerURL, slices.Concat(common, mail, []string{
+		"JOTGUARD_ISSUER_ADDR=" + o.IssuerAddr,
 		"JOTGUARD_COOKIE_SECURE=false", // plain http on loopback: curl must send the cookie back
-		"JOTGUARD_KEY_ENCRYPTION_KEY="+kek,
-	)); err != nil {
+		"JOTGUARD_KEY_ENCRYPTION_KEY=" + kek,
+	})); err != nil {
 		return nil, err
 	}
 	s.KeyIDs = jwksKIDs(ctx, s.IssuerURL+"/.well-known/jwks.json")
@@ -179,7 +202,7 @@ func (s *System) startDevstack(ctx context.Context, o Options, env []string) ([]
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(filepath.Join(o.BinDir, "devstack"), "--data", data)
+	cmd := exec.Command(filepath.Join(o.BinDir, "devstack"), "--data", data, "--mail-port", port(o.InboxAddr))
 	cmd.Env = env
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -191,17 +214,9 @@ func (s *System) startDevstack(ctx context.Context, o Options, env []string) ([]
 	}
 	lines := make(chan []string, 1)
 	go func() {
-		var kv []string
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if rest, ok := strings.CutPrefix(sc.Text(), "export "); ok && strings.HasPrefix(rest, "JOTGUARD_") {
-				kv = append(kv, rest)
-			}
-			if has(kv, "JOTGUARD_MONGO_URI") && has(kv, "JOTGUARD_REDIS_URL") && has(kv, "JOTGUARD_KAFKA_BROKERS") {
-				lines <- kv
-				kv = nil
-				break
-			}
+		kv := readExports(out)
+		if kv != nil {
+			lines <- kv
 		}
 		_, _ = io.Copy(io.Discard, out) // nothing else is printed; never block the child
 	}()
@@ -305,6 +320,29 @@ func (s *System) Stop() {
 
 // Log returns the path of a component's log file.
 func (s *System) Log(name string) string { return filepath.Join(s.LogDir, name+".log") }
+
+// readExports reads the dev stack's `export JOTGUARD_…=…` lines as
+// KEY=VALUE, all of them: the dev stack prints them in one write, so once
+// MongoDB's, Redis's and Kafka's are in and nothing more is buffered, the
+// write was read whole (the mail catcher's lines come last). nil if r ends
+// first.
+func readExports(r io.Reader) []string {
+	br := bufio.NewReader(r)
+	var kv []string
+	for {
+		line, err := br.ReadString('\n')
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "export "); ok && strings.HasPrefix(rest, "JOTGUARD_") {
+			kv = append(kv, rest)
+		}
+		if has(kv, "JOTGUARD_MONGO_URI") && has(kv, "JOTGUARD_REDIS_URL") && has(kv, "JOTGUARD_KAFKA_BROKERS") &&
+			(br.Buffered() == 0 || err != nil) {
+			return kv
+		}
+		if err != nil {
+			return nil
+		}
+	}
+}
 
 func has(kv []string, key string) bool {
 	return slices.ContainsFunc(kv, func(s string) bool { return strings.HasPrefix(s, key+"=") })

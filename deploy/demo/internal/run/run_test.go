@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -25,16 +27,21 @@ func TestBusyPortIsNamed(t *testing.T) {
 	}
 	defer ln.Close()
 	_, err = Start(t.Context(), Options{BinDir: t.TempDir(), DataDir: t.TempDir(),
-		IssuerAddr: freeAddr(t), VerifierAddr: ln.Addr().String(), AdminAddr: freeAddr(t), DemoAddr: freeAddr(t)})
+		IssuerAddr: freeAddr(t), VerifierAddr: ln.Addr().String(), AdminAddr: freeAddr(t), DemoAddr: freeAddr(t), InboxAddr: freeAddr(t)})
 	if !errors.Is(err, ErrPortBusy) || !strings.Contains(err.Error(), ln.Addr().String()) ||
 		!strings.Contains(err.Error(), "JOTGUARD_VERIFIER_ADDR") {
 		t.Fatalf("Start with the verifier's port taken: %v; want ErrPortBusy naming %s and its variable", err, ln.Addr())
+	}
+	_, err = Start(t.Context(), Options{BinDir: t.TempDir(), DataDir: t.TempDir(),
+		IssuerAddr: freeAddr(t), VerifierAddr: freeAddr(t), AdminAddr: freeAddr(t), DemoAddr: freeAddr(t), InboxAddr: ln.Addr().String()})
+	if !errors.Is(err, ErrPortBusy) || !strings.Contains(err.Error(), "mail inbox") || !strings.Contains(err.Error(), "--inbox-addr") {
+		t.Fatalf("Start with the inbox's port taken: %v; want ErrPortBusy naming the inbox and its flag", err)
 	}
 }
 
 func TestMissingBinary(t *testing.T) {
 	_, err := Start(t.Context(), Options{BinDir: t.TempDir(), DataDir: t.TempDir(),
-		IssuerAddr: freeAddr(t), VerifierAddr: freeAddr(t), AdminAddr: freeAddr(t), DemoAddr: freeAddr(t)})
+		IssuerAddr: freeAddr(t), VerifierAddr: freeAddr(t), AdminAddr: freeAddr(t), DemoAddr: freeAddr(t), InboxAddr: freeAddr(t)})
 	if err == nil || !strings.Contains(err.Error(), "make build") {
 		t.Fatalf("Start without binaries: %v; want a hint to run make build", err)
 	}
@@ -79,6 +86,12 @@ func TestWalkthrough(t *testing.T) {
 		t.Fatalf("Start: %v\n%s", err, progress.String())
 	}
 	defer sys.Stop()
+	if sys.InboxURL != os.Getenv("JOTGUARD_MAILPIT_URL") {
+		t.Errorf("InboxURL = %q, want the dev stack's JOTGUARD_MAILPIT_URL", sys.InboxURL)
+	}
+	if b, _ := os.ReadFile(sys.Log("issuer")); !strings.Contains(string(b), "sent over SMTP") || strings.Contains(string(b), "MAIL IS DISABLED") {
+		t.Errorf("the issuer did not get JOTGUARD_SMTP_URL; its log:\n%s", b)
+	}
 
 	steps := Walkthrough(sys.IssuerURL, sys.VerifierURL, "walk-"+suffix+"@example.com",
 		"correct horse battery staple", filepath.Join(t.TempDir(), "jar.txt"))
@@ -145,7 +158,8 @@ func backendsFromEnv(t *testing.T) []string {
 	if topic := os.Getenv("JOTGUARD_REVOCATION_TOPIC"); topic != "" {
 		b = append(b, "JOTGUARD_REVOCATION_TOPIC="+topic)
 	}
-	return b
+	return append(b, "JOTGUARD_SMTP_URL="+sdktest.RequireEnv(t, "JOTGUARD_SMTP_URL"),
+		"JOTGUARD_MAILPIT_URL="+sdktest.RequireEnv(t, "JOTGUARD_MAILPIT_URL"))
 }
 
 // TestSecondRunReusesData is the second `make run`: the same database and
@@ -191,6 +205,47 @@ func TestSecondRunReusesData(t *testing.T) {
 	}
 	if code := post(second.IssuerURL + "/login"); code != http.StatusOK {
 		t.Errorf("login of the first run's user: %d, want 200", code)
+	}
+}
+
+// The dev stack prints its export lines in one write: all of them are
+// read, the mail catcher's (after Kafka's) included; lines split over two
+// writes are waited for.
+func TestReadExports(t *testing.T) {
+	all := "export JOTGUARD_MONGO_URI=mongodb://127.0.0.1:1/\nexport JOTGUARD_REDIS_URL=redis://127.0.0.1:2/0\n" +
+		"export JOTGUARD_KAFKA_BROKERS=127.0.0.1:3\nexport JOTGUARD_REVOCATION_TOPIC=jotguard.revocations\n" +
+		"export JOTGUARD_SMTP_URL=smtp://127.0.0.1:4\nexport JOTGUARD_MAILPIT_URL=http://127.0.0.1:5\n"
+	for _, writes := range [][]string{{all}, {all[:40], all[40:]}, {all[:130], all[130:]}} {
+		r, w := io.Pipe()
+		go func() {
+			for _, chunk := range writes {
+				_, _ = w.Write([]byte(chunk))
+			}
+		}()
+		got := readExports(r)
+		r.Close()
+		if len(got) != 6 || got[4] != "JOTGUARD_SMTP_URL=smtp://127.0.0.1:4" || got[5] != "JOTGUARD_MAILPIT_URL=http://127.0.0.1:5" {
+			t.Errorf("writes %q: read %q, want all six settings", writes, got)
+		}
+	}
+	if got := readExports(strings.NewReader("export JOTGUARD_MONGO_URI=x\n")); got != nil {
+		t.Errorf("an incomplete stack's output: %q, want nil", got)
+	}
+}
+
+// The inbox is among the URLs printed; without it, mail is said to be off.
+func TestPrintReadyShowsInbox(t *testing.T) {
+	sys := &System{IssuerURL: "http://127.0.0.1:8080", InboxURL: "http://127.0.0.1:39123", LogDir: ".data/logs"}
+	var b strings.Builder
+	PrintReady(&b, Style{}, sys, nil)
+	if !regexp.MustCompile(`(?m)^  mail inbox +http://127\.0\.0\.1:39123 `).MatchString(b.String()) {
+		t.Errorf("no inbox row:\n%s", b.String())
+	}
+	sys.InboxURL = ""
+	b.Reset()
+	PrintReady(&b, Style{}, sys, nil)
+	if !strings.Contains(b.String(), "mail is disabled") {
+		t.Errorf("no word on disabled mail:\n%s", b.String())
 	}
 }
 

@@ -30,6 +30,10 @@ func Walkthrough(issuerURL, verifierURL, email, password, jar string) []Step {
 			Command: fmt.Sprintf(`curl -s -X POST %s/register -H 'Content-Type: application/json' -d %s; echo`, issuerURL, creds),
 			Want:    `"email":"` + email + `"`,
 		},
+		// The email-verification step goes here, once registration sends
+		// the verification mail: it reads the link from the dev stack's
+		// inbox (System.InboxURL, Mailpit's API: /api/v1/search?query=to:…,
+		// then /api/v1/message/{ID}) and confirms it (POST /verify-email).
 		{
 			Title: "Log in: the refresh token goes to the cookie jar (HttpOnly cookie), the access token is taken from the JSON body",
 			Command: fmt.Sprintf(`TOKEN=$(curl -s -c %s -X POST %s/login -H 'Content-Type: application/json' -d %s | %s); echo "$TOKEN"`,
@@ -101,8 +105,13 @@ func PrintReady(w io.Writer, st Style, sys *System, steps []Step) {
 	}
 	fmt.Fprintln(w, st.Bold("jotguard is running."))
 	fmt.Fprintln(w)
+	inbox := st.Bold(sys.InboxURL) + "   (the mail the issuer sends: open it in a browser; Mailpit's API under /api/v1)"
+	if sys.InboxURL == "" {
+		inbox = "none: mail is disabled (no JOTGUARD_SMTP_URL)"
+	}
 	rows := [][2]string{
 		{"issuer", sys.IssuerURL + "   (register, login, access_token, logout, /.well-known/jwks.json, /openapi.yaml)"},
+		{"mail inbox", inbox},
 		{"verifier", sys.VerifierURL + "   (reverse proxy: checks every request, then forwards to the demo)"},
 		{"verifier admin", sys.AdminURL + "   (/healthz, /readyz, /metrics of the verifier)"},
 		{"demo", sys.DemoURL + "   (upstream; verifies tokens itself too, with the sdk middleware)"},

@@ -51,14 +51,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&opts.RedisPort, "redis-port", 0, "Redis port; 0 picks a free one")
 	fs.IntVar(&opts.KafkaPort, "kafka-port", 0, "Kafka-protocol (kfake) port; 0 picks a free one")
 	fs.IntVar(&opts.SMTPPort, "smtp-port", 0, "Mailpit's SMTP port (plain SMTP, no auth); 0 picks a free one")
-	fs.IntVar(&opts.MailPort, "mail-port", 0, "Mailpit's HTTP port (its API and web pages); 0 picks a free one")
+	fs.IntVar(&opts.MailPort, "mail-port", 0, "HTTP port of the inbox page and Mailpit's API; 0 picks a free one")
 	fs.StringVar(&opts.DataDir, "data", "", "data directory, kept between runs; empty: a temporary one, removed at exit")
 	fs.StringVar(&services, "only", strings.Join(stack.AllServices, ","), "comma list of the services to start")
 	fs.StringVar(&opts.RedisMode, "redis", "auto", "auto (redis-server if on PATH, else miniredis), server or embedded")
 	fs.StringVar(&opts.Topic, "topic", "jotguard.revocations", "revocation topic to create")
 	fs.IntVar(&opts.Partitions, "partitions", 6, "partitions of the revocation topic")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: devstack [flags]\n\nStarts MongoDB (FerretDB), Redis, Kafka (kfake) and a mail catcher (Mailpit)\non 127.0.0.1 and prints `export JOTGUARD_...=...` lines once all accept\nconnections. Ctrl-C stops them. Mail sent to JOTGUARD_SMTP_URL (plain SMTP, no\nauth) is read at JOTGUARD_MAILPIT_URL: /api/v1/messages, /view/latest.html.")
+		fmt.Fprintln(stderr, "usage: devstack [flags]\n\nStarts MongoDB (FerretDB), Redis, Kafka (kfake) and a mail catcher (Mailpit)\non 127.0.0.1 and prints `export JOTGUARD_...=...` lines once all accept\nconnections. Ctrl-C stops them. Mail sent to JOTGUARD_SMTP_URL (plain SMTP, no\nauth) is read at JOTGUARD_MAILPIT_URL: an inbox page at /, and Mailpit's API\n(/api/v1/messages, /api/v1/search?query=, /view/{ID}.html).")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
