@@ -262,7 +262,7 @@ func TestInboxPage(t *testing.T) {
 	}
 	id := api.search("to:ada@example.com", 1)[0].ID // the API, through the proxy
 
-	resp, body = get("/")
+	_, body = get("/")
 	escaped := strings.ReplaceAll(strings.ReplaceAll(subject, "<", "&lt;"), ">", "&gt;")
 	for _, want := range []string{escaped, "ada@example.com", `href="/view/` + id + `.html"`, `href="/view/` + id + `.txt"`,
 		`<form method="post" action="/">`, "Delete all", time.Now().Format("2006-01-02")} {

@@ -615,15 +615,6 @@ func hasControl(s string) bool {
 	return false
 }
 
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // noThrottle is the Throttle of a Service given none: it limits nothing.
 type noThrottle struct{}
 
