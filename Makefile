@@ -24,6 +24,9 @@ LDFLAGS := -X main.version=$(VERSION)
 
 build: ## bin/issuer, bin/verifier, bin/devstack, bin/demo, bin/jotguard-run
 	@mkdir -p $(BIN)
+	@echo "== building bin/issuer, bin/verifier, bin/devstack, bin/demo, bin/jotguard-run"
+	@echo "   (the first build compiles the dev stack's FerretDB, SQLite, kfake and Mailpit: a few minutes"
+	@echo "   on 2 cores; later builds reuse Go's build cache and take seconds)"
 	cd issuer && $(GO) build -ldflags "$(LDFLAGS)" -o ../$(BIN)/issuer ./cmd/issuer
 	cd verifier && $(GO) build -ldflags "$(LDFLAGS)" -o ../$(BIN)/verifier ./cmd/verifier
 	cd deploy/devstack && $(GO) build -o ../../$(BIN)/devstack ./cmd/devstack
@@ -45,8 +48,8 @@ test: build ## all tests (-race), against a dev stack started here on free ports
 # jotguard-run starts the dev stack (data in $(DATA)/devstack), the issuer,
 # the demo upstream and a verifier proxying to it, then prints a curl
 # walk-through; Ctrl-C stops them all (they die with it even if it is killed).
-run: build ## everything on loopback, with a curl walk-through (data kept in $(DATA)); Ctrl-C stops it
-	@exec $(BIN)/jotguard-run --bin $(BIN) --data $(DATA)
+run: build ## everything on loopback, with a curl walk-through (data kept in $(DATA)); Ctrl-C stops it; ARGS='--issuer-addr …' etc.
+	@exec $(BIN)/jotguard-run --bin $(BIN) --data $(DATA) $(ARGS)
 
 lint: ## gofmt check, go vet per module (also without go.work), staticcheck when it installs
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -29,8 +29,8 @@ func TestBusyPortIsNamed(t *testing.T) {
 	_, err = Start(t.Context(), Options{BinDir: t.TempDir(), DataDir: t.TempDir(),
 		IssuerAddr: freeAddr(t), VerifierAddr: ln.Addr().String(), AdminAddr: freeAddr(t), DemoAddr: freeAddr(t), InboxAddr: freeAddr(t)})
 	if !errors.Is(err, ErrPortBusy) || !strings.Contains(err.Error(), ln.Addr().String()) ||
-		!strings.Contains(err.Error(), "JOTGUARD_VERIFIER_ADDR") {
-		t.Fatalf("Start with the verifier's port taken: %v; want ErrPortBusy naming %s and its variable", err, ln.Addr())
+		!strings.Contains(err.Error(), "make run ARGS='--verifier-addr") {
+		t.Fatalf("Start with the verifier's port taken: %v; want ErrPortBusy naming %s and the make run argument that moves it", err, ln.Addr())
 	}
 	_, err = Start(t.Context(), Options{BinDir: t.TempDir(), DataDir: t.TempDir(),
 		IssuerAddr: freeAddr(t), VerifierAddr: freeAddr(t), AdminAddr: freeAddr(t), DemoAddr: freeAddr(t), InboxAddr: ln.Addr().String()})
