@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -201,6 +202,46 @@ func TestPrometheusRulesMetrics(t *testing.T) {
 		}
 		if !used[n] {
 			t.Errorf("docs/operations.md says to alert on %s; no alert of the PrometheusRule does", n)
+		}
+	}
+}
+
+// TestTopicJobSetsDocumentedSettings: the topic Job sets every topic
+// setting of the table in docs/operations.md ("The revocation topic").
+func TestTopicJobSetsDocumentedSettings(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(root, "docs/operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "\n## The revocation topic\n")
+	if !ok {
+		t.Fatal("docs/operations.md has no section The revocation topic")
+	}
+	section, _, _ = strings.Cut(section, "\n#")
+	settings := regexp.MustCompile("(?m)^\\| `([a-z]+\\.[a-z.]+)` \\|").FindAllStringSubmatch(section, -1)
+	if len(settings) < 5 {
+		t.Fatalf("found only %v in the topic's table", settings)
+	}
+	objs, err := render(k8sRoot + "/overlays/example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var script string
+	for i := range objs {
+		if objs[i].gvk.Kind == "Job" {
+			validate(&objs[i])
+			c := objs[i].obj.(*batchv1.Job).Spec.Template.Spec.Containers[0]
+			script = strings.Join(append(c.Command, c.Args...), " ")
+		}
+	}
+	for _, s := range settings {
+		if !strings.Contains(script, s[1]+"=") {
+			t.Errorf("the topic Job does not set %s, a setting of the topic's table in docs/operations.md", s[1])
+		}
+	}
+	for _, flag := range []string{"--partitions 6", "--replication-factor 3", "--if-not-exists"} {
+		if !strings.Contains(script, flag) {
+			t.Errorf("the topic Job's script lacks %s", flag)
 		}
 	}
 }
