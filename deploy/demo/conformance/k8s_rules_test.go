@@ -133,17 +133,8 @@ func seriesOf(name string, exported []string) (string, bool) {
 // `jotguard_verifier_revocation_stale` is jotguard_verifier_revocation_degraded).
 func docMetrics(t *testing.T) []string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(root, "docs/operations.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(data), "\n## Metrics and alerts\n")
-	if !ok {
-		t.Fatal("docs/operations.md has no section Metrics and alerts")
-	}
-	section, _, _ = strings.Cut(section, "\n## ")
 	var names []string
-	for _, line := range strings.Split(section, "\n") {
+	for _, line := range strings.Split(operationsSection(t, "## Metrics and alerts", "\n## "), "\n") {
 		if !strings.HasPrefix(line, "| `") {
 			continue
 		}
@@ -209,15 +200,7 @@ func TestPrometheusRulesMetrics(t *testing.T) {
 // TestTopicJobSetsDocumentedSettings: the topic Job sets every topic
 // setting of the table in docs/operations.md ("The revocation topic").
 func TestTopicJobSetsDocumentedSettings(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(root, "docs/operations.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(data), "\n## The revocation topic\n")
-	if !ok {
-		t.Fatal("docs/operations.md has no section The revocation topic")
-	}
-	section, _, _ = strings.Cut(section, "\n#")
+	section := operationsSection(t, "## The revocation topic", "\n#")
 	settings := regexp.MustCompile("(?m)^\\| `([a-z]+\\.[a-z.]+)` \\|").FindAllStringSubmatch(section, -1)
 	if len(settings) < 5 {
 		t.Fatalf("found only %v in the topic's table", settings)
@@ -244,4 +227,20 @@ func TestTopicJobSetsDocumentedSettings(t *testing.T) {
 			t.Errorf("the topic Job's script lacks %s", flag)
 		}
 	}
+}
+
+// operationsSection is the text of docs/operations.md after the line
+// heading, up to stop.
+func operationsSection(t *testing.T, heading, stop string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(root, "docs/operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "\n"+heading+"\n")
+	if !ok {
+		t.Fatalf("docs/operations.md has no line %q", heading)
+	}
+	section, _, _ = strings.Cut(section, stop)
+	return section
 }
