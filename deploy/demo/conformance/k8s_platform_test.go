@@ -305,7 +305,6 @@ func platformProblems(k known, objs []object) []string {
 	var problems []string
 	problem := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	m := index(objs)
-	hpaTargets := map[string]bool{}
 	for _, h := range m.hpas {
 		ref := h.Spec.ScaleTargetRef
 		d, ok := m.deploys[ref.Name]
@@ -315,7 +314,6 @@ func platformProblems(k known, objs []object) []string {
 		case d.Spec.Replicas != nil:
 			problem("Deployment/%s sets replicas, but HorizontalPodAutoscaler/%s owns the count (a re-apply would reset it)", d.Name, h.Name)
 		}
-		hpaTargets[ref.Name] = true
 	}
 	for _, p := range m.pods {
 		cs, sidecar := p.containers()
