@@ -616,7 +616,7 @@ func TestPlatformChecksCatch(t *testing.T) {
 		kind, name, old, new, want string
 	}{
 		{"Deployment", "jotguard-issuer", "      terminationGracePeriodSeconds: 30", "      terminationGracePeriodSeconds: 15", "shorter than its binaries' drain delay and shutdown grace (20s)"},
-		{"Deployment", "demo", "      terminationGracePeriodSeconds: 30", "      terminationGracePeriodSeconds: 5", "shorter than its binaries' drain delay and shutdown grace (10s)"},
+		{"Deployment", "demo", "      terminationGracePeriodSeconds: 30", "      terminationGracePeriodSeconds: 5", "shorter than its binaries' drain delay and shutdown grace (15s)"},
 		{"Deployment", "jotguard-issuer", "  selector:\n", "  replicas: 2\n  selector:\n", "sets replicas, but HorizontalPodAutoscaler/jotguard-issuer owns the count"},
 		{"Deployment", "demo", "            memory: 128Mi\n", "", "no memory limit"},
 		{"Deployment", "jotguard-issuer", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false", "the root filesystem is not read-only"},

@@ -125,7 +125,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	// The parts (token checks fed by the revocation topic, the relays, the
+	// key reload) run until the server has drained, not until the signal:
+	// requests served during the drain get the same answers.
+	bg, stopParts := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopParts()
+	g, gctx := errgroup.WithContext(bg)
 	tokens, err := tokenVerifier(gctx, cfg, km, log)
 	if err != nil {
 		return err
@@ -187,7 +192,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)} // no BaseContext: STYLE §3
 	g.Go(func() error {
-		return serve(gctx, srv, api.Drain, cfg.Addr, cfg.DrainDelay, cfg.ShutdownGrace, log, ready)
+		defer stopParts()
+		return serve(untilSignalOrFailure(ctx, gctx), srv, api.Drain, cfg.Addr, cfg.DrainDelay, cfg.ShutdownGrace, log, ready)
 	})
 	return g.Wait()
 }
@@ -253,6 +259,14 @@ func tokenVerifier(ctx context.Context, cfg config.Config, km *keys.Manager, log
 	return sdk.NewVerifier(ctx, sdk.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, Leeway: cfg.Leeway,
 		MaxTokenLifetime: cfg.AccessTTL,
 		Keys:             sdk.NewLocalKeys(km.JWKS), Revocations: revs, CacheSize: sdk.DefaultCacheSize, Logger: log})
+}
+
+// untilSignalOrFailure is done when ctx (the signal) or parts (a part
+// failed) is.
+func untilSignalOrFailure(ctx, parts context.Context) context.Context {
+	c, cancel := context.WithCancel(parts)
+	context.AfterFunc(ctx, cancel)
+	return c
 }
 
 // serve listens on addr and serves until ctx is done; then readiness goes

@@ -44,7 +44,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	g, gctx := errgroup.WithContext(ctx) // the first part to fail stops the rest
+	// The parts (the Verifier with its revocation feed, the mode watcher)
+	// run until the servers have drained, not until the signal: requests
+	// served during the drain are checked against a live revocation state.
+	// The first part to fail stops the rest.
+	bg, stopParts := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopParts()
+	g, gctx := errgroup.WithContext(bg)
 
 	st := &state{failClosed: cfg.FailClosed}
 	var revs sdk.RevocationChecker // stays a nil interface without brokers
@@ -123,7 +129,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if st.feed != nil {
 		g.Go(func() error { watchRevocationMode(gctx, st, cfg.MaxStaleness, log); return nil })
 	}
-	g.Go(func() error { return serve(gctx, st, servers, cfg.ShutdownGrace, log, ready) })
+	g.Go(func() error {
+		defer stopParts()
+		sctx, cancel := context.WithCancel(gctx) // drain at the signal, or when a part failed
+		defer cancel()
+		context.AfterFunc(ctx, cancel)
+		return serve(sctx, st, servers, cfg.DrainDelay, cfg.ShutdownGrace, log, ready)
+	})
 	return g.Wait()
 }
 
@@ -254,7 +266,7 @@ type server struct {
 // then readiness goes off and the servers shut down in order (the main one
 // first, so the admin listener answers /readyz 503 while in-flight requests
 // finish), all within grace. ready gets the main listener's address.
-func serve(ctx context.Context, st *state, servers []*server, grace time.Duration, log *slog.Logger, ready func(string)) error {
+func serve(ctx context.Context, st *state, servers []*server, delay, grace time.Duration, log *slog.Logger, ready func(string)) error {
 	lns := make([]net.Listener, 0, len(servers))
 	defer func() {
 		for _, ln := range lns {
@@ -285,7 +297,9 @@ func serve(ctx context.Context, st *state, servers []*server, grace time.Duratio
 	case <-ctx.Done():
 	}
 	st.draining.Store(true)
-	log.InfoContext(ctx, "draining", "grace", grace.String())
+	log.InfoContext(ctx, "draining: /readyz answers 503, requests are still served", "delay", delay.String(), "grace", grace.String())
+	time.Sleep(delay)
+	log.InfoContext(ctx, "shutting down: in-flight requests may finish", "grace", grace.String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
 	for _, s := range servers {

@@ -45,6 +45,7 @@ type Config struct {
 	BodyTimeout       time.Duration // proxy mode: longest wait for the next bytes of a request body
 	RequiredRoles     []string      // a token needs one of these (403 otherwise); empty: none
 	CacheSize         int           // verified tokens cached; 0: no cache (never negative)
+	DrainDelay        time.Duration // after SIGTERM: readiness off, still serving
 	ShutdownGrace     time.Duration
 	LogLevel          slog.Level
 	LogFormat         string // json or text
@@ -166,7 +167,16 @@ var vars = []Var{
 			c.CacheSize = n
 			return nil
 		}},
-	{Name: "JOTGUARD_SHUTDOWN_GRACE", Flag: "shutdown-grace", Default: "10s", Usage: "how long in-flight requests may finish after SIGTERM",
+	{Name: "JOTGUARD_DRAIN_DELAY", Flag: "drain-delay", Default: "5s", Usage: "after SIGTERM, how long /readyz answers 503 while requests are still served, before the listeners close (load balancers need a few seconds to stop sending)",
+		set: func(c *Config, s string) error {
+			d, err := time.ParseDuration(s)
+			if err != nil || d < 0 {
+				return fmt.Errorf("want a duration like 5s, or 0, got %q", s)
+			}
+			c.DrainDelay = d
+			return nil
+		}},
+	{Name: "JOTGUARD_SHUTDOWN_GRACE", Flag: "shutdown-grace", Default: "10s", Usage: "how long in-flight requests may finish after the drain delay",
 		set: duration(func(c *Config) *time.Duration { return &c.ShutdownGrace })},
 	{Name: "JOTGUARD_LOG_LEVEL", Flag: "log-level", Default: "info", Usage: "debug, info, warn or error",
 		set: func(c *Config, s string) error {
