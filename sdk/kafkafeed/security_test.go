@@ -1,0 +1,157 @@
+package kafkafeed_test
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/jotguard/jotguard/sdk"
+	"github.com/jotguard/jotguard/sdk/kafkafeed"
+	"github.com/jotguard/jotguard/sdk/kafkasec"
+	"github.com/jotguard/jotguard/sdk/sdktest"
+)
+
+// secured returns the security of a dev-stack broker: mechanism (""
+// none) over TLS, mutual when mtls.
+func secured(pki *sdktest.TLSFiles, mechanism string, mtls bool) sdktest.KafkaSecurity {
+	return sdktest.KafkaSecurity{Mechanism: mechanism, User: "jotguard", Password: "pw-" + strings.ToLower(mechanism),
+		TLS: pki, MutualTLS: mtls}
+}
+
+// startSecuredBroker runs `devstack --only kafka` requiring sec, with topic.
+func startSecuredBroker(t *testing.T, sec sdktest.KafkaSecurity, topic string) []string {
+	t.Helper()
+	d := sdktest.StartDevstack(t, "kafka", append([]string{"--topic", topic, "--partitions", "2"}, sec.DevstackArgs()...)...)
+	return strings.Split(d.Env("JOTGUARD_KAFKA_BROKERS"), ",")
+}
+
+// dialer reads the JOTGUARD_KAFKA_* settings in env as the binaries do and
+// builds their Dialer.
+func dialer(t *testing.T, env map[string]string) *kafka.Dialer {
+	t.Helper()
+	var c kafkasec.Config
+	for _, s := range kafkasec.Settings() {
+		if v := env[s.Name]; v != "" {
+			if err := s.Set(&c, v); err != nil {
+				t.Fatalf("%s: %v", s.Name, err)
+			}
+		}
+	}
+	d, err := c.Dialer("kafkafeed-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// logLines collects a Feed's log.
+type logLines struct {
+	mu sync.Mutex
+	b  strings.Builder
+	t  *testing.T
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.t.Log(strings.TrimSpace(string(p)))
+	return l.b.Write(p)
+}
+
+func (l *logLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestSecuredBrokerRefusesAWrongClient: a Feed whose settings the broker
+// refuses says why in its log, is not ready (ErrRefused, under either
+// failure policy, for longer than the staleness bound), and stops when
+// asked: no hang, no panic. The records it could not read reach a Feed
+// with the right settings.
+func TestSecuredBrokerRefusesAWrongClient(t *testing.T) {
+	pki := sdktest.NewTLSFiles(t)
+	sec := secured(pki, kafkasec.ScramSHA512, true)
+	topic := topicName(t)
+	brokers := startSecuredBroker(t, sec, topic)
+	fx := newFixture(t)
+
+	good := dialer(t, sec.Env())
+	w := newWriter(t, brokers, topic, nil)
+	w.Transport = kafkasec.Transport(good)
+	e := fx.userEvent("alice", time.Now())
+	write(t, w, record("alice", fx.Sign(t, e), e.At))
+
+	edit := func(change map[string]string) map[string]string {
+		env := sec.Env()
+		for k, v := range change {
+			if v == "" {
+				delete(env, k)
+			} else {
+				env[k] = v
+			}
+		}
+		return env
+	}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		says string // in the logged error
+	}{
+		{"wrong password", edit(map[string]string{"JOTGUARD_KAFKA_SASL_PASSWORD": "wrong"}), "SASL authentication failed"},
+		{"wrong mechanism", edit(map[string]string{"JOTGUARD_KAFKA_SASL_MECHANISM": kafkasec.ScramSHA256}), "SASL authentication failed"},
+		{"no TLS", edit(map[string]string{"JOTGUARD_KAFKA_TLS": "", "JOTGUARD_KAFKA_TLS_CA_FILE": "",
+			"JOTGUARD_KAFKA_TLS_CERT_FILE": "", "JOTGUARD_KAFKA_TLS_KEY_FILE": ""}), "a TLS listener does that to a client without TLS"},
+		{"untrusted CA", edit(map[string]string{"JOTGUARD_KAFKA_TLS_CA_FILE": pki.OtherCA}), "certificate signed by unknown authority"},
+		{"no client certificate", edit(map[string]string{"JOTGUARD_KAFKA_TLS_CERT_FILE": "", "JOTGUARD_KAFKA_TLS_KEY_FILE": ""}),
+			"certificate required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &logLines{t: t}
+			now := time.Now()
+			var mu sync.Mutex
+			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+			for _, closed := range []bool{false, true} {
+				f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Set: fx.NewSet(time.Now),
+					Dialer: dialer(t, tc.env), FailClosed: closed, MaxStaleness: time.Second, Now: clock,
+					Logger: testLoggerTo(logs)})
+				stop := runFeed(t, fx.run(f))
+				eventually(t, "the refusal reported", func() bool { return errors.Is(f.Ready(), kafkafeed.ErrRefused) })
+				mu.Lock()
+				now = now.Add(time.Minute) // far beyond the staleness bound: open stays unready
+				mu.Unlock()
+				err := f.Ready()
+				if !errors.Is(err, kafkafeed.ErrRefused) || !errors.Is(err, sdk.ErrRevocationUnavailable) || !strings.Contains(err.Error(), tc.says) {
+					t.Errorf("fail closed %t, stale: Ready() = %v, want ErrRefused saying %q", closed, err, tc.says)
+				}
+				if _, err := f.Revoked(&sdk.Claims{}); !errors.Is(err, sdk.ErrRevocationUnavailable) {
+					t.Errorf("Revoked: %v, want ErrRevocationUnavailable", err)
+				}
+				stop()
+			}
+			if out := logs.String(); !strings.Contains(out, "refuse this client") || !strings.Contains(out, tc.says) {
+				t.Errorf("the log does not say the brokers refuse the client (%q):\n%s", tc.says, out)
+			}
+		})
+	}
+
+	f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Set: fx.NewSet(time.Now), Dialer: good})
+	runFeed(t, fx.run(f))
+	eventually(t, "the right settings catch up", f.CaughtUp)
+	if !fx.revoked(t, f, "alice", time.Now()) {
+		t.Error("the event was not applied with the right settings")
+	}
+	if err := f.Ready(); err != nil {
+		t.Errorf("Ready() = %v", err)
+	}
+}
+
+// testLoggerTo is testLogger writing to w.
+func testLoggerTo(w *logLines) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
