@@ -11,8 +11,10 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/jotguard/jotguard/sdk"
+	"github.com/jotguard/jotguard/sdk/client"
 	"github.com/jotguard/jotguard/sdk/kafkafeed"
 	"github.com/jotguard/jotguard/sdk/kafkasec"
+	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/jotguard/jotguard/sdk/sdktest"
 )
 
@@ -47,6 +49,67 @@ func dialer(t *testing.T, env map[string]string) *kafka.Dialer {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// TestSecuredBrokerIssuerToFeed: against a broker that requires TLS and
+// SASL, the issuer (bin/issuer) publishes a logout, and a Feed with the
+// same settings applies it: the logged-out token is refused. One broker per
+// mechanism, and one with mutual TLS.
+func TestSecuredBrokerIssuerToFeed(t *testing.T) {
+	sdktest.RequireEnv(t, "JOTGUARD_DEVSTACK_BIN")
+	pki := sdktest.NewTLSFiles(t)
+	for _, tc := range []struct {
+		name string
+		sec  sdktest.KafkaSecurity
+	}{
+		{"PLAIN over TLS", secured(pki, kafkasec.Plain, false)},
+		{"SCRAM-SHA-256 over TLS", secured(pki, kafkasec.ScramSHA256, false)},
+		{"SCRAM-SHA-512 over TLS", secured(pki, kafkasec.ScramSHA512, false)},
+		{"SCRAM-SHA-512 over mutual TLS", secured(pki, kafkasec.ScramSHA512, true)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topic := topicName(t)
+			brokers := startSecuredBroker(t, tc.sec, topic)
+			env := tc.sec.Env()
+			env["JOTGUARD_KAFKA_BROKERS"] = strings.Join(brokers, ",")
+			env["JOTGUARD_REVOCATION_TOPIC"] = topic
+			iss := sdktest.StartIssuerProcess(t, env) // ready: its own feed caught up, over TLS and SASL
+
+			feed := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Replay: 10 * time.Minute,
+				Set: revocation.NewSet(10*time.Minute, nil), Dialer: dialer(t, env)})
+			v, err := sdk.NewVerifier(t.Context(), sdk.Config{Issuer: iss.URL, Audience: []string{"jotguard"},
+				Revocations: feed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "the verifier is ready (keys loaded, replay caught up)", func() bool { return v.Ready() == nil })
+
+			c := client.New(iss.URL)
+			email := "sec-" + strings.ToLower(topic[len(topic)-10:]) + "@example.com"
+			const password = "correct horse battery staple"
+			if _, err := c.Register(t.Context(), client.RegisterRequest{Email: email, Password: password}); err != nil {
+				t.Fatal(err)
+			}
+			tok, err := c.Login(t.Context(), client.LoginRequest{Email: email, Password: password})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := v.Verify(t.Context(), tok.AccessToken); err != nil {
+				t.Fatalf("before the logout: %v", err)
+			}
+			if err := c.Logout(t.Context(), tok.RefreshToken, "local"); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "the logout applied by the feed", func() bool {
+				_, err := v.Verify(t.Context(), tok.AccessToken)
+				return errors.Is(err, sdk.ErrRevoked)
+			})
+			if st := feed.Stats(); st.Applied != 1 || st.Poison != 0 || st.Stale {
+				t.Errorf("Stats = %+v, want the one event applied", st)
+			}
+			t.Logf("%s: the issuer's logout event reached the feed and revoked the token", tc.name)
+		})
+	}
 }
 
 // logLines collects a Feed's log.
