@@ -191,7 +191,7 @@ var settings = []Setting{
 		Usage: "SASL user name",
 		set:   func(c *Config, s string) error { c.Username = s; return nil }},
 	{Name: "JOTGUARD_KAFKA_SASL_PASSWORD", Flag: "kafka-sasl-password",
-		Usage: "SASL password (never logged); or JOTGUARD_KAFKA_SASL_PASSWORD_FILE",
+		Usage: "SASL password (never logged; a flag shows in the process list: prefer this variable or JOTGUARD_KAFKA_SASL_PASSWORD_FILE)",
 		set:   func(c *Config, s string) error { c.Password = Secret(s); return nil }},
 	{Name: "JOTGUARD_KAFKA_SASL_PASSWORD_FILE", Flag: "kafka-sasl-password-file",
 		Usage: "file holding the SASL password, such as a mounted Kubernetes secret (read at start; a trailing newline is dropped)",
