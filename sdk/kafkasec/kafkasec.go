@@ -28,6 +28,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -402,9 +403,24 @@ func (s *securer) secure(ctx context.Context, raw net.Conn, address string) (net
 		deadline = time.Now().Add(dialTimeout)
 	}
 	_ = raw.SetDeadline(deadline)
-	defer raw.SetDeadline(time.Time{})
-	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(time.Now()) }) // cancelled: stop waiting
-	defer stop()
+	// Cancelled: stop waiting. Once set up, the connection is kafka-go's,
+	// without a deadline, whenever ctx ends.
+	var mu sync.Mutex
+	finished := false
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !finished {
+			_ = raw.SetDeadline(time.Now())
+		}
+	})
+	defer func() {
+		stop()
+		mu.Lock()
+		finished = true
+		mu.Unlock()
+		_ = raw.SetDeadline(time.Time{})
+	}()
 	counted := &countingConn{Conn: raw}
 	var conn net.Conn = raw // kafka-go gets the plain connection, not the counter
 	rw := net.Conn(counted)

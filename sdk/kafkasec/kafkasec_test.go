@@ -251,3 +251,32 @@ func TestSetupFailuresAreNamed(t *testing.T) {
 		})
 	}
 }
+
+// TestSilentBrokerDoesNotHang: a broker that accepts the connection and
+// never answers holds a dial only until its context ends.
+func TestSilentBrokerDoesNotHang(t *testing.T) {
+	silent := listen(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	d, err := kafkasec.Config{Mechanism: kafkasec.Plain, Username: "u", Password: "p"}.Dialer("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context()) // no deadline: only the cancel ends it
+	done := make(chan error, 1)
+	go func() {
+		conn, err := d.DialFunc(ctx, "tcp", silent)
+		if conn != nil {
+			conn.Close()
+		}
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let it reach the read
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil || kafkasec.Refused(err) {
+			t.Fatalf("error %v, want a plain failure (not a refusal)", err)
+		}
+	case <-time.After(5 * time.Second): // a hang detector: the set-up's own bound is 10 s
+		t.Fatal("the dial did not end when its context was cancelled")
+	}
+}
