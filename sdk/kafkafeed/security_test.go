@@ -2,6 +2,7 @@ package kafkafeed_test
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -112,26 +113,6 @@ func TestSecuredBrokerIssuerToFeed(t *testing.T) {
 	}
 }
 
-// logLines collects a Feed's log.
-type logLines struct {
-	mu sync.Mutex
-	b  strings.Builder
-	t  *testing.T
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.t.Log(strings.TrimSpace(string(p)))
-	return l.b.Write(p)
-}
-
-func (l *logLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestSecuredBrokerRefusesAWrongClient: a Feed whose settings the broker
 // refuses says why in its log, is not ready (ErrRefused, under either
 // failure policy, for longer than the staleness bound), and stops when
@@ -175,14 +156,14 @@ func TestSecuredBrokerRefusesAWrongClient(t *testing.T) {
 			"certificate required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logs := &logLines{t: t}
+			var logs strings.Builder // written by one handler at a time, read once the feeds stopped
 			now := time.Now()
 			var mu sync.Mutex
 			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 			for _, closed := range []bool{false, true} {
 				f := newFeed(t, kafkafeed.Config{Brokers: brokers, Topic: topic, Set: fx.NewSet(time.Now),
 					Dialer: dialer(t, tc.env), FailClosed: closed, MaxStaleness: time.Second, Now: clock,
-					Logger: testLoggerTo(logs)})
+					Logger: slog.New(slog.NewTextHandler(io.MultiWriter(tWriter{t}, &logs), nil))})
 				stop := runFeed(t, fx.run(f))
 				eventually(t, "the refusal reported", func() bool { return errors.Is(f.Ready(), kafkafeed.ErrRefused) })
 				mu.Lock()
@@ -212,9 +193,4 @@ func TestSecuredBrokerRefusesAWrongClient(t *testing.T) {
 	if err := f.Ready(); err != nil {
 		t.Errorf("Ready() = %v", err)
 	}
-}
-
-// testLoggerTo is testLogger writing to w.
-func testLoggerTo(w *logLines) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

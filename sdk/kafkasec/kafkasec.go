@@ -222,15 +222,9 @@ func (c Config) build() (*tls.Config, sasl.Mechanism, error) {
 
 func (c Config) tlsConfig() (*tls.Config, error) {
 	if !c.TLS {
-		for _, f := range []struct{ name, value string }{
-			{"JOTGUARD_KAFKA_TLS_CA_FILE", c.CAFile}, {"JOTGUARD_KAFKA_TLS_CERT_FILE", c.CertFile},
-			{"JOTGUARD_KAFKA_TLS_KEY_FILE", c.KeyFile}, {"JOTGUARD_KAFKA_TLS_SERVER_NAME", c.ServerName},
-		} {
-			if f.value != "" {
-				return nil, fmt.Errorf("%s is set, but JOTGUARD_KAFKA_TLS is off", f.name)
-			}
-		}
-		return nil, nil
+		return nil, unused("JOTGUARD_KAFKA_TLS is off",
+			"JOTGUARD_KAFKA_TLS_CA_FILE", c.CAFile, "JOTGUARD_KAFKA_TLS_CERT_FILE", c.CertFile,
+			"JOTGUARD_KAFKA_TLS_KEY_FILE", c.KeyFile, "JOTGUARD_KAFKA_TLS_SERVER_NAME", c.ServerName)
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName}
 	if c.CAFile != "" {
@@ -265,15 +259,9 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 
 func (c Config) mechanism() (sasl.Mechanism, error) {
 	if c.Mechanism == "" {
-		for _, f := range []struct{ name, value string }{
-			{"JOTGUARD_KAFKA_SASL_USERNAME", c.Username}, {"JOTGUARD_KAFKA_SASL_PASSWORD", string(c.Password)},
-			{"JOTGUARD_KAFKA_SASL_PASSWORD_FILE", c.PasswordFile},
-		} {
-			if f.value != "" {
-				return nil, fmt.Errorf("%s is set, but JOTGUARD_KAFKA_SASL_MECHANISM is none", f.name)
-			}
-		}
-		return nil, nil
+		return nil, unused("JOTGUARD_KAFKA_SASL_MECHANISM is none",
+			"JOTGUARD_KAFKA_SASL_USERNAME", c.Username, "JOTGUARD_KAFKA_SASL_PASSWORD", string(c.Password),
+			"JOTGUARD_KAFKA_SASL_PASSWORD_FILE", c.PasswordFile)
 	}
 	password := string(c.Password)
 	switch {
@@ -308,6 +296,17 @@ func (c Config) mechanism() (sasl.Mechanism, error) {
 		return m, nil
 	}
 	return nil, fmt.Errorf("JOTGUARD_KAFKA_SASL_MECHANISM: unknown mechanism %q", c.Mechanism)
+}
+
+// unused is the error for the first of the settings (name, value pairs)
+// that is set although why says it is not used; nil if none is.
+func unused(why string, pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] != "" {
+			return fmt.Errorf("%s is set, but %s", pairs[i], why)
+		}
+	}
+	return nil
 }
 
 // Dial timing of the Dialer.

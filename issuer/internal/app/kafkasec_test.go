@@ -3,10 +3,10 @@ package app_test
 import (
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/kafkasec"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/jotguard/jotguard/sdk/sdktest"
@@ -24,6 +24,18 @@ func securedIssuerEnv(t *testing.T, sec sdktest.KafkaSecurity) map[string]string
 	return env
 }
 
+// newSessionLoggedOut registers a user, logs it in and out (204), and
+// returns the session's claims.
+func (s *issuer) newSessionLoggedOut() *sdk.Claims {
+	s.t.Helper()
+	at, rt := s.login(s.register(pw), pw)
+	c, _ := s.verify(at)
+	if r := s.do("POST", "/logout", "", "Cookie", "refresh_token="+rt); r.StatusCode != http.StatusNoContent {
+		s.t.Fatalf("logout: %d %s", r.StatusCode, r.body)
+	}
+	return c
+}
+
 // TestSecuredKafka: against a broker that requires TLS and SCRAM, the
 // issuer is ready (its writer and its own feed both connect) and a logout
 // reaches the topic at once, not through the outbox. (Every mechanism runs
@@ -33,12 +45,7 @@ func TestSecuredKafka(t *testing.T) {
 		TLS: sdktest.NewTLSFiles(t)}
 	s := startIssuer(t, securedIssuerEnv(t, sec))
 	since := time.Now().Add(-2 * time.Second)
-	email := s.register(pw)
-	at, rt := s.login(email, pw)
-	c, _ := s.verify(at)
-	if r := s.do("POST", "/logout", "", "Cookie", "refresh_token="+rt); r.StatusCode != http.StatusNoContent {
-		t.Fatalf("logout: %d %s", r.StatusCode, r.body)
-	}
+	c := s.newSessionLoggedOut()
 	s.waitEvents(since, c.Subject, map[string]string{c.SessionID: revocation.ReasonLogout})
 	if n := s.metric("jotguard_revocation_events_outboxed_total"); n != 0 {
 		t.Errorf("%v events went to the outbox: Kafka did not take them", n)
@@ -46,24 +53,6 @@ func TestSecuredKafka(t *testing.T) {
 	if n := s.metric("jotguard_revocation_events_published_total"); n < 1 {
 		t.Errorf("published %v events, want the logout's", n)
 	}
-}
-
-// syncBuffer collects a log written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // TestSecuredKafkaWrongPassword: an issuer whose password the broker
@@ -80,8 +69,8 @@ func TestSecuredKafkaWrongPassword(t *testing.T) {
 		wrong[k] = v
 	}
 	wrong["JOTGUARD_KAFKA_SASL_PASSWORD"] = "not-the-password"
-	logs := &syncBuffer{}
-	s := runIssuer(t, wrong, logs)
+	var logs strings.Builder // written by the issuer's one handler, read once it stopped
+	s := runIssuer(t, wrong, &logs)
 
 	deadline := time.Now().Add(30 * time.Second) // a hang detector
 	for r := s.do("GET", "/readyz", ""); ; r = s.do("GET", "/readyz", "") {
@@ -98,15 +87,12 @@ func TestSecuredKafkaWrongPassword(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	since := time.Now().Add(-2 * time.Second)
-	email := s.register(pw)
-	at, rt := s.login(email, pw)
-	c, _ := s.verify(at)
-	if r := s.do("POST", "/logout", "", "Cookie", "refresh_token="+rt); r.StatusCode != http.StatusNoContent {
-		t.Fatalf("logout with a refused password: %d %s", r.StatusCode, r.body)
-	}
+	c := s.newSessionLoggedOut()
 	if n := s.metric("jotguard_revocation_events_outboxed_total"); n != 1 {
 		t.Errorf("%v events in the outbox, want the logout's", n)
 	}
+	s.keepData = true
+	s.stop() // app.Run returns nil: checked by stop
 	for _, want := range []string{"refuse this client", "SASL authentication failed", "SCRAM-SHA-512"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("the log does not say %q:\n%s", want, logs.String())
@@ -115,8 +101,6 @@ func TestSecuredKafkaWrongPassword(t *testing.T) {
 	if strings.Contains(logs.String(), "not-the-password") {
 		t.Error("the log shows the password")
 	}
-	s.keepData = true
-	s.stop() // app.Run returns nil: checked by stop
 
 	// Same database, the right password: the relay delivers the queued event.
 	right := map[string]string{}
