@@ -34,6 +34,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/jotguard/jotguard/sdk"
+	"github.com/jotguard/jotguard/sdk/kafkasec"
 	"github.com/jotguard/jotguard/sdk/revocation"
 )
 
@@ -64,8 +65,11 @@ type Config struct {
 	// caught up (see Ready).
 	FailClosed bool
 
-	Logger *slog.Logger     // default: discard
-	Dialer *kafka.Dialer    // TLS, SASL, client id; default kafka.DefaultDialer
+	Logger *slog.Logger // default: discard
+	// Dialer connects to the brokers, for every request of the Feed
+	// (metadata, offsets, fetches). Build it with kafkasec.Config.Dialer
+	// for TLS and SASL. Default kafka.DefaultDialer: plaintext.
+	Dialer *kafka.Dialer
 	Now    func() time.Time // default time.Now; used for the replay start and staleness
 }
 
@@ -128,6 +132,9 @@ type Feed struct {
 	keyWaits    atomic.Uint64
 	lastEvent   atomic.Int64 // unix nanoseconds, 0: none
 	lastContact atomic.Int64 // unix nanoseconds, 0: none
+	// refusal is the last failure since the last contact when it says
+	// the brokers refuse this client (kafkasec.Refused); nil otherwise.
+	refusal atomic.Pointer[error]
 }
 
 var _ sdk.RevocationSource = (*Feed)(nil)
@@ -202,14 +209,9 @@ func New(cfg Config) (*Feed, error) {
 	if dialer == nil {
 		dialer = kafka.DefaultDialer
 	}
-	transport := &kafka.Transport{
-		Dial:        dialFunc(dialer),
-		DialTimeout: requestTimeout,
-		ClientID:    dialer.ClientID,
-		TLS:         dialer.TLS,
-		SASL:        dialer.SASLMechanism,
-		MetadataTTL: pollEvery,
-	}
+	transport := kafkasec.Transport(dialer) // connects as the seeks' dialer does
+	transport.DialTimeout = requestTimeout
+	transport.MetadataTTL = pollEvery
 	addr := kafka.TCP(cfg.Brokers...)
 	return &Feed{
 		cfg:       cfg,
@@ -221,15 +223,6 @@ func New(cfg Config) (*Feed, error) {
 		created:   cfg.Now(),
 		parts:     make(map[int]*partition),
 	}, nil
-}
-
-func dialFunc(d *kafka.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	if d.DialFunc != nil {
-		return d.DialFunc
-	}
-	nd := &net.Dialer{Timeout: requestTimeout, KeepAlive: d.KeepAlive, LocalAddr: d.LocalAddr,
-		FallbackDelay: d.FallbackDelay}
-	return nd.DialContext
 }
 
 // Run implements sdk.RevocationSource: it reads the topic until ctx is done,
@@ -275,8 +268,13 @@ func (f *Feed) Run(ctx context.Context, trust sdk.EventTrust) error {
 				}
 				failures++
 				wait := backoff(failures)
-				f.log.WarnContext(ctx, "revocation topic unavailable; retrying",
-					"err", err, "retry_in", wait.Round(time.Millisecond))
+				if f.failed(err) {
+					f.log.ErrorContext(ctx, "the Kafka brokers refuse this client: check its TLS and SASL settings; retrying",
+						"err", err, "retry_in", wait.Round(time.Millisecond))
+				} else {
+					f.log.WarnContext(ctx, "revocation topic unavailable; retrying",
+						"err", err, "retry_in", wait.Round(time.Millisecond))
+				}
 				nextDiscover = now.Add(wait)
 			} else {
 				failures = 0
@@ -365,6 +363,7 @@ func (f *Feed) pollOffsets(ctx context.Context) {
 		Topics: map[string][]kafka.OffsetRequest{f.cfg.Topic: reqs}})
 	if err != nil {
 		if ctx.Err() == nil {
+			f.failed(err)
 			f.log.DebugContext(ctx, "high-water marks unavailable", "err", err)
 		}
 		return
@@ -406,7 +405,29 @@ func (f *Feed) partitions() []*partition {
 	return out
 }
 
-func (f *Feed) contact() { f.lastContact.Store(f.cfg.Now().UnixNano()) }
+func (f *Feed) contact() {
+	f.lastContact.Store(f.cfg.Now().UnixNano())
+	f.refusal.Store(nil)
+}
+
+// failed records a failed broker request, and reports whether it says
+// the brokers refuse this client.
+func (f *Feed) failed(err error) bool {
+	if !kafkasec.Refused(err) {
+		return false
+	}
+	f.refusal.Store(&err)
+	return true
+}
+
+// refused is the failure that says the brokers refuse this client, if
+// that is the last news from them.
+func (f *Feed) refused() error {
+	if p := f.refusal.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // consume reads one partition until ctx is done, restarting its reader with
 // backoff after any failure. After a restart it resumes at the next offset.
@@ -422,6 +443,7 @@ func (f *Feed) consume(ctx context.Context, p *partition) {
 		if ctx.Err() != nil {
 			return
 		}
+		f.failed(err)
 		if p.reset.Swap(false) {
 			p.next.Store(-1) // seek by timestamp again, at once
 			failures = 0
@@ -742,6 +764,11 @@ func (f *Feed) CaughtUp() bool {
 // ErrNotCaughtUp is what Ready returns before the replay is done.
 var ErrNotCaughtUp = errors.New("kafkafeed: revocation replay not caught up")
 
+// ErrRefused is what Ready returns while the brokers refuse the Feed (its
+// TLS handshake or SASL authentication fails, or it may not read the
+// topic) before it ever caught up.
+var ErrRefused = errors.New("kafkafeed: the Kafka brokers refuse this client (TLS or SASL settings?)")
+
 // Stale reports whether the last successful broker round trip is older than
 // MaxStaleness (or there was none for that long since New).
 func (f *Feed) Stale() bool {
@@ -774,10 +801,18 @@ func (f *Feed) Retention() time.Duration {
 //   - unreachable longer than MaxStaleness: with FailClosed no; otherwise
 //     yes, degraded (Stale reports it), answered from what the Set holds;
 //   - still replaying (and not stale): no, under either policy, so a
-//     restarted service never accepts a token revoked before it started.
+//     restarted service never accepts a token revoked before it started;
+//   - refused by the brokers before it ever caught up: no, under either
+//     policy and however long it lasts (ErrRefused). That is a setting to
+//     fix, not an outage to ride out: the service stays out of rotation
+//     until it is fixed. A feed that caught up once follows the policy
+//     above, whatever the brokers' reason.
 //
 // The errors wrap sdk.ErrRevocationUnavailable.
 func (f *Feed) Ready() error {
+	if err := f.refused(); err != nil && !f.CaughtUp() {
+		return fmt.Errorf("%w: %w: %w", ErrRefused, sdk.ErrRevocationUnavailable, err)
+	}
 	switch d := f.sinceContact(); {
 	case d > f.cfg.MaxStaleness && !f.cfg.FailClosed:
 		return nil

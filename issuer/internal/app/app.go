@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"golang.org/x/sync/errgroup"
@@ -101,10 +102,22 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if err != nil {
 		return fmt.Errorf("revocation outbox: %w", err)
 	}
+	// One Dialer, secured as configured, for every Kafka connection: the
+	// writer's, the probes' and the token verifier's feed.
+	kafkaDialer, err := cfg.Kafka.Dialer("jotguard-issuer")
+	if err != nil {
+		return err
+	}
+	if len(cfg.KafkaBrokers) > 0 {
+		log.InfoContext(ctx, "kafka connections", "security", cfg.Kafka)
+		if w := cfg.Kafka.Warning(); w != "" {
+			log.WarnContext(ctx, w)
+		}
+	}
 	pub, err := kafkaevents.NewPublisher(ctx, kafkaevents.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.RevocationTopic,
 		Audience: cfg.Audience, AckTimeout: cfg.KafkaAckTimeout,
 		Claims: outbox, RevokedFor: sdk.Retention(cfg.AccessTTL, cfg.Leeway), // each session or token revoked once
-		Logger: log}, km, outbox)
+		Dialer: kafkaDialer, Logger: log}, km, outbox)
 	if err != nil {
 		return fmt.Errorf("revocation publisher: %w", err)
 	}
@@ -131,7 +144,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	bg, stopParts := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopParts()
 	g, gctx := errgroup.WithContext(bg)
-	tokens, err := tokenVerifier(gctx, cfg, km, log)
+	tokens, err := tokenVerifier(gctx, cfg, km, kafkaDialer, log)
 	if err != nil {
 		return err
 	}
@@ -245,12 +258,12 @@ func mailMetrics(q *mail.Queue) []prometheus.Collector {
 // Kafka topic every verifier reads, so the issuer rejects exactly what they
 // reject. Without brokers it checks signatures and claims only (the
 // Redis session check in auth still ends logged-out sessions at once).
-func tokenVerifier(ctx context.Context, cfg config.Config, km *keys.Manager, log *slog.Logger) (*sdk.Verifier, error) {
+func tokenVerifier(ctx context.Context, cfg config.Config, km *keys.Manager, dialer *kafka.Dialer, log *slog.Logger) (*sdk.Verifier, error) {
 	var revs sdk.RevocationChecker // a nil interface without brokers
 	if len(cfg.KafkaBrokers) > 0 {
 		retention := sdk.Retention(cfg.AccessTTL, cfg.Leeway)
 		feed, err := kafkafeed.New(kafkafeed.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.RevocationTopic,
-			Replay: retention, Set: revocation.NewSet(retention, nil), Logger: log})
+			Replay: retention, Set: revocation.NewSet(retention, nil), Dialer: dialer, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("revocation feed: %w", err)
 		}

@@ -15,16 +15,20 @@ import (
 // each SET against the issuer's served JWKS, and returns the events of sub.
 func (s *issuer) events(since time.Time, sub string) []revocation.Event {
 	s.t.Helper()
-	return topicEvents(s.t, s.cfg.KafkaBrokers, s.cfg.RevocationTopic, s.keys(), since, sub)
+	d, err := s.cfg.Kafka.Dialer("issuer-test") // the issuer's own TLS and SASL settings
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return topicEvents(s.t, d, s.cfg.KafkaBrokers, s.cfg.RevocationTopic, s.keys(), since, sub)
 }
 
 // topicEvents reads every partition of topic from since, verifies each SET
 // against keys, and returns the events of sub.
-func topicEvents(t *testing.T, brokers []string, topic string, keys sdk.KeySource, since time.Time, sub string) []revocation.Event {
+func topicEvents(t *testing.T, d *kafka.Dialer, brokers []string, topic string, keys sdk.KeySource, since time.Time, sub string) []revocation.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	conn, err := kafka.DialContext(ctx, "tcp", brokers[0])
+	conn, err := d.DialContext(ctx, "tcp", brokers[0])
 	if err != nil {
 		t.Fatalf("kafka: %v", err)
 	}
@@ -36,7 +40,7 @@ func topicEvents(t *testing.T, brokers []string, topic string, keys sdk.KeySourc
 	v := revocation.NewSETVerifier(sdk.EventTrust{Keys: keys, Issuer: testIssuer, Audience: []string{"jotguard"}})
 	var out []revocation.Event
 	for _, p := range parts {
-		leader, err := kafka.DialLeader(ctx, "tcp", brokers[0], topic, p.ID)
+		leader, err := d.DialLeader(ctx, "tcp", brokers[0], topic, p.ID)
 		if err != nil {
 			t.Fatalf("kafka leader: %v", err)
 		}
@@ -45,7 +49,7 @@ func topicEvents(t *testing.T, brokers []string, topic string, keys sdk.KeySourc
 		if err != nil {
 			t.Fatalf("kafka end offset: %v", err)
 		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p.ID, MaxWait: 200 * time.Millisecond})
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p.ID, MaxWait: 200 * time.Millisecond, Dialer: d})
 		if err := r.SetOffsetAt(ctx, since); err != nil {
 			_ = r.Close()
 			t.Fatalf("kafka seek: %v", err)

@@ -15,6 +15,7 @@ import (
 	"net/mail"
 	"net/url"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
 
 	"github.com/jotguard/jotguard/sdk/buildinfo"
+	"github.com/jotguard/jotguard/sdk/kafkasec"
 )
 
 // Config is the issuer's configuration.
@@ -43,7 +45,8 @@ type Config struct {
 
 	KafkaBrokers    []string
 	RevocationTopic string
-	KafkaAckTimeout time.Duration // then the event goes to the outbox
+	KafkaAckTimeout time.Duration   // then the event goes to the outbox
+	Kafka           kafkasec.Config // TLS and SASL of every Kafka connection
 
 	AccessTTL          time.Duration
 	RefreshTTL         time.Duration
@@ -213,6 +216,7 @@ var vars = []Var{
 		set: func(c *Config, s string) error { c.RevocationTopic = s; return nonEmpty(s) }},
 	{Name: "JOTGUARD_KAFKA_ACK_TIMEOUT", Flag: "kafka-ack-timeout", Default: "2s", Usage: "how long a logout waits for Kafka before the event goes to the outbox",
 		set: duration(func(c *Config) *time.Duration { return &c.KafkaAckTimeout })},
+	// JOTGUARD_KAFKA_TLS… and JOTGUARD_KAFKA_SASL_… come here: see init.
 	{Name: "JOTGUARD_ACCESS_TTL", Flag: "access-ttl", Default: "5m", Usage: "access token lifetime",
 		set: duration(func(c *Config) *time.Duration { return &c.AccessTTL })},
 	{Name: "JOTGUARD_REFRESH_TTL", Flag: "refresh-ttl", Default: "672h", Usage: "refresh token and session lifetime",
@@ -406,6 +410,18 @@ var vars = []Var{
 		}},
 }
 
+// init puts the Kafka security settings, which every binary shares,
+// after JOTGUARD_KAFKA_ACK_TIMEOUT.
+func init() {
+	at := slices.IndexFunc(vars, func(v Var) bool { return v.Name == "JOTGUARD_KAFKA_ACK_TIMEOUT" }) + 1
+	var kafka []Var
+	for _, s := range kafkasec.Settings() {
+		kafka = append(kafka, Var{Name: s.Name, Flag: s.Flag, Default: s.Default, Usage: s.Usage,
+			set: func(c *Config, v string) error { return s.Set(&c.Kafka, v) }})
+	}
+	vars = slices.Insert(vars, at, kafka...)
+}
+
 // Load reads the settings from args (flags) and getenv. --help returns
 // flag.ErrHelp; any other error is one line naming the variable.
 func Load(args []string, getenv func(string) string) (Config, error) {
@@ -456,6 +472,9 @@ func load(args []string, getenv func(string) string, required func(Var) bool) (C
 	}
 	if c.PublicURL == "" {
 		c.PublicURL = c.Issuer
+	}
+	if err := c.Kafka.Check(); err != nil { // names the variable; reads the files
+		return Config{}, err
 	}
 	switch {
 	case c.PasswordMaxLength < c.PasswordMinLength:

@@ -22,12 +22,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"github.com/jotguard/jotguard/sdk/kafkasec"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/segmentio/kafka-go"
 )
@@ -61,8 +61,12 @@ type Config struct {
 	// Default 6m.
 	Claims     Claims
 	RevokedFor time.Duration
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// Dialer connects to the brokers: the writer's connections and the
+	// probes'. Build it with kafkasec.Config.Dialer for TLS and SASL; nil:
+	// plaintext.
+	Dialer *kafka.Dialer
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Stats are cumulative counters, for metrics.
@@ -79,7 +83,7 @@ type Publisher struct {
 	signer auth.Signer
 	w      *kafka.Writer
 	tr     *kafka.Transport // w's
-	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+	dialer *kafka.Dialer    // the probes'; w's transport connects the same way
 	outbox auth.Outbox
 	owner  string // of the outbox lease
 	log    *slog.Logger
@@ -125,17 +129,19 @@ func NewPublisher(ctx context.Context, cfg Config, signer auth.Signer, outbox au
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	dial := (&net.Dialer{Timeout: time.Second}).DialContext
-	tr := &kafka.Transport{
-		Dial:        dial,
-		DialTimeout: time.Second,
-		MetadataTTL: 10 * time.Second,
+	dialer := &kafka.Dialer{}
+	if cfg.Dialer != nil {
+		*dialer = *cfg.Dialer // a copy: its timeout is ours
 	}
+	dialer.Timeout = probeDial
+	tr := kafkasec.Transport(dialer)
+	tr.DialTimeout = time.Second
+	tr.MetadataTTL = 10 * time.Second
 	p := &Publisher{
 		cfg:    cfg,
 		signer: signer,
 		tr:     tr,
-		dial:   dial,
+		dialer: dialer,
 		w: &kafka.Writer{
 			Addr:                   kafka.TCP(cfg.Brokers...),
 			Topic:                  cfg.Topic,
@@ -167,10 +173,22 @@ func NewPublisher(ctx context.Context, cfg Config, signer auth.Signer, outbox au
 		p.log.WarnContext(ctx, "revocation events: the outbox is not usable now", "err", err)
 	}
 	if err := p.probeKafka(ctx); err != nil {
-		p.log.WarnContext(ctx, "revocation events: Kafka is not usable now; events go to the outbox until it is",
-			"brokers", cfg.Brokers, "topic", cfg.Topic, "err", err)
+		p.kafkaFailed(ctx, "revocation events: Kafka is not usable now; events go to the outbox until it is", err,
+			"brokers", cfg.Brokers, "topic", cfg.Topic)
 	}
 	return p, nil
+}
+
+// kafkaFailed logs a failure to reach Kafka as a warning (an outage: wait
+// it out), or as an error when the brokers refuse this client (a setting
+// to fix: TLS or SASL).
+func (p *Publisher) kafkaFailed(ctx context.Context, msg string, err error, args ...any) {
+	if kafkasec.Refused(err) {
+		p.log.ErrorContext(ctx, msg+" (the Kafka brokers refuse this client: check its TLS and SASL settings)",
+			append(args, "err", err)...)
+		return
+	}
+	p.log.WarnContext(ctx, msg, append(args, "err", err)...)
 }
 
 // record is one signed event on its way.
@@ -257,8 +275,8 @@ func (p *Publisher) publish(ctx context.Context, now time.Time, events []revocat
 		if err != nil {
 			kafkaErr = err
 			p.failures.Add(1)
-			p.log.WarnContext(ctx, "revocation events: Kafka did not acknowledge in time; queuing in the outbox",
-				"events", len(failed), "err", err)
+			p.kafkaFailed(ctx, "revocation events: Kafka did not acknowledge in time; queuing in the outbox", err,
+				"events", len(failed))
 			later = mergeInOrder(recs, failed, later)
 		}
 	}
@@ -425,7 +443,7 @@ func (p *Publisher) setOutboxErr(err error) {
 	p.health.Unlock()
 }
 
-// probeKafka checks that a broker answers and knows the topic.
+// probeKafka checks that a broker accepts this client and knows the topic.
 func (p *Publisher) probeKafka(ctx context.Context) error {
 	if p.w == nil {
 		p.setKafkaErr(errNoKafka)
@@ -436,7 +454,7 @@ func (p *Publisher) probeKafka(ctx context.Context) error {
 	var err error
 	for _, b := range p.cfg.Brokers {
 		var conn *kafka.Conn
-		conn, err = (&kafka.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", b)
+		conn, err = p.dialer.DialContext(ctx, "tcp", b)
 		if err != nil {
 			continue
 		}

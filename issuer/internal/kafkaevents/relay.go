@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 )
 
 // The relay's timing (SPEC §3: queued events reach Kafka within 2 s of its
@@ -22,11 +23,14 @@ const (
 	leaseMargin = 500 * time.Millisecond
 	// relayWrite bounds one relay write to Kafka; it ends before the lease.
 	relayWrite = time.Second
-	// While Kafka is down the holder probes the brokers (a TCP connect)
-	// every probeMin, backing off to probeMax, and relays as soon as one
-	// accepts, or as soon as a Publish of this replica got an ack.
-	probeMin = 100 * time.Millisecond
-	probeMax = 500 * time.Millisecond
+	// While Kafka is down the holder probes the brokers (a connection: TCP,
+	// and TLS and SASL when set) every probeMin, backing off to probeMax,
+	// and relays as soon as one accepts, or as soon as a Publish of this
+	// replica got an ack. A probe's connection may take probeDial, as a
+	// write's may: TLS and SASL take round trips.
+	probeMin  = 100 * time.Millisecond
+	probeMax  = 500 * time.Millisecond
+	probeDial = time.Second
 	// takeoverPoll is how often a replica that sees queued events while
 	// another holds the lease asks for it again.
 	takeoverPoll = 500 * time.Millisecond
@@ -50,7 +54,7 @@ var (
 // lease every second, and gives it up once the outbox is empty or the
 // replica stops; if the replica dies, another takes the lease within
 // leaseFor. While Kafka is down the lease holder probes the brokers with a
-// TCP connect, at most probeMax apart, and relays as soon as one accepts.
+// connection, at most probeMax apart, and relays as soon as one accepts.
 func (p *Publisher) RunRelay(ctx context.Context) error {
 	if p.w == nil { // no Kafka: nothing to relay to, only claims to expire
 		t := time.NewTicker(expireEvery)
@@ -143,7 +147,7 @@ func (r *relay) step(ctx context.Context) time.Duration {
 		case errors.Is(err, errKafkaDown):
 			p.failures.Add(1)
 			if !r.down {
-				p.log.WarnContext(ctx, "revocation outbox: Kafka unreachable; probing it until it answers", "err", err)
+				p.kafkaFailed(ctx, "revocation outbox: Kafka unreachable; probing it until it answers", err)
 			}
 			r.setDown(true)
 			r.probe = probeMin
@@ -263,15 +267,17 @@ func (p *Publisher) relayOnce(ctx context.Context, leaseEnd time.Time) (int, err
 	return len(ids), nil
 }
 
-// reachable reports whether a broker accepts a TCP connection: the relay's
-// cheap probe while Kafka is down. The write that follows tells the rest.
+// reachable reports whether a broker accepts a connection of this client
+// (TLS and SASL included: a broker that refuses them is not up for it):
+// the relay's cheap probe while Kafka is down. The write that follows
+// tells the rest.
 func (p *Publisher) reachable(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, probeMax)
+	ctx, cancel := context.WithTimeout(ctx, probeDial)
 	defer cancel()
 	var err error
 	for _, b := range p.cfg.Brokers {
-		var c net.Conn
-		if c, err = p.dial(ctx, "tcp", b); err == nil {
+		var c *kafka.Conn
+		if c, err = p.dialer.DialContext(ctx, "tcp", b); err == nil {
 			_ = c.Close()
 			return true
 		}

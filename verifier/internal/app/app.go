@@ -60,11 +60,20 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	} else {
 		retention := sdk.Retention(cfg.AccessTTL, cfg.Leeway)
 		st.set = revocation.NewSet(retention, nil)
+		dialer, err := cfg.Kafka.Dialer("jotguard-verifier") // every connection of the feed, secured as configured
+		if err != nil {
+			return err
+		}
+		log.InfoContext(ctx, "kafka connections", "security", cfg.Kafka)
+		if w := cfg.Kafka.Warning(); w != "" {
+			log.WarnContext(ctx, w)
+		}
 		feed, err := kafkafeed.New(kafkafeed.Config{
 			Brokers: cfg.KafkaBrokers, Topic: cfg.RevocationTopic, Replay: retention,
 			Set:          st.set,
 			MaxStaleness: cfg.MaxStaleness,
 			FailClosed:   cfg.FailClosed,
+			Dialer:       dialer,
 			Logger:       log,
 		})
 		if err != nil {
@@ -203,6 +212,8 @@ func (s *state) readiness(ctx context.Context, log *slog.Logger) string {
 		reason = "keys: signing keys not loaded"
 	case errors.Is(err, kafkafeed.ErrNotCaughtUp):
 		reason = "revocations: replay not caught up"
+	case errors.Is(err, kafkafeed.ErrRefused):
+		reason = "revocations: feed unreachable (refused by the brokers: check the Kafka TLS, SASL and ACL settings)"
 	case errors.Is(err, sdk.ErrRevocationUnavailable):
 		reason = "revocations: feed unreachable"
 	default:
@@ -227,8 +238,11 @@ func (s *state) ready() error {
 	return s.v.Ready()
 }
 
-// degraded: open policy, answering without a live feed.
-func (s *state) degraded() bool { return s.feed != nil && !s.failClosed && s.feed.Stale() }
+// degraded: open policy, answering without a live feed (not a feed the
+// brokers refuse before it ever caught up: that answers 503).
+func (s *state) degraded() bool {
+	return s.feed != nil && !s.failClosed && s.feed.Stale() && s.feed.Ready() == nil
+}
 
 // watchRevocationMode logs once when the revocation feed goes stale (the
 // open policy then verifies by signature and expiry only, the closed one
@@ -246,6 +260,8 @@ func watchRevocationMode(ctx context.Context, st *state, staleness time.Duration
 		switch now := st.feed.Stale(); {
 		case now && !stale && st.failClosed:
 			log.ErrorContext(ctx, "revocation feed unreachable: answering 503 until it is back (closed policy)", "max_staleness", staleness)
+		case now && !stale && !st.degraded(): // refused before its first catch-up
+			log.ErrorContext(ctx, "revocation feed refused by the brokers: answering 503 until it connects (the open policy is for outages)", "max_staleness", staleness)
 		case now && !stale:
 			log.WarnContext(ctx, "revocation feed unreachable: degraded, verifying by signature and expiry only until it is back (open policy)", "max_staleness", staleness)
 		case !now && stale:

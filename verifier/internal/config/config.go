@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/jotguard/jotguard/verifier/internal/reqpath"
 
 	"github.com/jotguard/jotguard/sdk/buildinfo"
+	"github.com/jotguard/jotguard/sdk/kafkasec"
 )
 
 // Config is the verifier's configuration.
@@ -36,7 +38,8 @@ type Config struct {
 
 	KafkaBrokers      []string // empty: no revocations (warned)
 	RevocationTopic   string
-	AccessTTL         time.Duration // max access-token lifetime: replay = AccessTTL + Leeway
+	Kafka             kafkasec.Config // TLS and SASL of the revocation feed's connections
+	AccessTTL         time.Duration   // max access-token lifetime: replay = AccessTTL + Leeway
 	Leeway            time.Duration
 	FailClosed        bool          // JOTGUARD_REVOCATION_FAILURE=closed
 	MaxStaleness      time.Duration // feed unreachable this long: the failure policy applies
@@ -118,6 +121,7 @@ var vars = []Var{
 		}},
 	{Name: "JOTGUARD_REVOCATION_TOPIC", Flag: "revocation-topic", Default: "jotguard.revocations", Usage: "Kafka topic of revocation events",
 		set: func(c *Config, s string) error { c.RevocationTopic = s; return nonEmpty(s) }},
+	// JOTGUARD_KAFKA_TLS… and JOTGUARD_KAFKA_SASL_… come here: see init.
 	{Name: "JOTGUARD_ACCESS_TTL", Flag: "access-ttl", Default: "5m", Usage: "longest access-token lifetime (exp - iat) accepted beyond the leeway: set it to the issuer's JOTGUARD_ACCESS_TTL or more; revocations are replayed and kept for this plus twice the leeway",
 		set: duration(func(c *Config) *time.Duration { return &c.AccessTTL })},
 	{Name: "JOTGUARD_LEEWAY", Flag: "leeway", Default: "30s", Usage: "clock leeway on exp, iat and nbf",
@@ -195,6 +199,18 @@ var vars = []Var{
 		}},
 }
 
+// init puts the Kafka security settings, which every binary shares,
+// after JOTGUARD_REVOCATION_TOPIC.
+func init() {
+	at := slices.IndexFunc(vars, func(v Var) bool { return v.Name == "JOTGUARD_REVOCATION_TOPIC" }) + 1
+	var kafka []Var
+	for _, s := range kafkasec.Settings() {
+		kafka = append(kafka, Var{Name: s.Name, Flag: s.Flag, Default: s.Default, Usage: s.Usage,
+			set: func(c *Config, v string) error { return s.Set(&c.Kafka, v) }})
+	}
+	vars = slices.Insert(vars, at, kafka...)
+}
+
 // Load reads the settings from args (flags) and getenv. --help returns
 // flag.ErrHelp; any other error is one line naming the variable.
 func Load(args []string, getenv func(string) string) (Config, error) {
@@ -232,6 +248,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.AdminAddr != "" && c.AdminAddr == c.Addr && !strings.HasSuffix(c.Addr, ":0") {
 		return Config{}, fmt.Errorf("JOTGUARD_ADMIN_ADDR: %s is the main listen address (JOTGUARD_VERIFIER_ADDR); use another port", c.AdminAddr)
+	}
+	if err := c.Kafka.Check(); err != nil { // names the variable; reads the files
+		return Config{}, err
 	}
 	if len(c.PublicPaths) > 0 && c.Upstream == nil {
 		return Config{}, errors.New("JOTGUARD_PUBLIC_PATHS: only used in proxy mode, but JOTGUARD_UPSTREAM is not set")
