@@ -40,7 +40,8 @@ func (f *fakeLimiter) Allow(_ context.Context, k ratelimit.Key) (ratelimit.Decis
 func TestLimitedEndpoints(t *testing.T) {
 	svc, err := auth.NewService(auth.Config{Issuer: "http://issuer.test", Audience: []string{"jotguard"}, AccessTTL: time.Minute},
 		auth.Deps{Users: memstore.NewUsers(), Sessions: memstore.NewSessions(time.Minute, nil), Hasher: plainHasher{},
-			Signer: signerFunc(func() (string, error) { return "t", nil }), Verifier: nopVerifier{}, Events: nopEvents{}})
+			Signer: signerFunc(func() (string, error) { return "t", nil }), Verifier: nopVerifier{}, Events: nopEvents{},
+			Links: memstore.NewLinkTokens(), Mailer: nopMailer{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,6 +77,11 @@ type nopEvents struct{}
 
 func (nopEvents) Publish(context.Context, ...revocation.Event) error { return nil }
 
+// nopMailer drops mail: these tests look at HTTP answers only.
+type nopMailer struct{}
+
+func (nopMailer) Send(context.Context, auth.Mail) error { return nil }
+
 // plainHasher stores the password as its hash.
 type plainHasher struct{}
 
@@ -107,7 +112,8 @@ func TestUnknownErrorIsAGenericInternalError(t *testing.T) {
 			}
 			svc, err := auth.NewService(auth.Config{Issuer: "http://issuer.test", Audience: []string{"jotguard"}, AccessTTL: time.Minute},
 				auth.Deps{Users: users, Sessions: memstore.NewSessions(time.Minute, nil), Hasher: plainHasher{},
-					Signer: signerFunc(func() (string, error) { return "", tt.signErr }), Verifier: nopVerifier{}, Events: nopEvents{}})
+					Signer: signerFunc(func() (string, error) { return "", tt.signErr }), Verifier: nopVerifier{}, Events: nopEvents{},
+					Links: memstore.NewLinkTokens(), Mailer: nopMailer{}})
 			if err != nil {
 				t.Fatal(err)
 			}
