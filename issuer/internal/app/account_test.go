@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jotguard/jotguard/sdk"
+	"github.com/jotguard/jotguard/sdk/client"
 	"github.com/jotguard/jotguard/sdk/kafkafeed"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/jotguard/jotguard/sdk/sdktest"
@@ -528,18 +529,10 @@ func TestSessions(t *testing.T) {
 	atB, rtB := login(strings.Repeat("x", 1000), "2001:db8::42")
 	time.Sleep(20 * time.Millisecond)
 	s.expect(s.refresh(rtB), http.StatusOK, "")
-	type session struct {
-		SID        string    `json:"sid"`
-		CreatedAt  time.Time `json:"created_at"`
-		LastUsedAt time.Time `json:"last_used_at"`
-		UserAgent  string    `json:"user_agent"`
-		IP         string    `json:"ip"`
-		Current    bool      `json:"current"`
-	}
-	list := func(at string) []session {
+	list := func(at string) []client.SessionInfo {
 		r := s.do("GET", "/me/sessions", "", bearerHdr(at)...)
 		s.expect(r, http.StatusOK, "")
-		var out struct{ Sessions []session }
+		var out struct{ Sessions []client.SessionInfo }
 		if err := json.Unmarshal(r.body, &out); err != nil {
 			t.Fatal(err)
 		}

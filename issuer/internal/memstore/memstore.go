@@ -120,16 +120,26 @@ func (s *Users) UpdateProfile(_ context.Context, id string, p auth.Profile) (aut
 	return u, nil
 }
 
+// withEmailLocked returns user id if its address is email: else
+// ErrUserNotFound or ErrConflict.
+func (s *Users) withEmailLocked(id, email string) (auth.User, error) {
+	u, ok := s.byID[id]
+	switch {
+	case !ok:
+		return auth.User{}, auth.ErrUserNotFound
+	case u.Email != email:
+		return auth.User{}, auth.ErrConflict
+	}
+	return u, nil
+}
+
 // SetEmail implements auth.UserStore.
 func (s *Users) SetEmail(_ context.Context, id, from, to string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u, ok := s.byID[id]
-	switch {
-	case !ok:
-		return auth.ErrUserNotFound
-	case u.Email != from:
-		return auth.ErrConflict
+	u, err := s.withEmailLocked(id, from)
+	if err != nil {
+		return err
 	}
 	oldKey, newKey := auth.EmailKey(from), auth.EmailKey(to)
 	if owner, ok := s.byEmail[newKey]; ok && owner != id {
@@ -146,12 +156,9 @@ func (s *Users) SetEmail(_ context.Context, id, from, to string) error {
 func (s *Users) SetEmailVerified(_ context.Context, id, email string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u, ok := s.byID[id]
-	switch {
-	case !ok:
-		return auth.ErrUserNotFound
-	case u.Email != email:
-		return auth.ErrConflict
+	u, err := s.withEmailLocked(id, email)
+	if err != nil {
+		return err
 	}
 	u.EmailVerified = true
 	s.byID[id] = u

@@ -157,32 +157,22 @@ func runUserChanges(t *testing.T, newStore func(t *testing.T) auth.UserStore, us
 			t.Fatalf("UpdateProfile(unknown) = %v", err)
 		}
 	})
-	t.Run("RacingUsernameChangesHaveOneWinner", func(t *testing.T) {
+	// Eight users race for one username, then for one address.
+	racers := func(t *testing.T) auth.UserStore {
 		s := newStore(t)
 		for i := range 8 {
 			if err := s.Create(t.Context(), user(fmt.Sprint("u", i), fmt.Sprint("u", i, "@example.com"), "")); err != nil {
 				t.Fatal(err)
 			}
 		}
-		var won, taken atomic.Int32
-		var wg sync.WaitGroup
-		for i := range 8 {
-			wg.Go(func() {
-				_, err := s.UpdateProfile(t.Context(), fmt.Sprint("u", i), auth.Profile{Username: "wanted"})
-				switch {
-				case err == nil:
-					won.Add(1)
-				case errors.Is(err, auth.ErrUsernameTaken):
-					taken.Add(1)
-				default:
-					t.Errorf("UpdateProfile: %v", err)
-				}
-			})
-		}
-		wg.Wait()
-		if won.Load() != 1 || taken.Load() != 7 {
-			t.Fatalf("won %d, taken %d; want 1 and 7", won.Load(), taken.Load())
-		}
+		return s
+	}
+	t.Run("RacingUsernameChangesHaveOneWinner", func(t *testing.T) {
+		s := racers(t)
+		oneWinner(t, 8, auth.ErrUsernameTaken, func(i int) error {
+			_, err := s.UpdateProfile(t.Context(), fmt.Sprint("u", i), auth.Profile{Username: "wanted"})
+			return err
+		})
 	})
 	t.Run("SetEmail", func(t *testing.T) {
 		s := newStore(t)
@@ -225,31 +215,10 @@ func runUserChanges(t *testing.T, newStore func(t *testing.T) auth.UserStore, us
 		}
 	})
 	t.Run("RacingEmailChangesHaveOneWinner", func(t *testing.T) {
-		s := newStore(t)
-		for i := range 8 {
-			if err := s.Create(t.Context(), user(fmt.Sprint("u", i), fmt.Sprint("u", i, "@example.com"), "")); err != nil {
-				t.Fatal(err)
-			}
-		}
-		var won, taken atomic.Int32
-		var wg sync.WaitGroup
-		for i := range 8 {
-			wg.Go(func() {
-				err := s.SetEmail(t.Context(), fmt.Sprint("u", i), fmt.Sprint("u", i, "@example.com"), "wanted@example.com")
-				switch {
-				case err == nil:
-					won.Add(1)
-				case errors.Is(err, auth.ErrEmailTaken):
-					taken.Add(1)
-				default:
-					t.Errorf("SetEmail: %v", err)
-				}
-			})
-		}
-		wg.Wait()
-		if won.Load() != 1 || taken.Load() != 7 {
-			t.Fatalf("won %d, taken %d; want 1 and 7", won.Load(), taken.Load())
-		}
+		s := racers(t)
+		oneWinner(t, 8, auth.ErrEmailTaken, func(i int) error {
+			return s.SetEmail(t.Context(), fmt.Sprint("u", i), fmt.Sprint("u", i, "@example.com"), "wanted@example.com")
+		})
 	})
 	t.Run("SetEmailVerified", func(t *testing.T) {
 		s := newStore(t)
@@ -299,6 +268,33 @@ func runUserChanges(t *testing.T, newStore func(t *testing.T) auth.UserStore, us
 			t.Fatalf("Create with a deleted user's address and username: %v", err)
 		}
 	})
+}
+
+// oneWinner runs f(0) … f(n-1) at once and checks that exactly one
+// succeeds and every other fails with lose.
+func oneWinner(t *testing.T, n int, lose error, f func(i int) error) {
+	t.Helper()
+	var won, lost atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			switch err := f(i); {
+			case err == nil:
+				won.Add(1)
+			case errors.Is(err, lose):
+				lost.Add(1)
+			default:
+				t.Errorf("racer %d: %v", i, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if won.Load() != 1 || lost.Load() != int32(n-1) {
+		t.Fatalf("%d racers: %d won, %d lost with %v; want 1 and %d", n, won.Load(), lost.Load(), lose, n-1)
+	}
 }
 
 // NewSessionStore returns a fresh, empty store with the given grace window.
