@@ -1,8 +1,10 @@
 // Package client is a Go client of the jotguard issuer API (SPEC §1):
-// register, login, refresh, logout and me, with RFC 9457 problem+json errors
-// as *Problem. A Session is an http.RoundTripper that attaches the access
-// token to every request and refreshes it before it expires, with one
-// refresh in flight however many requests run at once.
+// register, login, refresh, logout and me, and the account endpoints (email
+// verification, password reset and change, profile, deletion, sessions),
+// with RFC 9457 problem+json errors as *Problem. A Session is an
+// http.RoundTripper that attaches the access token to every request and
+// refreshes it before it expires, with one refresh in flight however many
+// requests run at once.
 package client
 
 import (

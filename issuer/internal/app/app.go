@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"runtime"
@@ -158,10 +159,17 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if err != nil {
 		return err
 	}
+	links, err := mongostore.NewLinkTokens(ctx, db)
+	if err != nil {
+		return fmt.Errorf("link tokens: %w", err)
+	}
 	svc, err := auth.NewService(auth.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, ClientID: cfg.ClientID,
 		AccessTTL: cfg.AccessTTL, UserRecheck: cfg.UserRecheck, PasswordMin: cfg.PasswordMinLength, PasswordMax: cfg.PasswordMaxLength,
+		RequireVerifiedEmail: cfg.RequireVerifiedEmail, PublicURL: cfg.PublicURL,
+		VerifyTokenTTL: cfg.VerifyTokenTTL, ResetTokenTTL: cfg.ResetTokenTTL,
 		Logger: log, RequestID: logging.RequestID},
-		auth.Deps{Users: users, Sessions: sessions, Hasher: hasher, Signer: km, Verifier: tokens, Events: pub, Throttle: limiter})
+		auth.Deps{Users: users, Sessions: sessions, Hasher: hasher, Signer: km, Verifier: tokens, Events: pub,
+			Links: links, Mailer: mailer, Throttle: limiter})
 	if err != nil {
 		return err
 	}
@@ -201,6 +209,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	g.Go(func() error { return km.Run(gctx) })
 	g.Go(func() error { return pub.RunRelay(gctx) })
 	g.Go(func() error { return mailer.Run(gctx) }) // not in readiness: an SMTP outage only delays mail
+	g.Go(func() error { sweepLinkTokens(gctx, links, log); return nil })
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)} // no BaseContext: STYLE §3
@@ -209,6 +218,22 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		return serve(untilSignalOrFailure(ctx, gctx), srv, api.Drain, cfg.Addr, cfg.DrainDelay, cfg.ShutdownGrace, log, ready)
 	})
 	return g.Wait()
+}
+
+// sweepLinkTokens deletes expired link tokens every 10 minutes (with
+// jitter, so replicas spread out), until ctx ends: FerretDB has no TTL
+// index, and on MongoDB it only hastens what the TTL index does.
+func sweepLinkTokens(ctx context.Context, links auth.LinkTokens, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10*time.Minute + rand.N(time.Minute)):
+		}
+		if err := links.DeleteExpired(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			log.WarnContext(ctx, "expired link tokens not deleted; retried later", "err", err)
+		}
+	}
 }
 
 // newMailer returns the mail queue on its own MongoDB outbox, sealed under

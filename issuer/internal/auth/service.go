@@ -30,8 +30,17 @@ type Config struct {
 	// the session; past it, the refresh reads the UserStore (and saves a new
 	// snapshot). 0 reads it on every refresh.
 	UserRecheck time.Duration
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// RequireVerifiedEmail refuses the login of an account whose address
+	// is not verified (ErrEmailNotVerified), once its password matched.
+	RequireVerifiedEmail bool
+	// PublicURL is the base of the links in mail; default Issuer.
+	PublicURL string
+	// VerifyTokenTTL and ResetTokenTTL are the lifetimes of the tokens of
+	// email verification and password reset links; default 24 h and 1 h.
+	VerifyTokenTTL time.Duration
+	ResetTokenTTL  time.Duration
+	Now            func() time.Time
+	Logger         *slog.Logger
 	// RequestID returns the request id of ctx, carried as an event's txn.
 	RequestID func(context.Context) string
 }
@@ -44,6 +53,8 @@ type Deps struct {
 	Signer   Signer
 	Verifier TokenVerifier
 	Events   RevocationPublisher
+	Links    LinkTokens // the tokens of mailed links
+	Mailer   Mailer
 	Throttle Throttle // optional: nil limits nothing
 }
 
@@ -57,7 +68,8 @@ type Service struct {
 // NewService returns a Service; every port but Throttle is required.
 func NewService(cfg Config, d Deps) (*Service, error) {
 	switch {
-	case d.Users == nil || d.Sessions == nil || d.Hasher == nil || d.Signer == nil || d.Verifier == nil || d.Events == nil:
+	case d.Users == nil || d.Sessions == nil || d.Hasher == nil || d.Signer == nil || d.Verifier == nil || d.Events == nil ||
+		d.Links == nil || d.Mailer == nil:
 		return nil, errors.New("auth: every port of Deps is required")
 	case cfg.Issuer == "" || len(cfg.Audience) == 0 || cfg.AccessTTL <= 0:
 		return nil, errors.New("auth: Config.Issuer, Audience and AccessTTL are required")
@@ -73,6 +85,16 @@ func NewService(cfg Config, d Deps) (*Service, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = cfg.Issuer
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.VerifyTokenTTL <= 0 {
+		cfg.VerifyTokenTTL = 24 * time.Hour
+	}
+	if cfg.ResetTokenTTL <= 0 {
+		cfg.ResetTokenTTL = time.Hour
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -113,18 +135,11 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) 
 			v.Fields = append(v.Fields, FieldError{"username", err.Error()})
 		}
 	}
-	for _, f := range []struct{ name, v string }{{"first_name", u.FirstName}, {"last_name", u.LastName}} {
-		if utf8.RuneCountInString(f.v) > 100 || !utf8.ValidString(f.v) || hasControl(f.v) {
-			v.Fields = append(v.Fields, FieldError{f.name, "must be at most 100 characters, without control characters"})
-		}
-	}
-	if n := utf8.RuneCountInString(pw); n < s.cfg.PasswordMin || n > s.cfg.PasswordMax {
-		v.Fields = append(v.Fields, FieldError{"password", fmt.Sprintf("must be %d to %d characters", s.cfg.PasswordMin, s.cfg.PasswordMax)})
-	}
-	if len(v.Fields) > 0 {
-		// weak_password when the password is what failed, invalid_request otherwise
-		v.weak = len(v.Fields) == 1 && v.Fields[0].Field == "password"
-		return User{}, v
+	checkName(v, "first_name", u.FirstName)
+	checkName(v, "last_name", u.LastName)
+	s.checkPassword(v, "password", pw)
+	if err := v.err(); err != nil {
+		return User{}, err
 	}
 	hash, err := s.d.Hasher.Hash(ctx, pw)
 	if err != nil {
@@ -135,7 +150,34 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) 
 		return User{}, err
 	}
 	s.log.InfoContext(ctx, "user registered", "user_id", u.ID)
+	// The account exists: a failure to queue the mail is logged, and the
+	// user can ask for another (POST /verify-email/resend).
+	if err := s.sendVerification(ctx, u, u.Email, ""); err != nil {
+		s.log.ErrorContext(ctx, "verification mail not queued", "user_id", u.ID, "err", err)
+	}
 	return u, nil
+}
+
+// checkName adds a field error for a first or last name that is too long
+// or holds control characters.
+func checkName(v *ValidationError, field, name string) {
+	if utf8.RuneCountInString(name) > 100 || !utf8.ValidString(name) || hasControl(name) {
+		v.Fields = append(v.Fields, FieldError{field, "must be at most 100 characters, without control characters"})
+	}
+}
+
+// checkPassword adds a field error for a password (after NFKC) that breaks
+// the password rules: its length, and the list of breached passwords.
+func (s *Service) checkPassword(v *ValidationError, field, pw string) {
+	switch n := utf8.RuneCountInString(pw); {
+	case n < s.cfg.PasswordMin || n > s.cfg.PasswordMax:
+		v.Fields = append(v.Fields, FieldError{field, fmt.Sprintf("must be %d to %d characters", s.cfg.PasswordMin, s.cfg.PasswordMax)})
+	case CommonPassword(pw):
+		v.Fields = append(v.Fields, FieldError{field, "is a common password, found in lists of breached passwords: choose another"})
+	}
+	if len(v.Fields) > 0 && v.Fields[len(v.Fields)-1].Field == field {
+		v.passwordFields = append(v.passwordFields, field)
+	}
 }
 
 // LoginInput is a password login. Identifier is an email or a username.
@@ -144,6 +186,8 @@ type LoginInput struct {
 	Password   string
 	ClientID   string // default Config.ClientID
 	Network    string // the client's network, for the Throttle (ratelimit.NetworkOf)
+	IP         string // the client's address, kept with the session
+	UserAgent  string // kept with the session, cleaned and cut (CleanUserAgent)
 }
 
 // maxIdentifier bounds a login identifier, in characters: the longest email
@@ -182,7 +226,8 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	}
 	var u User
 	var err error
-	var account string // for the Throttle
+	var account string          // for the Throttle
+	readAt := s.cfg.Now().UTC() // the user snapshot is as old as the read
 	// A refused spelling normalizes to "", which no account has: the same
 	// answer, after the same work, as an unknown account.
 	if strings.Contains(id, "@") {
@@ -225,6 +270,10 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	if u.Disabled {
 		return Tokens{}, ErrDisabled
 	}
+	if s.cfg.RequireVerifiedEmail && !u.EmailVerified {
+		s.log.InfoContext(ctx, "login refused: email not verified", "user_id", u.ID)
+		return Tokens{}, ErrEmailNotVerified
+	}
 	if rehash {
 		if h, err := s.d.Hasher.Hash(ctx, pw); err == nil {
 			if err := s.d.Users.SetPasswordHash(ctx, u.ID, h); err != nil {
@@ -236,9 +285,10 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	if clientID == "" {
 		clientID = s.cfg.ClientID
 	}
-	now := s.cfg.Now().UTC()
-	sess := Session{ID: NewID(), UserID: u.ID, ClientID: clientID, CreatedAt: now,
-		Snapshot: &UserSnapshot{User: u.Public(), CheckedAt: now}}
+	now := s.cfg.Now().UTC().Truncate(time.Millisecond) // as stores keep it
+	sess := Session{ID: NewID(), UserID: u.ID, ClientID: clientID, CreatedAt: now, LastUsedAt: now,
+		UserAgent: CleanUserAgent(in.UserAgent), IP: cleanIP(in.IP),
+		Snapshot: &UserSnapshot{User: u.Public(), CheckedAt: readAt}}
 	refresh := NewRefreshToken()
 	if err := s.d.Sessions.Create(ctx, sess, refresh); err != nil {
 		return Tokens{}, err
@@ -355,9 +405,9 @@ func (s *Service) Logout(ctx context.Context, in LogoutInput) error {
 		if err != nil {
 			return err
 		}
-		for _, sid := range all {
-			if in.Scope == ScopeGlobal || sid != sess.ID {
-				sids = append(sids, sid)
+		for _, o := range all {
+			if in.Scope == ScopeGlobal || o.ID != sess.ID {
+				sids = append(sids, o.ID)
 			}
 		}
 	}
@@ -623,3 +673,5 @@ func (noThrottle) PasswordAttempt(context.Context, string, string) (func(Attempt
 }
 
 func (noThrottle) Revocation(context.Context, string) error { return nil }
+
+func (noThrottle) Mail(context.Context, string) error { return nil }

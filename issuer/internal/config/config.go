@@ -79,6 +79,10 @@ type Config struct {
 	SMTPURL   SecretURL // smtp:// or smtps://, maybe with a password; "" disables mail
 	MailFrom  string    // From of every message
 	PublicURL string    // base of the links in mail (JOTGUARD_PUBLIC_URL); default Issuer
+
+	RequireVerifiedEmail bool          // a login of an unverified account gets 403 email_not_verified
+	VerifyTokenTTL       time.Duration // lifetime of an email verification link
+	ResetTokenTTL        time.Duration // lifetime of a password reset link
 }
 
 // Secret is key material; it never shows in logs.
@@ -389,6 +393,19 @@ var vars = []Var{
 			c.PublicURL = strings.TrimRight(s, "/")
 			return nil
 		}},
+	{Name: "JOTGUARD_REQUIRE_VERIFIED_EMAIL", Flag: "require-verified-email", Default: "false", Usage: "refuse the login of an account whose email address is not verified (403 email_not_verified)",
+		set: func(c *Config, s string) error {
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				return fmt.Errorf("want true or false, got %q", s)
+			}
+			c.RequireVerifiedEmail = b
+			return nil
+		}},
+	{Name: "JOTGUARD_VERIFY_TOKEN_TTL", Flag: "verify-token-ttl", Default: "24h", Usage: "how long an email verification link works",
+		set: duration(func(c *Config) *time.Duration { return &c.VerifyTokenTTL })},
+	{Name: "JOTGUARD_RESET_TOKEN_TTL", Flag: "reset-token-ttl", Default: "1h", Usage: "how long a password reset link works",
+		set: duration(func(c *Config) *time.Duration { return &c.ResetTokenTTL })},
 	{Name: "JOTGUARD_DRAIN_DELAY", Flag: "drain-delay", Default: "5s", Usage: "after SIGTERM, how long /readyz answers 503 while requests are still served, before the listener closes (load balancers need a few seconds to stop sending)",
 		set: durationOrZero(func(c *Config) *time.Duration { return &c.DrainDelay })},
 	{Name: "JOTGUARD_SHUTDOWN_GRACE", Flag: "shutdown-grace", Default: "15s", Usage: "how long in-flight requests may finish after the drain delay",

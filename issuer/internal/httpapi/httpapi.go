@@ -125,6 +125,15 @@ func New(o Options) *API {
 	e.POST("/logout", h.logout)
 	e.DELETE("/logout", h.logout)
 	e.GET("/me", h.me)
+	e.PATCH("/me", h.updateProfile)
+	e.DELETE("/me", h.deleteAccount)
+	e.POST("/me/password", h.changePassword)
+	e.GET("/me/sessions", h.sessions)
+	e.DELETE("/me/sessions/:sid", h.revokeSession)
+	e.POST("/verify-email", h.verifyEmail)
+	e.POST("/verify-email/resend", h.resendVerification)
+	e.POST("/password/forgot", h.forgotPassword)
+	e.POST("/password/reset", h.resetPassword)
 	e.GET("/public_key", h.publicKey)
 	e.GET("/.well-known/jwks.json", h.jwks)
 	e.GET("/.well-known/openid-configuration", h.openIDConfig)
@@ -359,7 +368,7 @@ func (h *handler) login(c echo.Context) error {
 // doLogin checks a password; the Service throttles it per account.
 func (h *handler) doLogin(c echo.Context, identifier, password string) (auth.Tokens, error) {
 	tok, err := h.o.Service.Login(c.Request().Context(), auth.LoginInput{Identifier: identifier, Password: password,
-		Network: ratelimit.NetworkOf(c.RealIP())})
+		Network: ratelimit.NetworkOf(c.RealIP()), IP: c.RealIP(), UserAgent: c.Request().UserAgent()})
 	h.m.logins.WithLabelValues(outcome(err)).Inc()
 	return tok, err
 }

@@ -26,3 +26,7 @@ func TestKeys(t *testing.T) {
 func TestOutbox(t *testing.T) {
 	storetest.RunOutbox(t, func(*testing.T) auth.Outbox { return memstore.NewOutbox() })
 }
+
+func TestLinkTokens(t *testing.T) {
+	storetest.RunLinkTokens(t, func(*testing.T) auth.LinkTokens { return memstore.NewLinkTokens() })
+}

@@ -46,3 +46,14 @@ func TestOutbox(t *testing.T) {
 		return o
 	})
 }
+
+func TestLinkTokens(t *testing.T) {
+	testenv.MongoDB(t) // skips, or fails loudly, before the subtests
+	storetest.RunLinkTokens(t, func(t *testing.T) auth.LinkTokens {
+		l, err := mongostore.NewLinkTokens(t.Context(), testenv.MongoDB(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	})
+}

@@ -67,7 +67,7 @@ func TestKeyEncryptionKeyIsKept(t *testing.T) {
 // with bash and curl, as a user pasting them would.
 func TestWalkthrough(t *testing.T) {
 	backends := backendsFromEnv(t)
-	for _, tool := range []string{"bash", "curl", "sed"} {
+	for _, tool := range []string{"bash", "curl", "sed", "grep", "cut", "head"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s is not installed: the walk-through needs it", tool)
 		}
@@ -93,14 +93,14 @@ func TestWalkthrough(t *testing.T) {
 		t.Errorf("the issuer did not get JOTGUARD_SMTP_URL; its log:\n%s", b)
 	}
 
-	steps := Walkthrough(sys.IssuerURL, sys.VerifierURL, "walk-"+suffix+"@example.com",
+	steps := Walkthrough(sys.IssuerURL, sys.VerifierURL, sys.InboxURL, "walk-"+suffix+"@example.com",
 		"correct horse battery staple", filepath.Join(t.TempDir(), "jar.txt"))
 	// One shell, so that TOKEN carries from step to step; a marker before
 	// each step's output.
 	var script strings.Builder
 	for i, s := range steps {
 		fmt.Fprintf(&script, "echo '@@step %d'\n", i)
-		if s.Eventually { // the revocation travels over Kafka: allow it 5 s
+		if s.Eventually { // the mail, or the revocation over Kafka: allow it 5 s
 			fmt.Fprintf(&script, "for i in $(seq 50); do out=$(%s); case \"$out\" in *%q*) break;; esac; sleep 0.1; done; echo \"$out\"\n",
 				s.Command, s.Want)
 		} else {
@@ -266,7 +266,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	steps := Walkthrough("http://127.0.0.1:8080", "http://127.0.0.1:8081", "ada-x7k2qp@example.com",
+	steps := Walkthrough("http://127.0.0.1:8080", "http://127.0.0.1:8081", "http://127.0.0.1:8025", "ada-x7k2qp@example.com",
 		"correct horse battery staple", "/tmp/jotguard-cookies.txt")
 	for i, s := range steps {
 		block := fmt.Sprintf("# %d. %s\n%s\n", i+1, s.Title, s.Command)
