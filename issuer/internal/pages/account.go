@@ -59,14 +59,14 @@ func (p *Pages) accountGone(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // accountView is the account page of session s: the user, the profile
-// form's values, the sessions (the latest used first).
+// form's values, the sessions (this one first, then the latest used).
 func (p *Pages) accountView(w http.ResponseWriter, r *http.Request, s signedIn) (*view, error) {
 	all, current, err := p.o.Service.Sessions(r.Context(), s.access)
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(all, func(a, b auth.Session) int {
-		return cmp.Or(b.LastUsedAt.Compare(a.LastUsedAt), cmp.Compare(a.ID, b.ID))
+	slices.SortFunc(all, func(a, b auth.Session) int { // this one first, then the latest used
+		return cmp.Or(compareBool(b.ID == current, a.ID == current), b.LastUsedAt.Compare(a.LastUsedAt), cmp.Compare(a.ID, b.ID))
 	})
 	v := p.newView(w, r, "Your account")
 	u := s.user
@@ -77,6 +77,16 @@ func (p *Pages) accountView(w http.ResponseWriter, r *http.Request, s signedIn) 
 		v.Sessions = append(v.Sessions, newSessionView(sess, sess.ID == current, now))
 	}
 	return v, nil
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 // accountResult ends an account form: on success a redirect to the account
