@@ -237,7 +237,9 @@ func (b *tab) sees(text string) {
 	}
 }
 
-func (b *tab) count(sel string) int { return b.eval(fmt.Sprintf("document.querySelectorAll(%q).length", sel)) }
+func (b *tab) count(sel string) int {
+	return b.eval(fmt.Sprintf("document.querySelectorAll(%q).length", sel))
+}
 
 func (b *tab) eval(js string) int {
 	b.t.Helper()
