@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"github.com/jotguard/jotguard/issuer/internal/httpapi"
 	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
 )
 
@@ -86,8 +87,8 @@ func newAsset(name string, body []byte) asset {
 	return asset{path: Prefix + "static/" + name + "?v=" + hex.EncodeToString(sum[:6]), body: body}
 }
 
-// Prefix is where the pages are.
-const Prefix = "/account/"
+// Prefix is where the pages are: where the API mounts them.
+const Prefix = httpapi.PagesPrefix
 
 // New parses the templates and returns the pages.
 func New(o Options) (*Pages, error) {

@@ -517,3 +517,76 @@ func TestBranding(t *testing.T) {
 		t.Fatalf("brand stylesheet: %q %q", css.body, css.Header.Get("Content-Type"))
 	}
 }
+
+// A reset link opens a form (the GET uses nothing up); a password the
+// rules refuse keeps the link usable; the new one signs every browser out.
+func TestResetPassword(t *testing.T) {
+	s := newSite(t, pages.Options{})
+	b, other := s.browser("test"), s.browser("other")
+	b.signUp("ines@example.com")
+	other.signIn("ines@example.com", pw)
+	b.get("/account/forgot-password")
+	for _, email := range []string{"ines@example.com", "nobody@example.com"} {
+		r := b.post("/account/forgot-password", url.Values{"email": {email}})
+		if r.StatusCode != http.StatusOK || !strings.Contains(r.body, "If "+email+" is the address of an account, we sent it a link") {
+			t.Fatalf("forgot %s: %d\n%s", email, r.StatusCode, r.body)
+		}
+	}
+	link, _ := url.Parse(s.mail.link(t, "ines@example.com", auth.MailResetPassword))
+	if link.Path != "/account/reset-password" {
+		t.Fatalf("the reset mail links to %s, not to the reset page", link)
+	}
+	token := link.Query().Get("token")
+	b.get(link.RequestURI())
+	if r := b.post("/account/reset-password", url.Values{"token": {token}, "new_password": {"1qaz2wsx3edc"}}); r.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(fieldError(r.body, "new_password"), "common password") || !strings.Contains(r.body, `value="`+token+`"`) {
+		t.Fatalf("a common password: %d %q", r.StatusCode, fieldError(r.body, "new_password"))
+	}
+	if r := b.post("/account/reset-password", url.Values{"token": {token}, "new_password": {"a brand new passphrase"}}); r.StatusCode != 200 ||
+		!strings.Contains(r.body, "every device signed in to your account was signed out") {
+		t.Fatalf("reset: %d\n%s", r.StatusCode, r.body)
+	}
+	if r := other.get("/account/"); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the other browser after the reset: %d, want the sign-in page", r.StatusCode)
+	}
+	b.signIn("ines@example.com", "a brand new passphrase")
+	if r := b.post("/account/reset-password", url.Values{"token": {token}, "new_password": {"another new passphrase"}}); !strings.Contains(r.body, "This link is not valid") {
+		t.Fatalf("the link used twice:\n%s", r.body)
+	}
+}
+
+// The account page's forms: profile, an address change (a link to the new
+// address), deletion (the password first).
+func TestAccountForms(t *testing.T) {
+	s := newSite(t, pages.Options{})
+	b := s.browser("test")
+	b.signUp("olga@example.com")
+	if r := b.post("/account/profile", url.Values{"username": {"olga"}, "first_name": {"Olga"}, "last_name": {"K"}}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("profile: %d\n%s", r.StatusCode, r.body)
+	}
+	if r := b.get("/account/?done=profile"); !strings.Contains(r.body, `value="olga"`) || !strings.Contains(r.body, "Your profile is saved.") {
+		t.Fatalf("the profile after saving:\n%s", r.body)
+	}
+	if r := b.post("/account/profile", url.Values{"username": {"o"}}); r.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(fieldError(r.body, "username"), "Username must be 3 to 64") || !strings.Contains(r.body, `id="username" name="username" type="text" value="o"`) {
+		t.Fatalf("a bad username: %d %q", r.StatusCode, fieldError(r.body, "username"))
+	}
+	if r := b.post("/account/email", url.Values{"new_email": {"olga@example.org"}}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("email change: %d\n%s", r.StatusCode, r.body)
+	}
+	s.mail.link(t, "olga@example.org", auth.MailVerifyEmail)
+	if r := b.post("/account/delete", url.Values{"delete_password": {"wrong password here"}}); r.StatusCode != http.StatusForbidden ||
+		fieldError(r.body, "delete_password") != "The password is wrong." {
+		t.Fatalf("delete with a wrong password: %d %q", r.StatusCode, fieldError(r.body, "delete_password"))
+	}
+	if r := b.post("/account/delete", url.Values{"delete_password": {pw}}); r.StatusCode != 200 || !strings.Contains(r.body, "Your account is deleted") {
+		t.Fatalf("delete: %d\n%s", r.StatusCode, r.body)
+	}
+	if r := b.get("/account/"); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the account page after deletion: %d", r.StatusCode)
+	}
+	b.get("/account/register")
+	if r := b.post("/account/register", url.Values{"email": {"olga@example.com"}, "new_password": {pw}}); r.StatusCode != 200 {
+		t.Fatalf("the address of a deleted account registers again: %d", r.StatusCode)
+	}
+}
