@@ -17,7 +17,7 @@ import (
 
 // jwks is the issuer's key set: keyfunc v3 over one jwkset HTTP storage.
 //
-// Behaviour the SPEC asks for and how it is obtained:
+// What a verifier promises of its keys, and how it is obtained:
 //   - cold start: NoErrorReturnFirstHTTPReq, so NewVerifier succeeds without
 //     the issuer; coldStart then retries with backoff until keys load;
 //   - background refresh every RefreshInterval; a failed refresh returns

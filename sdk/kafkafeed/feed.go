@@ -1,4 +1,4 @@
-// Package kafkafeed feeds revocation events (SPEC §3) from Kafka into a
+// Package kafkafeed feeds revocation events from Kafka into a
 // revocation set. Every Feed reads every partition of the topic under its own
 // identity: no consumer group, nothing committed, because every verifier
 // replica must see every event. On start it replays the window that can still
