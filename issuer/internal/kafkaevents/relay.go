@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // The relay's timing (SPEC §3: queued events reach Kafka within 2 s of its
@@ -218,8 +220,12 @@ func (p *Publisher) relayOnce(ctx context.Context, leaseEnd time.Time) (int, err
 		return 0, nil
 	}
 	recs := make([]record, len(entries))
+	var links []trace.Link
 	for i, e := range entries {
-		recs[i] = record{sub: e.Key, jti: e.ID, set: string(e.Payload)} // jti: the outbox id, unique here
+		recs[i] = record{sub: e.Key, jti: e.ID, set: string(e.Payload), trace: traceOf(e.Trace)} // jti: the outbox id, unique here
+		if recs[i].trace.IsValid() {
+			links = append(links, trace.Link{SpanContext: recs[i].trace})
+		}
 	}
 	// The write ends before the lease can lapse, so that no other replica
 	// relays these events at the same time.
@@ -231,7 +237,10 @@ func (p *Publisher) relayOnce(ctx context.Context, leaseEnd time.Time) (int, err
 		return 0, errLeaseEnds
 	}
 	wctx, cancel := context.WithDeadline(ctx, deadline)
+	wctx, span := p.startSend(wctx, len(recs), links...)
+	span.SetAttributes(attribute.Bool("jotguard.revocation.relay", true))
 	failed, werr := p.write(wctx, recs)
+	endSend(span, 0, werr)
 	cancel()
 	done := map[string]bool{}
 	for _, r := range recs {
