@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/kafkasec"
@@ -119,6 +120,7 @@ type Feed struct {
 	created   time.Time
 	events    *revocation.SETVerifier // set by Run
 	keys      sdk.KeySource           // set by Run
+	tracer    trace.Tracer
 
 	mu    sync.Mutex
 	parts map[int]*partition
@@ -222,6 +224,7 @@ func New(cfg Config) (*Feed, error) {
 		client:    &kafka.Client{Addr: addr, Transport: transport, Timeout: requestTimeout},
 		created:   cfg.Now(),
 		parts:     make(map[int]*partition),
+		tracer:    newTracer(),
 	}, nil
 }
 
@@ -562,7 +565,7 @@ func (f *Feed) applyBatch(ctx context.Context, p *partition, b *rawBatch, next i
 		if r.offset < next {
 			continue
 		}
-		f.apply(ctx, p.id, r.offset, r.value)
+		f.apply(ctx, p.id, r)
 		if ctx.Err() != nil {
 			return next // stopping: the record is read again by the next start
 		}
@@ -656,27 +659,31 @@ func (f *Feed) withLeader(ctx context.Context, partition int, fn func(*kafka.Con
 
 // apply verifies one record and gives the event to the Set. A forged or broken
 // record must not stop the ones after it.
-func (f *Feed) apply(ctx context.Context, partition int, offset int64, value []byte) {
-	e, err := f.verify(ctx, value)
+func (f *Feed) apply(ctx context.Context, partition int, r record) {
+	span := f.startApplied(ctx, partition, r.offset, r.headers)
+	e, err := f.verify(ctx, r.value)
 	if err != nil {
+		endApplied(span, e, false, err)
 		if ctx.Err() != nil {
 			return // stopping: the record is read again by the next start
 		}
 		f.poison.Add(1)
 		f.log.WarnContext(ctx, "skipping revocation record that failed verification",
-			"partition", partition, "offset", offset, "err", err)
+			"partition", partition, "offset", r.offset, "err", err)
 		return
 	}
 	if e.Odd != "" {
 		f.log.WarnContext(ctx, "revocation event applied; informational members of an unexpected shape ignored",
-			"partition", partition, "offset", offset, "event", e.ID, "members", e.Odd)
+			"partition", partition, "offset", r.offset, "event", e.ID, "members", e.Odd)
 	}
 	f.lastEvent.Store(f.cfg.Now().UnixNano())
-	if f.cfg.Set.Add(e) {
+	isNew := f.cfg.Set.Add(e)
+	if isNew {
 		f.applied.Add(1)
 	} else {
 		f.duplicates.Add(1)
 	}
+	endApplied(span, e, isNew, nil)
 }
 
 // verify authenticates one record value. It never gives up on a record for
