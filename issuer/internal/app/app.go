@@ -231,7 +231,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	g.Go(func() error { sweepLinkTokens(gctx, links, log); return nil })
 	srv := &http.Server{Handler: traceHTTP(tr, api), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)} // no BaseContext: STYLE §3
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)} // no BaseContext: SIGTERM must not cancel in-flight requests
 	g.Go(func() error {
 		defer stopParts()
 		return serve(untilSignalOrFailure(ctx, gctx), srv, api.Drain, cfg.Addr, cfg.DrainDelay, cfg.ShutdownGrace, log, ready)

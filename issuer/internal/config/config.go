@@ -1,5 +1,5 @@
-// Package config reads the issuer's settings: every JOTGUARD_* variable of
-// SPEC §8 that the issuer uses, each with a matching flag. A flag wins over
+// Package config reads the issuer's settings: every documented JOTGUARD_*
+// variable the issuer uses, each with a matching flag. A flag wins over
 // the environment, the environment over the default.
 package config
 

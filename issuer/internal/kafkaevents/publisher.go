@@ -1,4 +1,4 @@
-// Package kafkaevents delivers revocation events (SPEC §3): each event is a
+// Package kafkaevents delivers revocation events: each event is a
 // signed Security Event Token written to Kafka with acks=all, keyed by the
 // user id so that one user's events stay in one partition, in order.
 //

@@ -11,8 +11,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// The relay's timing (SPEC §3: queued events reach Kafka within 2 s of its
-// return, and within 5 s of the crash of the replica that held them).
+// The relay's timing (queued events reach Kafka within 2 s of its return,
+// and within 5 s of the crash of the replica that held them).
 const (
 	// leaseFor is how long a lease outlives its last renewal: a crashed
 	// holder's events wait at most this long for another replica.

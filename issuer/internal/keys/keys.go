@@ -1,4 +1,4 @@
-// Package keys manages the issuer's signing keys (SPEC §2): rotation policy,
+// Package keys manages the issuer's signing keys: rotation policy,
 // publish-ahead and retention, the JWKS, signing (auth.Signer) and the
 // encryption of private keys at rest. The keys live in an auth.KeyStore
 // shared by every replica (mongostore in production), under their kid, the
@@ -70,7 +70,7 @@ type Config struct {
 	Logger        *slog.Logger
 }
 
-// DefaultRotateEvery is the rotation interval of SPEC §2 (30 days).
+// DefaultRotateEvery is the default rotation interval (30 days).
 const DefaultRotateEvery = 720 * time.Hour
 
 // KeyInfo describes one key for `issuer keys list`.

@@ -173,7 +173,7 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    32 << 10, // a token is at most 8 KiB
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		// no BaseContext: SIGTERM must not cancel in-flight requests (STYLE §3)
+		// no BaseContext: SIGTERM must not cancel in-flight requests
 	}
 }
 
