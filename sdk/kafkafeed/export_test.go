@@ -56,3 +56,6 @@ func DecodeRecords(records []byte) []DecodedBatch {
 
 // SenderContext is the trace context in a record's headers as stored.
 var SenderContext = senderContext
+
+// NewBackOff is the Feed's retry backoff.
+var NewBackOff = newBackOff

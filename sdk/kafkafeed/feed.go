@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"slices"
@@ -31,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/trace"
 
@@ -99,8 +99,6 @@ var discoverEvery = 10 * time.Second
 const (
 	pollEvery       = time.Second // high-water marks: lag and liveness
 	sweepEvery      = time.Minute // expired Set entries, when the Sink can Sweep
-	backoffMin      = 100 * time.Millisecond
-	backoffMax      = 10 * time.Second
 	requestTimeout  = 5 * time.Second
 	fetchMaxWait    = 500 * time.Millisecond // a stopped partition waits out a fetch: keep it short
 	fetchMaxBytes   = 1 << 20                // per fetch; the first batch comes whole even when larger
@@ -253,7 +251,7 @@ func (f *Feed) Run(ctx context.Context, trust sdk.EventTrust) error {
 		f.transport.CloseIdleConnections()
 	}()
 
-	var failures int
+	retry := newBackOff()
 	nextDiscover, nextPoll, nextSweep := time.Now(), time.Now(), time.Now().Add(sweepEvery)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -269,8 +267,7 @@ func (f *Feed) Run(ctx context.Context, trust sdk.EventTrust) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				failures++
-				wait := backoff(failures)
+				wait := retry.NextBackOff()
 				if f.failed(err) {
 					f.log.ErrorContext(ctx, "the Kafka brokers refuse this client: check its TLS and SASL settings; retrying",
 						"err", err, "retry_in", wait.Round(time.Millisecond))
@@ -280,7 +277,7 @@ func (f *Feed) Run(ctx context.Context, trust sdk.EventTrust) error {
 				}
 				nextDiscover = now.Add(wait)
 			} else {
-				failures = 0
+				retry.Reset()
 				nextDiscover = now.Add(discoverEvery)
 			}
 		}
@@ -303,13 +300,12 @@ func earliest(a, b time.Time) time.Time {
 	return b
 }
 
-// backoff is capped exponential with full jitter in [d/2, d).
-func backoff(attempt int) time.Duration {
-	d := backoffMin << min(attempt-1, 16)
-	if d > backoffMax || d <= 0 {
-		d = backoffMax
-	}
-	return d/2 + rand.N(d/2)
+// newBackOff returns the waits between retries: d/2 to d, with d doubling
+// from 100 ms to 10 s. (The library jitters around the interval it holds:
+// 0.75 d ± 1/3 of it is d/2 to d.)
+func newBackOff() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: 75 * time.Millisecond, Multiplier: 2,
+		MaxInterval: 7500 * time.Millisecond, RandomizationFactor: 1.0 / 3}
 }
 
 // discover starts a reader for every partition not yet read.
@@ -435,7 +431,8 @@ func (f *Feed) refused() error {
 // consume reads one partition until ctx is done, restarting its reader with
 // backoff after any failure. After a restart it resumes at the next offset.
 func (f *Feed) consume(ctx context.Context, p *partition) {
-	for failures := 0; ; {
+	retry := newBackOff()
+	for {
 		before := p.next.Load()
 		rctx, cancel := context.WithCancel(ctx)
 		p.mu.Lock()
@@ -449,14 +446,13 @@ func (f *Feed) consume(ctx context.Context, p *partition) {
 		f.failed(err)
 		if p.reset.Swap(false) {
 			p.next.Store(-1) // seek by timestamp again, at once
-			failures = 0
+			retry.Reset()
 			continue
 		}
 		if p.next.Load() != before {
-			failures = 0 // it made progress: start the backoff again
+			retry.Reset() // it made progress: start the backoff again
 		}
-		failures++
-		wait := backoff(failures)
+		wait := retry.NextBackOff()
 		f.log.WarnContext(ctx, "revocation partition reader failed; retrying",
 			"partition", p.id, "err", err, "retry_in", wait.Round(time.Millisecond))
 		t := time.NewTimer(wait)
@@ -694,6 +690,7 @@ func (f *Feed) apply(ctx context.Context, partition int, r record) {
 // signs with it. While the refresh fails (issuer unreachable), it retries
 // with backoff and the partition waits.
 func (f *Feed) verify(ctx context.Context, raw []byte) (revocation.Event, error) {
+	wait := newBackOff()
 	for retry := 0; ; retry++ {
 		e, err := f.events.Verify(ctx, raw)
 		switch {
@@ -706,7 +703,7 @@ func (f *Feed) verify(ctx context.Context, raw []byte) (revocation.Event, error)
 			if werr := f.keys.Wait(ctx); werr != nil {
 				return e, err
 			}
-			if retry > 0 && !sleep(ctx, backoff(retry)) { // loaded, then lost again
+			if retry > 0 && !sleep(ctx, wait.NextBackOff()) { // loaded, then lost again
 				return e, err
 			}
 		case errors.Is(err, sdk.ErrUnknownKey) && !errors.Is(err, errRefreshed):
@@ -723,7 +720,7 @@ func (f *Feed) verify(ctx context.Context, raw []byte) (revocation.Event, error)
 				return e, err
 			}
 			f.log.WarnContext(ctx, "key set refresh failed; the revocation event waits", "err", rerr)
-			if !sleep(ctx, backoff(retry+1)) {
+			if !sleep(ctx, wait.NextBackOff()) {
 				return e, err
 			}
 		default:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -70,7 +71,8 @@ func (p *Publisher) RunRelay(ctx context.Context) error {
 			}
 		}
 	}
-	r := &relay{p: p, lastProbe: time.Now(), lastExpire: time.Now()}
+	r := &relay{p: p, lastProbe: time.Now(), lastExpire: time.Now(),
+		probe: &backoff.ExponentialBackOff{InitialInterval: probeMin, Multiplier: 2, MaxInterval: probeMax}}
 	defer r.release(context.WithoutCancel(ctx))
 	var wait time.Duration // the first look is at once: a restarted replica relays what it left
 	for {
@@ -98,10 +100,10 @@ type relay struct {
 	held       bool      // this replica holds the lease
 	until      time.Time // by this replica's clock, at least until then
 	renewed    time.Time
-	down       bool          // the last write to Kafka failed
-	probe      time.Duration // the current wait between probes while down
-	lastProbe  time.Time     // of the idle Ready probe
-	lastExpire time.Time     // of the last deletion of claims that ran out
+	down       bool                        // the last write to Kafka failed
+	probe      *backoff.ExponentialBackOff // the waits between probes while down
+	lastProbe  time.Time                   // of the idle Ready probe
+	lastExpire time.Time                   // of the last deletion of claims that ran out
 }
 
 // step does what is due and says how long to wait for the next step.
@@ -133,8 +135,7 @@ func (r *relay) step(ctx context.Context) time.Duration {
 		if err := r.keep(ctx); err != nil || !r.held {
 			return takeoverPoll
 		}
-		r.probe = min(max(2*r.probe, probeMin), probeMax)
-		return r.probe
+		return r.probe.NextBackOff()
 	}
 	for {
 		if err := r.keep(ctx); err != nil || !r.held {
@@ -152,8 +153,8 @@ func (r *relay) step(ctx context.Context) time.Duration {
 				p.kafkaFailed(ctx, "revocation outbox: Kafka unreachable; probing it until it answers", err)
 			}
 			r.setDown(true)
-			r.probe = probeMin
-			return r.probe
+			r.probe.Reset()
+			return r.probe.NextBackOff()
 		case err != nil:
 			p.failures.Add(1)
 			p.log.WarnContext(ctx, "revocation outbox: relay failed; will retry", "err", err)
