@@ -61,6 +61,13 @@ func connectMongo(ctx context.Context, cfg config.Config, monitor *event.Command
 	return client, nil
 }
 
+// warnUnencrypted says, once for the process, what JOTGUARD_KEY_ENCRYPTION_KEY
+// would encrypt.
+func warnUnencrypted(ctx context.Context, log *slog.Logger, stored string) {
+	log.WarnContext(ctx, "!!! JOTGUARD_KEY_ENCRYPTION_KEY is not set: "+stored+
+		" stored UNENCRYPTED in MongoDB; set it (32 bytes) to encrypt them at rest !!!")
+}
+
 // newKeys returns the key manager over the signing keys stored in db.
 func newKeys(ctx context.Context, db *mongo.Database, cfg config.Config, log *slog.Logger) (*keys.Manager, error) {
 	store, err := mongostore.NewKeys(ctx, db)
@@ -91,6 +98,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	}
 	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
 	db := mc.Database(cfg.MongoDB)
+	if cfg.KeyEncryptionKey == nil {
+		stored := "signing keys are"
+		if cfg.SMTPURL != "" {
+			stored = "signing keys, and queued mail with its one-time links, are"
+		}
+		warnUnencrypted(ctx, log, stored)
+	}
 
 	users, err := mongostore.NewUsers(ctx, db)
 	if err != nil {
@@ -399,6 +413,9 @@ func Keys(ctx context.Context, cfg config.Config, log *slog.Logger, cmd string, 
 		return err
 	}
 	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
+	if cfg.KeyEncryptionKey == nil {
+		warnUnencrypted(ctx, log, "signing keys are")
+	}
 	km, err := newKeys(ctx, mc.Database(cfg.MongoDB), cfg, log)
 	if err != nil {
 		return err

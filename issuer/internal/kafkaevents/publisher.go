@@ -175,7 +175,7 @@ func NewPublisher(ctx context.Context, cfg Config, signer auth.Signer, outbox au
 	if err != nil {
 		p.log.WarnContext(ctx, "revocation events: the outbox is not usable now", "err", err)
 	}
-	if err := p.probeKafka(ctx); err != nil {
+	if err := p.probeKafka(ctx); err != nil && p.w != nil { // without brokers: warned above
 		p.kafkaFailed(ctx, "revocation events: Kafka is not usable now; events go to the outbox until it is", err,
 			"brokers", cfg.Brokers, "topic", cfg.Topic)
 	}
