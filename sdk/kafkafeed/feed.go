@@ -252,6 +252,7 @@ func (f *Feed) Run(ctx context.Context, trust sdk.EventTrust) error {
 	}()
 
 	retry := newBackOff()
+	said := "" // the failure last logged, until the topic answers
 	nextDiscover, nextPoll, nextSweep := time.Now(), time.Now(), time.Now().Add(sweepEvery)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -268,15 +269,23 @@ func (f *Feed) Run(ctx context.Context, trust sdk.EventTrust) error {
 					return nil
 				}
 				wait := retry.NextBackOff()
+				// Said once per outage (or refusal), then at debug level
+				// until the topic answers: the retries change nothing.
+				msg, level := "revocation topic unavailable; retrying", slog.LevelWarn
 				if f.failed(err) {
-					f.log.ErrorContext(ctx, "the Kafka brokers refuse this client: check its TLS and SASL settings; retrying",
-						"err", err, "retry_in", wait.Round(time.Millisecond))
-				} else {
-					f.log.WarnContext(ctx, "revocation topic unavailable; retrying",
-						"err", err, "retry_in", wait.Round(time.Millisecond))
+					msg, level = "the Kafka brokers refuse this client: check its TLS and SASL settings; retrying", slog.LevelError
 				}
+				if msg == said {
+					level = slog.LevelDebug
+				}
+				said = msg
+				f.log.Log(ctx, level, msg, "err", err, "retry_in", wait.Round(time.Millisecond))
 				nextDiscover = now.Add(wait)
 			} else {
+				if said != "" {
+					f.log.InfoContext(ctx, "revocation topic reachable")
+					said = ""
+				}
 				retry.Reset()
 				nextDiscover = now.Add(discoverEvery)
 			}
