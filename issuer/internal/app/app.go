@@ -90,7 +90,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	var monitor *event.CommandMonitor
 	if tr.On() {
 		log.InfoContext(ctx, "tracing: exporting spans as the OTEL_* variables say")
-		monitor = mongostore.TraceCommands(tr.Provider())
+		monitor = mongostore.TraceCommands(tr.ChildSpans())
 	}
 	mc, err := connectMongo(ctx, cfg, monitor)
 	if err != nil {
@@ -117,7 +117,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	}
 	defer rdb.Close()
 	if tr.On() {
-		if err := redisstore.TraceCommands(rdb, tr.Provider()); err != nil {
+		if err := redisstore.TraceCommands(rdb, tr.ChildSpans()); err != nil {
 			return err
 		}
 	}

@@ -16,7 +16,8 @@ import (
 )
 
 // TraceCommands returns a command monitor that makes every MongoDB command
-// a client span of tp, a child of the span in the command's context. A span
+// a client span of tp, a child of the span in the command's context (tp
+// decides whether a command outside any span makes one). A span
 // is named after the command and its collection ("find users") and carries
 // the database, the collection and the server, never the command's
 // documents: they hold password hashes, tokens' hashes and addresses.

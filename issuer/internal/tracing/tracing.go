@@ -26,6 +26,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
@@ -107,6 +108,34 @@ func (t *Tracing) Provider() trace.TracerProvider {
 		return noop.NewTracerProvider()
 	}
 	return t.tp
+}
+
+// ChildSpans is Provider for the spans of a store's commands: they are
+// made only inside another span (a request's, a relay's send). A command
+// outside any, such as a readiness probe's ping or a relay's poll of its
+// outbox, makes none: every second or so per replica, they would bury the
+// traces that matter.
+func (t *Tracing) ChildSpans() trace.TracerProvider { return childOnly{tp: t.Provider()} }
+
+type childOnly struct {
+	embedded.TracerProvider
+	tp trace.TracerProvider
+}
+
+func (c childOnly) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	return childTracer{t: c.tp.Tracer(name, opts...)}
+}
+
+type childTracer struct {
+	embedded.Tracer
+	t trace.Tracer
+}
+
+func (c childTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return ctx, trace.SpanFromContext(ctx) // a no-op span
+	}
+	return c.t.Start(ctx, name, opts...)
 }
 
 // Stop exports the spans still buffered (within ctx) and stops exporting;

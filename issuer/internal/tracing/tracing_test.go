@@ -103,7 +103,8 @@ func (r *receiver) Export(_ context.Context, req *coltrace.ExportTraceServiceReq
 }
 
 // Spans go where the variables say, over gRPC too, named for the service
-// unless OTEL_SERVICE_NAME names it; Stop sends what is buffered.
+// unless OTEL_SERVICE_NAME names it; Stop sends what is buffered. A store's
+// span is made only inside another.
 func TestExportsOverGRPC(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -123,15 +124,20 @@ func TestExportsOverGRPC(t *testing.T) {
 	if err != nil || !tr.On() {
 		t.Fatalf("Start() = on %v, %v; want on", tr.On(), err)
 	}
-	_, span := otel.Tracer("test").Start(t.Context(), "hello")
+	ctx, span := otel.Tracer("test").Start(t.Context(), "hello")
+	store := tr.ChildSpans().Tracer("store")
+	_, child := store.Start(ctx, "child")
+	child.End()
+	_, orphan := store.Start(t.Context(), "orphan") // a command outside any span
+	orphan.End()
 	span.End()
 	if err := tr.Stop(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if len(rec.spans) != 1 || rec.spans[0] != "hello" || rec.services[0] != "issuer-eu-1" {
-		t.Fatalf("received spans %v of %v, want hello of issuer-eu-1", rec.spans, rec.services)
+	if strings.Join(rec.spans, " ") != "child hello" || rec.services[0] != "issuer-eu-1" {
+		t.Fatalf("received spans %v of %v, want child and hello (not orphan) of issuer-eu-1", rec.spans, rec.services)
 	}
 	if _, sdk := otel.GetTracerProvider().(*sdktrace.TracerProvider); sdk {
 		t.Fatal("the global TracerProvider is still the stopped one")

@@ -227,6 +227,13 @@ func TestTracingFollowsALogoutToTheVerifier(t *testing.T) {
 		applied.attrs["messaging.message.id"] == "" || applied.attrs["messaging.destination.name"] != topic {
 		t.Errorf("revocation applied span: %v", applied)
 	}
+	// Store commands outside any request (readiness probes, relays' polls)
+	// make no span.
+	for _, s := range otlp.find(func(s span) bool { return s.attrs["db.system.name"] == "mongodb" || s.attrs["db.system"] == "redis" }) {
+		if s.parent == "" {
+			t.Errorf("a store span outside any other: %v", s)
+		}
+	}
 	// No span carries a secret: no token, no password, no command text.
 	for _, s := range otlp.find(func(span) bool { return true }) {
 		for k, val := range s.attrs {
