@@ -33,9 +33,13 @@ func newTracer() trace.Tracer {
 	return otel.GetTracerProvider().Tracer("github.com/jotguard/jotguard/sdk/kafkafeed")
 }
 
+// appliedOptions start a record's span: made once, as a record that is not
+// traced should cost next to nothing.
+var appliedOptions = []trace.SpanStartOption{trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindConsumer)}
+
 // startApplied starts the span of the record at offset of partition.
 func (f *Feed) startApplied(ctx context.Context, partition int, offset int64, headers []byte) trace.Span {
-	_, span := f.tracer.Start(ctx, SpanApplied, trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindConsumer))
+	_, span := f.tracer.Start(ctx, SpanApplied, appliedOptions...)
 	if !span.IsRecording() {
 		return span
 	}
