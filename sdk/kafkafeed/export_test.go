@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -58,4 +59,4 @@ func DecodeRecords(records []byte) []DecodedBatch {
 var SenderContext = senderContext
 
 // NewBackOff is the Feed's retry backoff.
-var NewBackOff = newBackOff
+func NewBackOff() *backoff.ExponentialBackOff { b := backOff; return &b }

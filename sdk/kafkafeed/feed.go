@@ -251,7 +251,7 @@ func (f *Feed) Run(ctx context.Context, trust sdk.EventTrust) error {
 		f.transport.CloseIdleConnections()
 	}()
 
-	retry := newBackOff()
+	retry := backOff
 	said := "" // the failure last logged, until the topic answers
 	nextDiscover, nextPoll, nextSweep := time.Now(), time.Now(), time.Now().Add(sweepEvery)
 	timer := time.NewTimer(0)
@@ -309,13 +309,12 @@ func earliest(a, b time.Time) time.Time {
 	return b
 }
 
-// newBackOff returns the waits between retries: d/2 to d, with d doubling
-// from 100 ms to 10 s. (The library jitters around the interval it holds:
-// 0.75 d ± 1/3 of it is d/2 to d.)
-func newBackOff() *backoff.ExponentialBackOff {
-	return &backoff.ExponentialBackOff{InitialInterval: 75 * time.Millisecond, Multiplier: 2,
-		MaxInterval: 7500 * time.Millisecond, RandomizationFactor: 1.0 / 3}
-}
+// backOff is the waits between retries: d/2 to d, with d doubling from
+// 100 ms to 10 s. (The library jitters around the interval it holds:
+// 0.75 d ± 1/3 of it is d/2 to d.) Each retry loop takes a copy: a value,
+// so that verifying a record allocates nothing for it.
+var backOff = backoff.ExponentialBackOff{InitialInterval: 75 * time.Millisecond, Multiplier: 2,
+	MaxInterval: 7500 * time.Millisecond, RandomizationFactor: 1.0 / 3}
 
 // discover starts a reader for every partition not yet read.
 func (f *Feed) discover(ctx context.Context, wg *sync.WaitGroup) error {
@@ -440,7 +439,7 @@ func (f *Feed) refused() error {
 // consume reads one partition until ctx is done, restarting its reader with
 // backoff after any failure. After a restart it resumes at the next offset.
 func (f *Feed) consume(ctx context.Context, p *partition) {
-	retry := newBackOff()
+	retry := backOff
 	for {
 		before := p.next.Load()
 		rctx, cancel := context.WithCancel(ctx)
@@ -699,7 +698,7 @@ func (f *Feed) apply(ctx context.Context, partition int, r record) {
 // signs with it. While the refresh fails (issuer unreachable), it retries
 // with backoff and the partition waits.
 func (f *Feed) verify(ctx context.Context, raw []byte) (revocation.Event, error) {
-	wait := newBackOff()
+	wait := backOff
 	for retry := 0; ; retry++ {
 		e, err := f.events.Verify(ctx, raw)
 		switch {
