@@ -281,13 +281,18 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 			}
 		}
 	}
-	clientID := in.ClientID
+	return s.openSession(ctx, u, in.ClientID, in.UserAgent, in.IP, readAt)
+}
+
+// openSession opens a session of u, as read at readAt, for a client
+// (Config.ClientID when ""), and mints its first tokens.
+func (s *Service) openSession(ctx context.Context, u User, clientID, userAgent, ip string, readAt time.Time) (Tokens, error) {
 	if clientID == "" {
 		clientID = s.cfg.ClientID
 	}
 	now := s.cfg.Now().UTC().Truncate(time.Millisecond) // as stores keep it
 	sess := Session{ID: NewID(), UserID: u.ID, ClientID: clientID, CreatedAt: now, LastUsedAt: now,
-		UserAgent: CleanUserAgent(in.UserAgent), IP: cleanIP(in.IP),
+		UserAgent: CleanUserAgent(userAgent), IP: cleanIP(ip),
 		Snapshot: &UserSnapshot{User: u.Public(), CheckedAt: readAt}}
 	refresh := NewRefreshToken()
 	if err := s.d.Sessions.Create(ctx, sess, refresh); err != nil {
