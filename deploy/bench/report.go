@@ -21,6 +21,8 @@ type Report struct {
 	Ceiling         []Result
 	CeilingCommand  string // the go test command of the /access_token ceiling
 	Argon           []Argon2Ceiling
+	Cluster         []ClusterResults // per run, when the Redis Cluster scenario ran
+	ClusterURL      string
 
 	Concs       []int
 	HTTPRunTime time.Duration // one HTTP load run, as asked of the generator
@@ -29,6 +31,9 @@ type Report struct {
 	LoadGen     string // "wrk" or "go"
 	VerifierOK  bool
 
+	Distinct *Distinct
+	Peers    []PeerBuild  // built (or not) in this run; nil: peers not measured
+	Logout   *LogoutCheck // the "logout → rejected?" column
 	Prop     *Propagation
 	PropN    int
 	Mem      *Memory
@@ -58,8 +63,13 @@ type httpFigure struct {
 }
 
 // httpFig is the figure of target at concurrency c.
-func (r *Report) httpFig(target string, c int) httpFigure {
-	rs := r.HTTP[target][c]
+func (r *Report) httpFig(target string, c int) httpFigure { return figOf(r.HTTP[target][c]) }
+
+// fig is the figure of target with n distinct tokens.
+func (d *Distinct) fig(target string, n int) httpFigure { return figOf(d.HTTP[target][n]) }
+
+// figOf is the figure of the runs rs of one target and load.
+func figOf(rs []Result) httpFigure {
 	if len(rs) == 0 {
 		return httpFigure{}
 	}
@@ -107,7 +117,9 @@ func writeReport(r *Report, path string, log *logger) error {
 	for _, section := range []func(*md){
 		r.writeHeader, r.writeMachine, r.writeGoals,
 		r.writeIssuerWorkloads, r.writeRefreshCeiling, r.writeArgonCeiling, // 1–3
-		func(b *md) { r.writeHTTP(b, charts) },                             // 4 and 8
+		r.writeCluster,                         // 9
+		func(b *md) { r.writeHTTP(b, charts) }, // 4 and 8
+		r.writeDistinct, r.writePeers,          // 10, 11
 		r.writeGoBench, r.writePropagation, r.writeMemory, r.writeProfiles, // 5–7
 	} {
 		section(&b)
@@ -122,7 +134,7 @@ func (r *Report) writeHeader(b *md) {
 	}
 	b.p("# jotguard benchmarks")
 	b.p("")
-	b.p("Written by `deploy/bench` (issue 7). Mode: **%s**. Started %s, took %s.", mode, r.Started.Format("2006-01-02 15:04 MST"), r.Duration.Round(time.Second))
+	b.p("Written by `deploy/bench`. Mode: **%s**. Started %s, took %s.", mode, r.Started.Format("2006-01-02 15:04 MST"), r.Duration.Round(time.Second))
 	b.p("")
 	b.p("Command: `%s` (from the repository root).", r.Cfg.Command)
 	b.p("")
@@ -142,13 +154,13 @@ func (r *Report) writeMachine(b *md) {
 	b.p("")
 	b.p("The machine is shared: absolute numbers are noisy. Every figure with a ceiling is reported as a ratio to that ceiling measured **in the same run**, and runs of different targets are interleaved so that drift hits them alike.")
 	b.p("")
-	b.p("**Pinning.** Servers under HTTP load (bin/verifier, the bare handler, the sdk and Redis-session servers) run under `taskset -c %s`; every HTTP load run of scenarios 4 and 8 (wrk, or `bench load` without it) under `taskset -c %s`. The issuer and the dev stack (MongoDB/FerretDB, Redis, Kafka) are **not** pinned: the Authix baseline used the whole machine and argon2id wants every core; the issuer workloads run from the unpinned bench process, and the ceilings in unpinned processes of their own. Taskset available: %v.", r.Cfg.ServerCPUs, r.Cfg.LoadCPUs, r.Machine.Taskset)
+	b.p("**Pinning.** Servers under HTTP load (bin/verifier, the bare handler, the sdk and Redis-session servers, the peers) run under `taskset -c %s`; every HTTP load run of scenarios 4, 8, 10 and 11 (wrk, or `bench load` without it) under `taskset -c %s`. The issuer and the dev stack (MongoDB/FerretDB, Redis, Kafka) are **not** pinned: the Authix baseline used the whole machine and argon2id wants every core; the issuer workloads run from the unpinned bench process, and the ceilings in unpinned processes of their own. Taskset available: %v.", r.Cfg.ServerCPUs, r.Cfg.LoadCPUs, r.Machine.Taskset)
 	b.p("")
 }
 
 // writeGoals writes the goals table and the run's notes.
 func (r *Report) writeGoals(b *md) {
-	b.p("## Goals (issue 7)")
+	b.p("## Goals")
 	b.p("")
 	b.p("| status | goal | target | measured |\n|---|---|---|---|")
 	for _, g := range r.Goals() {
