@@ -76,6 +76,10 @@ func (b *bench) distinctScenario(ctx context.Context, st *stack, bareURL string)
 	}
 	defer v.Stop()
 	targets := map[string]string{tDistinctBare: bareURL, tDistinctVerifier: "http://" + v.Addr + "/authz/forward-auth"}
+	watch := map[string]CPUWatch{tDistinctVerifier: {"server": v.Cmd.Process.Pid}}
+	if bare := b.procs.Named("bare"); bare != nil {
+		watch[tDistinctBare] = CPUWatch{"server": bare.Cmd.Process.Pid}
+	}
 	hdrs := []string{"X-Forwarded-Method: GET", "X-Forwarded-Uri: /app", "X-Forwarded-Host: app.example"}
 	warm := TokenFile{File: tk.File, N: counts[0]}
 	if r, err := b.load.RunTokens("warm-up", targets[tDistinctVerifier], dr.Conc, b.plan.d, warm, hdrs...); err != nil || r.Errors > 0 {
@@ -85,11 +89,13 @@ func (b *bench) distinctScenario(ctx context.Context, st *stack, bareURL string)
 		for _, n := range counts {
 			for k := range dr.Order {
 				t := dr.Order[(k+run)%len(dr.Order)]
+				before := watch[t].Snapshot()
 				r, err := b.load.RunTokens(t, targets[t], dr.Conc, b.plan.d, TokenFile{File: tk.File, N: n}, hdrs...)
 				if err != nil {
 					b.log.Printf("  %s, %d tokens: %v", t, n, err)
 					continue
 				}
+				r.CPU = watch[t].Since(before) // wrk's Lua init included: the server idles then
 				if dr.HTTP[t] == nil {
 					dr.HTTP[t] = map[int][]Result{}
 				}

@@ -92,3 +92,15 @@ func TestDistinctTokens(t *testing.T) {
 	}
 	check("wrk", wrk)
 }
+
+// The report says why the module proxy refused a module, without its host.
+func TestRefusal(t *testing.T) {
+	out := "go: module github.com/ory/oathkeeper: reading https://proxy.example/github.com/ory/oathkeeper/@v/list: 403 Forbidden\n" +
+		"\tserver response: This module version is not available.\n"
+	if got, want := refusal(out, nil), `403 Forbidden: "This module version is not available."`; got != want {
+		t.Fatalf("refusal = %q, want %q", got, want)
+	}
+	if got := firstLine("go: downloading x v1\ngo: reading https://proxy.example/x/@v/list: 500\n", nil); strings.Contains(got, "proxy.example") {
+		t.Fatalf("firstLine kept the host: %q", got)
+	}
+}

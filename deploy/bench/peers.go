@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -68,8 +69,8 @@ func buildOathkeeper(ctx context.Context, log *logger, dir string) PeerBuild {
 		pb.Note = "the newest version `go list -m -versions` lists"
 	} else {
 		pb.Version = oathkeeperKnown
-		pb.Note = fmt.Sprintf("`go list -m -versions %s` failed (%s); %s, the newest release this bench knows, is served by version",
-			oathkeeperModule, firstLine(string(out), err), oathkeeperKnown)
+		pb.Note = fmt.Sprintf("the Go module proxy refuses `go list -m -versions %s` (%s); %s, the newest release this bench knows, is served when asked for by version",
+			oathkeeperModule, refusal(string(out), err), oathkeeperKnown)
 	}
 	pb.Note += "; built with `go build` in a module of the bench's own that requires it (`go install …@version` reads the version list too)"
 	src := filepath.Join(dir, "oathkeeper-src-"+pb.Version)
@@ -129,12 +130,33 @@ func goCmd(ctx context.Context, dir string, env []string, args ...string) ([]byt
 	return cmd.CombinedOutput()
 }
 
-// firstLine is the last meaningful line of a command's output, or err.
+// urls are the addresses a go command's message may hold: the report
+// names the module proxy, not its host.
+var urls = regexp.MustCompile(`https?://\S+`)
+
+// refusal is why the module proxy refused a request, from the go command's
+// output: its status and its server's answer.
+func refusal(out string, err error) string {
+	var parts []string
+	if m := regexp.MustCompile(`\b(\d{3} [A-Z][A-Za-z ]+)`).FindStringSubmatch(out); m != nil {
+		parts = append(parts, strings.TrimSpace(m[1]))
+	}
+	if _, r, ok := strings.Cut(out, "server response:"); ok {
+		parts = append(parts, fmt.Sprintf("%q", strings.TrimSpace(strings.SplitN(r, "\n", 2)[0])))
+	}
+	if len(parts) == 0 {
+		return firstLine(out, err)
+	}
+	return strings.Join(parts, ": ")
+}
+
+// firstLine is the last meaningful line of a command's output, or err,
+// without addresses.
 func firstLine(out string, err error) string {
 	var last string
 	for l := range strings.Lines(out) {
 		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "go: downloading") {
-			last = l
+			last = urls.ReplaceAllString(l, "(the module proxy)")
 		}
 	}
 	switch {

@@ -97,6 +97,16 @@ func (ps *Procs) StopAll() {
 	ps.data = nil
 }
 
+// Named is the last process started under name, or nil.
+func (ps *Procs) Named(name string) *Proc {
+	for i := len(ps.list) - 1; i >= 0; i-- {
+		if ps.list[i].Name == name {
+			return ps.list[i]
+		}
+	}
+	return nil
+}
+
 // StopNamed stops the running processes whose name starts with prefix.
 func (ps *Procs) StopNamed(prefix string) {
 	for _, p := range ps.list {

@@ -109,7 +109,7 @@ func (b *bench) scenarios(ctx context.Context) error {
 		b.rep.HTTP = runTargets(b.log, b.load, targets, b.plan.concs, b.cfg.Runs, b.plan.d)
 		var asked []Target
 		for _, t := range targets {
-			if t.Name != tBare && t.Name != tBareHdr && t.Name != tSession {
+			if isVerifier(t.Name) || t.Name == tOAuth2Proxy || t.Name == tOathkeeper {
 				asked = append(asked, t)
 			}
 		}

@@ -409,9 +409,11 @@ func (r *Report) writeDistinct(b *md) {
 	if d.Reused {
 		how = "kept from an earlier run (the bench keeps them in its cache directory while they have an hour left)"
 	}
-	b.p("Every request carries the next of N distinct access tokens (distinct users, sessions and ids), in rotation, with the forward-auth headers of section 4; the bare handler gets the same requests. The tokens are signed with an ES256 key of the bench's own and shaped as the issuer's (its claims, `typ` at+jwt); the verifier trusts that key (`JOTGUARD_ISSUER` their iss, `JOTGUARD_JWKS_URL` the bench's JWKS) and accepts their %s lifetime (`JOTGUARD_ACCESS_TTL`). The %d tokens were %s. bin/verifier otherwise runs with its defaults (a verified-token cache of %d tokens) and the dev stack's revocation feed. wrk formats each token's request once, in its Lua init (one thread; a million requests take about 1.3 GB of LuaJIT memory), then sends them in turn. c=%d, %s a run, median (min–max) over %d run(s), interleaved; a first run over the smallest N, not measured, fills the cache.", d.Lifetime, d.Counts[len(d.Counts)-1], how, d.CacheSize, d.Conc, r.httpRunTime(), r.Cfg.Runs)
+	b.p("Every request carries the next of N distinct access tokens (distinct users, sessions and ids), in rotation, with the forward-auth headers of section 4; the bare handler gets the same requests. The tokens are signed with an ES256 key of the bench's own and shaped as the issuer's (its claims, `typ` at+jwt); the verifier trusts that key (`JOTGUARD_ISSUER` their iss, `JOTGUARD_JWKS_URL` the bench's JWKS) and accepts their %.0f-hour lifetime (`JOTGUARD_ACCESS_TTL`). The %d tokens were %s. bin/verifier otherwise runs with its defaults (a verified-token cache of %d tokens) and the dev stack's revocation feed. wrk formats each token's request once, in its Lua init (one thread; a million requests take about 1.3 GB of LuaJIT memory), then sends them in turn. c=%d, %s a run, median (min–max) over %d run(s), interleaved; a first run over the smallest N, not measured, fills the cache.", d.Lifetime.Hours(), d.Counts[len(d.Counts)-1], how, d.CacheSize, d.Conc, r.httpRunTime(), r.Cfg.Runs)
 	b.p("")
-	b.p("| tokens | target | req/s | × bare | p50 | p99 | errors |\n|---|---|---|---|---|---|---|")
+	b.p("\"server CPU\" is the CPU time of the server's process per request, median over runs (from /proc, 10 ms ticks): what each token count costs it.")
+	b.p("")
+	b.p("| tokens | target | req/s | × bare | p50 | p99 | server CPU | errors |\n|---|---|---|---|---|---|---|---|")
 	for _, n := range d.Counts {
 		bare := d.fig(tDistinctBare, n)
 		for _, t := range d.Order {
@@ -419,7 +421,11 @@ func (r *Report) writeDistinct(b *md) {
 			if !f.OK {
 				continue
 			}
-			b.p("| %d | %s | %.0f (%.0f–%.0f) | %.2f | %s | %s | %d |", n, t, f.RPS, f.Lo, f.Hi, f.RPS/bare.RPS, ms(f.P50), ms(f.P99), f.Errors)
+			cpu := "—"
+			if us := d.cpuPerRequest(t, n); us > 0 {
+				cpu = fmt.Sprintf("%.1f µs", us)
+			}
+			b.p("| %d | %s | %.0f (%.0f–%.0f) | %.2f | %s | %s | %s | %d |", n, t, f.RPS, f.Lo, f.Hi, f.RPS/bare.RPS, ms(f.P50), ms(f.P99), cpu, f.Errors)
 		}
 	}
 	b.p("")
@@ -428,6 +434,18 @@ func (r *Report) writeDistinct(b *md) {
 		b.p("With %d tokens the cache (%d) cannot hold them: nearly every request parses its token and checks its ES256 signature, as with the cache off. That costs %.0f%% of the one-token rate of section 4 (%.0f req/s there, %.0f here); the cache-off verifier of section 4 did %.0f req/s with one token.", last, d.CacheSize, 100*(1-v.RPS/one.RPS), one.RPS, v.RPS, nc.RPS)
 		b.p("")
 	}
+}
+
+// cpuPerRequest is the median over runs of target's server CPU per
+// request with n tokens, in µs; 0 when not measured.
+func (d *Distinct) cpuPerRequest(target string, n int) float64 {
+	var v []float64
+	for _, r := range d.HTTP[target][n] {
+		if c, ok := r.CPU["server"]; ok && r.N > 0 {
+			v = append(v, float64(c)/float64(r.N)/1e3)
+		}
+	}
+	return medianF(v)
 }
 
 // writePeers is section 11: other projects' auth servers, measured in the
