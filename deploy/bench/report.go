@@ -151,6 +151,9 @@ func (r *Report) writeMachine(b *md) {
 	b.p("| Go | %s |", r.Machine.Go)
 	b.p("| Redis | %s |", r.Machine.Redis)
 	b.p("| load average at start | %s |", r.Machine.Load)
+	if r.Machine.LoadEnd != "" {
+		b.p("| load average at the end | %s |", r.Machine.LoadEnd)
+	}
 	b.p("")
 	b.p("The machine is shared: absolute numbers are noisy. Every figure with a ceiling is reported as a ratio to that ceiling measured **in the same run**, and runs of different targets are interleaved so that drift hits them alike.")
 	b.p("")

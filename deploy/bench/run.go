@@ -75,6 +75,7 @@ func run(ctx context.Context, cfg Config, log *logger, logDir string, load *http
 			CeilingCommand: ceilingCommand(issuerConc, p.d)}}
 	err = b.scenarios(ctx)
 	b.rep.Duration = time.Since(b.rep.Started)
+	b.rep.Machine.LoadEnd = loadAverage()
 	return b.rep, err
 }
 
