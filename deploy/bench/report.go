@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -155,6 +156,10 @@ func (r *Report) writeMachine(b *md) {
 		b.p("| load average at the end | %s |", r.Machine.LoadEnd)
 	}
 	b.p("")
+	if busy := busyMachine(r.Machine); busy != "" {
+		b.p("**The machine was busy with other work** (%s on %d cores): every figure of this run is held down by that, the ratios less than the rates, and the ratios of runs that did not overlap the same load (the ceilings run after their workloads) least reliably.", busy, r.Machine.NProc)
+		b.p("")
+	}
 	b.p("The machine is shared: absolute numbers are noisy. Every figure with a ceiling is reported as a ratio to that ceiling measured **in the same run**, and runs of different targets are interleaved so that drift hits them alike.")
 	b.p("")
 	b.p("**Pinning.** Servers under HTTP load (bin/verifier, the bare handler, the sdk and Redis-session servers, the peers) run under `taskset -c %s`; every HTTP load run of scenarios 4, 8, 10 and 11 (wrk, or `bench load` without it) under `taskset -c %s`. The issuer and the dev stack (MongoDB/FerretDB, Redis, Kafka) are **not** pinned: the Authix baseline used the whole machine and argon2id wants every core; the issuer workloads run from the unpinned bench process, and the ceilings in unpinned processes of their own. Taskset available: %v.", r.Cfg.ServerCPUs, r.Cfg.LoadCPUs, r.Machine.Taskset)
@@ -162,6 +167,22 @@ func (r *Report) writeMachine(b *md) {
 }
 
 // writeGoals writes the goals table and the run's notes.
+// busyMachine says how busy the machine was when a load average, at the
+// start or at the end, was over 1.5 per core; "" otherwise.
+func busyMachine(m Machine) string {
+	var out []string
+	for _, l := range []struct{ when, avg string }{{"at the start", m.Load}, {"at the end", m.LoadEnd}} {
+		f := strings.Fields(l.avg)
+		if len(f) == 0 {
+			continue
+		}
+		if one, err := strconv.ParseFloat(f[0], 64); err == nil && one > 1.5*float64(m.NProc) {
+			out = append(out, fmt.Sprintf("load average %s %s", f[0], l.when))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
 func (r *Report) writeGoals(b *md) {
 	b.p("## Goals")
 	b.p("")

@@ -24,8 +24,8 @@ import (
 var redisURL = func(t *testing.T) string { return sdktest.RequireEnv(t, "JOTGUARD_REDIS_URL") }
 
 // TestOnCluster runs this package's Redis tests on a Redis Cluster of three
-// masters: every decision touches one key, and a refresh's decision rides
-// in a pipeline whose commands live in different slots.
+// masters: every decision touches one key. (A refresh's decision riding in
+// the rotation's pipeline is redisstore's TestRefreshLimitRidesInTheRotation.)
 func TestOnCluster(t *testing.T) {
 	url := testenv.RedisCluster(t)
 	defer func(old func(*testing.T) string) { redisURL = old }(redisURL)
@@ -37,7 +37,6 @@ func TestOnCluster(t *testing.T) {
 		{"AllowIsSharedByReplicas", TestAllowIsSharedByReplicas},
 		{"KeysExpire", TestKeysExpire},
 		{"PasswordAttempt", TestPasswordAttempt},
-		{"RefreshLimitRidesInTheRotation", TestRefreshLimitRidesInTheRotation},
 	} {
 		t.Run(tt.name, tt.test)
 	}

@@ -51,6 +51,7 @@ func TestOnCluster(t *testing.T) {
 		{"MemoryPerSessionIsBounded", TestMemoryPerSessionIsBounded},
 		{"LegacySessionMovesToAChain", TestLegacySessionMovesToAChain},
 		{"RotateRoundTrips", TestRotateRoundTrips},
+		{"RefreshLimitRidesInTheRotation", TestRefreshLimitRidesInTheRotation},
 	} {
 		t.Run(tt.name, tt.test)
 	}

@@ -1,36 +1,26 @@
-package ratelimit_test
+package redisstore_test
 
 import (
-	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
 	"github.com/jotguard/jotguard/issuer/internal/redisstore"
-	"github.com/redis/go-redis/v9"
 )
-
-// roundTrips counts the commands and pipelines a client sends.
-type roundTrips struct{ n atomic.Int32 }
-
-func (*roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { r.n.Add(1); return next(ctx, cmd) }
-}
-func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { r.n.Add(1); return next(ctx, cmds) }
-}
 
 // The refresh limit rides in the rotation's first round trip: a refresh is
 // two round trips, the budget is spent once per refresh, a refusal leaves
 // the session as it was, and a request that never reaches the rotation
 // still spends its unit.
 func TestRefreshLimitRidesInTheRotation(t *testing.T) {
-	prefix := "test_ride_" + time.Now().Format("150405.000000")
-	rdb := redisClient(t, prefix)
+	rdb, err := redisstore.NewClient(redisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	prefix := testPrefix(t, rdb)
 	limits, err := ratelimit.ParseLimits("refresh=3/1m")
 	if err != nil {
 		t.Fatal(err)
