@@ -40,7 +40,7 @@ func newPlan(quick bool) plan {
 	if quick {
 		return plan{n: 40, refreshUsers: 10, d: 400 * time.Millisecond,
 			concs: []int{1, 64}, // wrk runs whole seconds
-			propN: 20, memSteps: []int{10_000}, distinct: []int{10_000, 20_000}}
+			propN: 20, memSteps: []int{10_000}, distinct: []int{10_000}}
 	}
 	return plan{n: 1000, refreshUsers: 10, d: 2 * time.Second, concs: []int{1, 16, 64},
 		propN: 200, memSteps: []int{100_000, 1_000_000}, distinct: []int{10_000, 1_000_000}, peers: true}

@@ -378,7 +378,7 @@ func (r *Report) writeCluster(b *md) {
 	}
 	b.p("## 9. /access_token on a Redis Cluster")
 	b.p("")
-	b.p("The dev stack's Redis Cluster (`devstack --only redis --redis-cluster`): three redis-server masters sharing the 16384 slots, no replicas, on this machine (`JOTGUARD_REDIS_URL=%s`, which the issuer reads as a Cluster). Per run, right after the single-Redis workload of section 1, a second issuer on the same database and the cluster runs the same /access_token workload (the same users, 64 sessions logged in on it, the same count), then the sign+rotate ceiling of section 2 runs on the cluster. A session's keys share its user's hash tag, so each Lua script runs on one master; the chain's route and the rate limit's key have slots of their own, so the first round trip is a pipeline that go-redis splits by master. The three masters share the same two cores as everything else: the cluster costs more CPU per refresh here than it would spread over machines.", r.ClusterURL)
+	b.p("The dev stack's Redis Cluster (`devstack --only redis --redis-cluster`): three redis-server masters sharing the 16384 slots, no replicas, on this machine (`JOTGUARD_REDIS_URL=%s`, which the issuer reads as a Cluster). Per run, right after the single-Redis workload of section 1, a second issuer on the same database and the cluster runs the same /access_token workload (the same users, %d sessions logged in on it, the same count), then the sign+rotate ceiling of section 2 runs on the cluster (not in a quick run). A session's keys share its user's hash tag, so each Lua script runs on one master; the chain's route and the rate limit's key have slots of their own, so the first round trip is a pipeline that go-redis splits by master. The three masters share the same two cores as everything else: the cluster costs more CPU per refresh here than it would spread over machines.", r.ClusterURL, r.Cluster[0].Refresh.Conc)
 	b.p("")
 	b.p("| run | one Redis req/s | cluster req/s | × one Redis | cluster p50 | cluster p99 | errors | ceiling on the cluster /s | × ceiling |\n|---|---|---|---|---|---|---|---|---|")
 	for i, c := range r.Cluster {
@@ -386,9 +386,12 @@ func (r *Report) writeCluster(b *md) {
 		if i < len(r.Issuer) {
 			single = r.Issuer[i].Refresh.RPS()
 		}
-		x := c.Refresh
-		b.p("| %d | %.0f | %.0f | %.2f× | %s | %s | %d | %.0f | %.2f× |", i+1, single, x.RPS(), x.RPS()/single,
-			ms(x.Q(.5)), ms(x.Q(.99)), x.Errors+c.Ceiling.Errors, c.Ceiling.RPS(), x.RPS()/c.Ceiling.RPS())
+		x, ceil, ratio := c.Refresh, "—", "—"
+		if c.Ceiling.N > 0 {
+			ceil, ratio = fmt.Sprintf("%.0f", c.Ceiling.RPS()), fmt.Sprintf("%.2f×", x.RPS()/c.Ceiling.RPS())
+		}
+		b.p("| %d | %.0f | %.0f | %.2f× | %s | %s | %d | %s | %s |", i+1, single, x.RPS(), x.RPS()/single,
+			ms(x.Q(.5)), ms(x.Q(.99)), x.Errors+c.Ceiling.Errors, ceil, ratio)
 	}
 	b.p("")
 	var cl, one []float64
