@@ -5,6 +5,9 @@ import (
 	"context"
 	"io"
 	"time"
+
+	"github.com/jotguard/jotguard/sdk"
+	"github.com/jotguard/jotguard/sdk/revocation"
 )
 
 // SetDiscoverEvery shortens the partition discovery interval for a test.
@@ -48,4 +51,13 @@ func DecodeRecords(records []byte) []DecodedBatch {
 		out = append(out, d)
 	}
 	return out
+}
+
+// Ingest does what a Feed does with one record value it read: verify it
+// with trust and apply its events. For benchmarks, without a broker.
+func (f *Feed) Ingest(ctx context.Context, trust sdk.EventTrust, value []byte) {
+	if f.events == nil {
+		f.events, f.keys = revocation.NewRecordVerifier(trust), trust.Keys
+	}
+	f.apply(ctx, 0, 0, value)
 }
