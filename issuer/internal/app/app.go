@@ -115,8 +115,15 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 			log.WarnContext(ctx, w)
 		}
 	}
+	sets, err := setPublisher(ctx, db, cfg, km, kafkaDialer, log)
+	if err != nil {
+		return err
+	}
+	if sets != nil {
+		defer sets.Close()
+	}
 	pub, err := kafkaevents.NewPublisher(ctx, kafkaevents.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.RevocationTopic,
-		Audience: cfg.Audience, AckTimeout: cfg.KafkaAckTimeout,
+		Tee: sets, Audience: cfg.Audience, AckTimeout: cfg.KafkaAckTimeout, BatchWait: cfg.BatchWait,
 		Claims: outbox, RevokedFor: sdk.Retention(cfg.AccessTTL, cfg.Leeway), // each session or token revoked once
 		Dialer: kafkaDialer, Logger: log}, km, outbox)
 	if err != nil {
@@ -183,7 +190,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 			Help: "Revocation events Kafka acknowledged on publish."}, func() float64 { return float64(pub.Stats().Published) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "jotguard_revocation_events_outboxed_total",
 			Help: "Revocation events queued in the outbox."}, func() float64 { return float64(pub.Stats().Outboxed) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "jotguard_revocation_batches_published_total",
+			Help: "Signed batches of revocation events Kafka acknowledged (events ÷ batches: how many events a verifier checks one signature for)."},
+			func() float64 { return float64(pub.Stats().Records) }),
 	)
+	if sets != nil {
+		reg.MustRegister(pendingGauge("jotguard_revocation_set_outbox_pending",
+			"SETs waiting in the MongoDB outbox of the SET topic (-1: unknown).", sets.Pending))
+	}
 	reg.MustRegister(mailMetrics(mailer)...)
 
 	api := httpapi.New(httpapi.Options{Service: svc, Keys: km, Issuer: cfg.Issuer, RefreshTTL: cfg.RefreshTTL,
@@ -195,8 +209,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 				"mongodb":             mc.Ping(ctx, nil),
 				"redis":               sessions.Ping(ctx),
 				"signing_keys":        km.Ready(),
-				"revocation_delivery": pub.Ready(),    // Kafka or the outbox
-				"revocation_state":    tokens.Ready(), // what /me is checked against
+				"revocation_delivery": deliveryReady(pub, sets), // Kafka or the outbox
+				"revocation_state":    tokens.Ready(),           // what /me is checked against
 			} {
 				if err != nil {
 					failing[name] = err
@@ -208,6 +222,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 
 	g.Go(func() error { return km.Run(gctx) })
 	g.Go(func() error { return pub.RunRelay(gctx) })
+	if sets != nil {
+		g.Go(func() error { return sets.RunRelay(gctx) })
+	}
 	g.Go(func() error { return mailer.Run(gctx) }) // not in readiness: an SMTP outage only delays mail
 	g.Go(func() error { sweepLinkTokens(gctx, links, log); return nil })
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
@@ -275,6 +292,38 @@ func mailMetrics(q *mail.Queue) []prometheus.Collector {
 		counter("jotguard_mail_dropped_total", "Messages not sent on purpose: refused for good by the SMTP server, or mail is disabled.",
 			func(s mail.Stats) uint64 { return s.Dropped }),
 	}
+}
+
+// setPublisher is the Publisher of the SET topic, with its own outbox; nil
+// when JOTGUARD_SET_TOPIC is not set.
+func setPublisher(ctx context.Context, db *mongo.Database, cfg config.Config, km *keys.Manager, dialer *kafka.Dialer,
+	log *slog.Logger) (*kafkaevents.Publisher, error) {
+	if cfg.SETTopic == "" {
+		return nil, nil
+	}
+	if cfg.SETTopic == cfg.RevocationTopic {
+		log.WarnContext(ctx, "revocation events: JOTGUARD_SET_TOPIC is the revocation topic: it carries every event twice, "+
+			"as a batch and as a SET, so that verifiers older than batches still get them; unset it once every verifier is upgraded")
+	}
+	outbox, err := mongostore.NewOutbox(ctx, db, mongostore.SETOutbox)
+	if err != nil {
+		return nil, fmt.Errorf("SET outbox: %w", err)
+	}
+	p, err := kafkaevents.NewPublisher(ctx, kafkaevents.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.SETTopic, SETs: true,
+		Audience: cfg.Audience, AckTimeout: cfg.KafkaAckTimeout, BatchWait: cfg.BatchWait, Dialer: dialer,
+		Logger: log}, km, outbox)
+	if err != nil {
+		return nil, fmt.Errorf("SET publisher: %w", err)
+	}
+	return p, nil
+}
+
+// deliveryReady is nil while every publisher can take a logout's events.
+func deliveryReady(pub, sets *kafkaevents.Publisher) error {
+	if sets == nil {
+		return pub.Ready()
+	}
+	return errors.Join(pub.Ready(), sets.Ready())
 }
 
 // tokenVerifier checks the issuer's own access tokens (/me, logout by

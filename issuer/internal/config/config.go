@@ -45,7 +45,9 @@ type Config struct {
 
 	KafkaBrokers    []string
 	RevocationTopic string
+	SETTopic        string          // per-event SETs for receivers outside jotguard; "": none
 	KafkaAckTimeout time.Duration   // then the event goes to the outbox
+	BatchWait       time.Duration   // how long an event waits to share a batch's signature
 	Kafka           kafkasec.Config // TLS and SASL of every Kafka connection
 
 	AccessTTL          time.Duration
@@ -218,6 +220,10 @@ var vars = []Var{
 		set: func(c *Config, s string) error { c.KafkaBrokers = list(s); return nil }},
 	{Name: "JOTGUARD_REVOCATION_TOPIC", Flag: "revocation-topic", Default: "jotguard.revocations", Usage: "Kafka topic of revocation events",
 		set: func(c *Config, s string) error { c.RevocationTopic = s; return nonEmpty(s) }},
+	{Name: "JOTGUARD_SET_TOPIC", Flag: "set-topic", Usage: "Kafka topic of one signed SET per revocation (RFC 8417, CAEP session-revoked), for receivers outside jotguard; empty: none",
+		set: func(c *Config, s string) error { c.SETTopic = s; return nil }},
+	{Name: "JOTGUARD_REVOCATION_BATCH_WAIT", Flag: "revocation-batch-wait", Default: "20ms", Usage: "longest a revocation event waits for others to share its batch, whose one signature every verifier checks",
+		set: duration(func(c *Config) *time.Duration { return &c.BatchWait })},
 	{Name: "JOTGUARD_KAFKA_ACK_TIMEOUT", Flag: "kafka-ack-timeout", Default: "2s", Usage: "how long a logout waits for Kafka before the event goes to the outbox",
 		set: duration(func(c *Config) *time.Duration { return &c.KafkaAckTimeout })},
 	// JOTGUARD_KAFKA_TLS… and JOTGUARD_KAFKA_SASL_… come here: see init.
