@@ -2,15 +2,14 @@ package app_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jotguard/jotguard/issuer/internal/testenv"
 	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/revocation"
-	"github.com/jotguard/jotguard/sdk/sdktest"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -214,17 +213,7 @@ func TestRefreshReuseAfterManyRotations(t *testing.T) {
 // batch, and the SET topic as one signed SET, keyed by the user: the
 // standard feed for receivers outside jotguard.
 func TestSETTopic(t *testing.T) {
-	brokers := strings.Split(sdktest.RequireEnv(t, "JOTGUARD_KAFKA_BROKERS"), ",")
-	setTopic := "sets-" + strings.ToLower(rand.Text()[:10])
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
-	res, err := c.CreateTopics(t.Context(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
-		{Topic: setTopic, NumPartitions: 3, ReplicationFactor: 1}}})
-	if err == nil {
-		err = res.Errors[setTopic]
-	}
-	if err != nil {
-		t.Fatalf("create topic: %v", err)
-	}
+	_, setTopic := testenv.KafkaTopic(t, "sets")
 	s := startIssuer(t, map[string]string{"JOTGUARD_SET_TOPIC": setTopic})
 	since := time.Now().Add(-2 * time.Second)
 	email := s.register(pw)

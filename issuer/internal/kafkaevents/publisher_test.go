@@ -13,6 +13,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"github.com/jotguard/jotguard/issuer/internal/testenv"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/jotguard/jotguard/sdk/sdktest"
 	"github.com/segmentio/kafka-go"
@@ -45,22 +46,6 @@ func byKey(msgs []kafka.Message, key string) []kafka.Message {
 	return out
 }
 
-// createTopic makes a topic of 6 partitions on the dev stack's broker.
-func createTopic(t *testing.T, brokers []string) string {
-	t.Helper()
-	topic := "sets-" + strings.ToLower(rand.Text()[:10])
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
-	res, err := c.CreateTopics(t.Context(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
-		{Topic: topic, NumPartitions: 6, ReplicationFactor: 1}}})
-	if err == nil {
-		err = res.Errors[topic]
-	}
-	if err != nil {
-		t.Fatalf("create topic %s: %v", topic, err)
-	}
-	return topic
-}
-
 // TestPublishWritesBatchesAndTeesSETs runs against the dev stack's broker.
 // With Kafka up and nothing queued, the events of one Publish go straight
 // to Kafka: one signed batch on the verifiers' topic, and, through the
@@ -69,7 +54,7 @@ func createTopic(t *testing.T, brokers []string) string {
 func TestPublishWritesBatchesAndTeesSETs(t *testing.T) {
 	brokers := strings.Split(sdktest.RequireEnv(t, "JOTGUARD_KAFKA_BROKERS"), ",")
 	topic := sdktest.RequireEnv(t, "JOTGUARD_REVOCATION_TOPIC")
-	setTopic := createTopic(t, brokers)
+	_, setTopic := testenv.KafkaTopic(t, "sets")
 	signer := newSigner(t)
 	sp := newPublisher(t, Config{Brokers: brokers, Topic: setTopic, SETs: true}, signer, newOutbox(t))
 	p := newPublisher(t, Config{Brokers: brokers, Topic: topic, Tee: sp}, signer, newOutbox(t))
