@@ -90,7 +90,7 @@ type Config struct {
 	// most once per BatchWait, at once when the last one started longer
 	// ago. So an event published alone is written at once, and under load
 	// a verifier checks at most one signature per BatchWait per issuer
-	// replica. Default 20ms; 1ns writes each Publish on its own.
+	// replica. Default 20ms; 1ns: no wait but for the write under way.
 	BatchWait     time.Duration
 	RelayInterval time.Duration // how often the relay looks at the outbox, default 1s
 	// Claims, when set, make Publish drop an event that revokes a session
