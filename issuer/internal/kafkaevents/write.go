@@ -133,9 +133,10 @@ type groupCommit struct {
 	ctx    context.Context // of the writes: close ends the one under way
 	cancel context.CancelFunc
 
-	mu     sync.Mutex
-	queue  []*commit
-	closed bool
+	mu      sync.Mutex
+	queue   []*commit
+	writing int // records in the write under way
+	closed  bool
 }
 
 // commit is the records of one Publish, waiting for their write.
@@ -161,6 +162,10 @@ func newGroupCommit(p *Publisher) *groupCommit {
 // write writes recs with the records of other Publish calls, and returns
 // those not acknowledged within AckTimeout.
 func (g *groupCommit) write(recs []record) ([]record, error) {
+	if g.p.w == nil { // nothing to wait for
+		g.p.setKafkaErr(errNoKafka)
+		return recs, errNoKafka
+	}
 	c := &commit{recs: recs, deadline: time.Now().Add(g.p.cfg.AckTimeout), done: make(chan struct{})}
 	g.mu.Lock()
 	if g.closed {
@@ -224,7 +229,9 @@ func (g *groupCommit) run() {
 			}
 		}
 		ctx, cancel := context.WithDeadline(g.ctx, deadline)
+		g.setWriting(len(recs))
 		failed, err := g.p.write(ctx, recs)
+		g.setWriting(0)
 		cancel()
 		lost := map[string]bool{}
 		for _, r := range failed {
@@ -244,6 +251,12 @@ func (g *groupCommit) run() {
 		default:
 		}
 	}
+}
+
+func (g *groupCommit) setWriting(n int) {
+	g.mu.Lock()
+	g.writing = n
+	g.mu.Unlock()
 }
 
 // take returns the commits to write now, and fails those whose deadline

@@ -111,12 +111,14 @@ func TestRelayChecksWhatItSigns(t *testing.T) {
 	}
 }
 
-// TestClosingQueuesWhatWaits: events that wait for their write when the
-// Publisher closes (the issuer stops) are queued in the outbox, not lost.
+// TestClosingQueuesWhatWaits: events that wait for their write, or whose
+// write is under way, when the Publisher closes (the issuer stops) are
+// queued in the outbox, not lost.
 func TestClosingQueuesWhatWaits(t *testing.T) {
 	outbox := newOutbox(t)
-	// A broker that never answers holds the first write for AckTimeout.
-	p := newPublisher(t, Config{Brokers: []string{silentBroker(t)}, Topic: "t", AckTimeout: time.Minute,
+	// A broker that never answers holds a write until its deadline; after
+	// a write, the next waits a minute.
+	p := newPublisher(t, Config{Brokers: []string{silentBroker(t)}, Topic: "t", AckTimeout: 2 * time.Minute,
 		BatchWait: time.Minute}, newSigner(t), outbox)
 	var wg sync.WaitGroup
 	for range 3 {
@@ -126,19 +128,19 @@ func TestClosingQueuesWhatWaits(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "the Publish calls to wait for their write", func() bool {
+	waitFor(t, "the three events to wait for their write, or to be written", func() bool {
 		p.group.mu.Lock()
 		defer p.group.mu.Unlock()
-		n := 0
+		n := p.group.writing
 		for _, c := range p.group.queue {
 			n += len(c.recs)
 		}
-		return n >= 2 // the first may be under way
+		return n == 3
 	})
 	go func() { _ = p.Close() }()
 	wg.Wait()
-	if n, err := p.Pending(t.Context()); err != nil || n < 2 {
-		t.Errorf("Pending() = %d, %v; want the waiting events queued", n, err)
+	if n, err := p.Pending(t.Context()); err != nil || n != 3 {
+		t.Errorf("Pending() = %d, %v; want the 3 events queued", n, err)
 	}
 }
 
