@@ -1,4 +1,4 @@
-// Package client is a Go client of the jotguard issuer API (SPEC §1):
+// Package client is a Go client of the jotguard issuer API:
 // register, login, refresh, logout and me, and the account endpoints (email
 // verification, password reset and change, profile, deletion, sessions),
 // with RFC 9457 problem+json errors as *Problem. A Session is an

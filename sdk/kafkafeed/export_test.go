@@ -6,6 +6,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+	"go.opentelemetry.io/otel/trace"
 	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/revocation"
 )
@@ -32,6 +34,7 @@ type DecodedBatch struct {
 	First, Last int64
 	Offsets     []int64
 	Values      [][]byte
+	Senders     []trace.SpanContext // the trace context in each record's headers
 	Err         error
 }
 
@@ -47,6 +50,7 @@ func DecodeRecords(records []byte) []DecodedBatch {
 		for _, r := range recs {
 			d.Offsets = append(d.Offsets, r.offset)
 			d.Values = append(d.Values, r.value)
+			d.Senders = append(d.Senders, senderContext(r.headers))
 		}
 		out = append(out, d)
 	}
@@ -59,5 +63,11 @@ func (f *Feed) Ingest(ctx context.Context, trust sdk.EventTrust, value []byte) {
 	if f.events == nil {
 		f.events, f.keys = revocation.NewRecordVerifier(trust), trust.Keys
 	}
-	f.apply(ctx, 0, 0, value)
+	f.apply(ctx, 0, record{value: value})
 }
+
+// SenderContext is the trace context in a record's headers as stored.
+var SenderContext = senderContext
+
+// NewBackOff is the Feed's retry backoff.
+func NewBackOff() *backoff.ExponentialBackOff { b := backOff; return &b }

@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"slices"
@@ -36,7 +35,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/kafkasec"
@@ -104,8 +105,6 @@ var discoverEvery = 10 * time.Second
 const (
 	pollEvery       = time.Second // high-water marks: lag and liveness
 	sweepEvery      = time.Minute // expired Set entries, when the Sink can Sweep
-	backoffMin      = 100 * time.Millisecond
-	backoffMax      = 10 * time.Second
 	requestTimeout  = 5 * time.Second
 	fetchMaxWait    = 500 * time.Millisecond // a stopped partition waits out a fetch: keep it short
 	fetchMaxBytes   = 1 << 20                // per fetch; the first batch comes whole even when larger
@@ -125,6 +124,7 @@ type Feed struct {
 	created   time.Time
 	events    *revocation.RecordVerifier // set by Run
 	keys      sdk.KeySource              // set by Run
+	tracer    trace.Tracer
 
 	mu    sync.Mutex
 	parts map[int]*partition
@@ -229,6 +229,7 @@ func New(cfg Config) (*Feed, error) {
 		client:    &kafka.Client{Addr: addr, Transport: transport, Timeout: requestTimeout},
 		created:   cfg.Now(),
 		parts:     make(map[int]*partition),
+		tracer:    newTracer(),
 	}, nil
 }
 
@@ -257,7 +258,8 @@ func (f *Feed) Run(ctx context.Context, trust sdk.EventTrust) error {
 		f.transport.CloseIdleConnections()
 	}()
 
-	var failures int
+	retry := backOff
+	said := "" // the failure last logged, until the topic answers
 	nextDiscover, nextPoll, nextSweep := time.Now(), time.Now(), time.Now().Add(sweepEvery)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -273,18 +275,25 @@ func (f *Feed) Run(ctx context.Context, trust sdk.EventTrust) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				failures++
-				wait := backoff(failures)
+				wait := retry.NextBackOff()
+				// Said once per outage (or refusal), then at debug level
+				// until the topic answers: the retries change nothing.
+				msg, level := "revocation topic unavailable; retrying", slog.LevelWarn
 				if f.failed(err) {
-					f.log.ErrorContext(ctx, "the Kafka brokers refuse this client: check its TLS and SASL settings; retrying",
-						"err", err, "retry_in", wait.Round(time.Millisecond))
-				} else {
-					f.log.WarnContext(ctx, "revocation topic unavailable; retrying",
-						"err", err, "retry_in", wait.Round(time.Millisecond))
+					msg, level = "the Kafka brokers refuse this client: check its TLS and SASL settings; retrying", slog.LevelError
 				}
+				if msg == said {
+					level = slog.LevelDebug
+				}
+				said = msg
+				f.log.Log(ctx, level, msg, "err", err, "retry_in", wait.Round(time.Millisecond))
 				nextDiscover = now.Add(wait)
 			} else {
-				failures = 0
+				if said != "" {
+					f.log.InfoContext(ctx, "revocation topic reachable")
+					said = ""
+				}
+				retry.Reset()
 				nextDiscover = now.Add(discoverEvery)
 			}
 		}
@@ -307,14 +316,12 @@ func earliest(a, b time.Time) time.Time {
 	return b
 }
 
-// backoff is capped exponential with full jitter in [d/2, d).
-func backoff(attempt int) time.Duration {
-	d := backoffMin << min(attempt-1, 16)
-	if d > backoffMax || d <= 0 {
-		d = backoffMax
-	}
-	return d/2 + rand.N(d/2)
-}
+// backOff is the waits between retries: d/2 to d, with d doubling from
+// 100 ms to 10 s. (The library jitters around the interval it holds:
+// 0.75 d ± 1/3 of it is d/2 to d.) Each retry loop takes a copy: a value,
+// so that verifying a record allocates nothing for it.
+var backOff = backoff.ExponentialBackOff{InitialInterval: 75 * time.Millisecond, Multiplier: 2,
+	MaxInterval: 7500 * time.Millisecond, RandomizationFactor: 1.0 / 3}
 
 // discover starts a reader for every partition not yet read.
 func (f *Feed) discover(ctx context.Context, wg *sync.WaitGroup) error {
@@ -439,7 +446,8 @@ func (f *Feed) refused() error {
 // consume reads one partition until ctx is done, restarting its reader with
 // backoff after any failure. After a restart it resumes at the next offset.
 func (f *Feed) consume(ctx context.Context, p *partition) {
-	for failures := 0; ; {
+	retry := backOff
+	for {
 		before := p.next.Load()
 		rctx, cancel := context.WithCancel(ctx)
 		p.mu.Lock()
@@ -453,14 +461,13 @@ func (f *Feed) consume(ctx context.Context, p *partition) {
 		f.failed(err)
 		if p.reset.Swap(false) {
 			p.next.Store(-1) // seek by timestamp again, at once
-			failures = 0
+			retry.Reset()
 			continue
 		}
 		if p.next.Load() != before {
-			failures = 0 // it made progress: start the backoff again
+			retry.Reset() // it made progress: start the backoff again
 		}
-		failures++
-		wait := backoff(failures)
+		wait := retry.NextBackOff()
 		f.log.WarnContext(ctx, "revocation partition reader failed; retrying",
 			"partition", p.id, "err", err, "retry_in", wait.Round(time.Millisecond))
 		t := time.NewTimer(wait)
@@ -569,7 +576,7 @@ func (f *Feed) applyBatch(ctx context.Context, p *partition, b *rawBatch, next i
 		if r.offset < next {
 			continue
 		}
-		f.apply(ctx, p.id, r.offset, r.value)
+		f.apply(ctx, p.id, r)
 		if ctx.Err() != nil {
 			return next // stopping: the record is read again by the next start
 		}
@@ -664,25 +671,27 @@ func (f *Feed) withLeader(ctx context.Context, partition int, fn func(*kafka.Con
 // apply verifies one record, a batch or a SET, and gives its events to the
 // Set. A forged or broken record must not stop the ones after it; a batch
 // is applied whole or not at all.
-func (f *Feed) apply(ctx context.Context, partition int, offset int64, value []byte) {
-	events, err := f.verify(ctx, value)
+func (f *Feed) apply(ctx context.Context, partition int, r record) {
+	span := f.startApplied(ctx, partition, r.offset, r.headers)
+	events, err := f.verify(ctx, r.value)
 	if err != nil {
+		endApplied(span, nil, 0, err)
 		if ctx.Err() != nil {
 			return // stopping: the record is read again by the next start
 		}
 		f.poison.Add(1)
 		f.log.WarnContext(ctx, "skipping revocation record that failed verification",
-			"partition", partition, "offset", offset, "err", err)
+			"partition", partition, "offset", r.offset, "err", err)
 		return
 	}
-	if revocation.IsBatch(value) {
+	if revocation.IsBatch(r.value) {
 		f.batches.Add(1)
 	}
 	f.lastEvent.Store(f.cfg.Now().UnixNano())
 	for _, e := range events {
 		if e.Odd != "" {
 			f.log.WarnContext(ctx, "revocation event applied; informational members of an unexpected shape ignored",
-				"partition", partition, "offset", offset, "event", e.ID, "members", e.Odd)
+				"partition", partition, "offset", r.offset, "event", e.ID, "members", e.Odd)
 		}
 	}
 	applied := 0
@@ -697,6 +706,7 @@ func (f *Feed) apply(ctx context.Context, partition int, offset int64, value []b
 	}
 	f.applied.Add(uint64(applied))
 	f.duplicates.Add(uint64(len(events) - applied))
+	endApplied(span, events, applied, nil)
 }
 
 // verify authenticates one record value. It never gives up on a record for
@@ -707,6 +717,7 @@ func (f *Feed) apply(ctx context.Context, partition int, offset int64, value []b
 // signs with it. While the refresh fails (issuer unreachable), it retries
 // with backoff and the partition waits.
 func (f *Feed) verify(ctx context.Context, raw []byte) ([]revocation.Event, error) {
+	wait := backOff
 	for retry := 0; ; retry++ {
 		events, err := f.events.Verify(ctx, raw)
 		switch {
@@ -719,7 +730,7 @@ func (f *Feed) verify(ctx context.Context, raw []byte) ([]revocation.Event, erro
 			if werr := f.keys.Wait(ctx); werr != nil {
 				return nil, err
 			}
-			if retry > 0 && !sleep(ctx, backoff(retry)) { // loaded, then lost again
+			if retry > 0 && !sleep(ctx, wait.NextBackOff()) { // loaded, then lost again
 				return nil, err
 			}
 		case errors.Is(err, sdk.ErrUnknownKey) && !errors.Is(err, errRefreshed):
@@ -736,7 +747,7 @@ func (f *Feed) verify(ctx context.Context, raw []byte) ([]revocation.Event, erro
 				return events, err
 			}
 			f.log.WarnContext(ctx, "key set refresh failed; the revocation event waits", "err", rerr)
-			if !sleep(ctx, backoff(retry+1)) {
+			if !sleep(ctx, wait.NextBackOff()) {
 				return nil, err
 			}
 		default:

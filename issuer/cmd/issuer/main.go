@@ -1,4 +1,4 @@
-// Command issuer is jotguard's issuer (SPEC §1, §2): it serves the auth API
+// Command issuer is jotguard's issuer: it serves the auth API
 // until SIGINT or SIGTERM; `issuer keys rotate|list` manage signing keys.
 package main
 

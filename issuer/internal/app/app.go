@@ -28,6 +28,7 @@ import (
 	"github.com/jotguard/jotguard/issuer/internal/password"
 	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
 	"github.com/jotguard/jotguard/issuer/internal/redisstore"
+	"github.com/jotguard/jotguard/issuer/internal/tracing"
 	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/kafkafeed"
 	"github.com/jotguard/jotguard/sdk/revocation"
@@ -35,17 +36,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"golang.org/x/sync/errgroup"
 )
 
 // connectMongo connects with short timeouts, so a dead MongoDB fails
-// requests fast (503) instead of hanging them.
-func connectMongo(ctx context.Context, cfg config.Config) (*mongo.Client, error) {
+// requests fast (503) instead of hanging them. monitor, when set, sees
+// every command.
+func connectMongo(ctx context.Context, cfg config.Config, monitor *event.CommandMonitor) (*mongo.Client, error) {
 	client, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI).
 		SetServerSelectionTimeout(2 * time.Second).SetConnectTimeout(2 * time.Second).
-		SetAppName("jotguard-issuer"))
+		SetAppName("jotguard-issuer").SetMonitor(monitor))
 	if err != nil {
 		return nil, fmt.Errorf("JOTGUARD_MONGO_URI: %w", err)
 	}
@@ -56,6 +60,13 @@ func connectMongo(ctx context.Context, cfg config.Config) (*mongo.Client, error)
 		return nil, fmt.Errorf("JOTGUARD_MONGO_URI: MongoDB unreachable: %w", err)
 	}
 	return client, nil
+}
+
+// warnUnencrypted says, once for the process, what JOTGUARD_KEY_ENCRYPTION_KEY
+// would encrypt.
+func warnUnencrypted(ctx context.Context, log *slog.Logger, stored string) {
+	log.WarnContext(ctx, "!!! JOTGUARD_KEY_ENCRYPTION_KEY is not set: "+stored+
+		" stored UNENCRYPTED in MongoDB; set it (32 bytes) to encrypt them at rest !!!")
 }
 
 // newKeys returns the key manager over the signing keys stored in db.
@@ -72,12 +83,29 @@ func newKeys(ctx context.Context, db *mongo.Database, cfg config.Config, log *sl
 // Run serves until ctx is done or a part fails. ready, when set, gets the
 // listening address once requests are accepted.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(addr string)) error {
-	mc, err := connectMongo(ctx, cfg)
+	tr, err := tracing.Start(ctx, "jotguard-issuer", cfg.Build.Version)
+	if err != nil {
+		return err
+	}
+	defer stopTracing(ctx, tr, log)
+	var monitor *event.CommandMonitor
+	if tr.On() {
+		log.InfoContext(ctx, "tracing: exporting spans as the OTEL_* variables say")
+		monitor = mongostore.TraceCommands(tr.ChildSpans())
+	}
+	mc, err := connectMongo(ctx, cfg, monitor)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
 	db := mc.Database(cfg.MongoDB)
+	if cfg.KeyEncryptionKey == nil {
+		stored := "signing keys are"
+		if cfg.SMTPURL != "" {
+			stored = "signing keys, and queued mail with its one-time links, are"
+		}
+		warnUnencrypted(ctx, log, stored)
+	}
 
 	users, err := mongostore.NewUsers(ctx, db)
 	if err != nil {
@@ -89,6 +117,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		return fmt.Errorf("JOTGUARD_REDIS_URL: %w", err)
 	}
 	defer rdb.Close()
+	if tr.On() {
+		if err := redisstore.TraceCommands(rdb, tr.ChildSpans()); err != nil {
+			return err
+		}
+	}
 	sessions, err := redisstore.New(rdb, redisstore.Config{Prefix: cfg.RedisPrefix, RefreshTTL: cfg.RefreshTTL, Grace: cfg.RefreshGrace})
 	if err != nil {
 		return err
@@ -238,9 +271,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	}
 	g.Go(func() error { return mailer.Run(gctx) }) // not in readiness: an SMTP outage only delays mail
 	g.Go(func() error { sweepLinkTokens(gctx, links, log); return nil })
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+	srv := &http.Server{Handler: traceHTTP(tr, api), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)} // no BaseContext: STYLE §3
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)} // no BaseContext: SIGTERM must not cancel in-flight requests
 	g.Go(func() error {
 		defer stopParts()
 		return serve(untilSignalOrFailure(ctx, gctx), srv, api.Drain, cfg.Addr, cfg.DrainDelay, cfg.ShutdownGrace, log, ready)
@@ -359,6 +392,33 @@ func tokenVerifier(ctx context.Context, cfg config.Config, km *keys.Manager, dia
 		Keys:             sdk.NewLocalKeys(km.JWKS), Revocations: revs, CacheSize: sdk.DefaultCacheSize, Logger: log})
 }
 
+// traceHTTP makes each request but the probes and scrapes a server span,
+// when tracing is on; httpapi names it after the route. Off, api is
+// served as it is.
+func traceHTTP(tr *tracing.Tracing, api http.Handler) http.Handler {
+	if !tr.On() {
+		return api
+	}
+	return otelhttp.NewHandler(api, "", otelhttp.WithTracerProvider(tr.Provider()),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }),
+		otelhttp.WithFilter(func(r *http.Request) bool {
+			switch r.URL.Path {
+			case "/healthz", "/readyz", "/metrics":
+				return false
+			}
+			return true
+		}))
+}
+
+// stopTracing exports the spans still buffered, for up to 5 seconds.
+func stopTracing(ctx context.Context, tr *tracing.Tracing, log *slog.Logger) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := tr.Stop(sctx); err != nil {
+		log.WarnContext(ctx, "tracing: spans lost at shutdown", "err", err)
+	}
+}
+
 // untilSignalOrFailure is done when ctx (the signal) or parts (a part
 // failed) is.
 func untilSignalOrFailure(ctx, parts context.Context) context.Context {
@@ -408,11 +468,14 @@ func Keys(ctx context.Context, cfg config.Config, log *slog.Logger, cmd string, 
 	if cmd != "rotate" && cmd != "list" {
 		return fmt.Errorf("keys: unknown command %q (want rotate or list)", cmd)
 	}
-	mc, err := connectMongo(ctx, cfg)
+	mc, err := connectMongo(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
+	if cfg.KeyEncryptionKey == nil {
+		warnUnencrypted(ctx, log, "signing keys are")
+	}
 	km, err := newKeys(ctx, mc.Database(cfg.MongoDB), cfg, log)
 	if err != nil {
 		return err

@@ -200,6 +200,9 @@ func contentType(m kafka.Message) string {
 func eventsOf(t *testing.T, jwks []byte, msgs []kafka.Message, sub string) (events []revocation.Event, records int) {
 	t.Helper()
 	for _, m := range msgs {
+		if !revocation.IsBatch(m.Value) && string(m.Key) != sub {
+			continue // another user's SET, maybe of another test's signer
+		}
 		n := len(events)
 		for _, e := range checkedEvents(t, jwks, m) {
 			if e.Subject == sub || e.Subject == "" && string(m.Key) == sub {

@@ -45,6 +45,7 @@ import (
 	"github.com/jotguard/jotguard/sdk/kafkasec"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Errors. ErrUndelivered and Ready's error wrap auth.ErrUnavailable.
@@ -132,6 +133,7 @@ type Publisher struct {
 	log    *slog.Logger
 	sets   *revocation.SETVerifier // checks the outbox's SETs before the relay signs them as batches
 	group  *groupCommit
+	tracer trace.Tracer
 
 	wake       chan struct{} // Publish queued events
 	kafkaUp    chan struct{} // a write was acknowledged while the relay waits for Kafka
@@ -168,6 +170,9 @@ func NewPublisher(ctx context.Context, cfg Config, signer Signer, outbox auth.Ou
 	}
 	if cfg.BatchWait == 0 {
 		cfg.BatchWait = DefaultBatchWait
+	}
+	if cfg.BatchWait >= cfg.AckTimeout {
+		return nil, fmt.Errorf("%w: the batch wait (%s) must be shorter than the ack timeout (%s)", ErrConfig, cfg.BatchWait, cfg.AckTimeout)
 	}
 	if cfg.RelayInterval <= 0 {
 		cfg.RelayInterval = time.Second
@@ -211,6 +216,7 @@ func NewPublisher(ctx context.Context, cfg Config, signer Signer, outbox auth.Ou
 		outbox:  outbox,
 		owner:   "relay-" + rand.Text(),
 		log:     cfg.Logger.With("format", cfg.format()),
+		tracer:  newTracer(),
 		wake:    make(chan struct{}, 1),
 		kafkaUp: make(chan struct{}, 1),
 		sets:    revocation.NewSETVerifier(sdk.EventTrust{Keys: sdk.NewLocalKeys(signer.JWKS), Audience: cfg.Audience}),
@@ -226,7 +232,7 @@ func NewPublisher(ctx context.Context, cfg Config, signer Signer, outbox auth.Ou
 	if err != nil {
 		p.log.WarnContext(ctx, "revocation events: the outbox is not usable now", "err", err)
 	}
-	if err := p.probeKafka(ctx); err != nil {
+	if err := p.probeKafka(ctx); err != nil && p.w != nil { // without brokers: warned above
 		p.kafkaFailed(ctx, "revocation events: Kafka is not usable now; events go to the outbox until it is", err,
 			"brokers", cfg.Brokers, "topic", cfg.Topic)
 	}
@@ -255,10 +261,11 @@ func (p *Publisher) kafkaFailed(ctx context.Context, msg string, err error, args
 
 // record is one event on its way.
 type record struct {
-	id  string // unique in one write: the event id, or the outbox entry's
-	sub string // the user: the SET's record key, and the outbox entry's
-	e   revocation.Event
-	set string // the signed SET: "" until needed (the outbox, the SET format)
+	id    string // unique in one write: the event id, or the outbox entry's
+	sub   string // the user: the SET's record key, and the outbox entry's
+	e     revocation.Event
+	set   string            // the signed SET: "" until needed (the outbox, the SET format)
+	trace trace.SpanContext // its creation context, sent in its headers (a SET's) or linked (a batch's); not valid: untraced
 }
 
 // Publish signs events and writes them to Kafka. It returns nil once Kafka
@@ -320,12 +327,17 @@ func complete(events []revocation.Event, now time.Time) []revocation.Event {
 	return out
 }
 
-// publish delivers events. readOutbox is false when the outbox's database
-// just failed: events then go to Kafka first without asking it.
-func (p *Publisher) publish(ctx context.Context, events []revocation.Event, readOutbox bool) error {
+// publish delivers events, under one send span. readOutbox is false when
+// the outbox's database just failed: events then go to Kafka first
+// without asking it.
+func (p *Publisher) publish(ctx context.Context, events []revocation.Event, readOutbox bool) (err error) {
+	ctx, span := p.startSend(ctx, len(events))
+	var outboxed int
+	defer func() { endSend(span, outboxed, err) }()
+	created := span.SpanContext()
 	recs := make([]record, len(events))
 	for i, e := range events {
-		recs[i] = record{id: e.ID, sub: e.Subject, e: e}
+		recs[i] = record{id: e.ID, sub: e.Subject, e: e, trace: created}
 	}
 	if p.cfg.SETs {
 		if err := p.signSETs(ctx, recs); err != nil {
@@ -370,7 +382,9 @@ func (p *Publisher) publish(ctx context.Context, events []revocation.Event, read
 	if err := p.signSETs(ctx, later); err != nil {
 		return err
 	}
+	outboxed = len(later)
 	if err := p.enqueue(ctx, later); err != nil {
+		outboxed = 0
 		if kafkaErr == nil {
 			// Queued only to keep order, and the outbox is down: Kafka now,
 			// out of order rather than lost.
@@ -430,7 +444,7 @@ func (p *Publisher) enqueue(ctx context.Context, recs []record) error {
 	entries := make([]auth.OutboxEntry, len(recs))
 	now := p.cfg.Now().UTC()
 	for i, r := range recs {
-		entries[i] = auth.OutboxEntry{Key: r.sub, Payload: []byte(r.set), CreatedAt: now}
+		entries[i] = auth.OutboxEntry{Key: r.sub, Payload: []byte(r.set), CreatedAt: now, Trace: traceCarrier(r.trace)}
 	}
 	ctx, cancel := context.WithTimeout(ctx, outboxOpTimeout)
 	defer cancel()

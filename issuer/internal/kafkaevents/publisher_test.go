@@ -137,6 +137,8 @@ func TestNewPublisherRejectsBadConfig(t *testing.T) {
 	for name, cfg := range map[string]Config{
 		"no topic":    {Brokers: []string{"127.0.0.1:1"}, Audience: testAudience},
 		"no audience": {Brokers: []string{"127.0.0.1:1"}, Topic: "t"},
+		"a batch wait as long as the ack timeout": {Brokers: []string{"127.0.0.1:1"}, Topic: "t", Audience: testAudience,
+			BatchWait: time.Second, AckTimeout: time.Second},
 	} {
 		cfg.Logger = quiet()
 		if _, err := NewPublisher(t.Context(), cfg, signer, outbox); !errors.Is(err, ErrConfig) {

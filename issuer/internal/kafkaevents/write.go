@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // maxBatchBytes is the size a Publisher keeps its batches under: far below
@@ -26,7 +28,7 @@ func (p *Publisher) write(ctx context.Context, recs []record) ([]record, error) 
 		p.setKafkaErr(errNoKafka)
 		return recs, errNoKafka
 	}
-	msgs, carriers, err := p.messages(recs)
+	msgs, carriers, err := p.messages(ctx, recs)
 	if err != nil {
 		return recs, err
 	}
@@ -62,6 +64,31 @@ func (p *Publisher) write(ctx context.Context, recs []record) ([]record, error) 
 	return failed, err
 }
 
+// writeTraced is write, for the events of Publish calls. A batch, which
+// carries one trace context for events of many calls, gets a send span of
+// its own, linked to each call's.
+func (p *Publisher) writeTraced(ctx context.Context, recs []record) ([]record, error) {
+	links := creators(recs)
+	if p.cfg.SETs || len(links) < 2 { // each record carries its call's context
+		return p.write(ctx, recs)
+	}
+	ctx, span := p.startSend(ctx, len(recs), links...)
+	failed, err := p.write(ctx, recs)
+	endSend(span, 0, err)
+	return failed, err
+}
+
+// creators links to the creation contexts of recs, each once.
+func creators(recs []record) []trace.Link {
+	var links []trace.Link
+	for _, r := range recs {
+		if r.trace.IsValid() && !slices.ContainsFunc(links, func(l trace.Link) bool { return l.SpanContext.Equal(r.trace) }) {
+			links = append(links, trace.Link{SpanContext: r.trace})
+		}
+	}
+	return links
+}
+
 func countErrors(errs kafka.WriteErrors) int {
 	n := 0
 	for _, e := range errs {
@@ -72,19 +99,24 @@ func countErrors(errs kafka.WriteErrors) int {
 	return n
 }
 
-// messages are the Kafka records that carry recs: one SET each, or their
-// events in batches. carriers[i] is the index of the record carrying
-// recs[i].
-func (p *Publisher) messages(recs []record) (msgs []kafka.Message, carriers []int, err error) {
+// messages are the Kafka records that carry recs: one SET each, with its
+// creation context, or their events in batches, with the creation context
+// they share, if one, else that of the send span in ctx (linked to
+// theirs). carriers[i] is the index of the record carrying recs[i].
+func (p *Publisher) messages(ctx context.Context, recs []record) (msgs []kafka.Message, carriers []int, err error) {
 	carriers = make([]int, len(recs))
 	if p.cfg.SETs {
 		msgs = make([]kafka.Message, len(recs))
 		for i, r := range recs {
 			msgs[i] = kafka.Message{Key: []byte(r.sub), Value: []byte(r.set),
-				Headers: []kafka.Header{{Key: "content-type", Value: []byte(revocation.ContentType)}}}
+				Headers: withTrace([]kafka.Header{{Key: "content-type", Value: []byte(revocation.ContentType)}}, r.trace)}
 			carriers[i] = i
 		}
 		return msgs, carriers, nil
+	}
+	sent := trace.SpanContextFromContext(ctx)
+	if links := creators(recs); len(links) == 1 {
+		sent = links[0].SpanContext
 	}
 	key, err := p.signer.BatchKey()
 	if err != nil {
@@ -114,7 +146,7 @@ func (p *Publisher) messages(recs []record) (msgs []kafka.Message, carriers []in
 				at++
 			}
 			msgs = append(msgs, kafka.Message{Value: raw,
-				Headers: []kafka.Header{{Key: "content-type", Value: []byte(revocation.BatchContentType)}}})
+				Headers: withTrace([]kafka.Header{{Key: "content-type", Value: []byte(revocation.BatchContentType)}}, sent)})
 		}
 		start = end
 	}
@@ -230,7 +262,7 @@ func (g *groupCommit) run() {
 		}
 		ctx, cancel := context.WithDeadline(g.ctx, deadline)
 		g.setWriting(len(recs))
-		failed, err := g.p.write(ctx, recs)
+		failed, err := g.p.writeTraced(ctx, recs)
 		g.setWriting(0)
 		cancel()
 		lost := map[string]bool{}

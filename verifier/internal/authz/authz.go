@@ -1,4 +1,4 @@
-// Package authz answers the auth-check requests of reverse proxies (SPEC §4):
+// Package authz answers the auth-check requests of reverse proxies:
 // Traefik and Caddy's forward auth, nginx's auth_request and Envoy's HTTP
 // ext_authz. Each request is a decision: 200 with the identity headers, 401
 // with an RFC 6750 challenge, 403 insufficient_scope, 403 without a
