@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
-	"go.opentelemetry.io/otel/trace"
 	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/revocation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // SetDiscoverEvery shortens the partition discovery interval for a test.
