@@ -1,5 +1,7 @@
 // Command issuer is jotguard's issuer (SPEC §1, §2): it serves the auth API
-// until SIGINT or SIGTERM; `issuer keys rotate|list` manage signing keys.
+// until SIGINT or SIGTERM; `issuer keys rotate|list` manage signing keys,
+// `issuer users …` and `issuer clients …` administrators and service
+// accounts.
 package main
 
 import (
@@ -29,6 +31,10 @@ func main() {
 	args := os.Args[1:]
 	if slices.Contains(args, "--version") || slices.Contains(args, "-version") {
 		fmt.Println("issuer", buildinfo.Read(version))
+		return
+	}
+	if len(args) > 0 && (args[0] == "users" || args[0] == "clients") {
+		adminCommand(ctx, args)
 		return
 	}
 	var keysCmd string
@@ -67,6 +73,30 @@ func main() {
 	cfg.Build = buildinfo.Read(version)
 	if err := app.Run(ctx, cfg, log, nil); err != nil {
 		log.Error("issuer stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+// adminCommand runs `issuer users …` or `issuer clients …` and exits on
+// failure.
+func adminCommand(ctx context.Context, args []string) {
+	cmd, rest, err := app.ParseCommand(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "issuer:", err)
+		os.Exit(2)
+	}
+	cfg, err := config.LoadForCommand(rest, os.Getenv)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		config.Usage(os.Stdout)
+		os.Exit(0)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "issuer:", err)
+		os.Exit(2)
+	}
+	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	if err := app.Command(ctx, cfg, log, cmd, os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "issuer:", err)
 		os.Exit(1)
 	}
 }

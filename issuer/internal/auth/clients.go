@@ -244,7 +244,7 @@ type noClients struct{}
 
 var errNoClientStore = fmt.Errorf("%w: no service account store", ErrUnavailable)
 
-func (noClients) Create(context.Context, Client) error            { return errNoClientStore }
-func (noClients) ByID(context.Context, string) (Client, error)    { return Client{}, ErrClientNotFound }
-func (noClients) List(context.Context) ([]Client, error)          { return nil, nil }
-func (noClients) Delete(context.Context, string) error            { return ErrClientNotFound }
+func (noClients) Create(context.Context, Client) error         { return errNoClientStore }
+func (noClients) ByID(context.Context, string) (Client, error) { return Client{}, ErrClientNotFound }
+func (noClients) List(context.Context) ([]Client, error)       { return nil, nil }
+func (noClients) Delete(context.Context, string) error         { return ErrClientNotFound }

@@ -55,7 +55,7 @@ type Deps struct {
 	Events   RevocationPublisher
 	Links    LinkTokens // the tokens of mailed links
 	Mailer   Mailer
-	Throttle Throttle // optional: nil limits nothing
+	Throttle Throttle    // optional: nil limits nothing
 	Clients  ClientStore // optional: nil has no service account
 	Audit    Auditor     // optional: nil records nothing
 }

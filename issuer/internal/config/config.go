@@ -83,6 +83,8 @@ type Config struct {
 	RequireVerifiedEmail bool          // a login of an unverified account gets 403 email_not_verified
 	VerifyTokenTTL       time.Duration // lifetime of an email verification link
 	ResetTokenTTL        time.Duration // lifetime of a password reset link
+
+	AuditRetention time.Duration // how long an audit entry is kept
 }
 
 // Secret is key material; it never shows in logs.
@@ -406,6 +408,8 @@ var vars = []Var{
 		set: duration(func(c *Config) *time.Duration { return &c.VerifyTokenTTL })},
 	{Name: "JOTGUARD_RESET_TOKEN_TTL", Flag: "reset-token-ttl", Default: "1h", Usage: "how long a password reset link works",
 		set: duration(func(c *Config) *time.Duration { return &c.ResetTokenTTL })},
+	{Name: "JOTGUARD_AUDIT_RETENTION", Flag: "audit-retention", Default: "2160h", Usage: "how long an audit log entry is kept (90 days by default)",
+		set: duration(func(c *Config) *time.Duration { return &c.AuditRetention })},
 	{Name: "JOTGUARD_DRAIN_DELAY", Flag: "drain-delay", Default: "5s", Usage: "after SIGTERM, how long /readyz answers 503 while requests are still served, before the listener closes (load balancers need a few seconds to stop sending)",
 		set: durationOrZero(func(c *Config) *time.Duration { return &c.DrainDelay })},
 	{Name: "JOTGUARD_SHUTDOWN_GRACE", Flag: "shutdown-grace", Default: "15s", Usage: "how long in-flight requests may finish after the drain delay",
@@ -449,6 +453,13 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 // but not Redis.
 func LoadForKeys(args []string, getenv func(string) string) (Config, error) {
 	return load(args, getenv, func(v Var) bool { return v.Name == "JOTGUARD_MONGO_URI" })
+}
+
+// LoadForCommand is Load for `issuer users …` and `issuer clients …`,
+// which need MongoDB and Redis (the sessions a role change updates) and
+// publish revocation events like the server.
+func LoadForCommand(args []string, getenv func(string) string) (Config, error) {
+	return load(args, getenv, func(v Var) bool { return v.Name == "JOTGUARD_MONGO_URI" || v.Name == "JOTGUARD_REDIS_URL" })
 }
 
 func load(args []string, getenv func(string) string, required func(Var) bool) (Config, error) {
@@ -507,6 +518,15 @@ func Usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: issuer [flags]            serve (default)")
 	fmt.Fprintln(w, "       issuer keys rotate [flags] add a signing key now")
 	fmt.Fprintln(w, "       issuer keys list [flags]   list the signing keys")
+	fmt.Fprintln(w, "       issuer users create --email E [--roles a,b] [flags]")
+	fmt.Fprintln(w, "                                  create a user (password on stdin, address verified)")
+	fmt.Fprintln(w, "       issuer users roles E a,b [flags]")
+	fmt.Fprintln(w, "                                  replace the roles of the user of address E")
+	fmt.Fprintln(w, "       issuer clients create --name N [--roles a,b] [flags]")
+	fmt.Fprintln(w, "                                  create a service account; prints its id and secret (shown once)")
+	fmt.Fprintln(w, "       issuer clients list [flags] list the service accounts")
+	fmt.Fprintln(w, "       issuer clients delete ID [flags]")
+	fmt.Fprintln(w, "                                  delete a service account; its tokens are revoked everywhere")
 	fmt.Fprintln(w, "\nEvery flag has an environment variable; the flag wins.")
 	for _, v := range vars {
 		def := v.Default
