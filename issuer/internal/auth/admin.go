@@ -31,6 +31,18 @@ import (
 // once that second is over, so a token minted after the answer (the next
 // refresh) is accepted.
 
+// Errors of the administration and of service accounts; httpapi maps them
+// like the others.
+var (
+	ErrClientNotFound = errors.New("auth: service account not found")
+	// ErrInvalidClient: a service account's credentials (client id and
+	// secret) are wrong.
+	ErrInvalidClient = errors.New("auth: invalid client credentials")
+	// ErrForbidden: the caller is authenticated but lacks the role (admin)
+	// or the kind of identity (a service account) the request needs.
+	ErrForbidden = errors.New("auth: insufficient scope")
+)
+
 // RoleAdmin is the role the administration API requires.
 const RoleAdmin = "admin"
 

@@ -40,17 +40,10 @@ var (
 	// or of another kind of link.
 	ErrInvalidLinkToken = errors.New("auth: invalid or expired link")
 	ErrUserNotFound     = errors.New("auth: user not found")
-	ErrClientNotFound   = errors.New("auth: service account not found")
-	// ErrInvalidClient: a service account's credentials (client id and
-	// secret) are wrong, or its token is no longer valid.
-	ErrInvalidClient = errors.New("auth: invalid client credentials")
-	// ErrForbidden: the caller is authenticated but lacks the role (admin)
-	// or the kind of identity (a service account) the request needs.
-	ErrForbidden       = errors.New("auth: insufficient scope")
-	ErrSessionNotFound = errors.New("auth: session not found")
-	ErrRateLimited     = errors.New("auth: too many attempts")
-	ErrBusy            = errors.New("auth: too busy, retry shortly")
-	ErrUnavailable     = errors.New("auth: a backend is unavailable")
+	ErrSessionNotFound  = errors.New("auth: session not found")
+	ErrRateLimited      = errors.New("auth: too many attempts")
+	ErrBusy             = errors.New("auth: too busy, retry shortly")
+	ErrUnavailable      = errors.New("auth: a backend is unavailable")
 	// ErrConflict: a conditional write lost to a concurrent one (two
 	// replicas adding the same key generation); the loser reloads.
 	ErrConflict = errors.New("auth: lost to a concurrent write")
