@@ -327,6 +327,10 @@ func TestServiceAccount(t *testing.T) {
 	if r.StatusCode != http.StatusUnauthorized || r.json(t)["error"] != "invalid_client" || !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Basic") {
 		t.Fatalf("wrong secret: %d %v %s", r.StatusCode, r.Header, r.body)
 	}
+	r = s.form("/oauth/token", url.Values{"grant_type": {"client_credentials"}})
+	if r.StatusCode != http.StatusUnauthorized || r.json(t)["error"] != "invalid_client" {
+		t.Fatalf("no credentials: %d %s", r.StatusCode, r.body)
+	}
 	r = s.form("/oauth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {id}}, "Authorization", basic)
 	if r.StatusCode != http.StatusBadRequest || r.json(t)["error"] != "invalid_request" {
 		t.Fatalf("credentials twice: %d %s", r.StatusCode, r.body)

@@ -52,15 +52,13 @@ func clientCredentials(c echo.Context, f url.Values) (id, secret string, basic b
 // clientToken is the client credentials grant of /oauth/token.
 func (h *handler) clientToken(c echo.Context, f url.Values) (auth.Tokens, error) {
 	id, secret, basic, err := clientCredentials(c, f)
+	if err == nil && id == "" && secret == "" {
+		err = auth.ErrInvalidClient // RFC 6749 §5.2: no client authentication included
+	}
 	if err == nil {
-		if id == "" && secret == "" {
-			err = &auth.ValidationError{Fields: []auth.FieldError{{Field: "client_id", Reason: "client credentials are required (HTTP Basic or client_id and client_secret)"}}}
-		} else {
-			var tok auth.Tokens
-			tok, err = h.o.Service.ClientToken(c.Request().Context(), id, secret)
-			if err == nil {
-				return tok, nil
-			}
+		var tok auth.Tokens
+		if tok, err = h.o.Service.ClientToken(c.Request().Context(), id, secret); err == nil {
+			return tok, nil
 		}
 	}
 	return auth.Tokens{}, basicFailed(c, basic, err)
