@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"slices"
@@ -49,16 +50,7 @@ func main() {
 	if keysCmd != "" {
 		load = config.LoadForKeys
 	}
-	cfg, err := load(args, os.Getenv)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		config.Usage(os.Stdout)
-		os.Exit(0)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "issuer:", err)
-		os.Exit(2)
-	}
-	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	cfg, log := loadConfig(load, args)
 	// A Go memory limit at 90% of the container's (unless GOMEMLIMIT is
 	// set): the garbage collector then works to stay under it, and password
 	// hashing sizes its concurrency by it.
@@ -85,7 +77,18 @@ func adminCommand(ctx context.Context, args []string) {
 		fmt.Fprintln(os.Stderr, "issuer:", err)
 		os.Exit(2)
 	}
-	cfg, err := config.LoadForCommand(rest, os.Getenv)
+	cfg, log := loadConfig(config.LoadForCommand, rest)
+	if err := app.Command(ctx, cfg, log, cmd, os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "issuer:", err)
+		os.Exit(1)
+	}
+}
+
+// loadConfig reads the settings with load and returns them with the
+// logger they configure; --help prints the usage and exits 0, a bad
+// setting prints one line and exits 2.
+func loadConfig(load func([]string, func(string) string) (config.Config, error), args []string) (config.Config, *slog.Logger) {
+	cfg, err := load(args, os.Getenv)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		config.Usage(os.Stdout)
@@ -94,9 +97,5 @@ func adminCommand(ctx context.Context, args []string) {
 		fmt.Fprintln(os.Stderr, "issuer:", err)
 		os.Exit(2)
 	}
-	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
-	if err := app.Command(ctx, cfg, log, cmd, os.Stdin, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "issuer:", err)
-		os.Exit(1)
-	}
+	return cfg, logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
 }

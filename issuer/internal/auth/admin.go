@@ -184,11 +184,11 @@ func (s *Service) ListUsers(ctx context.Context, _ Admin, q UserQuery) ([]User, 
 	for i := range users {
 		users[i] = users[i].Public()
 	}
-	if len(users) <= want {
-		return users, "", nil
+	users, next := page(users, want)
+	if next != nil {
+		return users, next.ID, nil
 	}
-	users = users[:want]
-	return users, users[want-1].ID, nil
+	return users, "", nil
 }
 
 // User by id for an administrator: ErrUserNotFound (404) when there is

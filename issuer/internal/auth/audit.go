@@ -173,11 +173,21 @@ func (s *Service) Audit(ctx context.Context, _ Admin, q AuditQuery) ([]AuditEntr
 	if err != nil {
 		return nil, "", err
 	}
-	if len(out) <= want {
-		return out, "", nil
+	out, next := page(out, want)
+	if next != nil {
+		return out, next.ID, nil
 	}
-	out = out[:want]
-	return out, out[want-1].ID, nil
+	return out, "", nil
+}
+
+// page cuts items (up to want+1, asked for to know whether there is a next
+// page) to want, and returns the last item of the page when there is a
+// next one, nil otherwise: its id is the next page's cursor.
+func page[T any](items []T, want int) ([]T, *T) {
+	if len(items) <= want {
+		return items, nil
+	}
+	return items[:want], &items[want-1]
 }
 
 // noAudit is the Auditor of a Service given none.

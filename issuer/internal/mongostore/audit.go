@@ -43,18 +43,7 @@ func NewAuditLog(ctx context.Context, db *mongo.Database) (*AuditLog, error) {
 	a := &AuditLog{coll: db.Collection(AuditCollection)}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	have, err := indexNames(ctx, a.coll)
-	if err != nil {
-		return nil, unavailable("list audit indexes", err)
-	}
-	if !have["expires_at_ttl"] && !have["expires_at_1"] {
-		keys := bson.D{{Key: "expires_at", Value: 1}}
-		_, err = a.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: keys,
-			Options: options.Index().SetName("expires_at_ttl").SetExpireAfterSeconds(0)})
-		if err != nil {
-			err = ensureIndex(ctx, a.coll, "expires_at_1", keys, false)
-		}
-	}
+	err := ensureExpiryIndex(ctx, a.coll)
 	for _, field := range []string{"actor", "target", "type"} {
 		if err == nil {
 			err = ensureIndex(ctx, a.coll, field+"_id", bson.D{{Key: field, Value: 1}, {Key: "_id", Value: -1}}, false)

@@ -48,6 +48,23 @@ func ensureIndex(ctx context.Context, coll *mongo.Collection, name string, keys 
 	return err
 }
 
+// ensureExpiryIndex creates coll's index on expires_at unless it has one: a
+// TTL index where the server has them (MongoDB deletes expired documents
+// itself), a plain one otherwise (FerretDB), for the sweep's DeleteMany.
+func ensureExpiryIndex(ctx context.Context, coll *mongo.Collection) error {
+	have, err := indexNames(ctx, coll)
+	if err != nil || have["expires_at_ttl"] || have["expires_at_1"] {
+		return err
+	}
+	keys := bson.D{{Key: "expires_at", Value: 1}}
+	_, err = coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: keys,
+		Options: options.Index().SetName("expires_at_ttl").SetExpireAfterSeconds(0)})
+	if err != nil {
+		err = ensureIndex(ctx, coll, "expires_at_1", keys, false)
+	}
+	return err
+}
+
 func unavailable(op string, err error) error {
 	return fmt.Errorf("mongostore: %s: %w: %w", op, auth.ErrUnavailable, err)
 }
