@@ -21,7 +21,7 @@ import (
 type Introspection struct {
 	Conc     int
 	D        time.Duration // one run of one endpoint
-	Verifier []Result // per run
+	Verifier []Result      // per run
 	Issuer   []Result
 }
 
