@@ -306,7 +306,8 @@ func problemFrom(res *http.Response, data []byte) *Problem {
 	mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
 	if mt == "application/problem+json" || mt == "application/json" {
 		_ = json.Unmarshal(data, p) // best effort; Status is set below either way
-		if p.Code == "" {           // an RFC 6749 error of the OAuth endpoints: {error, error_description}
+		// The OAuth endpoints answer RFC 6749 errors: {error, error_description}.
+		if p.Code == "" {
 			var o struct {
 				Error       string `json:"error"`
 				Description string `json:"error_description"`
