@@ -19,6 +19,7 @@ import (
 	"github.com/jotguard/jotguard/issuer/internal/keys"
 	"github.com/jotguard/jotguard/issuer/internal/mail"
 	"github.com/jotguard/jotguard/issuer/internal/mongostore"
+	"github.com/jotguard/jotguard/issuer/internal/pages"
 	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
 	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/kafkafeed"
@@ -110,7 +111,17 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	reg.MustRegister(mailMetrics(mailer)...)
 	reg.MustRegister(auditMetrics(c.audit)...)
 
-	api := httpapi.New(httpapi.Options{Service: svc, Keys: km, Issuer: cfg.Issuer, RefreshTTL: cfg.RefreshTTL,
+	var accountPages http.Handler // a nil interface when off
+	if cfg.Pages {
+		pg, err := pages.New(pages.Options{Service: svc, Limiter: limiter, RefreshTTL: cfg.RefreshTTL,
+			CookieSecure: cfg.CookieSecure, BodyLimit: cfg.BodyLimit, PasswordMin: cfg.PasswordMinLength,
+			Title: cfg.PagesTitle, Stylesheet: cfg.PagesStylesheet, Logger: log})
+		if err != nil {
+			return err
+		}
+		accountPages = pg
+	}
+	api := httpapi.New(httpapi.Options{Service: svc, Pages: accountPages, Keys: km, Issuer: cfg.Issuer, RefreshTTL: cfg.RefreshTTL,
 		CookieSecure: cfg.CookieSecure, AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies,
 		BodyLimit: cfg.BodyLimit, Limiter: limiter, JWKSMaxAge: cfg.JWKSMaxAge,
 		Ready: func(ctx context.Context) map[string]error {

@@ -14,11 +14,13 @@ import (
 	"net"
 	"net/mail"
 	"net/url"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
 
@@ -85,6 +87,9 @@ type Config struct {
 	ResetTokenTTL        time.Duration // lifetime of a password reset link
 
 	AuditRetention time.Duration // how long an audit entry is kept
+	Pages           bool   // serve the account pages under /account/
+	PagesTitle      string // the product name the pages show
+	PagesStylesheet []byte // a stylesheet served after the pages' own; nil: none
 }
 
 // Secret is key material; it never shows in logs.
@@ -410,6 +415,35 @@ var vars = []Var{
 		set: duration(func(c *Config) *time.Duration { return &c.ResetTokenTTL })},
 	{Name: "JOTGUARD_AUDIT_RETENTION", Flag: "audit-retention", Default: "2160h", Usage: "how long an audit log entry is kept (90 days by default)",
 		set: duration(func(c *Config) *time.Duration { return &c.AuditRetention })},
+	{Name: "JOTGUARD_PAGES", Flag: "pages", Default: "on", Usage: "on: serve the pages for people under /account/ (sign in, register, the mailed links' pages, the account page); off: serve your own at JOTGUARD_PUBLIC_URL",
+		set: func(c *Config, s string) error {
+			switch s {
+			case "on":
+				c.Pages = true
+			case "off":
+				c.Pages = false
+			default:
+				return fmt.Errorf("want on or off, got %q", s)
+			}
+			return nil
+		}},
+	{Name: "JOTGUARD_PAGES_TITLE", Flag: "pages-title", Default: "jotguard", Usage: "the product name the account pages show",
+		set: func(c *Config, s string) error {
+			if len(s) > 100 || strings.ContainsFunc(s, unicode.IsControl) {
+				return errors.New("want at most 100 characters, without control characters")
+			}
+			c.PagesTitle = s
+			return nil
+		}},
+	{Name: "JOTGUARD_PAGES_STYLESHEET", Flag: "pages-stylesheet", Usage: "a CSS file served after the account pages' own stylesheet, to brand them (read at start)",
+		set: func(c *Config, s string) error {
+			b, err := readSmallFile(s, 256<<10)
+			if err != nil {
+				return err
+			}
+			c.PagesStylesheet = b
+			return nil
+		}},
 	{Name: "JOTGUARD_DRAIN_DELAY", Flag: "drain-delay", Default: "5s", Usage: "after SIGTERM, how long /readyz answers 503 while requests are still served, before the listener closes (load balancers need a few seconds to stop sending)",
 		set: durationOrZero(func(c *Config) *time.Duration { return &c.DrainDelay })},
 	{Name: "JOTGUARD_SHUTDOWN_GRACE", Flag: "shutdown-grace", Default: "15s", Usage: "how long in-flight requests may finish after the drain delay",
@@ -589,6 +623,23 @@ func intIn(field func(*Config) *int, lo, hi int) func(*Config, string) error {
 		*field(c) = n
 		return nil
 	}
+}
+
+// readSmallFile reads a file of at most limit bytes.
+func readSmallFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	switch {
+	case err != nil:
+		return nil, err
+	case int64(len(b)) > limit:
+		return nil, fmt.Errorf("%s: larger than %d KiB", path, limit>>10)
+	}
+	return b, nil
 }
 
 func parseKey(s string) ([]byte, error) {

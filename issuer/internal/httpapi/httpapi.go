@@ -62,7 +62,15 @@ type Options struct {
 	Registry *prometheus.Registry // nil: a new one
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Pages, when set, serves the browser pages under PagesPrefix. They
+	// get the request id and the client's address (ClientIP) in the
+	// request's context, and do their own body limit and cross-origin
+	// checks: their errors are pages, not problem documents.
+	Pages http.Handler
 }
+
+// PagesPrefix is the path under which Options.Pages are served.
+const PagesPrefix = "/account/"
 
 // API is the HTTP handler plus its readiness switch.
 type API struct {
@@ -145,6 +153,12 @@ func New(o Options) *API {
 	e.GET("/readyz", h.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})))
 	e.GET("/openapi.yaml", serveOpenAPI)
+	if o.Pages != nil {
+		e.Any(PagesPrefix+"*", h.pages)
+		e.GET(strings.TrimSuffix(PagesPrefix, "/"), func(c echo.Context) error {
+			return c.Redirect(http.StatusMovedPermanently, PagesPrefix)
+		})
+	}
 	api.Handler = e
 	return api
 }
@@ -165,8 +179,31 @@ func (h *handler) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// pages serves Options.Pages, with the client's address in the context.
+func (h *handler) pages(c echo.Context) error {
+	r := c.Request()
+	h.o.Pages.ServeHTTP(c.Response(), r.WithContext(context.WithValue(r.Context(), clientIPKey{}, c.RealIP())))
+	return nil
+}
+
+type clientIPKey struct{}
+
+// ClientIP returns the client's address of a request to Options.Pages, as
+// the API's rate limits and sessions see it (X-Forwarded-For only behind
+// the trusted proxies); "" elsewhere.
+func ClientIP(ctx context.Context) string {
+	ip, _ := ctx.Value(clientIPKey{}).(string)
+	return ip
+}
+
+// ownChecks reports whether the request is one the pages check themselves.
+func ownChecks(c echo.Context) bool { return c.Path() == PagesPrefix+"*" }
+
 func (h *handler) bodyLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if ownChecks(c) {
+			return next(c)
+		}
 		r := c.Request()
 		if r.ContentLength > h.o.BodyLimit {
 			return errTooLarge
@@ -191,6 +228,9 @@ func (h *handler) originCheck(next echo.HandlerFunc) echo.HandlerFunc {
 		r := c.Request()
 		switch r.Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			return next(c)
+		}
+		if ownChecks(c) {
 			return next(c)
 		}
 		origin := r.Header.Get("Origin")
@@ -424,14 +464,23 @@ func (h *handler) tokenResponse(c echo.Context, tok auth.Tokens) error {
 	})
 }
 
+// RefreshCookie is the refresh token cookie that carries value for ttl;
+// a ttl ≤ 0 gives the cookie that clears it.
+func RefreshCookie(value string, ttl time.Duration, secure bool) *http.Cookie {
+	maxAge := int(ttl / time.Second)
+	if ttl <= 0 {
+		value, maxAge = "", -1
+	}
+	return &http.Cookie{Name: CookieName, Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode}
+}
+
 func (h *handler) setCookie(c echo.Context, value string) {
-	c.SetCookie(&http.Cookie{Name: CookieName, Value: value, Path: "/", MaxAge: int(h.o.RefreshTTL / time.Second),
-		HttpOnly: true, Secure: h.o.CookieSecure, SameSite: http.SameSiteStrictMode})
+	c.SetCookie(RefreshCookie(value, h.o.RefreshTTL, h.o.CookieSecure))
 }
 
 func (h *handler) clearCookie(c echo.Context) {
-	c.SetCookie(&http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: h.o.CookieSecure, SameSite: http.SameSiteStrictMode})
+	c.SetCookie(RefreshCookie("", 0, h.o.CookieSecure))
 }
 
 // bearer returns the token of an "Authorization: Bearer" header, never from

@@ -233,13 +233,14 @@ func TestReadExports(t *testing.T) {
 	}
 }
 
-// The inbox is among the URLs printed; without it, mail is said to be off.
+// The sign-in page and the inbox are the first URLs printed; without an
+// inbox, mail is said to be off.
 func TestPrintReadyShowsInbox(t *testing.T) {
 	sys := &System{IssuerURL: "http://127.0.0.1:8080", InboxURL: "http://127.0.0.1:39123", LogDir: ".data/logs"}
 	var b strings.Builder
 	PrintReady(&b, Style{}, sys, nil)
-	if !regexp.MustCompile(`(?m)^  mail inbox +http://127\.0\.0\.1:39123 `).MatchString(b.String()) {
-		t.Errorf("no inbox row:\n%s", b.String())
+	if !regexp.MustCompile(`(?m)^jotguard is running\.\n\n  sign in +http://127\.0\.0\.1:8080/account/login +\S.*\n  mail inbox +http://127\.0\.0\.1:39123 `).MatchString(b.String()) {
+		t.Errorf("the sign-in page and the inbox are not the first rows:\n%s", b.String())
 	}
 	sys.InboxURL = ""
 	b.Reset()

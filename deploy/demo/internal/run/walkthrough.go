@@ -103,7 +103,8 @@ func (s Style) Dim(t string) string   { return s.wrap("2", t) }
 func (s Style) Green(t string) string { return s.wrap("32", t) }
 func (s Style) Cyan(t string) string  { return s.wrap("36", t) }
 
-// PrintReady writes the banner, the URLs and the walk-through.
+// PrintReady writes the banner, the URLs (the sign-in page and the mail
+// inbox first: what a person opens) and the walk-through.
 func PrintReady(w io.Writer, st Style, sys *System, steps []Step) {
 	if st.Color {
 		fmt.Fprintln(w, st.Cyan(`
@@ -121,8 +122,9 @@ func PrintReady(w io.Writer, st Style, sys *System, steps []Step) {
 		inbox = "none: mail is disabled (no JOTGUARD_SMTP_URL)"
 	}
 	rows := [][2]string{
-		{"issuer", sys.IssuerURL + "   (register, login, access_token, logout, /.well-known/jwks.json, /openapi.yaml)"},
+		{"sign in", st.Bold(sys.IssuerURL+"/account/login") + "   (open it in a browser: create an account, verify it, see your sessions)"},
 		{"mail inbox", inbox},
+		{"issuer API", sys.IssuerURL + "   (register, login, access_token, logout, /.well-known/jwks.json, /openapi.yaml)"},
 		{"verifier", sys.VerifierURL + "   (reverse proxy: checks every request, then forwards to the demo)"},
 		{"verifier admin", sys.AdminURL + "   (/healthz, /readyz, /metrics of the verifier)"},
 		{"demo", sys.DemoURL + "   (upstream; verifies tokens itself too, with the sdk middleware)"},
