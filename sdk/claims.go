@@ -20,7 +20,8 @@ const TokenType = "at+jwt"
 const MaxTokenSize = 8 << 10
 
 // Claims is an access token's payload (RFC 9068). The issuer mints this type
-// and Verify returns it, so the two cannot drift.
+// (what it signs is Signable) and Verify returns it, so the two cannot
+// drift.
 //
 // A user's token carries the session id (sid), email and email_verified. A
 // service account's token (the client credentials grant) has sub equal to
@@ -69,19 +70,22 @@ var claimRules = strictjson.NewRules(
 	[]string{"iss", "sub", "aud", "jti", "client_id", "sid", "email", "email_verified", "roles"},
 	"exp", "nbf", "iat")
 
-// MarshalJSON writes the claims; a service account's token (ServiceAccount)
-// leaves out sid and a false email_verified, which only a user has.
-func (c Claims) MarshalJSON() ([]byte, error) {
-	type plain Claims // without this method
+// Signable is what to sign for c: c itself for a user's token; for a
+// service account's (ServiceAccount), the same claims without sid and a
+// false email_verified, which only a user has. Claims has no MarshalJSON
+// of its own, so that encoding a user's token, on every refresh, costs
+// nothing more.
+func (c Claims) Signable() jwt.Claims {
 	if !c.ServiceAccount() {
-		return json.Marshal(plain(c))
+		return c
 	}
+	type plain Claims // without the methods; its RegisteredClaims' remain
 	// The outer fields shadow the embedded ones of the same JSON name.
-	return json.Marshal(struct {
+	return struct {
 		plain
 		SessionID     string `json:"sid,omitempty"`
 		EmailVerified bool   `json:"email_verified,omitempty"`
-	}{plain(c), c.SessionID, c.EmailVerified})
+	}{plain(c), c.SessionID, c.EmailVerified}
 }
 
 // UnmarshalJSON decodes claims strictly: a duplicate member, a case

@@ -10,9 +10,9 @@ import (
 	"github.com/jotguard/jotguard/sdk"
 )
 
-// A service account's claims leave out what only a user has (sid,
-// email_verified), a user's keep them even when empty or false, and both
-// read back as they were.
+// A service account's claims, as signed, leave out what only a user has
+// (sid, email_verified), a user's keep them even when empty or false, and
+// both read back as they were.
 func TestClaimsJSON(t *testing.T) {
 	reg := jwt.RegisteredClaims{Issuer: "https://iss", ID: "j1", IssuedAt: jwt.NewNumericDate(now)}
 	svc := sdk.Claims{RegisteredClaims: reg, ClientID: "svc-1", Roles: []string{"reports"}}
@@ -32,7 +32,7 @@ func TestClaimsJSON(t *testing.T) {
 			if got := tt.c.ServiceAccount(); got != tt.service {
 				t.Fatalf("ServiceAccount() = %v, want %v", got, tt.service)
 			}
-			b, err := json.Marshal(tt.c)
+			b, err := json.Marshal(tt.c.Signable())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -141,7 +141,7 @@ func (iss *Issuer) ServiceClaims(clientID string) sdk.Claims {
 // Mint signs c as an access token (typ at+jwt, the issuer's kid). tb may be
 // nil outside tests: Mint then panics on error.
 func (iss *Issuer) Mint(tb testing.TB, c sdk.Claims) string {
-	return iss.Sign(tb, sdk.TokenType, c)
+	return iss.Sign(tb, sdk.TokenType, c.Signable())
 }
 
 // Sign signs any claims with typ and the issuer's kid.

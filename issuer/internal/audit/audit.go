@@ -30,6 +30,10 @@ type Config struct {
 	Retention time.Duration // how long an entry is kept; default 90 days
 	Queue     int           // entries waiting to be written; default 4096
 	Batch     int           // most entries per insert; default 256
+	// Linger is how long the writer waits, after the first entry of a
+	// batch, for more to join it; default 50ms. Fewer, larger inserts cost
+	// MongoDB less per entry than one insert per action.
+	Linger time.Duration
 	// FlushGrace bounds the last write when Run's context ends; default 5s.
 	FlushGrace time.Duration
 	Logger     *slog.Logger
@@ -65,6 +69,9 @@ func New(store auth.AuditLog, cfg Config) *Recorder {
 	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = 256
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = 50 * time.Millisecond
 	}
 	if cfg.FlushGrace <= 0 {
 		cfg.FlushGrace = 5 * time.Second
@@ -124,7 +131,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 			r.drain(ctx)
 			return nil
 		case e := <-r.q:
-			batch = r.fill(append(batch[:0], e))
+			batch = r.linger(ctx, append(batch[:0], e))
 		}
 		for wait := 50 * time.Millisecond; !r.write(ctx, batch); wait = min(2*wait, 5*time.Second) {
 			select {
@@ -135,6 +142,24 @@ func (r *Recorder) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// linger adds to batch what is queued within Config.Linger, up to
+// Config.Batch.
+func (r *Recorder) linger(ctx context.Context, batch []auth.AuditEntry) []auth.AuditEntry {
+	t := time.NewTimer(r.cfg.Linger)
+	defer t.Stop()
+	for len(batch) < r.cfg.Batch {
+		select {
+		case e := <-r.q:
+			batch = append(batch, e)
+		case <-t.C:
+			return batch
+		case <-ctx.Done():
+			return batch
+		}
+	}
+	return batch
 }
 
 // fill adds what is queued to batch, up to Config.Batch.

@@ -176,7 +176,7 @@ func (s *Service) ClientToken(ctx context.Context, id, secret string) (Tokens, e
 		ClientID: c.ID,
 		Roles:    c.Roles,
 	}
-	at, err := s.d.Signer.Sign(ctx, sdk.TokenType, claims)
+	at, err := s.d.Signer.Sign(ctx, sdk.TokenType, claims.Signable())
 	if err != nil {
 		return Tokens{}, fmt.Errorf("auth: sign: %w", err)
 	}
