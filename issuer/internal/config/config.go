@@ -86,10 +86,10 @@ type Config struct {
 	VerifyTokenTTL       time.Duration // lifetime of an email verification link
 	ResetTokenTTL        time.Duration // lifetime of a password reset link
 
-	AuditRetention time.Duration // how long an audit entry is kept
-	Pages           bool   // serve the account pages under /account/
-	PagesTitle      string // the product name the pages show
-	PagesStylesheet []byte // a stylesheet served after the pages' own; nil: none
+	AuditRetention  time.Duration // how long an audit entry is kept
+	Pages           bool          // serve the account pages under /account/
+	PagesTitle      string        // the product name the pages show
+	PagesStylesheet []byte        // a stylesheet served after the pages' own; nil: none
 }
 
 // Secret is key material; it never shows in logs.
