@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"net/http"
 	"os/exec"
@@ -34,7 +35,7 @@ func TestAdminActionsAtTheVerifier(t *testing.T) {
 	v := startVerifier(t, is.verifierEnv(stack))
 	waitReady(t, v, 30*time.Second)
 
-	adminEmail := "root" + strings.ToLower(is.register(t)) // a fresh address
+	adminEmail := "root-" + strings.ToLower(rand.Text()[:10]) + "@example.com"
 	cmd := exec.Command(is.bin, "users", "create", "--email", adminEmail, "--roles", "admin")
 	cmd.Env, cmd.Stdin = is.env, strings.NewReader(password+"\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
