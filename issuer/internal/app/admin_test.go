@@ -465,6 +465,7 @@ func TestParseCommand(t *testing.T) {
 			app.Cmd{Group: "users", Name: "roles", Args: []string{"a@example.com", "admin,ops"}}, []string{"--redis-url=redis://h"}},
 		{[]string{"clients", "delete", "svc-1"}, app.Cmd{Group: "clients", Name: "delete", Args: []string{"svc-1"}}, nil},
 		{[]string{"clients", "list", "--help"}, app.Cmd{Group: "clients", Name: "list"}, []string{"--help"}},
+		{[]string{"users", "create", "-h"}, app.Cmd{Group: "users", Name: "create"}, []string{"-h"}},
 	} {
 		got, rest, err := app.ParseCommand(tt.args)
 		if err != nil || got.Group != tt.want.Group || got.Name != tt.want.Name || got.Email != tt.want.Email ||

@@ -90,6 +90,8 @@ func ParseCommand(args []string) (Cmd, []string, error) {
 		}
 	}
 	switch {
+	case slices.ContainsFunc(rest, func(a string) bool { return a == "--help" || a == "-help" || a == "-h" || a == "--h" }):
+		// the settings' usage, whatever else is missing
 	case len(cmd.Args) != positional[key]:
 		return Cmd{}, nil, errors.New("usage: " + Commands[key])
 	case key == "users create" && cmd.Email == "", key == "clients create" && cmd.ClientName == "":
