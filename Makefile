@@ -82,7 +82,7 @@ ci: lint test ## what .ci/run runs after installing packages
 clean: ## remove binaries and make-run data
 	rm -rf $(BIN) .data
 
-# Benchmarks (issue 7): deploy/bench starts its own dev stack, issuer and
+# Benchmarks: deploy/bench starts its own dev stack, issuer and
 # verifiers, pins the servers under HTTP load to BENCH_SERVER_CPUS and its
 # load generator to BENCH_LOAD_CPUS (empty: no pinning), and writes the
 # report with its charts in img/ beside it.

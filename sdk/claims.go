@@ -16,7 +16,7 @@ import (
 const TokenType = "at+jwt"
 
 // MaxTokenSize is the largest token Verify parses; longer ones are rejected
-// before any decoding (SPEC §7).
+// before any decoding.
 const MaxTokenSize = 8 << 10
 
 // Claims is an access token's payload (RFC 9068). The issuer mints this type

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Authix baseline (issue 7): 2 uvicorn workers, this kind of machine, c=64.
+// Authix baseline: 2 uvicorn workers, this kind of machine, c=64.
 const (
 	authixRegister      = 25.0
 	authixRegisterLogin = 46.7

@@ -18,8 +18,8 @@ import (
 // two goroutines per connection) cost about a quarter of the machine's
 // CPU at this workload's rate, CPU the issuer could not use; this leaves the
 // cores to the server, as wrk does for the verifier. The session comes from
-// the response's headers (SPEC §1: the access token in Authorization, the
-// refresh token in Set-Cookie); the body is read and dropped.
+// the response's headers (the access token in Authorization, the refresh
+// token in Set-Cookie); the body is read and dropped.
 type refresher struct {
 	host  string
 	conns []*rawConn

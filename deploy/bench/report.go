@@ -124,7 +124,7 @@ func (r *Report) writeHeader(b *md) {
 	}
 	b.p("# jotguard benchmarks")
 	b.p("")
-	b.p("Written by `deploy/bench` (issue 7). Mode: **%s**. Started %s, took %s.", mode, r.Started.Format("2006-01-02 15:04 MST"), r.Duration.Round(time.Second))
+	b.p("Written by `deploy/bench`. Mode: **%s**. Started %s, took %s.", mode, r.Started.Format("2006-01-02 15:04 MST"), r.Duration.Round(time.Second))
 	b.p("")
 	b.p("Command: `%s` (from the repository root).", r.Cfg.Command)
 	b.p("")
@@ -150,7 +150,7 @@ func (r *Report) writeMachine(b *md) {
 
 // writeGoals writes the goals table and the run's notes.
 func (r *Report) writeGoals(b *md) {
-	b.p("## Goals (issue 7)")
+	b.p("## Goals")
 	b.p("")
 	b.p("| status | goal | target | measured |\n|---|---|---|---|")
 	for _, g := range r.Goals() {

@@ -28,7 +28,7 @@ func (r *Report) writeIssuerWorkloads(b *md) {
 	r.issuerRow(b, fmt.Sprintf("%d × /login", r.N), func(x IssuerResults) Result { return x.Login }, 0)
 	b.p("")
 	r.cpuTable(b)
-	b.p("A 503 `busy` is the issuer's hashing backpressure (SPEC §2): a request that waits longer than `JOTGUARD_HASH_QUEUE_WAIT` (2 s) for one of the GOMAXPROCS hashing slots is refused with `Retry-After` instead of timing out. At concurrency 64 the last request in the queue waits 64 ÷ (hashes/s); it stays under 2 s only while the machine delivers more than 32 hashes/s, i.e. about 60 ms per hash per core or better (this run measured its hash time in section 3). The bench counts every 503 as an error and does not retry.")
+	b.p("A 503 `busy` is the issuer's hashing backpressure: a request that waits longer than `JOTGUARD_HASH_QUEUE_WAIT` (2 s) for one of the GOMAXPROCS hashing slots is refused with `Retry-After` instead of timing out. At concurrency 64 the last request in the queue waits 64 ÷ (hashes/s); it stays under 2 s only while the machine delivers more than 32 hashes/s, i.e. about 60 ms per hash per core or better (this run measured its hash time in section 3). The bench counts every 503 as an error and does not retry.")
 	b.p("")
 }
 

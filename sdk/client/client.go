@@ -1,4 +1,4 @@
-// Package client is a Go client of the jotguard issuer API (SPEC §1):
+// Package client is a Go client of the jotguard issuer API:
 // register, login, refresh, logout and me, the account endpoints (email
 // verification, password reset and change, profile, deletion, sessions),
 // the administration API (users, the audit log, service accounts), a

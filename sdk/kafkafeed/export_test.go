@@ -5,6 +5,9 @@ import (
 	"context"
 	"io"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // SetDiscoverEvery shortens the partition discovery interval for a test.
@@ -29,6 +32,7 @@ type DecodedBatch struct {
 	First, Last int64
 	Offsets     []int64
 	Values      [][]byte
+	Senders     []trace.SpanContext // the trace context in each record's headers
 	Err         error
 }
 
@@ -44,8 +48,15 @@ func DecodeRecords(records []byte) []DecodedBatch {
 		for _, r := range recs {
 			d.Offsets = append(d.Offsets, r.offset)
 			d.Values = append(d.Values, r.value)
+			d.Senders = append(d.Senders, senderContext(r.headers))
 		}
 		out = append(out, d)
 	}
 	return out
 }
+
+// SenderContext is the trace context in a record's headers as stored.
+var SenderContext = senderContext
+
+// NewBackOff is the Feed's retry backoff.
+func NewBackOff() *backoff.ExponentialBackOff { b := backOff; return &b }

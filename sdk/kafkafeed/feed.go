@@ -1,4 +1,4 @@
-// Package kafkafeed feeds revocation events (SPEC §3) from Kafka into a
+// Package kafkafeed feeds revocation events from Kafka into a
 // revocation set. Every Feed reads every partition of the topic under its own
 // identity: no consumer group, nothing committed, because every verifier
 // replica must see every event. On start it replays the window that can still
@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"slices"
@@ -31,7 +30,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/kafkasec"
@@ -98,8 +99,6 @@ var discoverEvery = 10 * time.Second
 const (
 	pollEvery       = time.Second // high-water marks: lag and liveness
 	sweepEvery      = time.Minute // expired Set entries, when the Sink can Sweep
-	backoffMin      = 100 * time.Millisecond
-	backoffMax      = 10 * time.Second
 	requestTimeout  = 5 * time.Second
 	fetchMaxWait    = 500 * time.Millisecond // a stopped partition waits out a fetch: keep it short
 	fetchMaxBytes   = 1 << 20                // per fetch; the first batch comes whole even when larger
@@ -119,6 +118,7 @@ type Feed struct {
 	created   time.Time
 	events    *revocation.SETVerifier // set by Run
 	keys      sdk.KeySource           // set by Run
+	tracer    trace.Tracer
 
 	mu    sync.Mutex
 	parts map[int]*partition
@@ -222,6 +222,7 @@ func New(cfg Config) (*Feed, error) {
 		client:    &kafka.Client{Addr: addr, Transport: transport, Timeout: requestTimeout},
 		created:   cfg.Now(),
 		parts:     make(map[int]*partition),
+		tracer:    newTracer(),
 	}, nil
 }
 
@@ -250,7 +251,8 @@ func (f *Feed) Run(ctx context.Context, trust sdk.EventTrust) error {
 		f.transport.CloseIdleConnections()
 	}()
 
-	var failures int
+	retry := backOff
+	said := "" // the failure last logged, until the topic answers
 	nextDiscover, nextPoll, nextSweep := time.Now(), time.Now(), time.Now().Add(sweepEvery)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -266,18 +268,25 @@ func (f *Feed) Run(ctx context.Context, trust sdk.EventTrust) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				failures++
-				wait := backoff(failures)
+				wait := retry.NextBackOff()
+				// Said once per outage (or refusal), then at debug level
+				// until the topic answers: the retries change nothing.
+				msg, level := "revocation topic unavailable; retrying", slog.LevelWarn
 				if f.failed(err) {
-					f.log.ErrorContext(ctx, "the Kafka brokers refuse this client: check its TLS and SASL settings; retrying",
-						"err", err, "retry_in", wait.Round(time.Millisecond))
-				} else {
-					f.log.WarnContext(ctx, "revocation topic unavailable; retrying",
-						"err", err, "retry_in", wait.Round(time.Millisecond))
+					msg, level = "the Kafka brokers refuse this client: check its TLS and SASL settings; retrying", slog.LevelError
 				}
+				if msg == said {
+					level = slog.LevelDebug
+				}
+				said = msg
+				f.log.Log(ctx, level, msg, "err", err, "retry_in", wait.Round(time.Millisecond))
 				nextDiscover = now.Add(wait)
 			} else {
-				failures = 0
+				if said != "" {
+					f.log.InfoContext(ctx, "revocation topic reachable")
+					said = ""
+				}
+				retry.Reset()
 				nextDiscover = now.Add(discoverEvery)
 			}
 		}
@@ -300,14 +309,12 @@ func earliest(a, b time.Time) time.Time {
 	return b
 }
 
-// backoff is capped exponential with full jitter in [d/2, d).
-func backoff(attempt int) time.Duration {
-	d := backoffMin << min(attempt-1, 16)
-	if d > backoffMax || d <= 0 {
-		d = backoffMax
-	}
-	return d/2 + rand.N(d/2)
-}
+// backOff is the waits between retries: d/2 to d, with d doubling from
+// 100 ms to 10 s. (The library jitters around the interval it holds:
+// 0.75 d ± 1/3 of it is d/2 to d.) Each retry loop takes a copy: a value,
+// so that verifying a record allocates nothing for it.
+var backOff = backoff.ExponentialBackOff{InitialInterval: 75 * time.Millisecond, Multiplier: 2,
+	MaxInterval: 7500 * time.Millisecond, RandomizationFactor: 1.0 / 3}
 
 // discover starts a reader for every partition not yet read.
 func (f *Feed) discover(ctx context.Context, wg *sync.WaitGroup) error {
@@ -432,7 +439,8 @@ func (f *Feed) refused() error {
 // consume reads one partition until ctx is done, restarting its reader with
 // backoff after any failure. After a restart it resumes at the next offset.
 func (f *Feed) consume(ctx context.Context, p *partition) {
-	for failures := 0; ; {
+	retry := backOff
+	for {
 		before := p.next.Load()
 		rctx, cancel := context.WithCancel(ctx)
 		p.mu.Lock()
@@ -446,14 +454,13 @@ func (f *Feed) consume(ctx context.Context, p *partition) {
 		f.failed(err)
 		if p.reset.Swap(false) {
 			p.next.Store(-1) // seek by timestamp again, at once
-			failures = 0
+			retry.Reset()
 			continue
 		}
 		if p.next.Load() != before {
-			failures = 0 // it made progress: start the backoff again
+			retry.Reset() // it made progress: start the backoff again
 		}
-		failures++
-		wait := backoff(failures)
+		wait := retry.NextBackOff()
 		f.log.WarnContext(ctx, "revocation partition reader failed; retrying",
 			"partition", p.id, "err", err, "retry_in", wait.Round(time.Millisecond))
 		t := time.NewTimer(wait)
@@ -562,7 +569,7 @@ func (f *Feed) applyBatch(ctx context.Context, p *partition, b *rawBatch, next i
 		if r.offset < next {
 			continue
 		}
-		f.apply(ctx, p.id, r.offset, r.value)
+		f.apply(ctx, p.id, r)
 		if ctx.Err() != nil {
 			return next // stopping: the record is read again by the next start
 		}
@@ -656,27 +663,31 @@ func (f *Feed) withLeader(ctx context.Context, partition int, fn func(*kafka.Con
 
 // apply verifies one record and gives the event to the Set. A forged or broken
 // record must not stop the ones after it.
-func (f *Feed) apply(ctx context.Context, partition int, offset int64, value []byte) {
-	e, err := f.verify(ctx, value)
+func (f *Feed) apply(ctx context.Context, partition int, r record) {
+	span := f.startApplied(ctx, partition, r.offset, r.headers)
+	e, err := f.verify(ctx, r.value)
 	if err != nil {
+		endApplied(span, e, false, err)
 		if ctx.Err() != nil {
 			return // stopping: the record is read again by the next start
 		}
 		f.poison.Add(1)
 		f.log.WarnContext(ctx, "skipping revocation record that failed verification",
-			"partition", partition, "offset", offset, "err", err)
+			"partition", partition, "offset", r.offset, "err", err)
 		return
 	}
 	if e.Odd != "" {
 		f.log.WarnContext(ctx, "revocation event applied; informational members of an unexpected shape ignored",
-			"partition", partition, "offset", offset, "event", e.ID, "members", e.Odd)
+			"partition", partition, "offset", r.offset, "event", e.ID, "members", e.Odd)
 	}
 	f.lastEvent.Store(f.cfg.Now().UnixNano())
-	if f.cfg.Set.Add(e) {
+	isNew := f.cfg.Set.Add(e)
+	if isNew {
 		f.applied.Add(1)
 	} else {
 		f.duplicates.Add(1)
 	}
+	endApplied(span, e, isNew, nil)
 }
 
 // verify authenticates one record value. It never gives up on a record for
@@ -687,6 +698,7 @@ func (f *Feed) apply(ctx context.Context, partition int, offset int64, value []b
 // signs with it. While the refresh fails (issuer unreachable), it retries
 // with backoff and the partition waits.
 func (f *Feed) verify(ctx context.Context, raw []byte) (revocation.Event, error) {
+	wait := backOff
 	for retry := 0; ; retry++ {
 		e, err := f.events.Verify(ctx, raw)
 		switch {
@@ -699,7 +711,7 @@ func (f *Feed) verify(ctx context.Context, raw []byte) (revocation.Event, error)
 			if werr := f.keys.Wait(ctx); werr != nil {
 				return e, err
 			}
-			if retry > 0 && !sleep(ctx, backoff(retry)) { // loaded, then lost again
+			if retry > 0 && !sleep(ctx, wait.NextBackOff()) { // loaded, then lost again
 				return e, err
 			}
 		case errors.Is(err, sdk.ErrUnknownKey) && !errors.Is(err, errRefreshed):
@@ -716,7 +728,7 @@ func (f *Feed) verify(ctx context.Context, raw []byte) (revocation.Event, error)
 				return e, err
 			}
 			f.log.WarnContext(ctx, "key set refresh failed; the revocation event waits", "err", rerr)
-			if !sleep(ctx, backoff(retry+1)) {
+			if !sleep(ctx, wait.NextBackOff()) {
 				return e, err
 			}
 		default:

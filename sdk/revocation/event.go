@@ -1,4 +1,4 @@
-// Package revocation is the revocation event contract of SPEC §3: a signed
+// Package revocation is jotguard's revocation event contract: a signed
 // Security Event Token (RFC 8417) carrying one CAEP session-revoked event,
 // and the in-memory set that verifiers check access tokens against.
 //

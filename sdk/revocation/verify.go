@@ -21,7 +21,7 @@ var ErrBadSignature = errors.New("revocation: untrusted event")
 // MaxSETSize is the largest SET Verify decodes.
 const MaxSETSize = 16 << 10
 
-// SETVerifier checks signed revocation events (SPEC §3).
+// SETVerifier checks signed revocation events.
 type SETVerifier struct {
 	keys   sdk.KeySource
 	algs   []string

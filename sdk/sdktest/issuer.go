@@ -198,7 +198,7 @@ func (iss *Issuer) SignJSON(tb testing.TB, typ, payload string) string {
 	return ""
 }
 
-// RevocationSET signs e as the issuer would publish it (SPEC §3), for
+// RevocationSET signs e as the issuer would publish it, for
 // audience jotguard. An empty e.ID or zero e.At or e.IssuedAt get a fresh
 // jti and now.
 func (iss *Issuer) RevocationSET(tb testing.TB, e revocation.Event) []byte {

@@ -1,5 +1,5 @@
-// Command issuer is jotguard's issuer (SPEC §1, §2): it serves the auth API
-// until SIGINT or SIGTERM; `issuer keys rotate|list` manage signing keys,
+// Command issuer is jotguard's issuer: it serves the auth API until
+// SIGINT or SIGTERM; `issuer keys rotate|list` manage signing keys,
 // `issuer users …` and `issuer clients …` administrators and service
 // accounts.
 package main

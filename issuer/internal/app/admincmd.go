@@ -114,7 +114,7 @@ func usage(group string) string {
 // Command runs an administration command; stdin gives the password of
 // users create, stdout gets the answer.
 func Command(ctx context.Context, cfg config.Config, log *slog.Logger, cmd Cmd, stdin io.Reader, stdout io.Writer) error {
-	c, err := newCore(ctx, cfg, log)
+	c, err := newCore(ctx, cfg, log, nil) // no tracing: one command, not a service
 	if err != nil {
 		return err
 	}

@@ -21,23 +21,27 @@ import (
 	"github.com/jotguard/jotguard/issuer/internal/mongostore"
 	"github.com/jotguard/jotguard/issuer/internal/pages"
 	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
+	"github.com/jotguard/jotguard/issuer/internal/tracing"
 	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/kafkafeed"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/segmentio/kafka-go"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"golang.org/x/sync/errgroup"
 )
 
 // connectMongo connects with short timeouts, so a dead MongoDB fails
-// requests fast (503) instead of hanging them.
-func connectMongo(ctx context.Context, cfg config.Config) (*mongo.Client, error) {
+// requests fast (503) instead of hanging them. monitor, when set, sees
+// every command.
+func connectMongo(ctx context.Context, cfg config.Config, monitor *event.CommandMonitor) (*mongo.Client, error) {
 	client, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI).
 		SetServerSelectionTimeout(2 * time.Second).SetConnectTimeout(2 * time.Second).
-		SetAppName("jotguard-issuer"))
+		SetAppName("jotguard-issuer").SetMonitor(monitor))
 	if err != nil {
 		return nil, fmt.Errorf("JOTGUARD_MONGO_URI: %w", err)
 	}
@@ -48,6 +52,13 @@ func connectMongo(ctx context.Context, cfg config.Config) (*mongo.Client, error)
 		return nil, fmt.Errorf("JOTGUARD_MONGO_URI: MongoDB unreachable: %w", err)
 	}
 	return client, nil
+}
+
+// warnUnencrypted says, once for the process, what JOTGUARD_KEY_ENCRYPTION_KEY
+// would encrypt.
+func warnUnencrypted(ctx context.Context, log *slog.Logger, stored string) {
+	log.WarnContext(ctx, "!!! JOTGUARD_KEY_ENCRYPTION_KEY is not set: "+stored+
+		" stored UNENCRYPTED in MongoDB; set it (32 bytes) to encrypt them at rest !!!")
 }
 
 // newKeys returns the key manager over the signing keys stored in db.
@@ -64,7 +75,15 @@ func newKeys(ctx context.Context, db *mongo.Database, cfg config.Config, log *sl
 // Run serves until ctx is done or a part fails. ready, when set, gets the
 // listening address once requests are accepted.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(addr string)) error {
-	c, err := newCore(ctx, cfg, log)
+	tr, err := tracing.Start(ctx, "jotguard-issuer", cfg.Build.Version)
+	if err != nil {
+		return err
+	}
+	defer stopTracing(ctx, tr, log)
+	if tr.On() {
+		log.InfoContext(ctx, "tracing: exporting spans as the OTEL_* variables say")
+	}
+	c, err := newCore(ctx, cfg, log, tr)
 	if err != nil {
 		return err
 	}
@@ -147,9 +166,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	g.Go(func() error { return c.audit.Run(gctx) })
 	g.Go(func() error { sweep(gctx, "link tokens", c.links.DeleteExpired, log); return nil })
 	g.Go(func() error { sweep(gctx, "audit entries", c.auditLog.DeleteExpired, log); return nil })
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+	srv := &http.Server{Handler: traceHTTP(tr, api), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)} // no BaseContext: STYLE §3
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)} // no BaseContext: SIGTERM must not cancel in-flight requests
 	g.Go(func() error {
 		defer stopParts()
 		return serve(untilSignalOrFailure(ctx, gctx), srv, api.Drain, cfg.Addr, cfg.DrainDelay, cfg.ShutdownGrace, log, ready)
@@ -236,6 +255,33 @@ func tokenVerifier(ctx context.Context, cfg config.Config, km *keys.Manager, dia
 		Keys:             sdk.NewLocalKeys(km.JWKS), Revocations: revs, CacheSize: sdk.DefaultCacheSize, Logger: log})
 }
 
+// traceHTTP makes each request but the probes and scrapes a server span,
+// when tracing is on; httpapi names it after the route. Off, api is
+// served as it is.
+func traceHTTP(tr *tracing.Tracing, api http.Handler) http.Handler {
+	if !tr.On() {
+		return api
+	}
+	return otelhttp.NewHandler(api, "", otelhttp.WithTracerProvider(tr.Provider()),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }),
+		otelhttp.WithFilter(func(r *http.Request) bool {
+			switch r.URL.Path {
+			case "/healthz", "/readyz", "/metrics":
+				return false
+			}
+			return true
+		}))
+}
+
+// stopTracing exports the spans still buffered, for up to 5 seconds.
+func stopTracing(ctx context.Context, tr *tracing.Tracing, log *slog.Logger) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := tr.Stop(sctx); err != nil {
+		log.WarnContext(ctx, "tracing: spans lost at shutdown", "err", err)
+	}
+}
+
 // untilSignalOrFailure is done when ctx (the signal) or parts (a part
 // failed) is.
 func untilSignalOrFailure(ctx, parts context.Context) context.Context {
@@ -285,11 +331,14 @@ func Keys(ctx context.Context, cfg config.Config, log *slog.Logger, cmd string, 
 	if cmd != "rotate" && cmd != "list" {
 		return fmt.Errorf("keys: unknown command %q (want rotate or list)", cmd)
 	}
-	mc, err := connectMongo(ctx, cfg)
+	mc, err := connectMongo(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
+	if cfg.KeyEncryptionKey == nil {
+		warnUnencrypted(ctx, log, "signing keys are")
+	}
 	km, err := newKeys(ctx, mc.Database(cfg.MongoDB), cfg, log)
 	if err != nil {
 		return err

@@ -17,10 +17,12 @@ import (
 	"github.com/jotguard/jotguard/issuer/internal/mongostore"
 	"github.com/jotguard/jotguard/issuer/internal/password"
 	"github.com/jotguard/jotguard/issuer/internal/redisstore"
+	"github.com/jotguard/jotguard/issuer/internal/tracing"
 	"github.com/jotguard/jotguard/sdk"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
@@ -47,19 +49,31 @@ type core struct {
 
 // newCore connects to MongoDB and Redis and builds the stores, the key
 // manager, the revocation publisher, the mail queue and the audit
-// recorder. Call close when done, also after an error.
-func newCore(ctx context.Context, cfg config.Config, log *slog.Logger) (c *core, err error) {
+// recorder; their MongoDB and Redis commands are spans of tr when it is on
+// (nil: off). Call close when done, also after an error.
+func newCore(ctx context.Context, cfg config.Config, log *slog.Logger, tr *tracing.Tracing) (c *core, err error) {
 	c = &core{}
 	defer func() {
 		if err != nil {
 			c.close(ctx)
 		}
 	}()
-	if c.mc, err = connectMongo(ctx, cfg); err != nil {
+	var monitor *event.CommandMonitor
+	if tr.On() {
+		monitor = mongostore.TraceCommands(tr.ChildSpans())
+	}
+	if c.mc, err = connectMongo(ctx, cfg, monitor); err != nil {
 		return nil, err
 	}
 	c.closers = append(c.closers, func(ctx context.Context) { _ = c.mc.Disconnect(context.WithoutCancel(ctx)) })
 	db := c.mc.Database(cfg.MongoDB)
+	if cfg.KeyEncryptionKey == nil {
+		stored := "signing keys are"
+		if cfg.SMTPURL != "" {
+			stored = "signing keys, and queued mail with its one-time links, are"
+		}
+		warnUnencrypted(ctx, log, stored)
+	}
 	if c.users, err = mongostore.NewUsers(ctx, db); err != nil {
 		return nil, err
 	}
@@ -68,6 +82,11 @@ func newCore(ctx context.Context, cfg config.Config, log *slog.Logger) (c *core,
 		return nil, fmt.Errorf("JOTGUARD_REDIS_URL: %w", err)
 	}
 	c.closers = append(c.closers, func(context.Context) { _ = c.rdb.Close() })
+	if tr.On() {
+		if err := redisstore.TraceCommands(c.rdb, tr.ChildSpans()); err != nil {
+			return nil, err
+		}
+	}
 	if c.sessions, err = redisstore.New(c.rdb, redisstore.Config{Prefix: cfg.RedisPrefix, RefreshTTL: cfg.RefreshTTL, Grace: cfg.RefreshGrace}); err != nil {
 		return nil, err
 	}

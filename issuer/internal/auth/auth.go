@@ -350,6 +350,10 @@ type OutboxEntry struct {
 	Payload   []byte    // opaque to the store
 	CreatedAt time.Time // set by Enqueue when zero; millisecond precision
 	Attempts  int       // failed delivery attempts counted by Failed
+	// Trace is the W3C trace context (traceparent, tracestate) of the
+	// request that queued the entry, so that its delivery later is traced
+	// back to it; nil when it was not traced. Opaque to the store.
+	Trace map[string]string
 }
 
 // Outbox is a durable queue of messages waiting for delivery, shared by

@@ -93,7 +93,7 @@ func TestUserRecheckZero(t *testing.T) {
 	}
 }
 
-// JOTGUARD_RATE_LIMITS: the defaults of SPEC §11, overrides per class, off.
+// JOTGUARD_RATE_LIMITS: the documented defaults, overrides per class, off.
 func TestRateLimits(t *testing.T) {
 	c, err := Load(nil, env())
 	if err != nil {
@@ -198,7 +198,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 	}
 }
 
-// Every SPEC §8 variable the issuer uses is here, with a flag.
+// Every documented variable the issuer uses is here, with a flag.
 func TestVarsCoverSpec(t *testing.T) {
 	spec := []string{"JOTGUARD_ISSUER", "JOTGUARD_AUDIENCE", "JOTGUARD_ISSUER_ADDR", "JOTGUARD_MONGO_URI",
 		"JOTGUARD_MONGO_DB", "JOTGUARD_REDIS_URL", "JOTGUARD_KAFKA_BROKERS", "JOTGUARD_REVOCATION_TOPIC",
@@ -217,7 +217,7 @@ func TestVarsCoverSpec(t *testing.T) {
 	}
 	for _, n := range spec {
 		if !names[n] {
-			t.Errorf("SPEC §8 variable %s is missing", n)
+			t.Errorf("documented variable %s is missing", n)
 		}
 	}
 	var b strings.Builder

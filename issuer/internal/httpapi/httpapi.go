@@ -1,4 +1,4 @@
-// Package httpapi is the issuer's HTTP API (SPEC §1) on Echo v4: the
+// Package httpapi is the issuer's HTTP API on Echo v4: the
 // browser surface, /oauth/token and /oauth/revoke, and the operations
 // endpoints. Every error goes through one table (problem.go).
 package httpapi

@@ -1,4 +1,4 @@
-// Package kafkaevents delivers revocation events (SPEC §3): each event is a
+// Package kafkaevents delivers revocation events: each event is a
 // signed Security Event Token written to Kafka with acks=all, keyed by the
 // user id so that one user's events stay in one partition, in order.
 //
@@ -30,6 +30,7 @@ import (
 	"github.com/jotguard/jotguard/sdk/kafkasec"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Errors. ErrUndelivered and Ready's error wrap auth.ErrUnavailable.
@@ -87,6 +88,7 @@ type Publisher struct {
 	outbox auth.Outbox
 	owner  string // of the outbox lease
 	log    *slog.Logger
+	tracer trace.Tracer
 
 	wake       chan struct{} // Publish queued events
 	kafkaUp    chan struct{} // a write was acknowledged while the relay waits for Kafka
@@ -159,6 +161,7 @@ func NewPublisher(ctx context.Context, cfg Config, signer auth.Signer, outbox au
 		outbox:  outbox,
 		owner:   "relay-" + rand.Text(),
 		log:     cfg.Logger,
+		tracer:  newTracer(),
 		wake:    make(chan struct{}, 1),
 		kafkaUp: make(chan struct{}, 1),
 	}
@@ -172,7 +175,7 @@ func NewPublisher(ctx context.Context, cfg Config, signer auth.Signer, outbox au
 	if err != nil {
 		p.log.WarnContext(ctx, "revocation events: the outbox is not usable now", "err", err)
 	}
-	if err := p.probeKafka(ctx); err != nil {
+	if err := p.probeKafka(ctx); err != nil && p.w != nil { // without brokers: warned above
 		p.kafkaFailed(ctx, "revocation events: Kafka is not usable now; events go to the outbox until it is", err,
 			"brokers", cfg.Brokers, "topic", cfg.Topic)
 	}
@@ -194,6 +197,7 @@ func (p *Publisher) kafkaFailed(ctx context.Context, msg string, err error, args
 // record is one signed event on its way.
 type record struct {
 	sub, jti, set string
+	trace         trace.SpanContext // its creation context, sent in its headers; not valid: untraced
 }
 
 // Publish signs events and writes them to Kafka. It returns nil once Kafka
@@ -226,9 +230,14 @@ func (p *Publisher) Publish(ctx context.Context, events ...revocation.Event) err
 	return nil
 }
 
-// publish signs and delivers events. readOutbox is false when the outbox's
-// database just failed: events then go to Kafka first without asking it.
-func (p *Publisher) publish(ctx context.Context, now time.Time, events []revocation.Event, readOutbox bool) error {
+// publish signs and delivers events, under one send span. readOutbox is
+// false when the outbox's database just failed: events then go to Kafka
+// first without asking it.
+func (p *Publisher) publish(ctx context.Context, now time.Time, events []revocation.Event, readOutbox bool) (err error) {
+	ctx, span := p.startSend(ctx, len(events))
+	var outboxed int
+	defer func() { endSend(span, outboxed, err) }()
+	created := span.SpanContext()
 	recs := make([]record, len(events))
 	for i, e := range events {
 		if e.ID == "" {
@@ -244,7 +253,7 @@ func (p *Publisher) publish(ctx context.Context, now time.Time, events []revocat
 		if err != nil {
 			return fmt.Errorf("kafkaevents: sign event %s: %w", e.ID, err)
 		}
-		recs[i] = record{sub: e.Subject, jti: e.ID, set: set}
+		recs[i] = record{sub: e.Subject, jti: e.ID, set: set, trace: created}
 	}
 	// From here on the events must land somewhere, whatever the caller does.
 	ctx = context.WithoutCancel(ctx)
@@ -283,7 +292,9 @@ func (p *Publisher) publish(ctx context.Context, now time.Time, events []revocat
 	if len(later) == 0 {
 		return nil
 	}
+	outboxed = len(later)
 	if err := p.enqueue(ctx, later); err != nil {
+		outboxed = 0
 		if kafkaErr == nil {
 			// Queued only to keep order, and the outbox is down: Kafka now,
 			// out of order rather than lost.
@@ -335,7 +346,7 @@ func (p *Publisher) write(ctx context.Context, recs []record) ([]record, error) 
 	msgs := make([]kafka.Message, len(recs))
 	for i, r := range recs {
 		msgs[i] = kafka.Message{Key: []byte(r.sub), Value: []byte(r.set),
-			Headers: []kafka.Header{{Key: "content-type", Value: []byte(revocation.ContentType)}}}
+			Headers: withTrace([]kafka.Header{{Key: "content-type", Value: []byte(revocation.ContentType)}}, r.trace)}
 	}
 	err := p.w.WriteMessages(ctx, msgs...)
 	p.setKafkaErr(err)
@@ -373,7 +384,7 @@ func (p *Publisher) enqueue(ctx context.Context, recs []record) error {
 	entries := make([]auth.OutboxEntry, len(recs))
 	now := p.cfg.Now().UTC()
 	for i, r := range recs {
-		entries[i] = auth.OutboxEntry{Key: r.sub, Payload: []byte(r.set), CreatedAt: now}
+		entries[i] = auth.OutboxEntry{Key: r.sub, Payload: []byte(r.set), CreatedAt: now, Trace: traceCarrier(r.trace)}
 	}
 	ctx, cancel := context.WithTimeout(ctx, outboxOpTimeout)
 	defer cancel()

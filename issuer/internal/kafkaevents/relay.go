@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
-// The relay's timing (SPEC §3: queued events reach Kafka within 2 s of its
-// return, and within 5 s of the crash of the replica that held them).
+// The relay's timing (queued events reach Kafka within 2 s of its return,
+// and within 5 s of the crash of the replica that held them).
 const (
 	// leaseFor is how long a lease outlives its last renewal: a crashed
 	// holder's events wait at most this long for another replica.
@@ -68,7 +71,8 @@ func (p *Publisher) RunRelay(ctx context.Context) error {
 			}
 		}
 	}
-	r := &relay{p: p, lastProbe: time.Now(), lastExpire: time.Now()}
+	r := &relay{p: p, lastProbe: time.Now(), lastExpire: time.Now(),
+		probe: &backoff.ExponentialBackOff{InitialInterval: probeMin, Multiplier: 2, MaxInterval: probeMax}}
 	defer r.release(context.WithoutCancel(ctx))
 	var wait time.Duration // the first look is at once: a restarted replica relays what it left
 	for {
@@ -96,10 +100,10 @@ type relay struct {
 	held       bool      // this replica holds the lease
 	until      time.Time // by this replica's clock, at least until then
 	renewed    time.Time
-	down       bool          // the last write to Kafka failed
-	probe      time.Duration // the current wait between probes while down
-	lastProbe  time.Time     // of the idle Ready probe
-	lastExpire time.Time     // of the last deletion of claims that ran out
+	down       bool                        // the last write to Kafka failed
+	probe      *backoff.ExponentialBackOff // the waits between probes while down
+	lastProbe  time.Time                   // of the idle Ready probe
+	lastExpire time.Time                   // of the last deletion of claims that ran out
 }
 
 // step does what is due and says how long to wait for the next step.
@@ -131,8 +135,7 @@ func (r *relay) step(ctx context.Context) time.Duration {
 		if err := r.keep(ctx); err != nil || !r.held {
 			return takeoverPoll
 		}
-		r.probe = min(max(2*r.probe, probeMin), probeMax)
-		return r.probe
+		return r.probe.NextBackOff()
 	}
 	for {
 		if err := r.keep(ctx); err != nil || !r.held {
@@ -150,8 +153,8 @@ func (r *relay) step(ctx context.Context) time.Duration {
 				p.kafkaFailed(ctx, "revocation outbox: Kafka unreachable; probing it until it answers", err)
 			}
 			r.setDown(true)
-			r.probe = probeMin
-			return r.probe
+			r.probe.Reset()
+			return r.probe.NextBackOff()
 		case err != nil:
 			p.failures.Add(1)
 			p.log.WarnContext(ctx, "revocation outbox: relay failed; will retry", "err", err)
@@ -218,8 +221,12 @@ func (p *Publisher) relayOnce(ctx context.Context, leaseEnd time.Time) (int, err
 		return 0, nil
 	}
 	recs := make([]record, len(entries))
+	var links []trace.Link
 	for i, e := range entries {
-		recs[i] = record{sub: e.Key, jti: e.ID, set: string(e.Payload)} // jti: the outbox id, unique here
+		recs[i] = record{sub: e.Key, jti: e.ID, set: string(e.Payload), trace: traceOf(e.Trace)} // jti: the outbox id, unique here
+		if recs[i].trace.IsValid() {
+			links = append(links, trace.Link{SpanContext: recs[i].trace})
+		}
 	}
 	// The write ends before the lease can lapse, so that no other replica
 	// relays these events at the same time.
@@ -231,7 +238,10 @@ func (p *Publisher) relayOnce(ctx context.Context, leaseEnd time.Time) (int, err
 		return 0, errLeaseEnds
 	}
 	wctx, cancel := context.WithDeadline(ctx, deadline)
+	wctx, span := p.startSend(wctx, len(recs), links...)
+	span.SetAttributes(attribute.Bool("jotguard.revocation.relay", true))
 	failed, werr := p.write(wctx, recs)
+	endSend(span, 0, werr)
 	cancel()
 	done := map[string]bool{}
 	for _, r := range recs {

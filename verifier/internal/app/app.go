@@ -29,6 +29,7 @@ import (
 	"github.com/jotguard/jotguard/verifier/internal/authz"
 	"github.com/jotguard/jotguard/verifier/internal/config"
 	"github.com/jotguard/jotguard/verifier/internal/proxy"
+	"github.com/jotguard/jotguard/verifier/internal/tracing"
 )
 
 // Paths of the operational endpoints.
@@ -43,6 +44,14 @@ const (
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(addr string)) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	tr, err := tracing.Start(ctx, "jotguard-verifier", cfg.Build.Version)
+	if err != nil {
+		return err
+	}
+	defer stopTracing(ctx, tr, log)
+	if tr.On() {
+		log.InfoContext(ctx, "tracing: exporting spans as the OTEL_* variables say")
 	}
 	// The parts (the Verifier with its revocation feed, the mode watcher)
 	// run until the servers have drained, not until the signal: requests
@@ -148,6 +157,15 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	return g.Wait()
 }
 
+// stopTracing exports the spans still buffered, for up to 5 seconds.
+func stopTracing(ctx context.Context, tr *tracing.Tracing, log *slog.Logger) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := tr.Stop(sctx); err != nil {
+		log.WarnContext(ctx, "tracing: spans lost at shutdown", "err", err)
+	}
+}
+
 func newServer(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
@@ -155,7 +173,7 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    32 << 10, // a token is at most 8 KiB
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		// no BaseContext: SIGTERM must not cancel in-flight requests (STYLE §3)
+		// no BaseContext: SIGTERM must not cancel in-flight requests
 	}
 }
 

@@ -1,4 +1,4 @@
-// Package authz answers the auth-check requests of reverse proxies (SPEC §4):
+// Package authz answers the auth-check requests of reverse proxies:
 // Traefik and Caddy's forward auth, nginx's auth_request and Envoy's HTTP
 // ext_authz; and RFC 7662 introspection for gateways that speak only that
 // (/authz/introspect, sdk.IntrospectionHandler). Each request is a decision: 200 with the identity headers, 401

@@ -1,5 +1,5 @@
-// Package config reads the verifier's settings: every JOTGUARD_* variable of
-// SPEC §8 that the verifier uses, each with a matching flag. A flag wins over
+// Package config reads the verifier's settings: every documented JOTGUARD_*
+// variable the verifier uses, each with a matching flag. A flag wins over
 // the environment, the environment over the default.
 package config
 
@@ -273,6 +273,8 @@ func Usage(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  --%s (%s, default %s)\n      %s\n", v.Flag, v.Name, def, v.Usage)
 	}
+	fmt.Fprintln(w, "\nTracing (OpenTelemetry) is off unless the standard OTEL_* variables ask for it:")
+	fmt.Fprintln(w, "OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER and the rest (docs/operations.md, Tracing).")
 }
 
 func httpURL(s string) error {

@@ -117,7 +117,7 @@ func TestHelp(t *testing.T) {
 }
 
 // Kafka's TLS and SASL (the variables the issuer shares): off by default,
-// set by flag or environment, every SPEC variable there; a problem across
+// set by flag or environment, every documented variable there; a problem across
 // settings is one line naming the variable to fix.
 func TestKafkaSecurity(t *testing.T) {
 	c, err := config.Load(nil, env(nil))
@@ -130,7 +130,7 @@ func TestKafkaSecurity(t *testing.T) {
 	}
 	for _, n := range []string{"JOTGUARD_KAFKA_TLS", "JOTGUARD_KAFKA_SASL_MECHANISM", "JOTGUARD_KAFKA_SASL_USERNAME", "JOTGUARD_KAFKA_SASL_PASSWORD"} {
 		if !names[n] {
-			t.Errorf("SPEC variable %s is missing", n)
+			t.Errorf("documented variable %s is missing", n)
 		}
 	}
 	c, err = config.Load([]string{"--kafka-sasl-mechanism", "plain", "--kafka-tls=on"},

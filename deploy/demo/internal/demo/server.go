@@ -29,7 +29,8 @@ type Hello struct {
 	FromProxy map[string]string `json:"from_verifier"`
 }
 
-// identityHeaders are the headers the verifier sets (SPEC §4).
+// identityHeaders are the headers the verifier sets on a request it lets
+// through.
 var identityHeaders = []string{"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Session", "X-Auth-Request-Roles"}
 
 // Handler serves the demo API. Every path but /healthz, /readyz and /public/ needs a
