@@ -107,20 +107,12 @@ func (a *AuditLog) List(ctx context.Context, q auth.AuditQuery) ([]auth.AuditEnt
 		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
 			bson.D{{Key: "actor", Value: q.UserID}}, bson.D{{Key: "target", Value: q.UserID}}}})
 	}
-	cur, err := a.coll.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: -1}}).SetLimit(int64(q.Limit)))
-	if err != nil {
-		return nil, unavailable("list audit entries", err)
-	}
-	var docs []auditDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, unavailable("list audit entries", err)
-	}
-	out := make([]auth.AuditEntry, len(docs))
-	for i, d := range docs {
-		out[i] = auth.AuditEntry{ID: d.ID, Time: d.Time.UTC(), Type: d.Type, Actor: d.Actor, Target: d.Target,
-			IP: d.IP, UserAgent: d.UserAgent, RequestID: d.RequestID, Detail: d.Detail, ExpiresAt: d.ExpiresAt.UTC()}
-	}
-	return out, nil
+	return findAll(ctx, a.coll, "list audit entries", filter,
+		options.Find().SetSort(bson.D{{Key: "_id", Value: -1}}).SetLimit(int64(q.Limit)),
+		func(d auditDoc) auth.AuditEntry {
+			return auth.AuditEntry{ID: d.ID, Time: d.Time.UTC(), Type: d.Type, Actor: d.Actor, Target: d.Target,
+				IP: d.IP, UserAgent: d.UserAgent, RequestID: d.RequestID, Detail: d.Detail, ExpiresAt: d.ExpiresAt.UTC()}
+		})
 }
 
 // DeleteExpired implements auth.AuditLog.

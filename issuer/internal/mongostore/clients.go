@@ -80,19 +80,7 @@ func (c *Clients) ByID(ctx context.Context, id string) (auth.Client, error) {
 func (c *Clients) List(ctx context.Context) ([]auth.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
 	defer cancel()
-	cur, err := c.coll.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
-	if err != nil {
-		return nil, unavailable("list clients", err)
-	}
-	var docs []clientDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, unavailable("list clients", err)
-	}
-	out := make([]auth.Client, len(docs))
-	for i, d := range docs {
-		out[i] = d.client()
-	}
-	return out, nil
+	return findAll(ctx, c.coll, "list clients", bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}), clientDoc.client)
 }
 
 // Delete implements auth.ClientStore.

@@ -65,6 +65,25 @@ func ensureExpiryIndex(ctx context.Context, coll *mongo.Collection) error {
 	return err
 }
 
+// findAll runs a find on coll and converts each document with conv; op
+// names the operation in errors.
+func findAll[D, T any](ctx context.Context, coll *mongo.Collection, op string, filter bson.D,
+	opts *options.FindOptionsBuilder, conv func(D) T) ([]T, error) {
+	cur, err := coll.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, unavailable(op, err)
+	}
+	var docs []D
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, unavailable(op, err)
+	}
+	out := make([]T, len(docs))
+	for i, d := range docs {
+		out[i] = conv(d)
+	}
+	return out, nil
+}
+
 func unavailable(op string, err error) error {
 	return fmt.Errorf("mongostore: %s: %w: %w", op, auth.ErrUnavailable, err)
 }

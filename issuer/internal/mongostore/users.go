@@ -440,17 +440,6 @@ func (u *Users) List(ctx context.Context, q auth.UserQuery) ([]auth.User, error)
 			bson.D{{Key: "username_key", Value: re}},
 		}})
 	}
-	cur, err := u.users.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(q.Limit)))
-	if err != nil {
-		return nil, unavailable("list users", err)
-	}
-	var docs []userDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, unavailable("list users", err)
-	}
-	out := make([]auth.User, len(docs))
-	for i, d := range docs {
-		out[i] = d.user()
-	}
-	return out, nil
+	return findAll(ctx, u.users, "list users", filter,
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(q.Limit)), userDoc.user)
 }
