@@ -89,6 +89,10 @@ func TestTinyBench(t *testing.T) {
 		t.Fatalf("refresh ceiling: %+v, %v", ce, err)
 	}
 	hv := testVerifierLoad(ctx, t, servers, ds, ic, dir)
+	intro, err := measureIntrospection(ctx, log, servers, ds, tag, "", 2, 200*time.Millisecond, 1)
+	if err != nil || intro.Verifier[0].N == 0 || intro.Verifier[0].Errors != 0 || intro.Issuer[0].N == 0 || intro.Issuer[0].Errors != 0 {
+		t.Fatalf("introspection: %+v, %v", intro, err)
+	}
 	ac, err := argon2Ceiling(1024, 1, 1, 1)
 	if err != nil || ac.PerSec <= 0 || ac.Parallel <= 0 {
 		t.Fatalf("argon2 ceiling: %+v, %v", ac, err)
@@ -97,7 +101,7 @@ func TestTinyBench(t *testing.T) {
 		Machine: describeMachine(), N: 4, RefreshUsers: 2,
 		Issuer: []IssuerResults{res}, Ceiling: []Result{ce}, Argon: []Argon2Ceiling{ac},
 		Concs: []int{2}, HTTPOrder: []string{tForward}, HTTP: map[string]map[int][]Result{tForward: {2: {hv}}},
-		Mem: &Memory{InProc: []SetMem{setMemory(1000)}}}
+		Mem: &Memory{InProc: []SetMem{setMemory(1000)}}, Intro: intro}
 	testReport(t, rep, log)
 }
 
@@ -178,7 +182,8 @@ func testReport(t *testing.T, rep *Report, log *logger) {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(out)
-	if err != nil || !strings.Contains(string(b), "## Goals") || !strings.Contains(string(b), tForward) {
+	if err != nil || !strings.Contains(string(b), "## Goals") || !strings.Contains(string(b), tForward) ||
+		(rep.Intro != nil && !strings.Contains(string(b), "verifier ÷ issuer")) {
 		t.Fatalf("report: %v\n%s", err, b)
 	}
 	t.Log(rep.Summary())

@@ -41,7 +41,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&cfg.Runs, "runs", 0, "runs of each figure (default 3, quick 1)")
 	fs.BoolVar(&cfg.Profile, "profile", false, "rebuild issuer and verifier with pprof (go build -overlay) and profile them under load")
 	fs.BoolVar(&cfg.FullMemory, "full-memory", false, "always run the 1M-entry memory step (skipped when the run is past 6 minutes)")
-	skip := fs.String("skip", "", "scenarios to skip (comma list of 1…8)")
+	skip := fs.String("skip", "", "scenarios to skip (comma list of 1…9)")
 	fs.StringVar(&cfg.Out, "out", "", "report path (default ROOT/docs/benchmarks.md)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err

@@ -113,6 +113,9 @@ func (b *bench) scenarios(ctx context.Context) error {
 	if !b.cfg.Skip["7"] {
 		b.memoryScenario(ctx, st)
 	}
+	if !b.cfg.Skip["9"] {
+		b.introspectionScenario(ctx, st)
+	}
 	if !b.cfg.Skip["12"] {
 		b.coldStartScenario(ctx, st)
 	}

@@ -130,10 +130,19 @@ func (iss *Issuer) Claims(sub string) sdk.Claims {
 	}
 }
 
+// ServiceClaims returns valid claims of service account clientID's token,
+// as the client credentials grant mints them: sub and client_id are
+// clientID, no sid and no email.
+func (iss *Issuer) ServiceClaims(clientID string) sdk.Claims {
+	c := iss.Claims(clientID)
+	c.ClientID, c.SessionID = clientID, ""
+	return c
+}
+
 // Mint signs c as an access token (typ at+jwt, the issuer's kid). tb may be
 // nil outside tests: Mint then panics on error.
 func (iss *Issuer) Mint(tb testing.TB, c sdk.Claims) string {
-	return iss.Sign(tb, sdk.TokenType, c)
+	return iss.Sign(tb, sdk.TokenType, c.Signable())
 }
 
 // Sign signs any claims with typ and the issuer's kid.

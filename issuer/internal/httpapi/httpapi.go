@@ -147,6 +147,8 @@ func New(o Options) *API {
 	e.GET("/.well-known/openid-configuration", h.openIDConfig)
 	e.POST("/oauth/token", h.oauthToken)
 	e.POST("/oauth/revoke", h.oauthRevoke)
+	e.POST("/oauth/introspect", h.oauthIntrospect)
+	h.adminRoutes(e)
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", h.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})))
@@ -171,7 +173,8 @@ func (h *handler) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
 		r := c.Request()
-		c.SetRequest(r.WithContext(logging.WithRequestID(r.Context(), id)))
+		ctx := auth.WithCaller(logging.WithRequestID(r.Context(), id), auth.Caller{IP: c.RealIP(), UserAgent: r.UserAgent()})
+		c.SetRequest(r.WithContext(ctx))
 		return next(c)
 	}
 }
@@ -263,35 +266,11 @@ func originOf(u string) string {
 // strings; other fields are ignored and never reach a token. An empty body
 // is an empty object when allowEmpty.
 func readJSON(c echo.Context, allowEmpty bool, fields ...string) (map[string]string, error) {
-	body, err := io.ReadAll(c.Request().Body)
+	raw, err := readObject(c, allowEmpty)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, errTooLarge
-		}
-		return nil, errMalformed
+		return nil, err
 	}
 	out := map[string]string{}
-	if len(bytes.TrimSpace(body)) == 0 {
-		if allowEmpty {
-			return out, nil
-		}
-		return nil, errMalformed
-	}
-	// JSON under its own media type only: a browser sends a cross-site
-	// text/plain or form body without asking first (CORS preflight), so
-	// accepting those would let any site post here.
-	if !isJSON(c.Request().Header.Get(echo.HeaderContentType)) {
-		return nil, errUnsupportedType
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	var raw map[string]json.RawMessage
-	if err := dec.Decode(&raw); err != nil || raw == nil {
-		return nil, errMalformed
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errMalformed // trailing data
-	}
 	v := &auth.ValidationError{}
 	for _, f := range fields {
 		r, ok := raw[f]
@@ -309,6 +288,40 @@ func readJSON(c echo.Context, allowEmpty bool, fields ...string) (map[string]str
 		return nil, v
 	}
 	return out, nil
+}
+
+// readObject reads a JSON object body as its members; an empty body is an
+// empty object when allowEmpty.
+func readObject(c echo.Context, allowEmpty bool) (map[string]json.RawMessage, error) {
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errTooLarge
+		}
+		return nil, errMalformed
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if allowEmpty {
+			return map[string]json.RawMessage{}, nil
+		}
+		return nil, errMalformed
+	}
+	// JSON under its own media type only: a browser sends a cross-site
+	// text/plain or form body without asking first (CORS preflight), so
+	// accepting those would let any site post here.
+	if !isJSON(c.Request().Header.Get(echo.HeaderContentType)) {
+		return nil, errUnsupportedType
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var raw map[string]json.RawMessage
+	if err := dec.Decode(&raw); err != nil || raw == nil {
+		return nil, errMalformed
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errMalformed // trailing data
+	}
+	return raw, nil
 }
 
 // isJSON reports application/json or application/*+json, parameters
@@ -543,17 +556,19 @@ func (h *handler) openIDConfig(c echo.Context) error {
 	iss := h.o.Issuer
 	c.Response().Header().Set("Cache-Control", "public, max-age=3600")
 	return c.JSON(http.StatusOK, map[string]any{
-		"issuer":                                     iss,
-		"jwks_uri":                                   iss + "/.well-known/jwks.json",
-		"token_endpoint":                             iss + "/oauth/token",
-		"revocation_endpoint":                        iss + "/oauth/revoke",
-		"userinfo_endpoint":                          iss + "/me",
-		"grant_types_supported":                      []string{"password", "refresh_token"},
-		"response_types_supported":                   []string{},
-		"token_endpoint_auth_methods_supported":      []string{"none"},
-		"revocation_endpoint_auth_methods_supported": []string{"none"},
-		"id_token_signing_alg_values_supported":      h.o.Keys.Algorithms(),
-		"access_token_signing_alg_values_supported":  h.o.Keys.Algorithms(),
+		"issuer":                                        iss,
+		"jwks_uri":                                      iss + "/.well-known/jwks.json",
+		"token_endpoint":                                iss + "/oauth/token",
+		"revocation_endpoint":                           iss + "/oauth/revoke",
+		"introspection_endpoint":                        iss + "/oauth/introspect",
+		"userinfo_endpoint":                             iss + "/me",
+		"grant_types_supported":                         []string{"password", "refresh_token", "client_credentials"},
+		"response_types_supported":                      []string{},
+		"token_endpoint_auth_methods_supported":         []string{"none", "client_secret_basic", "client_secret_post"},
+		"revocation_endpoint_auth_methods_supported":    []string{"none"},
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"id_token_signing_alg_values_supported":         h.o.Keys.Algorithms(),
+		"access_token_signing_alg_values_supported":     h.o.Keys.Algorithms(),
 	})
 }
 
