@@ -34,7 +34,7 @@ func (g Goal) Status() string {
 
 // Goals are the goals, in its order, against this run's figures.
 func (r *Report) Goals() []Goal {
-	return slices.Concat(r.verifierGoals(), r.verifyGoals(), r.issuerGoals(), r.propagationGoals(), r.memoryGoals())
+	return slices.Concat(r.verifierGoals(), r.verifyGoals(), r.issuerGoals(), r.propagationGoals(), r.memoryGoals(), r.ingestGoals())
 }
 
 // verifierGoals hold bin/verifier's forward-auth to a bare handler (c=64).

@@ -32,6 +32,7 @@ type Report struct {
 	Prop     *Propagation
 	PropN    int
 	Mem      *Memory
+	Cold     *ColdStart // scenario 12
 	GoBench  *GoBench
 	Profiles []Profile
 	Intro    *Introspection // scenario 9
@@ -110,7 +111,8 @@ func writeReport(r *Report, path string, log *logger) error {
 		r.writeIssuerWorkloads, r.writeRefreshCeiling, r.writeArgonCeiling, // 1–3
 		func(b *md) { r.writeHTTP(b, charts) },                             // 4 and 8
 		r.writeGoBench, r.writePropagation, r.writeMemory, r.writeProfiles, // 5–7
-		r.writeIntrospection, // 9
+		r.writeIntrospection,                        // 9
+		func(b *md) { r.writeColdStart(b, charts) }, // 12
 	} {
 		section(&b)
 	}

@@ -116,6 +116,9 @@ func (b *bench) scenarios(ctx context.Context) error {
 	if !b.cfg.Skip["9"] {
 		b.introspectionScenario(ctx, st)
 	}
+	if !b.cfg.Skip["12"] {
+		b.coldStartScenario(ctx, st)
+	}
 	b.procs.StopAll()
 	if !b.cfg.Skip["5"] {
 		gb, err := runGoBench(ctx, b.log, b.cfg.Root, b.cfg.Quick)

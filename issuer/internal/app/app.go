@@ -16,6 +16,7 @@ import (
 
 	"github.com/jotguard/jotguard/issuer/internal/config"
 	"github.com/jotguard/jotguard/issuer/internal/httpapi"
+	"github.com/jotguard/jotguard/issuer/internal/kafkaevents"
 	"github.com/jotguard/jotguard/issuer/internal/keys"
 	"github.com/jotguard/jotguard/issuer/internal/mail"
 	"github.com/jotguard/jotguard/issuer/internal/mongostore"
@@ -115,7 +116,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if err != nil {
 		return err
 	}
-	pub, hasher, mailer, km, sessions := c.pub, c.hasher, c.mailer, c.km, c.sessions
+	pub, sets, hasher, mailer, km, sessions := c.pub, c.sets, c.hasher, c.mailer, c.km, c.sessions
 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jotguard_password_hash_queue",
@@ -126,7 +127,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 			Help: "Revocation events Kafka acknowledged on publish."}, func() float64 { return float64(pub.Stats().Published) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "jotguard_revocation_events_outboxed_total",
 			Help: "Revocation events queued in the outbox."}, func() float64 { return float64(pub.Stats().Outboxed) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "jotguard_revocation_batches_published_total",
+			Help: "Signed batches of revocation events Kafka acknowledged (events ÷ batches: how many events a verifier checks one signature for)."},
+			func() float64 { return float64(pub.Stats().Records) }),
 	)
+	if sets != nil {
+		reg.MustRegister(pendingGauge("jotguard_revocation_set_outbox_pending",
+			"SETs waiting in the MongoDB outbox of the SET topic (-1: unknown).", sets.Pending))
+	}
 	reg.MustRegister(mailMetrics(mailer)...)
 	reg.MustRegister(auditMetrics(c.audit)...)
 
@@ -149,8 +157,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 				"mongodb":             c.mc.Ping(ctx, nil),
 				"redis":               sessions.Ping(ctx),
 				"signing_keys":        km.Ready(),
-				"revocation_delivery": pub.Ready(),    // Kafka or the outbox
-				"revocation_state":    tokens.Ready(), // what /me is checked against
+				"revocation_delivery": deliveryReady(pub, sets), // Kafka or the outbox
+				"revocation_state":    tokens.Ready(),           // what /me is checked against
 			} {
 				if err != nil {
 					failing[name] = err
@@ -162,6 +170,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 
 	g.Go(func() error { return km.Run(gctx) })
 	g.Go(func() error { return pub.RunRelay(gctx) })
+	if sets != nil {
+		g.Go(func() error { return sets.RunRelay(gctx) })
+	}
 	g.Go(func() error { return mailer.Run(gctx) }) // not in readiness: an SMTP outage only delays mail
 	g.Go(func() error { return c.audit.Run(gctx) })
 	g.Go(func() error { sweep(gctx, "link tokens", c.links.DeleteExpired, log); return nil })
@@ -231,6 +242,14 @@ func mailMetrics(q *mail.Queue) []prometheus.Collector {
 		counter("jotguard_mail_dropped_total", "Messages not sent on purpose: refused for good by the SMTP server, or mail is disabled.",
 			func(s mail.Stats) uint64 { return s.Dropped }),
 	}
+}
+
+// deliveryReady is nil while every publisher can take a logout's events.
+func deliveryReady(pub, sets *kafkaevents.Publisher) error {
+	if sets == nil {
+		return pub.Ready()
+	}
+	return errors.Join(pub.Ready(), sets.Ready())
 }
 
 // tokenVerifier checks the issuer's own access tokens (/me, logout by

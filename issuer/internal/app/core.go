@@ -37,7 +37,8 @@ type core struct {
 	sessions *redisstore.Sessions
 	km       *keys.Manager
 	pub      *kafkaevents.Publisher
-	dialer   *kafka.Dialer // every Kafka connection's, secured as configured
+	sets     *kafkaevents.Publisher // the SET topic's; nil when there is none
+	dialer   *kafka.Dialer          // every Kafka connection's, secured as configured
 	mailer   *mail.Queue
 	hasher   *password.Hasher
 	links    *mongostore.LinkTokens
@@ -106,8 +107,14 @@ func newCore(ctx context.Context, cfg config.Config, log *slog.Logger, tr *traci
 			log.WarnContext(ctx, w)
 		}
 	}
+	if c.sets, err = setPublisher(ctx, db, cfg, c.km, c.dialer, log); err != nil {
+		return nil, err
+	}
+	if c.sets != nil {
+		c.closers = append(c.closers, func(context.Context) { c.sets.Close() })
+	}
 	c.pub, err = kafkaevents.NewPublisher(ctx, kafkaevents.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.RevocationTopic,
-		Audience: cfg.Audience, AckTimeout: cfg.KafkaAckTimeout,
+		Tee: c.sets, Audience: cfg.Audience, AckTimeout: cfg.KafkaAckTimeout, BatchWait: cfg.BatchWait,
 		Claims: outbox, RevokedFor: sdk.Retention(cfg.AccessTTL, cfg.Leeway), // each session or token revoked once
 		Dialer: c.dialer, Logger: log}, c.km, outbox)
 	if err != nil {
@@ -137,6 +144,30 @@ func newCore(ctx context.Context, cfg config.Config, log *slog.Logger, tr *traci
 	}
 	c.audit = audit.New(c.auditLog, audit.Config{Retention: cfg.AuditRetention, Logger: log})
 	return c, nil
+}
+
+// setPublisher is the Publisher of the SET topic, with its own outbox; nil
+// when JOTGUARD_SET_TOPIC is not set.
+func setPublisher(ctx context.Context, db *mongo.Database, cfg config.Config, km *keys.Manager, dialer *kafka.Dialer,
+	log *slog.Logger) (*kafkaevents.Publisher, error) {
+	if cfg.SETTopic == "" {
+		return nil, nil
+	}
+	if cfg.SETTopic == cfg.RevocationTopic {
+		log.WarnContext(ctx, "revocation events: JOTGUARD_SET_TOPIC is the revocation topic: it carries every event twice, "+
+			"as a batch and as a SET, so that verifiers older than batches still get them; unset it once every verifier is upgraded")
+	}
+	outbox, err := mongostore.NewOutbox(ctx, db, mongostore.SETOutbox)
+	if err != nil {
+		return nil, fmt.Errorf("SET outbox: %w", err)
+	}
+	p, err := kafkaevents.NewPublisher(ctx, kafkaevents.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.SETTopic, SETs: true,
+		Audience: cfg.Audience, AckTimeout: cfg.KafkaAckTimeout, BatchWait: cfg.BatchWait, Dialer: dialer,
+		Logger: log}, km, outbox)
+	if err != nil {
+		return nil, fmt.Errorf("SET publisher: %w", err)
+	}
+	return p, nil
 }
 
 // close releases what newCore opened, last first.

@@ -47,7 +47,9 @@ type Config struct {
 
 	KafkaBrokers    []string
 	RevocationTopic string
+	SETTopic        string          // per-event SETs for receivers outside jotguard; "": none
 	KafkaAckTimeout time.Duration   // then the event goes to the outbox
+	BatchWait       time.Duration   // how long an event waits to share a batch's signature
 	Kafka           kafkasec.Config // TLS and SASL of every Kafka connection
 
 	AccessTTL          time.Duration
@@ -225,6 +227,10 @@ var vars = []Var{
 		set: func(c *Config, s string) error { c.KafkaBrokers = list(s); return nil }},
 	{Name: "JOTGUARD_REVOCATION_TOPIC", Flag: "revocation-topic", Default: "jotguard.revocations", Usage: "Kafka topic of revocation events",
 		set: func(c *Config, s string) error { c.RevocationTopic = s; return nonEmpty(s) }},
+	{Name: "JOTGUARD_SET_TOPIC", Flag: "set-topic", Usage: "Kafka topic of one signed SET per revocation (RFC 8417, CAEP session-revoked), for receivers outside jotguard; empty: none",
+		set: func(c *Config, s string) error { c.SETTopic = s; return nil }},
+	{Name: "JOTGUARD_REVOCATION_BATCH_WAIT", Flag: "revocation-batch-wait", Default: "20ms", Usage: "longest a revocation event waits for others to share its batch, whose one signature every verifier checks",
+		set: duration(func(c *Config) *time.Duration { return &c.BatchWait })},
 	{Name: "JOTGUARD_KAFKA_ACK_TIMEOUT", Flag: "kafka-ack-timeout", Default: "2s", Usage: "how long a logout waits for Kafka before the event goes to the outbox",
 		set: duration(func(c *Config) *time.Duration { return &c.KafkaAckTimeout })},
 	// JOTGUARD_KAFKA_TLS… and JOTGUARD_KAFKA_SASL_… come here: see init.
@@ -543,6 +549,8 @@ func load(args []string, getenv func(string) string, required func(Var) bool) (C
 		return Config{}, fmt.Errorf("JOTGUARD_PASSWORD_MAX_LENGTH: %d is below JOTGUARD_PASSWORD_MIN_LENGTH %d", c.PasswordMaxLength, c.PasswordMinLength)
 	case c.RefreshGrace >= c.RefreshTTL:
 		return Config{}, errors.New("JOTGUARD_REFRESH_REUSE_GRACE: must be shorter than JOTGUARD_REFRESH_TTL")
+	case c.BatchWait >= c.KafkaAckTimeout:
+		return Config{}, errors.New("JOTGUARD_REVOCATION_BATCH_WAIT: must be shorter than JOTGUARD_KAFKA_ACK_TIMEOUT")
 	}
 	return c, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jotguard/jotguard/sdk/sdktest"
+	"github.com/segmentio/kafka-go"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
@@ -40,4 +41,24 @@ func MongoDB(tb testing.TB) *mongo.Database {
 	db := client.Database("test_" + strings.ToLower(rand.Text()))
 	tb.Cleanup(func() { _ = db.Drop(context.Background()) })
 	return db
+}
+
+// KafkaTopic creates a fresh topic of 6 partitions, named prefix-<random>,
+// on the broker at JOTGUARD_KAFKA_BROKERS, and returns the brokers and the
+// topic. Without the variable the test is skipped (it fails when CI is
+// set).
+func KafkaTopic(tb testing.TB, prefix string) (brokers []string, topic string) {
+	tb.Helper()
+	brokers = strings.Split(sdktest.RequireEnv(tb, "JOTGUARD_KAFKA_BROKERS"), ",")
+	topic = prefix + "-" + strings.ToLower(rand.Text()[:10])
+	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	res, err := c.CreateTopics(tb.Context(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
+		{Topic: topic, NumPartitions: 6, ReplicationFactor: 1}}})
+	if err == nil {
+		err = res.Errors[topic]
+	}
+	if err != nil {
+		tb.Fatalf("create topic %s: %v", topic, err)
+	}
+	return brokers, topic
 }
