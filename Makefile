@@ -9,11 +9,11 @@ STATICCHECK_VERSION ?= v0.8.2
 FUZZTIME ?= 10m
 # package:target pairs of the Go fuzz targets. `make test` runs their seed
 # corpora (testdata/fuzz and f.Add) as ordinary tests; `make fuzz` fuzzes.
-FUZZ_TARGETS := sdk:FuzzVerify sdk/revocation:FuzzSETVerify sdk/internal/strictjson:FuzzCheck sdk/kafkafeed:FuzzDecodeRecords \
+FUZZ_TARGETS := sdk:FuzzVerify sdk/revocation:FuzzSETVerify sdk/revocation:FuzzBatchVerify sdk/internal/strictjson:FuzzCheck sdk/kafkafeed:FuzzDecodeRecords \
 	issuer/internal/auth:FuzzCanonicalEmail issuer/internal/auth:FuzzRefreshToken issuer/internal/httpapi:FuzzRefreshInputs \
 	verifier/internal/reqpath:FuzzCheck
 
-.PHONY: help build test run lint fmt vet tidy ci clean fuzz
+.PHONY: help build test run lint fmt vet tidy ci clean fuzz screenshots
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -24,19 +24,26 @@ LDFLAGS := -X main.version=$(VERSION)
 
 build: ## bin/issuer, bin/verifier, bin/devstack, bin/demo, bin/jotguard-run
 	@mkdir -p $(BIN)
+	@echo "== building bin/issuer, bin/verifier, bin/devstack, bin/demo, bin/jotguard-run"
+	@echo "   (the first build compiles the dev stack's FerretDB, SQLite, kfake and Mailpit: a few minutes"
+	@echo "   on 2 cores; later builds reuse Go's build cache and take seconds)"
 	cd issuer && $(GO) build -ldflags "$(LDFLAGS)" -o ../$(BIN)/issuer ./cmd/issuer
 	cd verifier && $(GO) build -ldflags "$(LDFLAGS)" -o ../$(BIN)/verifier ./cmd/verifier
 	cd deploy/devstack && $(GO) build -o ../../$(BIN)/devstack ./cmd/devstack
 	cd deploy/demo && $(GO) build -o ../../$(BIN)/demo ./cmd/demo && $(GO) build -o ../../$(BIN)/jotguard-run ./cmd/jotguard-run
 
-# The dev stack prints its export lines in one write once every server is up;
-# the trap stops it whatever the tests do.
-test: build ## all tests (-race), against a dev stack started here on free ports
-	@env=$$(mktemp); log=$$(mktemp); data=$$(mktemp -d); \
+# WITH_DEVSTACK starts a dev stack on free ports and exports its settings
+# for the shell commands after it. The dev stack prints its export lines in
+# one write once every server is up; the trap stops it whatever the
+# commands do. Its log is $$log.
+WITH_DEVSTACK = env=$$(mktemp); log=$$(mktemp); data=$$(mktemp -d); \
 	$(BIN)/devstack --data $$data $(DEVSTACK_FLAGS) >$$env 2>$$log & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf $$env $$log $$data' EXIT; \
 	until [ -s $$env ]; do kill -0 $$pid 2>/dev/null || { echo "devstack failed to start:" >&2; cat $$log >&2; exit 1; }; sleep 0.2; done; \
-	set -a; . $$env; set +a; export JOTGUARD_DEVSTACK_BIN=$(CURDIR)/$(BIN)/devstack JOTGUARD_ISSUER_BIN=$(CURDIR)/$(BIN)/issuer; \
+	set -a; . $$env; set +a; export JOTGUARD_DEVSTACK_BIN=$(CURDIR)/$(BIN)/devstack JOTGUARD_ISSUER_BIN=$(CURDIR)/$(BIN)/issuer;
+
+test: build ## all tests (-race), against a dev stack started here on free ports
+	@$(WITH_DEVSTACK) \
 	grep -h 'msg=' $$log | cut -c1-200; \
 	status=0; for m in $(MODULES); do echo "== go test $$m"; (cd $$m && $(GO) test -race -count=1 ./...) || status=1; done; \
 	if [ $$status -ne 0 ]; then echo "== devstack log (last 50 lines)"; tail -n 50 $$log; fi; \
@@ -45,8 +52,15 @@ test: build ## all tests (-race), against a dev stack started here on free ports
 # jotguard-run starts the dev stack (data in $(DATA)/devstack), the issuer,
 # the demo upstream and a verifier proxying to it, then prints a curl
 # walk-through; Ctrl-C stops them all (they die with it even if it is killed).
-run: build ## everything on loopback, with a curl walk-through (data kept in $(DATA)); Ctrl-C stops it
-	@exec $(BIN)/jotguard-run --bin $(BIN) --data $(DATA)
+run: build ## everything on loopback, with a curl walk-through (data kept in $(DATA)); Ctrl-C stops it; ARGS='--issuer-addr …' etc.
+	@exec $(BIN)/jotguard-run --bin $(BIN) --data $(DATA) $(ARGS)
+
+# The account pages' browser test (Chromium, through what make run starts)
+# saves its screenshots for the README.
+screenshots: build ## docs/img/account-*.png, taken by the account pages' browser test in Chromium
+	@$(WITH_DEVSTACK) \
+	cd deploy/demo && JOTGUARD_SCREENSHOTS=$(CURDIR)/docs/img $(GO) test -count=1 -v -run '^TestAccountPagesInChromium$$' ./internal/run/ | grep -E '^(---|ok|FAIL|\s+browser_test)'; \
+	exit $${PIPESTATUS[0]}
 
 lint: ## gofmt check, go vet per module (also without go.work), staticcheck when it installs
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -68,7 +82,7 @@ ci: lint test ## what .ci/run runs after installing packages
 clean: ## remove binaries and make-run data
 	rm -rf $(BIN) .data
 
-# Benchmarks (issue 7): deploy/bench starts its own dev stack, issuer and
+# Benchmarks: deploy/bench starts its own dev stack, issuer and
 # verifiers, pins the servers under HTTP load to BENCH_SERVER_CPUS and its
 # load generator to BENCH_LOAD_CPUS (empty: no pinning), and writes the
 # report with its charts in img/ beside it.

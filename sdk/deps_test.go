@@ -8,13 +8,16 @@ import (
 )
 
 // TestDependencyFence: whatever the sdk imports, every service that verifies
-// tokens inherits. kafkafeed and echoauth may bring their one driver each;
-// the core packages none.
+// tokens inherits. kafkafeed and echoauth may bring their one driver each,
+// and kafkafeed OpenTelemetry's tracing API (never its SDK or an exporter:
+// the application chooses those); the core packages none.
 func TestDependencyFence(t *testing.T) {
 	never := []string{"go.mongodb.org/", "github.com/redis/", "github.com/FerretDB/",
 		"github.com/twmb/", "github.com/alicebob/", "github.com/axllent/",
+		"go.opentelemetry.io/otel/sdk", "go.opentelemetry.io/otel/exporters", "go.opentelemetry.io/contrib",
+		"google.golang.org/grpc",
 		"github.com/jotguard/jotguard/issuer", "github.com/jotguard/jotguard/verifier"}
-	core := slices.Concat(never, []string{"github.com/segmentio/kafka-go", "github.com/labstack/echo"})
+	core := slices.Concat(never, []string{"github.com/segmentio/kafka-go", "github.com/labstack/echo", "go.opentelemetry.io/"})
 	fences := map[string][]string{
 		"github.com/jotguard/jotguard/sdk/...":        never, // kafkafeed, echoauth: their one driver each
 		"github.com/jotguard/jotguard/sdk":            core,

@@ -7,8 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/jotguard/jotguard/sdk"
+	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/jotguard/jotguard/sdk/sdktest"
 )
 
@@ -38,6 +42,55 @@ func ExampleNewVerifier() {
 	// Output:
 	// user-42 <nil>
 	// true
+}
+
+// Verify's errors wrap exactly one sentinel: tell them apart with errors.Is.
+func ExampleVerifier_Verify() {
+	iss, err := sdktest.StartIssuer()
+	if err != nil {
+		panic(err)
+	}
+	defer iss.Close()
+	revs := sdktest.NewRevocations(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	v, err := sdk.NewVerifier(ctx, sdk.Config{Issuer: iss.URL, Audience: []string{"jotguard"}, Revocations: revs})
+	if err != nil {
+		panic(err)
+	}
+
+	expired := iss.Claims("ada")
+	expired.IssuedAt = jwt.NewNumericDate(time.Now().Add(-time.Hour))
+	expired.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-55 * time.Minute))
+	loggedOut := iss.Claims("ada")
+	revs.Add(revocation.Event{ID: "evt-1", Issuer: iss.URL, Subject: "ada", SessionID: loggedOut.SessionID,
+		At: time.Now()})
+	elsewhere := iss.Claims("ada")
+	elsewhere.Audience = jwt.ClaimStrings{"billing"}
+
+	for _, c := range []sdk.Claims{iss.Claims("ada"), expired, loggedOut, elsewhere} {
+		token := iss.Mint(nil, c)
+		// docs/sdk.md: errors
+		claims, err := v.Verify(ctx, token)
+		switch {
+		case err == nil:
+			fmt.Println("hello", claims.Subject)
+		case errors.Is(err, sdk.ErrExpired):
+			fmt.Println("expired: ask the client to refresh")
+		case errors.Is(err, sdk.ErrRevoked):
+			fmt.Println("revoked: the session ended")
+		case errors.Is(err, sdk.ErrWrongAudience), errors.Is(err, sdk.ErrSignature):
+			fmt.Println("not a token for this service")
+		default:
+			fmt.Println("rejected:", err)
+		}
+		// docs/sdk.md: end
+	}
+	// Output:
+	// hello ada
+	// expired: ask the client to refresh
+	// revoked: the session ended
+	// not a token for this service
 }
 
 func ExampleMiddleware() {

@@ -11,13 +11,14 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
+	"github.com/cenkalti/backoff/v5"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
 )
 
 // jwks is the issuer's key set: keyfunc v3 over one jwkset HTTP storage.
 //
-// Behaviour the SPEC asks for and how it is obtained:
+// What a verifier promises of its keys, and how it is obtained:
 //   - cold start: NoErrorReturnFirstHTTPReq, so NewVerifier succeeds without
 //     the issuer; coldStart then retries with backoff until keys load;
 //   - background refresh every RefreshInterval; a failed refresh returns
@@ -144,15 +145,15 @@ func (j *jwks) age() time.Duration {
 // started before its issuer becomes ready soon after the issuer comes up,
 // without waiting for the refresh interval or for a request.
 func (j *jwks) coldStart(ctx context.Context, ceiling time.Duration, log *slog.Logger) {
-	wait := 100 * time.Millisecond
-	ceiling = min(ceiling, 10*time.Second)
+	// 100 ms, doubling up to the refresh interval or 10 s, whichever is less.
+	wait := &backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, Multiplier: 2,
+		MaxInterval: min(ceiling, 10*time.Second)}
 	for j.Ready() != nil {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-time.After(wait.NextBackOff()):
 		}
-		wait = min(2*wait, ceiling)
 		if err := j.fetchOnce(ctx); err != nil && log != nil {
 			log.DebugContext(ctx, "jwks not reachable yet", "url", j.url, "err", err)
 		}

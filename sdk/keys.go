@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/MicahParks/keyfunc/v3"
+	"github.com/cenkalti/backoff/v5"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -129,19 +130,15 @@ func (l *LocalKeys) Ready() error {
 	return nil
 }
 
-// Wait implements KeySource: it checks again with a growing pause, as the
-// document comes from a function that cannot say when it changes.
+// Wait implements KeySource: it checks again with a growing pause (10 ms,
+// doubling up to 1 s), as the document comes from a function that cannot
+// say when it changes.
 func (l *LocalKeys) Wait(ctx context.Context) error {
-	for pause := 10 * time.Millisecond; l.Ready() != nil; pause = min(2*pause, time.Second) {
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	return nil
+	_, err := backoff.Retry(ctx, func() (struct{}, error) { return struct{}{}, l.Ready() },
+		backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 10 * time.Millisecond, Multiplier: 2,
+			MaxInterval: time.Second}),
+		backoff.WithMaxElapsedTime(0)) // until ctx ends
+	return err
 }
 
 // Refresh implements KeySource; the key set is read on every lookup, so it

@@ -224,7 +224,7 @@ func (v *Verifier) JWKSAge() time.Duration {
 	return 0
 }
 
-// Verify checks an access token (SPEC §2, §7) and returns its claims. Its
+// Verify checks an access token and returns its claims. Its
 // errors wrap exactly one of the Err* sentinels and their cause; the claims
 // are nil whenever the error is not.
 //

@@ -43,7 +43,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.BoolVar(&cfg.Profile, "profile", false, "rebuild issuer and verifier with pprof (go build -overlay) and profile them under load")
 	fs.BoolVar(&cfg.FullMemory, "full-memory", false, "always run the 1M-entry memory step (skipped when the run is past 6 minutes)")
 	fs.StringVar(&cfg.Cache, "cache", "", "directory kept between runs: the peers' binaries (built once), the distinct tokens (signed once, for 12 h) (default ROOT/.data/bench)")
-	skip := fs.String("skip", "", "scenarios to skip (comma list of 1…11: 9 Redis Cluster, 10 distinct tokens, 11 peers)")
+	skip := fs.String("skip", "", "scenarios to skip (comma list of 1…13: 9 introspection, 10 Redis Cluster, 11 distinct tokens, 12 cold start, 13 peers)")
 	fs.StringVar(&cfg.Out, "out", "", "report path (default ROOT/docs/benchmarks.md)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err

@@ -38,7 +38,7 @@ func (g Goal) Status() string {
 // Goals are the goals, against this run's figures.
 func (r *Report) Goals() []Goal {
 	return slices.Concat(r.verifierGoals(), r.distinctGoals(), r.peerGoals(), r.verifyGoals(), r.issuerGoals(),
-		r.clusterGoals(), r.propagationGoals(), r.memoryGoals())
+		r.clusterGoals(), r.propagationGoals(), r.memoryGoals(), r.ingestGoals())
 }
 
 // verifierGoals hold bin/verifier's forward-auth to a bare handler (c=64).

@@ -1,4 +1,4 @@
-// Command bench is jotguard's benchmark harness (issue 7): it starts the dev
+// Command bench is jotguard's benchmark harness: it starts the dev
 // stack, bin/issuer and bin/verifier as subprocesses, drives them with its
 // own closed-loop load generator, measures every ceiling in the same run,
 // and writes docs/benchmarks.md and the charts under docs/img/.

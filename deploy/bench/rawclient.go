@@ -21,7 +21,7 @@ import (
 // of the machine's CPU at this workload's rate, and http.ReadResponse still
 // about 35 µs a refresh: CPU the issuer could not use. This leaves the cores
 // to the server, as wrk does for the verifier. The session comes from the
-// response's headers (SPEC §1: the access token in Authorization, the
+// response's headers (the access token in Authorization, the
 // refresh token in Set-Cookie); the body is dropped.
 type refresher struct {
 	host  string

@@ -38,8 +38,10 @@ type Report struct {
 	Prop     *Propagation
 	PropN    int
 	Mem      *Memory
+	Cold     *ColdStart // scenario 12
 	GoBench  *GoBench
 	Profiles []Profile
+	Intro    *Introspection // scenario 9
 }
 
 // Target names, in report order.
@@ -118,10 +120,12 @@ func writeReport(r *Report, path string, log *logger) error {
 	for _, section := range []func(*md){
 		r.writeHeader, r.writeMachine, r.writeGoals,
 		r.writeIssuerWorkloads, r.writeRefreshCeiling, r.writeArgonCeiling, // 1–3
-		r.writeCluster,                         // 9
+		r.writeCluster,                         // 10
 		func(b *md) { r.writeHTTP(b, charts) }, // 4 and 8
-		r.writeDistinct, r.writePeers,          // 10, 11
+		r.writeDistinct, r.writePeers,          // 11, 13
 		r.writeGoBench, r.writePropagation, r.writeMemory, r.writeProfiles, // 5–7
+		r.writeIntrospection,                        // 9
+		func(b *md) { r.writeColdStart(b, charts) }, // 12
 	} {
 		section(&b)
 	}

@@ -22,7 +22,7 @@ type bench struct {
 	load    *httpLoader
 	tag     string // keeps emails and session ids unique across runs against one database
 	rep     *Report
-	cluster *Devstack // the Redis Cluster of scenario 9, once started
+	cluster *Devstack // the Redis Cluster of scenario 10, once started
 }
 
 // plan is how much each scenario does.
@@ -88,7 +88,7 @@ func (b *bench) scenarios(ctx context.Context) error {
 			return err
 		}
 	}
-	if b.plan.peers && !b.cfg.Skip["11"] { // before anything runs: building takes the machine
+	if b.plan.peers && !b.cfg.Skip["13"] { // before anything runs: building takes the machine
 		b.rep.Peers = buildPeers(ctx, b.log, filepath.Join(b.cfg.Cache, "peers"))
 	}
 	st, err := b.startStack(ctx)
@@ -116,7 +116,7 @@ func (b *bench) scenarios(ctx context.Context) error {
 		}
 		b.rep.Logout = b.logoutCheck(ctx, st, asked)
 	}
-	if !b.cfg.Skip["10"] {
+	if !b.cfg.Skip["11"] {
 		for _, t := range targets {
 			if t.Name == tBareHdr {
 				if err := b.distinctScenario(ctx, st, t.URL); err != nil {
@@ -135,6 +135,12 @@ func (b *bench) scenarios(ctx context.Context) error {
 	}
 	if !b.cfg.Skip["7"] {
 		b.memoryScenario(ctx, st)
+	}
+	if !b.cfg.Skip["9"] {
+		b.introspectionScenario(ctx, st)
+	}
+	if !b.cfg.Skip["12"] {
+		b.coldStartScenario(ctx, st)
 	}
 	b.procs.StopAll()
 	if !b.cfg.Skip["5"] {
@@ -211,7 +217,7 @@ func (b *bench) issuerScenarios(ctx context.Context, st *stack) error {
 		if err := b.ceilings(ctx, st); err != nil {
 			return err
 		}
-		if !b.cfg.Skip["9"] {
+		if !b.cfg.Skip["10"] {
 			if err := b.clusterScenario(ctx, st, r, res.refreshUsers); err != nil {
 				b.note("%v", err)
 			}

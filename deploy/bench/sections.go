@@ -29,7 +29,7 @@ func (r *Report) writeIssuerWorkloads(b *md) {
 	r.issuerRow(b, fmt.Sprintf("%d × /login", r.N), func(x IssuerResults) Result { return x.Login }, 0)
 	b.p("")
 	r.cpuTable(b)
-	b.p("A 503 `busy` is the issuer's hashing backpressure (SPEC §2): a request that waits longer than `JOTGUARD_HASH_QUEUE_WAIT` (2 s) for one of the GOMAXPROCS hashing slots is refused with `Retry-After` instead of timing out. At concurrency 64 the last request in the queue waits 64 ÷ (hashes/s); it stays under 2 s only while the machine delivers more than 32 hashes/s, i.e. about 60 ms per hash per core or better (this run measured its hash time in section 3). The bench counts every 503 as an error and does not retry.")
+	b.p("A 503 `busy` is the issuer's hashing backpressure: a request that waits longer than `JOTGUARD_HASH_QUEUE_WAIT` (2 s) for one of the GOMAXPROCS hashing slots is refused with `Retry-After` instead of timing out. At concurrency 64 the last request in the queue waits 64 ÷ (hashes/s); it stays under 2 s only while the machine delivers more than 32 hashes/s, i.e. about 60 ms per hash per core or better (this run measured its hash time in section 3). The bench counts every 503 as an error and does not retry.")
 	b.p("")
 }
 
@@ -376,7 +376,7 @@ func (r *Report) writeCluster(b *md) {
 	if len(r.Cluster) == 0 {
 		return
 	}
-	b.p("## 9. /access_token on a Redis Cluster")
+	b.p("## 10. /access_token on a Redis Cluster")
 	b.p("")
 	b.p("The dev stack's Redis Cluster (`devstack --only redis --redis-cluster`): three redis-server masters sharing the 16384 slots, no replicas, on this machine (`JOTGUARD_REDIS_URL=%s`, which the issuer reads as a Cluster). Per run, right after the single-Redis workload of section 1, a second issuer on the same database and the cluster runs the same /access_token workload (the same users, %d sessions logged in on it, the same count), then the sign+rotate ceiling of section 2 runs on the cluster (not in a quick run). A session's keys share its user's hash tag, so each Lua script runs on one master; the chain's route and the rate limit's key have slots of their own, so the first round trip is a pipeline that go-redis splits by master. The three masters share the same two cores as everything else: the cluster costs more CPU per refresh here than it would spread over machines.", r.ClusterURL, r.Cluster[0].Refresh.Conc)
 	b.p("")
@@ -417,7 +417,7 @@ func (r *Report) writeDistinct(b *md) {
 	if d == nil {
 		return
 	}
-	b.p("## 10. Distinct tokens: the verifier's auth-check with N live tokens in rotation")
+	b.p("## 11. Distinct tokens: the verifier's auth-check with N live tokens in rotation")
 	b.p("")
 	how := fmt.Sprintf("signed in this run in %s", d.MintTime.Round(time.Second))
 	if d.Reused {
@@ -468,7 +468,7 @@ func (r *Report) writePeers(b *md) {
 	if r.Peers == nil {
 		return
 	}
-	b.p("## 11. Peers: oauth2-proxy and Ory Oathkeeper")
+	b.p("## 13. Peers: oauth2-proxy and Ory Oathkeeper")
 	b.p("")
 	b.p("Built in this run from the Go module proxy into `%s` (a binary already there is reused), started pinned like the verifier, each verifying the issuer's access tokens by its JWKS, and measured in the interleaved runs of section 4 with the verifier's request (the token and the X-Forwarded-* headers):", filepath.Join(r.Cfg.Cache, "peers"))
 	b.p("")

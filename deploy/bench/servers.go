@@ -69,7 +69,7 @@ func (s *Servers) IssuerNamed(ctx context.Context, name string, ds *Devstack, cp
 	return p, &IssuerClient{Base: "http://" + addr, HTTP: NewClient(128), Tag: tag}, nil
 }
 
-// Verifier runs the verifier (SPEC §4) pinned to cpus; upstream set
+// Verifier runs the verifier pinned to cpus; upstream set
 // selects reverse-proxy mode; extra are more VAR=value settings.
 func (s *Servers) Verifier(ctx context.Context, name, cpus string, env map[string]string, issuer, upstream string, extra ...string) (*Proc, error) {
 	addr := freeAddr()

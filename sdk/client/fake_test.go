@@ -15,7 +15,7 @@ import (
 	"github.com/jotguard/jotguard/sdk/client"
 )
 
-// fakeIssuer implements the documented shapes of SPEC §1: statuses, the
+// fakeIssuer implements the documented shapes of the issuer API: statuses, the
 // refresh_token cookie (read before the body, as the issuer does), rotation,
 // problem+json. issuer_test.go runs the client against bin/issuer itself;
 // the fake stays for what the real one can't be made to answer cheaply (a

@@ -15,7 +15,7 @@ import (
 	"github.com/jotguard/jotguard/sdk/sdktest"
 )
 
-// Protect an Echo route group; admins only on one route.
+// Protect an Echo route group (users only); admins only on one route.
 func ExampleMiddleware() {
 	iss, err := sdktest.StartIssuer() // in production: the jotguard issuer's URL
 	if err != nil {
@@ -32,12 +32,14 @@ func ExampleMiddleware() {
 		time.Sleep(10 * time.Millisecond)
 	}
 
+	// docs/sdk.md: echo
 	e := echo.New()
-	api := e.Group("/api", echoauth.Middleware(v))
+	api := e.Group("/api", echoauth.Middleware(v, sdk.RequireRoles("user")))
 	api.GET("/me", func(c echo.Context) error {
-		claims, _ := echoauth.ClaimsFrom(c)
-		return c.String(http.StatusOK, "hello "+claims.Subject)
+		claims, _ := sdk.ClaimsFromContext(c.Request().Context()) // or echoauth.ClaimsFrom(c)
+		return c.JSON(http.StatusOK, map[string]string{"sub": claims.Subject})
 	})
+	// docs/sdk.md: end
 	api.DELETE("/users/:id", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) },
 		echoauth.Middleware(v, sdk.RequireRoles("admin")))
 
@@ -50,12 +52,15 @@ func ExampleMiddleware() {
 		e.ServeHTTP(rec, req)
 		fmt.Println(rec.Code, rec.Header().Get("WWW-Authenticate"), rec.Body.String())
 	}
-	user := iss.Mint(nil, iss.Claims("ada"))
+	ada := iss.Claims("ada")
+	ada.Roles = []string{"user"}
+	user := iss.Mint(nil, ada)
 	call(http.MethodGet, "/api/me", user)
 	call(http.MethodGet, "/api/me", "")
 	call(http.MethodDelete, "/api/users/42", user)
 	// Output:
-	// 200  hello ada
+	// 200  {"sub":"ada"}
+	//
 	// 401 Bearer {"message":"Unauthorized"}
 	//
 	// 403 Bearer error="insufficient_scope", error_description="insufficient scope" {"message":"Forbidden"}

@@ -97,8 +97,9 @@ func (b *rawBatch) codec() int { return int(b.attrs & 0x07) }
 
 // record is one decoded record: what the feed needs of it.
 type record struct {
-	offset int64
-	value  []byte
+	offset  int64
+	value   []byte
+	headers []byte // as stored (a count, then the headers): read only for tracing
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -154,7 +155,7 @@ func parseRecords(data []byte, base int64, lastDelta, count int32) ([]record, er
 		}
 		rec := data[n : n+int(length)]
 		data = data[n+int(length):]
-		delta, value, err := parseRecord(rec)
+		delta, value, headers, err := parseRecord(rec)
 		if err != nil {
 			return nil, fmt.Errorf("%w: record %d of %d: %w", errBatchCorrupt, i, count, err)
 		}
@@ -163,16 +164,17 @@ func parseRecords(data []byte, base int64, lastDelta, count int32) ([]record, er
 				errBatchCorrupt, i, count, delta, prev, lastDelta)
 		}
 		prev = delta
-		out = append(out, record{offset: base + delta, value: value})
+		out = append(out, record{offset: base + delta, value: value, headers: headers})
 	}
 	return out, nil
 }
 
-// parseRecord returns a record's offset delta and value; its key and
-// headers are not read (the feed keys nothing, and the value is the event).
-func parseRecord(rec []byte) (delta int64, value []byte, err error) {
+// parseRecord returns a record's offset delta, value and headers as
+// stored; its key is not read (the feed keys nothing, and the value is the
+// event), nor are its headers here.
+func parseRecord(rec []byte) (delta int64, value, headers []byte, err error) {
 	if len(rec) < 1 {
-		return 0, nil, errors.New("empty")
+		return 0, nil, nil, errors.New("empty")
 	}
 	rec = rec[1:] // attributes
 	varint := func() int64 {
@@ -201,7 +203,7 @@ func parseRecord(rec []byte) (delta int64, value []byte, err error) {
 	delta = varint()
 	bytesField() // key
 	value = bytesField()
-	return delta, value, err
+	return delta, value, rec, err
 }
 
 // inflate decompresses src (Kafka compression codec c) into at most limit

@@ -21,7 +21,7 @@ import (
 )
 
 // memBound is how much a feed's memory may grow over its idle state,
-// whatever is on the topic (SPEC §4, the finding on compression bombs).
+// whatever is on the topic, compression bombs included.
 const memBound = 64 << 20
 
 // bombSize is what one compressed record inflates to: a few KiB on the

@@ -5,6 +5,11 @@ import (
 	"context"
 	"io"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/jotguard/jotguard/sdk"
+	"github.com/jotguard/jotguard/sdk/revocation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // SetDiscoverEvery shortens the partition discovery interval for a test.
@@ -29,6 +34,7 @@ type DecodedBatch struct {
 	First, Last int64
 	Offsets     []int64
 	Values      [][]byte
+	Senders     []trace.SpanContext // the trace context in each record's headers
 	Err         error
 }
 
@@ -44,8 +50,24 @@ func DecodeRecords(records []byte) []DecodedBatch {
 		for _, r := range recs {
 			d.Offsets = append(d.Offsets, r.offset)
 			d.Values = append(d.Values, r.value)
+			d.Senders = append(d.Senders, senderContext(r.headers))
 		}
 		out = append(out, d)
 	}
 	return out
 }
+
+// Ingest does what a Feed does with one record value it read: verify it
+// with trust and apply its events. For benchmarks, without a broker.
+func (f *Feed) Ingest(ctx context.Context, trust sdk.EventTrust, value []byte) {
+	if f.events == nil {
+		f.events, f.keys = revocation.NewRecordVerifier(trust), trust.Keys
+	}
+	f.apply(ctx, 0, record{value: value})
+}
+
+// SenderContext is the trace context in a record's headers as stored.
+var SenderContext = senderContext
+
+// NewBackOff is the Feed's retry backoff.
+func NewBackOff() *backoff.ExponentialBackOff { b := backOff; return &b }

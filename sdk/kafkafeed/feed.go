@@ -1,9 +1,14 @@
-// Package kafkafeed feeds revocation events (SPEC §3) from Kafka into a
-// revocation set. Every Feed reads every partition of the topic under its own
-// identity: no consumer group, nothing committed, because every verifier
-// replica must see every event. On start it replays the window that can still
-// matter (max access-token TTL + leeway) by timestamp, and reports caught-up
-// once it reached the high-water marks it saw at start.
+// Package kafkafeed feeds revocation events from Kafka into a revocation
+// set. A record of the topic is a signed batch of events (what the issuer
+// writes: one signature for many events) or a single signed SET (what
+// issuers wrote before, and what receivers outside jotguard read): a Feed
+// applies both (revocation.RecordVerifier).
+//
+// Every Feed reads every partition of the topic under its own identity: no
+// consumer group, nothing committed, because every verifier replica must
+// see every event. On start it replays the window that can still matter
+// (max access-token TTL + leeway) by timestamp, and reports caught-up once
+// it reached the high-water marks it saw at start.
 //
 // Whatever is on the topic, a Feed's memory stays bounded. It reads fetch
 // responses itself rather than through kafka-go's Reader, which inflates a
@@ -23,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"slices"
@@ -31,9 +35,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jotguard/jotguard/sdk"
+	"github.com/jotguard/jotguard/sdk/kafkasec"
 	"github.com/jotguard/jotguard/sdk/revocation"
 )
 
@@ -64,8 +71,11 @@ type Config struct {
 	// caught up (see Ready).
 	FailClosed bool
 
-	Logger *slog.Logger     // default: discard
-	Dialer *kafka.Dialer    // TLS, SASL, client id; default kafka.DefaultDialer
+	Logger *slog.Logger // default: discard
+	// Dialer connects to the brokers, for every request of the Feed
+	// (metadata, offsets, fetches). Build it with kafkasec.Config.Dialer
+	// for TLS and SASL. Default kafka.DefaultDialer: plaintext.
+	Dialer *kafka.Dialer
 	Now    func() time.Time // default time.Now; used for the replay start and staleness
 }
 
@@ -77,6 +87,7 @@ type Stats struct {
 	Lag          int64         // sum over partitions of high-water mark − next offset
 	Applied      uint64        // events the Set took as new
 	Duplicates   uint64        // verified events the Set already had (or found too old)
+	Batches      uint64        // verified records that were batches (their events count in Applied or Duplicates)
 	Poison       uint64        // records that failed verification, and batches that could not be decoded, skipped
 	Undecodable  uint64        // record batches skipped whole: over MaxBatchBytes, corrupt or of an old format (also in Poison)
 	KeyWaits     uint64        // records verified only after the key set was loaded or refreshed
@@ -94,8 +105,6 @@ var discoverEvery = 10 * time.Second
 const (
 	pollEvery       = time.Second // high-water marks: lag and liveness
 	sweepEvery      = time.Minute // expired Set entries, when the Sink can Sweep
-	backoffMin      = 100 * time.Millisecond
-	backoffMax      = 10 * time.Second
 	requestTimeout  = 5 * time.Second
 	fetchMaxWait    = 500 * time.Millisecond // a stopped partition waits out a fetch: keep it short
 	fetchMaxBytes   = 1 << 20                // per fetch; the first batch comes whole even when larger
@@ -113,8 +122,9 @@ type Feed struct {
 	addr      net.Addr       // the bootstrap brokers, for transport round trips
 	fetching  sync.WaitGroup // fetch exchanges running on transport connections
 	created   time.Time
-	events    *revocation.SETVerifier // set by Run
-	keys      sdk.KeySource           // set by Run
+	events    *revocation.RecordVerifier // set by Run
+	keys      sdk.KeySource              // set by Run
+	tracer    trace.Tracer
 
 	mu    sync.Mutex
 	parts map[int]*partition
@@ -123,11 +133,15 @@ type Feed struct {
 	latched     atomic.Bool // caught up once: stays so (readiness does not flap)
 	applied     atomic.Uint64
 	duplicates  atomic.Uint64
+	batches     atomic.Uint64
 	poison      atomic.Uint64
 	undecodable atomic.Uint64
 	keyWaits    atomic.Uint64
 	lastEvent   atomic.Int64 // unix nanoseconds, 0: none
 	lastContact atomic.Int64 // unix nanoseconds, 0: none
+	// refusal is the last failure since the last contact when it says
+	// the brokers refuse this client (kafkasec.Refused); nil otherwise.
+	refusal atomic.Pointer[error]
 }
 
 var _ sdk.RevocationSource = (*Feed)(nil)
@@ -202,14 +216,9 @@ func New(cfg Config) (*Feed, error) {
 	if dialer == nil {
 		dialer = kafka.DefaultDialer
 	}
-	transport := &kafka.Transport{
-		Dial:        dialFunc(dialer),
-		DialTimeout: requestTimeout,
-		ClientID:    dialer.ClientID,
-		TLS:         dialer.TLS,
-		SASL:        dialer.SASLMechanism,
-		MetadataTTL: pollEvery,
-	}
+	transport := kafkasec.Transport(dialer) // connects as the seeks' dialer does
+	transport.DialTimeout = requestTimeout
+	transport.MetadataTTL = pollEvery
 	addr := kafka.TCP(cfg.Brokers...)
 	return &Feed{
 		cfg:       cfg,
@@ -220,16 +229,8 @@ func New(cfg Config) (*Feed, error) {
 		client:    &kafka.Client{Addr: addr, Transport: transport, Timeout: requestTimeout},
 		created:   cfg.Now(),
 		parts:     make(map[int]*partition),
+		tracer:    newTracer(),
 	}, nil
-}
-
-func dialFunc(d *kafka.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	if d.DialFunc != nil {
-		return d.DialFunc
-	}
-	nd := &net.Dialer{Timeout: requestTimeout, KeepAlive: d.KeepAlive, LocalAddr: d.LocalAddr,
-		FallbackDelay: d.FallbackDelay}
-	return nd.DialContext
 }
 
 // Run implements sdk.RevocationSource: it reads the topic until ctx is done,
@@ -249,7 +250,7 @@ func (f *Feed) Run(ctx context.Context, trust sdk.EventTrust) error {
 	if f.started.Swap(true) {
 		return errors.New("kafkafeed: Run called twice (is the Feed given to two Verifiers?)")
 	}
-	f.events, f.keys = revocation.NewSETVerifier(trust), trust.Keys
+	f.events, f.keys = revocation.NewRecordVerifier(trust), trust.Keys
 	var wg sync.WaitGroup
 	defer func() {
 		wg.Wait()
@@ -257,7 +258,8 @@ func (f *Feed) Run(ctx context.Context, trust sdk.EventTrust) error {
 		f.transport.CloseIdleConnections()
 	}()
 
-	var failures int
+	retry := backOff
+	said := "" // the failure last logged, until the topic answers
 	nextDiscover, nextPoll, nextSweep := time.Now(), time.Now(), time.Now().Add(sweepEvery)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -273,13 +275,25 @@ func (f *Feed) Run(ctx context.Context, trust sdk.EventTrust) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				failures++
-				wait := backoff(failures)
-				f.log.WarnContext(ctx, "revocation topic unavailable; retrying",
-					"err", err, "retry_in", wait.Round(time.Millisecond))
+				wait := retry.NextBackOff()
+				// Said once per outage (or refusal), then at debug level
+				// until the topic answers: the retries change nothing.
+				msg, level := "revocation topic unavailable; retrying", slog.LevelWarn
+				if f.failed(err) {
+					msg, level = "the Kafka brokers refuse this client: check its TLS and SASL settings; retrying", slog.LevelError
+				}
+				if msg == said {
+					level = slog.LevelDebug
+				}
+				said = msg
+				f.log.Log(ctx, level, msg, "err", err, "retry_in", wait.Round(time.Millisecond))
 				nextDiscover = now.Add(wait)
 			} else {
-				failures = 0
+				if said != "" {
+					f.log.InfoContext(ctx, "revocation topic reachable")
+					said = ""
+				}
+				retry.Reset()
 				nextDiscover = now.Add(discoverEvery)
 			}
 		}
@@ -302,14 +316,12 @@ func earliest(a, b time.Time) time.Time {
 	return b
 }
 
-// backoff is capped exponential with full jitter in [d/2, d).
-func backoff(attempt int) time.Duration {
-	d := backoffMin << min(attempt-1, 16)
-	if d > backoffMax || d <= 0 {
-		d = backoffMax
-	}
-	return d/2 + rand.N(d/2)
-}
+// backOff is the waits between retries: d/2 to d, with d doubling from
+// 100 ms to 10 s. (The library jitters around the interval it holds:
+// 0.75 d ± 1/3 of it is d/2 to d.) Each retry loop takes a copy: a value,
+// so that verifying a record allocates nothing for it.
+var backOff = backoff.ExponentialBackOff{InitialInterval: 75 * time.Millisecond, Multiplier: 2,
+	MaxInterval: 7500 * time.Millisecond, RandomizationFactor: 1.0 / 3}
 
 // discover starts a reader for every partition not yet read.
 func (f *Feed) discover(ctx context.Context, wg *sync.WaitGroup) error {
@@ -365,6 +377,7 @@ func (f *Feed) pollOffsets(ctx context.Context) {
 		Topics: map[string][]kafka.OffsetRequest{f.cfg.Topic: reqs}})
 	if err != nil {
 		if ctx.Err() == nil {
+			f.failed(err)
 			f.log.DebugContext(ctx, "high-water marks unavailable", "err", err)
 		}
 		return
@@ -406,12 +419,35 @@ func (f *Feed) partitions() []*partition {
 	return out
 }
 
-func (f *Feed) contact() { f.lastContact.Store(f.cfg.Now().UnixNano()) }
+func (f *Feed) contact() {
+	f.lastContact.Store(f.cfg.Now().UnixNano())
+	f.refusal.Store(nil)
+}
+
+// failed records a failed broker request, and reports whether it says
+// the brokers refuse this client.
+func (f *Feed) failed(err error) bool {
+	if !kafkasec.Refused(err) {
+		return false
+	}
+	f.refusal.Store(&err)
+	return true
+}
+
+// refused is the failure that says the brokers refuse this client, if
+// that is the last news from them.
+func (f *Feed) refused() error {
+	if p := f.refusal.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // consume reads one partition until ctx is done, restarting its reader with
 // backoff after any failure. After a restart it resumes at the next offset.
 func (f *Feed) consume(ctx context.Context, p *partition) {
-	for failures := 0; ; {
+	retry := backOff
+	for {
 		before := p.next.Load()
 		rctx, cancel := context.WithCancel(ctx)
 		p.mu.Lock()
@@ -422,16 +458,16 @@ func (f *Feed) consume(ctx context.Context, p *partition) {
 		if ctx.Err() != nil {
 			return
 		}
+		f.failed(err)
 		if p.reset.Swap(false) {
 			p.next.Store(-1) // seek by timestamp again, at once
-			failures = 0
+			retry.Reset()
 			continue
 		}
 		if p.next.Load() != before {
-			failures = 0 // it made progress: start the backoff again
+			retry.Reset() // it made progress: start the backoff again
 		}
-		failures++
-		wait := backoff(failures)
+		wait := retry.NextBackOff()
 		f.log.WarnContext(ctx, "revocation partition reader failed; retrying",
 			"partition", p.id, "err", err, "retry_in", wait.Round(time.Millisecond))
 		t := time.NewTimer(wait)
@@ -540,7 +576,7 @@ func (f *Feed) applyBatch(ctx context.Context, p *partition, b *rawBatch, next i
 		if r.offset < next {
 			continue
 		}
-		f.apply(ctx, p.id, r.offset, r.value)
+		f.apply(ctx, p.id, r)
 		if ctx.Err() != nil {
 			return next // stopping: the record is read again by the next start
 		}
@@ -632,29 +668,45 @@ func (f *Feed) withLeader(ctx context.Context, partition int, fn func(*kafka.Con
 	return fn(conn)
 }
 
-// apply verifies one record and gives the event to the Set. A forged or broken
-// record must not stop the ones after it.
-func (f *Feed) apply(ctx context.Context, partition int, offset int64, value []byte) {
-	e, err := f.verify(ctx, value)
+// apply verifies one record, a batch or a SET, and gives its events to the
+// Set. A forged or broken record must not stop the ones after it; a batch
+// is applied whole or not at all.
+func (f *Feed) apply(ctx context.Context, partition int, r record) {
+	span := f.startApplied(ctx, partition, r.offset, r.headers)
+	events, err := f.verify(ctx, r.value)
 	if err != nil {
+		endApplied(span, nil, 0, err)
 		if ctx.Err() != nil {
 			return // stopping: the record is read again by the next start
 		}
 		f.poison.Add(1)
 		f.log.WarnContext(ctx, "skipping revocation record that failed verification",
-			"partition", partition, "offset", offset, "err", err)
+			"partition", partition, "offset", r.offset, "err", err)
 		return
 	}
-	if e.Odd != "" {
-		f.log.WarnContext(ctx, "revocation event applied; informational members of an unexpected shape ignored",
-			"partition", partition, "offset", offset, "event", e.ID, "members", e.Odd)
+	if revocation.IsBatch(r.value) {
+		f.batches.Add(1)
 	}
 	f.lastEvent.Store(f.cfg.Now().UnixNano())
-	if f.cfg.Set.Add(e) {
-		f.applied.Add(1)
-	} else {
-		f.duplicates.Add(1)
+	for _, e := range events {
+		if e.Odd != "" {
+			f.log.WarnContext(ctx, "revocation event applied; informational members of an unexpected shape ignored",
+				"partition", partition, "offset", r.offset, "event", e.ID, "members", e.Odd)
+		}
 	}
+	applied := 0
+	if all, ok := f.cfg.Set.(interface{ AddAll([]revocation.Event) int }); ok {
+		applied = all.AddAll(events) // revocation.Set: one clock reading for the batch
+	} else {
+		for _, e := range events {
+			if f.cfg.Set.Add(e) {
+				applied++
+			}
+		}
+	}
+	f.applied.Add(uint64(applied))
+	f.duplicates.Add(uint64(len(events) - applied))
+	endApplied(span, events, applied, nil)
 }
 
 // verify authenticates one record value. It never gives up on a record for
@@ -664,21 +716,22 @@ func (f *Feed) apply(ctx context.Context, partition int, offset int64, value []b
 // the record was read is poison: the issuer publishes a key long before it
 // signs with it. While the refresh fails (issuer unreachable), it retries
 // with backoff and the partition waits.
-func (f *Feed) verify(ctx context.Context, raw []byte) (revocation.Event, error) {
+func (f *Feed) verify(ctx context.Context, raw []byte) ([]revocation.Event, error) {
+	wait := backOff
 	for retry := 0; ; retry++ {
-		e, err := f.events.Verify(ctx, raw)
+		events, err := f.events.Verify(ctx, raw)
 		switch {
 		case err == nil:
-			return e, nil
+			return events, nil
 		case errors.Is(err, sdk.ErrNotReady):
 			if retry == 0 {
 				f.keyWaits.Add(1)
 			}
 			if werr := f.keys.Wait(ctx); werr != nil {
-				return e, err
+				return nil, err
 			}
-			if retry > 0 && !sleep(ctx, backoff(retry)) { // loaded, then lost again
-				return e, err
+			if retry > 0 && !sleep(ctx, wait.NextBackOff()) { // loaded, then lost again
+				return nil, err
 			}
 		case errors.Is(err, sdk.ErrUnknownKey) && !errors.Is(err, errRefreshed):
 			if retry == 0 {
@@ -688,17 +741,17 @@ func (f *Feed) verify(ctx context.Context, raw []byte) (revocation.Event, error)
 			rerr := f.keys.Refresh(ctx)
 			if rerr == nil {
 				// The key set is fresh: one more try decides.
-				if e, err = f.events.Verify(ctx, raw); errors.Is(err, sdk.ErrUnknownKey) {
+				if events, err = f.events.Verify(ctx, raw); errors.Is(err, sdk.ErrUnknownKey) {
 					err = fmt.Errorf("%w: %w", errRefreshed, err)
 				}
-				return e, err
+				return events, err
 			}
 			f.log.WarnContext(ctx, "key set refresh failed; the revocation event waits", "err", rerr)
-			if !sleep(ctx, backoff(retry+1)) {
-				return e, err
+			if !sleep(ctx, wait.NextBackOff()) {
+				return nil, err
 			}
 		default:
-			return e, err
+			return nil, err
 		}
 	}
 }
@@ -742,6 +795,11 @@ func (f *Feed) CaughtUp() bool {
 // ErrNotCaughtUp is what Ready returns before the replay is done.
 var ErrNotCaughtUp = errors.New("kafkafeed: revocation replay not caught up")
 
+// ErrRefused is what Ready returns while the brokers refuse the Feed (its
+// TLS handshake or SASL authentication fails, or it may not read the
+// topic) before it ever caught up.
+var ErrRefused = errors.New("kafkafeed: the Kafka brokers refuse this client (TLS or SASL settings?)")
+
 // Stale reports whether the last successful broker round trip is older than
 // MaxStaleness (or there was none for that long since New).
 func (f *Feed) Stale() bool {
@@ -774,10 +832,18 @@ func (f *Feed) Retention() time.Duration {
 //   - unreachable longer than MaxStaleness: with FailClosed no; otherwise
 //     yes, degraded (Stale reports it), answered from what the Set holds;
 //   - still replaying (and not stale): no, under either policy, so a
-//     restarted service never accepts a token revoked before it started.
+//     restarted service never accepts a token revoked before it started;
+//   - refused by the brokers before it ever caught up: no, under either
+//     policy and however long it lasts (ErrRefused). That is a setting to
+//     fix, not an outage to ride out: the service stays out of rotation
+//     until it is fixed. A feed that caught up once follows the policy
+//     above, whatever the brokers' reason.
 //
 // The errors wrap sdk.ErrRevocationUnavailable.
 func (f *Feed) Ready() error {
+	if err := f.refused(); err != nil && !f.CaughtUp() {
+		return fmt.Errorf("%w: %w: %w", ErrRefused, sdk.ErrRevocationUnavailable, err)
+	}
 	switch d := f.sinceContact(); {
 	case d > f.cfg.MaxStaleness && !f.cfg.FailClosed:
 		return nil
@@ -806,6 +872,7 @@ func (f *Feed) Stats() Stats {
 		Stale:       f.Stale(),
 		Applied:     f.applied.Load(),
 		Duplicates:  f.duplicates.Load(),
+		Batches:     f.batches.Load(),
 		Poison:      f.poison.Load(),
 		Undecodable: f.undecodable.Load(),
 		KeyWaits:    f.keyWaits.Load(),

@@ -8,7 +8,10 @@
 package stack
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,6 +49,12 @@ type Options struct {
 	Services                        []string
 	Topic                           string // default "jotguard.revocations"
 	Partitions                      int    // default 6
+	// KafkaSASL, when its Mechanism is set, makes the broker require SASL
+	// with that one user; KafkaTLS, when its CertFile is set, makes it
+	// serve TLS only. Both stand in for a managed Kafka's security, so the
+	// clients' settings can be tested against a broker that requires them.
+	KafkaSASL KafkaSASL
+	KafkaTLS  KafkaTLS
 	// RedisMode: "" or "auto" (redis-server if on PATH, else miniredis),
 	// "server" (redis-server required) or "embedded" (miniredis).
 	RedisMode string
@@ -59,15 +68,32 @@ type Options struct {
 	StartTimeout time.Duration
 }
 
+// KafkaSASL is the one SASL user of the broker.
+type KafkaSASL struct {
+	Mechanism string // PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; "": no SASL
+	User      string
+	Password  string
+}
+
+// KafkaTLS is the broker's TLS: PEM files.
+type KafkaTLS struct {
+	CertFile, KeyFile string // the server certificate (chain) and its key; "": no TLS
+	// ClientCAFile, when set, makes the broker require a client
+	// certificate signed by one of its CAs (mutual TLS).
+	ClientCAFile string
+}
+
 // Stack is a running set of servers.
 type Stack struct {
 	MongoURI     string // mongodb://127.0.0.1:PORT/
 	RedisURL     string // redis://127.0.0.1:PORT/0, or a Cluster's host:port,host:port,…
 	KafkaBrokers string // 127.0.0.1:PORT
 	Topic        string
-	SMTPURL      string // smtp://127.0.0.1:PORT: plain SMTP, no auth
-	MailpitURL   string // http://127.0.0.1:PORT: an inbox page at /, Mailpit's HTTP API and views under it
-	RedisKind    string // "redis-server", "redis-cluster" or "miniredis"
+	KafkaSASL    KafkaSASL // the broker's SASL user, if any
+	KafkaTLS     bool      // the broker serves TLS only
+	SMTPURL      string    // smtp://127.0.0.1:PORT: plain SMTP, no auth
+	MailpitURL   string    // http://127.0.0.1:PORT: an inbox page at /, Mailpit's HTTP API and views under it
+	RedisKind    string    // "redis-server", "redis-cluster" or "miniredis"
 
 	log      *slog.Logger
 	closers  []func() // run in reverse order by Close
@@ -148,6 +174,12 @@ func (s *Stack) Env() []string {
 	add("JOTGUARD_KAFKA_BROKERS", s.KafkaBrokers)
 	if s.KafkaBrokers != "" {
 		add("JOTGUARD_REVOCATION_TOPIC", s.Topic)
+		if s.KafkaTLS {
+			add("JOTGUARD_KAFKA_TLS", "on") // the CA is the caller's: it signed the certificate
+		}
+		add("JOTGUARD_KAFKA_SASL_MECHANISM", s.KafkaSASL.Mechanism)
+		add("JOTGUARD_KAFKA_SASL_USERNAME", s.KafkaSASL.User)
+		add("JOTGUARD_KAFKA_SASL_PASSWORD", s.KafkaSASL.Password)
 	}
 	add("JOTGUARD_SMTP_URL", s.SMTPURL)
 	add("JOTGUARD_MAILPIT_URL", s.MailpitURL)
@@ -286,14 +318,19 @@ func (s *Stack) startRedisServer(ctx context.Context, opts Options, bin string) 
 
 func (s *Stack) startKafka(ctx context.Context, opts Options) error {
 	dir := filepath.Join(opts.DataDir, "kafka")
-	c, err := kfake.NewCluster(
-		kfake.Ports(opts.KafkaPort),
-		kfake.SeedTopics(int32(opts.Partitions), opts.Topic),
-		kfake.DataDir(dir), // a second run of the same --data keeps the events
-	)
+	security, err := kafkaSecurity(opts.KafkaSASL, opts.KafkaTLS)
 	if err != nil {
 		return err
 	}
+	c, err := kfake.NewCluster(append([]kfake.Opt{
+		kfake.Ports(opts.KafkaPort),
+		kfake.SeedTopics(int32(opts.Partitions), opts.Topic),
+		kfake.DataDir(dir), // a second run of the same --data keeps the events
+	}, security...)...)
+	if err != nil {
+		return err
+	}
+	s.KafkaSASL, s.KafkaTLS = opts.KafkaSASL, opts.KafkaTLS.CertFile != ""
 	s.onClose(c.Close)
 	addrs := c.ListenAddrs()
 	if len(addrs) == 0 {
@@ -304,8 +341,60 @@ func (s *Stack) startKafka(ctx context.Context, opts Options) error {
 		return err
 	}
 	opts.Logger.Info("kafka protocol: embedded kfake", "addr", s.KafkaBrokers,
-		"topic", opts.Topic, "partitions", opts.Partitions, "data", dir)
+		"topic", opts.Topic, "partitions", opts.Partitions, "data", dir,
+		"tls", tlsMode(opts.KafkaTLS), "sasl", cmp.Or(opts.KafkaSASL.Mechanism, "none"))
 	return nil
+}
+
+// kafkaSecurity turns the broker's SASL and TLS settings into kfake options.
+func kafkaSecurity(sasl KafkaSASL, t KafkaTLS) ([]kfake.Opt, error) {
+	var opts []kfake.Opt
+	switch sasl.Mechanism {
+	case "":
+		if sasl.User != "" || sasl.Password != "" {
+			return nil, errors.New("a SASL user or password without a mechanism")
+		}
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		if sasl.User == "" || sasl.Password == "" {
+			return nil, fmt.Errorf("SASL %s needs a user and a password", sasl.Mechanism)
+		}
+		opts = append(opts, kfake.EnableSASL(), kfake.Superuser(sasl.Mechanism, sasl.User, sasl.Password))
+	default:
+		return nil, fmt.Errorf("unknown SASL mechanism %q (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", sasl.Mechanism)
+	}
+	switch {
+	case t.CertFile == "" && t.KeyFile == "" && t.ClientCAFile == "":
+		return opts, nil
+	case t.CertFile == "" || t.KeyFile == "":
+		return nil, errors.New("TLS needs both a certificate and a key file")
+	}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("TLS client CA: %w", err)
+		}
+		cfg.ClientCAs = x509.NewCertPool()
+		if !cfg.ClientCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("TLS client CA %s: no PEM certificate in it", t.ClientCAFile)
+		}
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return append(opts, kfake.TLS(cfg)), nil
+}
+
+func tlsMode(t KafkaTLS) string {
+	switch {
+	case t.ClientCAFile != "":
+		return "mutual"
+	case t.CertFile != "":
+		return "on"
+	}
+	return "off"
 }
 
 func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }

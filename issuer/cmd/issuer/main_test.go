@@ -50,6 +50,17 @@ func TestBadSettingIsOneLine(t *testing.T) {
 	if code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, "JOTGUARD_ACCESS_TTL") {
 		t.Fatalf("exit %d, stderr %q; want 2 and one line naming JOTGUARD_ACCESS_TTL", code, stderr)
 	}
+	for _, kafka := range [][]string{
+		{"JOTGUARD_KAFKA_SASL_MECHANISM=KERBEROS"},
+		{"JOTGUARD_KAFKA_SASL_USERNAME=jotguard"},
+		{"JOTGUARD_KAFKA_TLS=on", "JOTGUARD_KAFKA_TLS_CA_FILE=/nonexistent/ca.pem"},
+	} {
+		name, _, _ := strings.Cut(kafka[len(kafka)-1], "=")
+		code, _, stderr := runMain(t, append([]string{"JOTGUARD_MONGO_URI=mongodb://127.0.0.1:1", "JOTGUARD_REDIS_URL=redis://127.0.0.1:1"}, kafka...))
+		if code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, name) {
+			t.Fatalf("%v: exit %d, stderr %q; want 2 and one line naming %s", kafka, code, stderr, name)
+		}
+	}
 	code, _, stderr = runMain(t, nil)
 	if code != 2 || !strings.Contains(stderr, "JOTGUARD_MONGO_URI") {
 		t.Fatalf("missing required: exit %d, %q", code, stderr)

@@ -9,40 +9,40 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
-	"runtime"
-	"runtime/debug"
 	"time"
 
-	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/jotguard/jotguard/issuer/internal/config"
 	"github.com/jotguard/jotguard/issuer/internal/httpapi"
 	"github.com/jotguard/jotguard/issuer/internal/kafkaevents"
 	"github.com/jotguard/jotguard/issuer/internal/keys"
-	"github.com/jotguard/jotguard/issuer/internal/logging"
 	"github.com/jotguard/jotguard/issuer/internal/mail"
 	"github.com/jotguard/jotguard/issuer/internal/mongostore"
-	"github.com/jotguard/jotguard/issuer/internal/password"
+	"github.com/jotguard/jotguard/issuer/internal/pages"
 	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
-	"github.com/jotguard/jotguard/issuer/internal/redisstore"
+	"github.com/jotguard/jotguard/issuer/internal/tracing"
 	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/kafkafeed"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"golang.org/x/sync/errgroup"
 )
 
 // connectMongo connects with short timeouts, so a dead MongoDB fails
-// requests fast (503) instead of hanging them.
-func connectMongo(ctx context.Context, cfg config.Config) (*mongo.Client, error) {
+// requests fast (503) instead of hanging them. monitor, when set, sees
+// every command.
+func connectMongo(ctx context.Context, cfg config.Config, monitor *event.CommandMonitor) (*mongo.Client, error) {
 	client, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI).
 		SetServerSelectionTimeout(2 * time.Second).SetConnectTimeout(2 * time.Second).
-		SetAppName("jotguard-issuer"))
+		SetAppName("jotguard-issuer").SetMonitor(monitor))
 	if err != nil {
 		return nil, fmt.Errorf("JOTGUARD_MONGO_URI: %w", err)
 	}
@@ -53,6 +53,13 @@ func connectMongo(ctx context.Context, cfg config.Config) (*mongo.Client, error)
 		return nil, fmt.Errorf("JOTGUARD_MONGO_URI: MongoDB unreachable: %w", err)
 	}
 	return client, nil
+}
+
+// warnUnencrypted says, once for the process, what JOTGUARD_KEY_ENCRYPTION_KEY
+// would encrypt.
+func warnUnencrypted(ctx context.Context, log *slog.Logger, stored string) {
+	log.WarnContext(ctx, "!!! JOTGUARD_KEY_ENCRYPTION_KEY is not set: "+stored+
+		" stored UNENCRYPTED in MongoDB; set it (32 bytes) to encrypt them at rest !!!")
 }
 
 // newKeys returns the key manager over the signing keys stored in db.
@@ -69,64 +76,29 @@ func newKeys(ctx context.Context, db *mongo.Database, cfg config.Config, log *sl
 // Run serves until ctx is done or a part fails. ready, when set, gets the
 // listening address once requests are accepted.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(addr string)) error {
-	mc, err := connectMongo(ctx, cfg)
+	tr, err := tracing.Start(ctx, "jotguard-issuer", cfg.Build.Version)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
-	db := mc.Database(cfg.MongoDB)
-
-	users, err := mongostore.NewUsers(ctx, db)
+	defer stopTracing(ctx, tr, log)
+	if tr.On() {
+		log.InfoContext(ctx, "tracing: exporting spans as the OTEL_* variables say")
+	}
+	c, err := newCore(ctx, cfg, log, tr)
 	if err != nil {
 		return err
 	}
-	redis.SetLogger(redisLogger{log}) // go-redis logs through a process-wide hook
-	rdb, err := redisstore.NewClient(cfg.RedisURL)
-	if err != nil {
-		return fmt.Errorf("JOTGUARD_REDIS_URL: %w", err)
-	}
-	defer rdb.Close()
-	sessions, err := redisstore.New(rdb, redisstore.Config{Prefix: cfg.RedisPrefix, RefreshTTL: cfg.RefreshTTL, Grace: cfg.RefreshGrace})
-	if err != nil {
-		return err
-	}
-	if err := sessions.Ping(ctx); err != nil {
+	defer c.close(ctx)
+	if err := c.sessions.Ping(ctx); err != nil {
 		log.WarnContext(ctx, "Redis is not reachable yet; requests get 503 until it is", "err", err)
 	}
-	km, err := newKeys(ctx, db, cfg, log)
-	if err != nil {
-		return fmt.Errorf("signing keys: %w", err)
-	}
-	outbox, err := mongostore.NewOutbox(ctx, db, mongostore.RevocationOutbox)
-	if err != nil {
-		return fmt.Errorf("revocation outbox: %w", err)
-	}
-	pub, err := kafkaevents.NewPublisher(ctx, kafkaevents.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.RevocationTopic,
-		Audience: cfg.Audience, AckTimeout: cfg.KafkaAckTimeout,
-		Claims: outbox, RevokedFor: sdk.Retention(cfg.AccessTTL, cfg.Leeway), // each session or token revoked once
-		Logger: log}, km, outbox)
-	if err != nil {
-		return fmt.Errorf("revocation publisher: %w", err)
-	}
-	defer pub.Close()
-	mailer, err := newMailer(ctx, db, cfg, log) // the account flows send through it (auth.Mailer)
-	if err != nil {
-		return fmt.Errorf("mail: %w", err)
-	}
-	params := password.Params{Memory: cfg.Argon2Memory, Time: cfg.Argon2Time, Threads: cfg.Argon2Threads}
-	hashes := cfg.HashConcurrency
-	if hashes == 0 {
-		limit := debug.SetMemoryLimit(-1) // set from the cgroup by main, or GOMEMLIMIT
-		hashes = password.AutoConcurrency(params, limit, runtime.GOMAXPROCS(0))
-		log.InfoContext(ctx, "password hashing", "concurrency", hashes, "cores", runtime.GOMAXPROCS(0),
-			"memory_limit_mib", limit>>20, "argon2_memory_kib", params.Memory)
-	}
-	hasher, err := password.New(password.Config{Params: params, Concurrency: hashes, QueueWait: cfg.HashQueueWait})
-	if err != nil {
-		return err
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	tokens, err := tokenVerifier(gctx, cfg, km, log)
+	// The parts (token checks fed by the revocation topic, the relays, the
+	// key reload) run until the server has drained, not until the signal:
+	// requests served during the drain get the same answers.
+	bg, stopParts := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopParts()
+	g, gctx := errgroup.WithContext(bg)
+	tokens, err := tokenVerifier(gctx, cfg, c.km, c.dialer, log)
 	if err != nil {
 		return err
 	}
@@ -136,17 +108,15 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	info.WithLabelValues("issuer", cfg.Build.Version, cfg.Build.Revision, cfg.Build.GoVersion).Set(1)
 	reg.MustRegister(info)
 	// Every replica on this Redis and prefix shares the limits.
-	limiter, err := ratelimit.New(rdb, ratelimit.Config{Prefix: cfg.RedisPrefix, Limits: cfg.RateLimitsPerClass, Logger: log, Registerer: reg})
+	limiter, err := ratelimit.New(c.rdb, ratelimit.Config{Prefix: cfg.RedisPrefix, Limits: cfg.RateLimitsPerClass, Logger: log, Registerer: reg})
 	if err != nil {
 		return err
 	}
-	svc, err := auth.NewService(auth.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, ClientID: cfg.ClientID,
-		AccessTTL: cfg.AccessTTL, UserRecheck: cfg.UserRecheck, PasswordMin: cfg.PasswordMinLength, PasswordMax: cfg.PasswordMaxLength,
-		Logger: log, RequestID: logging.RequestID},
-		auth.Deps{Users: users, Sessions: sessions, Hasher: hasher, Signer: km, Verifier: tokens, Events: pub, Throttle: limiter})
+	svc, err := c.service(cfg, log, tokens, limiter)
 	if err != nil {
 		return err
 	}
+	pub, sets, hasher, mailer, km, sessions := c.pub, c.sets, c.hasher, c.mailer, c.km, c.sessions
 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jotguard_password_hash_queue",
@@ -157,20 +127,38 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 			Help: "Revocation events Kafka acknowledged on publish."}, func() float64 { return float64(pub.Stats().Published) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "jotguard_revocation_events_outboxed_total",
 			Help: "Revocation events queued in the outbox."}, func() float64 { return float64(pub.Stats().Outboxed) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "jotguard_revocation_batches_published_total",
+			Help: "Signed batches of revocation events Kafka acknowledged (events ÷ batches: how many events a verifier checks one signature for)."},
+			func() float64 { return float64(pub.Stats().Records) }),
 	)
+	if sets != nil {
+		reg.MustRegister(pendingGauge("jotguard_revocation_set_outbox_pending",
+			"SETs waiting in the MongoDB outbox of the SET topic (-1: unknown).", sets.Pending))
+	}
 	reg.MustRegister(mailMetrics(mailer)...)
+	reg.MustRegister(auditMetrics(c.audit)...)
 
-	api := httpapi.New(httpapi.Options{Service: svc, Keys: km, Issuer: cfg.Issuer, RefreshTTL: cfg.RefreshTTL,
+	var accountPages http.Handler // a nil interface when off
+	if cfg.Pages {
+		pg, err := pages.New(pages.Options{Service: svc, Limiter: limiter, RefreshTTL: cfg.RefreshTTL,
+			CookieSecure: cfg.CookieSecure, BodyLimit: cfg.BodyLimit, PasswordMin: cfg.PasswordMinLength,
+			Title: cfg.PagesTitle, Stylesheet: cfg.PagesStylesheet, Logger: log})
+		if err != nil {
+			return err
+		}
+		accountPages = pg
+	}
+	api := httpapi.New(httpapi.Options{Service: svc, Pages: accountPages, Keys: km, Issuer: cfg.Issuer, RefreshTTL: cfg.RefreshTTL,
 		CookieSecure: cfg.CookieSecure, AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies,
 		BodyLimit: cfg.BodyLimit, Limiter: limiter, JWKSMaxAge: cfg.JWKSMaxAge,
 		Ready: func(ctx context.Context) map[string]error {
 			failing := map[string]error{}
 			for name, err := range map[string]error{
-				"mongodb":             mc.Ping(ctx, nil),
+				"mongodb":             c.mc.Ping(ctx, nil),
 				"redis":               sessions.Ping(ctx),
 				"signing_keys":        km.Ready(),
-				"revocation_delivery": pub.Ready(),    // Kafka or the outbox
-				"revocation_state":    tokens.Ready(), // what /me is checked against
+				"revocation_delivery": deliveryReady(pub, sets), // Kafka or the outbox
+				"revocation_state":    tokens.Ready(),           // what /me is checked against
 			} {
 				if err != nil {
 					failing[name] = err
@@ -182,14 +170,37 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 
 	g.Go(func() error { return km.Run(gctx) })
 	g.Go(func() error { return pub.RunRelay(gctx) })
+	if sets != nil {
+		g.Go(func() error { return sets.RunRelay(gctx) })
+	}
 	g.Go(func() error { return mailer.Run(gctx) }) // not in readiness: an SMTP outage only delays mail
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+	g.Go(func() error { return c.audit.Run(gctx) })
+	g.Go(func() error { sweep(gctx, "link tokens", c.links.DeleteExpired, log); return nil })
+	g.Go(func() error { sweep(gctx, "audit entries", c.auditLog.DeleteExpired, log); return nil })
+	srv := &http.Server{Handler: traceHTTP(tr, api), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)} // no BaseContext: STYLE §3
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)} // no BaseContext: SIGTERM must not cancel in-flight requests
 	g.Go(func() error {
-		return serve(gctx, srv, api.Drain, cfg.Addr, cfg.DrainDelay, cfg.ShutdownGrace, log, ready)
+		defer stopParts()
+		return serve(untilSignalOrFailure(ctx, gctx), srv, api.Drain, cfg.Addr, cfg.DrainDelay, cfg.ShutdownGrace, log, ready)
 	})
 	return g.Wait()
+}
+
+// sweep deletes what expired (link tokens, audit entries) every 10
+// minutes (with jitter, so replicas spread out), until ctx ends: FerretDB
+// has no TTL index, and on MongoDB it only hastens what the TTL index does.
+func sweep(ctx context.Context, what string, deleteExpired func(context.Context, time.Time) error, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10*time.Minute + rand.N(time.Minute)):
+		}
+		if err := deleteExpired(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			log.WarnContext(ctx, "expired "+what+" not deleted; retried later", "err", err)
+		}
+	}
 }
 
 // newMailer returns the mail queue on its own MongoDB outbox, sealed under
@@ -233,18 +244,26 @@ func mailMetrics(q *mail.Queue) []prometheus.Collector {
 	}
 }
 
+// deliveryReady is nil while every publisher can take a logout's events.
+func deliveryReady(pub, sets *kafkaevents.Publisher) error {
+	if sets == nil {
+		return pub.Ready()
+	}
+	return errors.Join(pub.Ready(), sets.Ready())
+}
+
 // tokenVerifier checks the issuer's own access tokens (/me, logout by
 // Bearer token, token revocation) with the sdk's engine: the keys come from
 // the key manager in the process, and the revocation state from the same
 // Kafka topic every verifier reads, so the issuer rejects exactly what they
 // reject. Without brokers it checks signatures and claims only (the
 // Redis session check in auth still ends logged-out sessions at once).
-func tokenVerifier(ctx context.Context, cfg config.Config, km *keys.Manager, log *slog.Logger) (*sdk.Verifier, error) {
+func tokenVerifier(ctx context.Context, cfg config.Config, km *keys.Manager, dialer *kafka.Dialer, log *slog.Logger) (*sdk.Verifier, error) {
 	var revs sdk.RevocationChecker // a nil interface without brokers
 	if len(cfg.KafkaBrokers) > 0 {
 		retention := sdk.Retention(cfg.AccessTTL, cfg.Leeway)
 		feed, err := kafkafeed.New(kafkafeed.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.RevocationTopic,
-			Replay: retention, Set: revocation.NewSet(retention, nil), Logger: log})
+			Replay: retention, Set: revocation.NewSet(retention, nil), Dialer: dialer, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("revocation feed: %w", err)
 		}
@@ -253,6 +272,41 @@ func tokenVerifier(ctx context.Context, cfg config.Config, km *keys.Manager, log
 	return sdk.NewVerifier(ctx, sdk.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, Leeway: cfg.Leeway,
 		MaxTokenLifetime: cfg.AccessTTL,
 		Keys:             sdk.NewLocalKeys(km.JWKS), Revocations: revs, CacheSize: sdk.DefaultCacheSize, Logger: log})
+}
+
+// traceHTTP makes each request but the probes and scrapes a server span,
+// when tracing is on; httpapi names it after the route. Off, api is
+// served as it is.
+func traceHTTP(tr *tracing.Tracing, api http.Handler) http.Handler {
+	if !tr.On() {
+		return api
+	}
+	return otelhttp.NewHandler(api, "", otelhttp.WithTracerProvider(tr.Provider()),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }),
+		otelhttp.WithFilter(func(r *http.Request) bool {
+			switch r.URL.Path {
+			case "/healthz", "/readyz", "/metrics":
+				return false
+			}
+			return true
+		}))
+}
+
+// stopTracing exports the spans still buffered, for up to 5 seconds.
+func stopTracing(ctx context.Context, tr *tracing.Tracing, log *slog.Logger) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := tr.Stop(sctx); err != nil {
+		log.WarnContext(ctx, "tracing: spans lost at shutdown", "err", err)
+	}
+}
+
+// untilSignalOrFailure is done when ctx (the signal) or parts (a part
+// failed) is.
+func untilSignalOrFailure(ctx, parts context.Context) context.Context {
+	c, cancel := context.WithCancel(parts)
+	context.AfterFunc(ctx, cancel)
+	return c
 }
 
 // serve listens on addr and serves until ctx is done; then readiness goes
@@ -296,11 +350,14 @@ func Keys(ctx context.Context, cfg config.Config, log *slog.Logger, cmd string, 
 	if cmd != "rotate" && cmd != "list" {
 		return fmt.Errorf("keys: unknown command %q (want rotate or list)", cmd)
 	}
-	mc, err := connectMongo(ctx, cfg)
+	mc, err := connectMongo(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
+	if cfg.KeyEncryptionKey == nil {
+		warnUnencrypted(ctx, log, "signing keys are")
+	}
 	km, err := newKeys(ctx, mc.Database(cfg.MongoDB), cfg, log)
 	if err != nil {
 		return err

@@ -1,6 +1,6 @@
 package app_test
 
-// Delivery of queued revocation events (SPEC §3): once Kafka is reachable
+// Delivery of queued revocation events: once Kafka is reachable
 // again, queued events reach the topic within 2 s, and the events of a
 // replica that crashed are delivered by another within 5 s.
 //
@@ -34,7 +34,7 @@ import (
 )
 
 // With Kafka stopped a logout queues its event; once a broker is back on the
-// same address the event reaches the topic soon (SPEC: within 2 s), however
+// same address the event reaches the topic soon (within 2 s), however
 // long the outage lasted.
 func TestQueuedEventReachesKafkaSoonAfterItIsBack(t *testing.T) {
 	s, b := startIssuerWithBroker(t, map[string]string{"JOTGUARD_KAFKA_ACK_TIMEOUT": "500ms"})
@@ -61,8 +61,8 @@ func TestQueuedEventReachesKafkaSoonAfterItIsBack(t *testing.T) {
 
 // An issuer killed (SIGKILL) while it holds queued events and the outbox's
 // lease: a second replica on the same MongoDB database delivers them soon
-// after it starts, or after Kafka is back if that is later (SPEC: within
-// 5 s), without waiting for a lease the dead one can no longer renew.
+// after it starts, or after Kafka is back if that is later (within 5 s),
+// without waiting for a lease the dead one can no longer renew.
 func TestEventsOfAKilledReplicaAreDeliveredByAnother(t *testing.T) {
 	b := sdktest.StartDevstack(t, "kafka")
 	var delays []time.Duration

@@ -32,16 +32,28 @@ type issuer struct {
 	base string
 	cfg  config.Config
 	http *http.Client
-	stop func() // ends an in-process issuer and drops its data; idempotent
+	stop func() // ends an in-process issuer and drops its data (unless keepData); idempotent
+	// keepData, set before stop, leaves the MongoDB database and the Redis
+	// keys for an issuer started next on the same ones.
+	keepData bool
 }
 
 const testIssuer = "http://issuer.test"
 
 func randName() string { return "test_" + strings.ToLower(rand.Text()) }
 
-// startIssuer runs the issuer; settings override the test defaults. It
-// stops at the end of t, or at s.stop.
+// startIssuer runs the issuer and waits until it is ready; settings
+// override the test defaults. It stops at the end of t, or at s.stop.
 func startIssuer(t *testing.T, settings map[string]string) *issuer {
+	t.Helper()
+	s := runIssuer(t, settings, nil)
+	s.waitReady()
+	return s
+}
+
+// runIssuer is startIssuer without the wait for readiness: it returns once
+// the issuer listens. Its log (warnings and up) also goes to logs, if set.
+func runIssuer(t *testing.T, settings map[string]string, logs io.Writer) *issuer {
 	t.Helper()
 	env := issuerEnv(t, settings)
 	cfg, err := config.Load(nil, func(k string) string { return env[k] })
@@ -51,10 +63,14 @@ func startIssuer(t *testing.T, settings map[string]string) *issuer {
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	out := io.Discard
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		out = os.Stderr
 	}
+	if logs != nil {
+		out = io.MultiWriter(out, logs)
+	}
+	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	go func() { done <- app.Run(ctx, cfg, log, func(a string) { addr <- a }) }()
 	var base string
 	select {
@@ -78,11 +94,12 @@ func startIssuer(t *testing.T, settings map[string]string) *issuer {
 			if err := <-done; err != nil {
 				t.Errorf("app.Run returned %v", err)
 			}
-			dropData(cfg)
+			if !s.keepData {
+				dropData(cfg)
+			}
 		})
 	}
 	t.Cleanup(s.stop)
-	s.waitReady()
 	return s
 }
 

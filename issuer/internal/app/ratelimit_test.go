@@ -54,7 +54,7 @@ func loginBody(id, password string) string {
 }
 
 // A password guesser with eight client networks, alternating between two
-// replicas, gets at most 30 guesses at one account evaluated (SPEC §11: each
+// replicas, gets at most 30 guesses at one account evaluated (the account limit: each
 // network alone would get 5 before its slow-down, 40 in all); every guess
 // past that is refused with 429 and Retry-After, before the password is
 // checked. Meanwhile the owner, from a network the guesser has not used,
@@ -89,7 +89,7 @@ func TestPasswordGuessesAreCappedPerAccountAcrossReplicasAndNetworks(t *testing.
 	wg.Wait()
 	t.Logf("200 guesses from 8 networks over 2 replicas: %d evaluated (401), %d refused (429)", evaluated.Load(), refused.Load())
 	if evaluated.Load() > 30 {
-		t.Errorf("%d guesses at one account were evaluated; SPEC §11 allows at most 30 per 15 minutes across replicas and networks", evaluated.Load())
+		t.Errorf("%d guesses at one account were evaluated; the account limit allows at most 30 per 15 minutes across replicas and networks", evaluated.Load())
 	}
 	// The owner, from a network the guesser has not failed from, on either replica.
 	for i, s := range replicas {

@@ -11,7 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// Revoking what is already revoked emits nothing new (SPEC §3): a token of
+// Revoking what is already revoked emits nothing new: a token of
 // an ended session, or an access token already revoked, mints no event
 // however often it is sent, one call after another or 30 at once, and
 // whether or not the issuer's own revocation feed has seen the first event

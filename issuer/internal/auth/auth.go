@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 // one of these; httpapi maps each to a status and a problem code in one table.
 var (
 	ErrInvalidInput        = errors.New("auth: invalid input")
-	ErrWeakPassword        = errors.New("auth: password does not meet the length rules")
+	ErrWeakPassword        = errors.New("auth: password too short, too long or too common")
 	ErrEmailTaken          = errors.New("auth: email already registered")
 	ErrUsernameTaken       = errors.New("auth: username already taken")
 	ErrInvalidCredentials  = errors.New("auth: invalid credentials")
@@ -27,11 +28,22 @@ var (
 	ErrInvalidRefreshToken = errors.New("auth: invalid refresh token")
 	ErrRefreshReuse        = errors.New("auth: refresh token reused after rotation")
 	ErrInvalidAccessToken  = errors.New("auth: invalid access token")
-	ErrUserNotFound        = errors.New("auth: user not found")
-	ErrSessionNotFound     = errors.New("auth: session not found")
-	ErrRateLimited         = errors.New("auth: too many attempts")
-	ErrBusy                = errors.New("auth: too busy, retry shortly")
-	ErrUnavailable         = errors.New("auth: a backend is unavailable")
+	// ErrWrongPassword: the current password given to confirm a change
+	// (password change, account deletion) is wrong. Unlike
+	// ErrInvalidCredentials the caller is authenticated: it is a refusal
+	// (403), not a request to authenticate.
+	ErrWrongPassword = errors.New("auth: the current password is wrong")
+	// ErrEmailNotVerified: a login refused because the account's address is
+	// not verified yet (JOTGUARD_REQUIRE_VERIFIED_EMAIL).
+	ErrEmailNotVerified = errors.New("auth: email address not verified")
+	// ErrInvalidLinkToken: a mailed link's token is unknown, used, expired,
+	// or of another kind of link.
+	ErrInvalidLinkToken = errors.New("auth: invalid or expired link")
+	ErrUserNotFound     = errors.New("auth: user not found")
+	ErrSessionNotFound  = errors.New("auth: session not found")
+	ErrRateLimited      = errors.New("auth: too many attempts")
+	ErrBusy             = errors.New("auth: too busy, retry shortly")
+	ErrUnavailable      = errors.New("auth: a backend is unavailable")
 	// ErrConflict: a conditional write lost to a concurrent one (two
 	// replicas adding the same key generation); the loser reloads.
 	ErrConflict = errors.New("auth: lost to a concurrent write")
@@ -59,8 +71,24 @@ type FieldError struct {
 // ValidationError lists the failing fields. errors.Is(err, ErrInvalidInput)
 // holds, and ErrWeakPassword too when the password is among them.
 type ValidationError struct {
-	Fields []FieldError
-	weak   bool
+	Fields         []FieldError
+	weak           bool
+	passwordFields []string // the fields checkPassword refused
+}
+
+// err returns nil without failing fields, else e; it is weak (a
+// weak_password) when every failing field is a refused password.
+func (e *ValidationError) err() error {
+	if len(e.Fields) == 0 {
+		return nil
+	}
+	e.weak = true
+	for _, f := range e.Fields {
+		if !slices.Contains(e.passwordFields, f.Field) {
+			e.weak = false
+		}
+	}
+	return e
 }
 
 func (e *ValidationError) Error() string {
@@ -75,8 +103,8 @@ func (e *ValidationError) Error() string {
 	return b.String()
 }
 
-// Is makes errors.Is(err, ErrInvalidInput) and, for a short or long
-// password, errors.Is(err, ErrWeakPassword) true.
+// Is makes errors.Is(err, ErrInvalidInput) and, for a password refused by
+// the password rules, errors.Is(err, ErrWeakPassword) true.
 func (e *ValidationError) Is(target error) bool {
 	return target == ErrInvalidInput || (e.weak && target == ErrWeakPassword)
 }
@@ -108,6 +136,11 @@ type Session struct {
 	UserID    string
 	ClientID  string
 	CreatedAt time.Time
+	// LastUsedAt is the last refresh (stores set it as part of Rotate's
+	// write), CreatedAt until the first; millisecond precision.
+	LastUsedAt time.Time
+	UserAgent  string // of the login, at most MaxUserAgent bytes (CleanUserAgent)
+	IP         string // the client's address at login (after JOTGUARD_TRUSTED_PROXIES)
 	// Snapshot is the user as last read from the UserStore, kept with the
 	// session so that a refresh need not read the UserStore again. Create
 	// stores it and Rotate returns it; nil when the session has none
@@ -122,7 +155,8 @@ type UserSnapshot struct {
 	CheckedAt time.Time
 }
 
-// UserStore keeps users (mongostore, memstore).
+// UserStore keeps users (mongostore, memstore). Every method that names a
+// user by id answers ErrUserNotFound when there is none.
 type UserStore interface {
 	// Create inserts u; ErrEmailTaken or ErrUsernameTaken when either
 	// normalized value is in use, even under racing calls.
@@ -131,6 +165,89 @@ type UserStore interface {
 	ByEmail(ctx context.Context, email string) (User, error)       // normalized; ErrUserNotFound
 	ByUsername(ctx context.Context, username string) (User, error) // any case; ErrUserNotFound
 	SetPasswordHash(ctx context.Context, id, hash string) error
+	// UpdateProfile sets the username (trimmed; "" removes it), first name
+	// and last name of user id to those of p, and returns the user. A new
+	// username is claimed as Create claims it: ErrUsernameTaken when
+	// another user has its UsernameKey, even under racing calls; the old
+	// one is released.
+	UpdateProfile(ctx context.Context, id string, p Profile) (User, error)
+	// SetEmail switches user id's address from from (the current one:
+	// ErrConflict otherwise) to the canonical address to, which becomes
+	// verified: ErrEmailTaken when another user has its EmailKey, even
+	// under racing calls; from is released, so it may be registered again.
+	SetEmail(ctx context.Context, id, from, to string) error
+	// SetEmailVerified marks user id's address verified if it is still
+	// email (ErrConflict otherwise).
+	SetEmailVerified(ctx context.Context, id, email string) error
+	// Delete removes user id and releases its email and username.
+	Delete(ctx context.Context, id string) error
+	// Update sets the fields of up that are not nil (the administrator's
+	// changes) and returns the user as stored after.
+	Update(ctx context.Context, id string, up UserUpdate) (User, error)
+	// List returns, in order of id, up to q.Limit users whose id is after
+	// q.After and, when q.Query is set, whose email or username key
+	// contains it or whose id is it.
+	List(ctx context.Context, q UserQuery) ([]User, error)
+}
+
+// UserUpdate is an administrator's change of a user: nil fields stay.
+type UserUpdate struct {
+	Roles         *[]string
+	Disabled      *bool
+	EmailVerified *bool
+}
+
+// UserQuery selects users for UserStore.List.
+type UserQuery struct {
+	Query string // lower case; "" matches every user
+	After string // an id: only users after it, in id order
+	Limit int
+}
+
+// Profile is what a user may change about themselves besides the email
+// address and the password.
+type Profile struct {
+	Username, FirstName, LastName string
+}
+
+// Link purposes: what a mailed link's token does.
+const (
+	LinkVerifyEmail   = "verify_email"   // confirms LinkToken.Email, the user's address or a new one
+	LinkResetPassword = "reset_password" // sets a new password
+)
+
+// LinkToken is what the token of a mailed link stands for.
+type LinkToken struct {
+	Purpose string // LinkVerifyEmail or LinkResetPassword
+	UserID  string
+	// Email is, for LinkVerifyEmail, the address the link confirms (the
+	// user's, or the one they asked to change to); for LinkResetPassword,
+	// the user's address when the link was sent: the link dies with it.
+	Email string
+	// From is, for the link of an address change, the address the change
+	// is from: the link works only while the account still has it. Empty
+	// for a link that confirms the account's own address.
+	From      string
+	ExpiresAt time.Time // millisecond precision
+}
+
+// LinkTokens keeps the one-time tokens of mailed links (mongostore,
+// memstore), under the SHA-256 of the token only: a copy of the store
+// cannot be turned into working links.
+type LinkTokens interface {
+	// Create stores t under token (NewLinkToken).
+	Create(ctx context.Context, token string, t LinkToken) error
+	// Peek returns what token stands for without using it up;
+	// ErrInvalidLinkToken when it is unknown, used, expired at now, or of
+	// another purpose.
+	Peek(ctx context.Context, token, purpose string, now time.Time) (LinkToken, error)
+	// Consume uses token up and returns what it stood for: of racing
+	// calls, exactly one gets it, and every later one gets
+	// ErrInvalidLinkToken, as do unknown tokens, tokens expired at now
+	// (deleted then) and tokens of another purpose (left alone).
+	Consume(ctx context.Context, token, purpose string, now time.Time) (LinkToken, error)
+	// DeleteExpired deletes the tokens that expired at or before now.
+	DeleteExpired(ctx context.Context, now time.Time) error
 }
 
 // GraceRecords is how many of a session's latest rotations a store keeps
@@ -157,8 +274,9 @@ type Rotation struct {
 // Refresh tokens are stored only as hashes. A store keeps a bounded amount
 // per session, however often it rotates.
 type SessionStore interface {
-	// Create stores s with its first refresh token (NewRefreshToken), and
-	// its Snapshot if any.
+	// Create stores s with its first refresh token (NewRefreshToken), its
+	// UserAgent and IP, and its Snapshot if any; its LastUsedAt is its
+	// CreatedAt.
 	Create(ctx context.Context, s Session, refresh string) error
 	// Rotate retires refresh and makes successor current; successor is
 	// NextRefreshToken(refresh), a token of the same chain. A second use of
@@ -169,21 +287,23 @@ type SessionStore interface {
 	// rotations ago, is a reuse: it deletes the session and returns the
 	// session with ErrRefreshReuse. Unknown tokens, and tokens of sessions
 	// that are gone, give ErrInvalidRefreshToken and change nothing. The
-	// session comes with its Snapshot, on a grace retry too.
+	// session comes with its Snapshot, on a grace retry too. A rotation
+	// sets the session's LastUsedAt to the store's clock, in the same write.
 	Rotate(ctx context.Context, refresh, successor string) (Rotation, error)
 	// Lookup returns the session of a live refresh token, without its
 	// Snapshot.
 	Lookup(ctx context.Context, refresh string) (Session, error)
 	// Get returns a session, without its Snapshot; ErrSessionNotFound when
-	// gone.
+	// gone or not userID's.
 	Get(ctx context.Context, userID, sid string) (Session, error)
 	// SetSnapshot replaces the session's user snapshot if the session still
 	// exists (a deleted session stays deleted; that is not an error) and
 	// snap is newer than the stored one, so that a late write of an older
 	// read cannot undo a newer one. Stores never keep the PasswordHash.
 	SetSnapshot(ctx context.Context, userID, sid string, snap UserSnapshot) error
-	// List returns the ids of the user's live sessions.
-	List(ctx context.Context, userID string) ([]string, error)
+	// List returns the user's live sessions, without their Snapshots, in
+	// no particular order.
+	List(ctx context.Context, userID string) ([]Session, error)
 	// Delete removes sessions; it answers how many existed.
 	Delete(ctx context.Context, userID string, sids ...string) (int, error)
 }
@@ -230,6 +350,10 @@ type OutboxEntry struct {
 	Payload   []byte    // opaque to the store
 	CreatedAt time.Time // set by Enqueue when zero; millisecond precision
 	Attempts  int       // failed delivery attempts counted by Failed
+	// Trace is the W3C trace context (traceparent, tracestate) of the
+	// request that queued the entry, so that its delivery later is traced
+	// back to it; nil when it was not traced. Opaque to the store.
+	Trace map[string]string
 }
 
 // Outbox is a durable queue of messages waiting for delivery, shared by
@@ -296,6 +420,11 @@ type Throttle interface {
 	// Revocation asks to revoke sessions or tokens of subject (a user id or
 	// a client id) in one request, before its events are emitted.
 	Revocation(ctx context.Context, subject string) error
+	// Mail asks to send one message to recipient (an EmailKey), for the
+	// mail a third party can make the issuer send (a password reset, a
+	// verification link): asked alike whether or not the address has an
+	// account.
+	Mail(ctx context.Context, recipient string) error
 }
 
 // Attempt is the outcome of an allowed password attempt.

@@ -30,8 +30,17 @@ type Config struct {
 	// the session; past it, the refresh reads the UserStore (and saves a new
 	// snapshot). 0 reads it on every refresh.
 	UserRecheck time.Duration
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// RequireVerifiedEmail refuses the login of an account whose address
+	// is not verified (ErrEmailNotVerified), once its password matched.
+	RequireVerifiedEmail bool
+	// PublicURL is the base of the links in mail; default Issuer.
+	PublicURL string
+	// VerifyTokenTTL and ResetTokenTTL are the lifetimes of the tokens of
+	// email verification and password reset links; default 24 h and 1 h.
+	VerifyTokenTTL time.Duration
+	ResetTokenTTL  time.Duration
+	Now            func() time.Time
+	Logger         *slog.Logger
 	// RequestID returns the request id of ctx, carried as an event's txn.
 	RequestID func(context.Context) string
 }
@@ -44,7 +53,11 @@ type Deps struct {
 	Signer   Signer
 	Verifier TokenVerifier
 	Events   RevocationPublisher
-	Throttle Throttle // optional: nil limits nothing
+	Links    LinkTokens // the tokens of mailed links
+	Mailer   Mailer
+	Throttle Throttle    // optional: nil limits nothing
+	Clients  ClientStore // optional: nil has no service account
+	Audit    Auditor     // optional: nil records nothing
 }
 
 // Service is the issuer's use cases.
@@ -54,10 +67,12 @@ type Service struct {
 	log *slog.Logger
 }
 
-// NewService returns a Service; every port but Throttle is required.
+// NewService returns a Service; every port but Throttle, Clients and
+// Audit is required.
 func NewService(cfg Config, d Deps) (*Service, error) {
 	switch {
-	case d.Users == nil || d.Sessions == nil || d.Hasher == nil || d.Signer == nil || d.Verifier == nil || d.Events == nil:
+	case d.Users == nil || d.Sessions == nil || d.Hasher == nil || d.Signer == nil || d.Verifier == nil || d.Events == nil ||
+		d.Links == nil || d.Mailer == nil:
 		return nil, errors.New("auth: every port of Deps is required")
 	case cfg.Issuer == "" || len(cfg.Audience) == 0 || cfg.AccessTTL <= 0:
 		return nil, errors.New("auth: Config.Issuer, Audience and AccessTTL are required")
@@ -74,6 +89,16 @@ func NewService(cfg Config, d Deps) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = cfg.Issuer
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.VerifyTokenTTL <= 0 {
+		cfg.VerifyTokenTTL = 24 * time.Hour
+	}
+	if cfg.ResetTokenTTL <= 0 {
+		cfg.ResetTokenTTL = time.Hour
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -82,6 +107,12 @@ func NewService(cfg Config, d Deps) (*Service, error) {
 	}
 	if d.Throttle == nil {
 		d.Throttle = noThrottle{}
+	}
+	if d.Clients == nil {
+		d.Clients = noClients{}
+	}
+	if d.Audit == nil {
+		d.Audit = noAudit{}
 	}
 	return &Service{cfg: cfg, d: d, log: cfg.Logger}, nil
 }
@@ -93,6 +124,26 @@ type RegisterInput struct {
 
 // Register creates a user.
 func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) {
+	u, err := s.newUser(in, &ValidationError{})
+	if err != nil {
+		return User{}, err
+	}
+	if err := s.createUser(ctx, &u, in.Password); err != nil {
+		return User{}, err
+	}
+	s.log.InfoContext(ctx, "user registered", "user_id", u.ID)
+	s.audit(ctx, AuditUserRegistered, u.ID, u.ID, "")
+	// The account exists: a failure to queue the mail is logged, and the
+	// user can ask for another (POST /verify-email/resend).
+	if err := s.sendVerification(ctx, u, u.Email, ""); err != nil {
+		s.log.ErrorContext(ctx, "verification mail not queued", "user_id", u.ID, "err", err)
+	}
+	return u, nil
+}
+
+// newUser validates a sign-up (adding to v, which may hold failures of
+// the caller's own) and returns the user it describes, without password.
+func (s *Service) newUser(in RegisterInput, v *ValidationError) (User, error) {
 	u := User{
 		ID:        NewID(),
 		Username:  strings.TrimSpace(in.Username),
@@ -100,8 +151,6 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) 
 		LastName:  strings.TrimSpace(in.LastName),
 		CreatedAt: s.cfg.Now().UTC().Truncate(time.Millisecond), // as stores keep it
 	}
-	pw := norm.NFKC.String(in.Password)
-	v := &ValidationError{}
 	var err error
 	if strings.TrimSpace(in.Email) == "" {
 		v.Fields = append(v.Fields, FieldError{"email", "is required"})
@@ -113,29 +162,42 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) 
 			v.Fields = append(v.Fields, FieldError{"username", err.Error()})
 		}
 	}
-	for _, f := range []struct{ name, v string }{{"first_name", u.FirstName}, {"last_name", u.LastName}} {
-		if utf8.RuneCountInString(f.v) > 100 || !utf8.ValidString(f.v) || hasControl(f.v) {
-			v.Fields = append(v.Fields, FieldError{f.name, "must be at most 100 characters, without control characters"})
-		}
-	}
-	if n := utf8.RuneCountInString(pw); n < s.cfg.PasswordMin || n > s.cfg.PasswordMax {
-		v.Fields = append(v.Fields, FieldError{"password", fmt.Sprintf("must be %d to %d characters", s.cfg.PasswordMin, s.cfg.PasswordMax)})
-	}
-	if len(v.Fields) > 0 {
-		// weak_password when the password is what failed, invalid_request otherwise
-		v.weak = len(v.Fields) == 1 && v.Fields[0].Field == "password"
-		return User{}, v
-	}
-	hash, err := s.d.Hasher.Hash(ctx, pw)
+	checkName(v, "first_name", u.FirstName)
+	checkName(v, "last_name", u.LastName)
+	s.checkPassword(v, "password", norm.NFKC.String(in.Password))
+	return u, v.err()
+}
+
+// createUser hashes password into u and stores u.
+func (s *Service) createUser(ctx context.Context, u *User, password string) error {
+	hash, err := s.d.Hasher.Hash(ctx, norm.NFKC.String(password))
 	if err != nil {
-		return User{}, err
+		return err
 	}
 	u.PasswordHash = hash
-	if err := s.d.Users.Create(ctx, u); err != nil {
-		return User{}, err
+	return s.d.Users.Create(ctx, *u)
+}
+
+// checkName adds a field error for a first or last name that is too long
+// or holds control characters.
+func checkName(v *ValidationError, field, name string) {
+	if utf8.RuneCountInString(name) > 100 || !utf8.ValidString(name) || hasControl(name) {
+		v.Fields = append(v.Fields, FieldError{field, "must be at most 100 characters, without control characters"})
 	}
-	s.log.InfoContext(ctx, "user registered", "user_id", u.ID)
-	return u, nil
+}
+
+// checkPassword adds a field error for a password (after NFKC) that breaks
+// the password rules: its length, and the list of breached passwords.
+func (s *Service) checkPassword(v *ValidationError, field, pw string) {
+	switch n := utf8.RuneCountInString(pw); {
+	case n < s.cfg.PasswordMin || n > s.cfg.PasswordMax:
+		v.Fields = append(v.Fields, FieldError{field, fmt.Sprintf("must be %d to %d characters", s.cfg.PasswordMin, s.cfg.PasswordMax)})
+	case CommonPassword(pw):
+		v.Fields = append(v.Fields, FieldError{field, "is a common password, found in lists of breached passwords: choose another"})
+	}
+	if len(v.Fields) > 0 && v.Fields[len(v.Fields)-1].Field == field {
+		v.passwordFields = append(v.passwordFields, field)
+	}
 }
 
 // LoginInput is a password login. Identifier is an email or a username.
@@ -144,6 +206,8 @@ type LoginInput struct {
 	Password   string
 	ClientID   string // default Config.ClientID
 	Network    string // the client's network, for the Throttle (ratelimit.NetworkOf)
+	IP         string // the client's address, kept with the session
+	UserAgent  string // kept with the session, cleaned and cut (CleanUserAgent)
 }
 
 // maxIdentifier bounds a login identifier, in characters: the longest email
@@ -182,7 +246,8 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	}
 	var u User
 	var err error
-	var account string // for the Throttle
+	var account string          // for the Throttle
+	readAt := s.cfg.Now().UTC() // the user snapshot is as old as the read
 	// A refused spelling normalizes to "", which no account has: the same
 	// answer, after the same work, as an unknown account.
 	if strings.Contains(id, "@") {
@@ -200,8 +265,12 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	}
 	// The throttle decides before the password is checked, alike for known
 	// and unknown users: a refused guess is never evaluated.
+	failed := func(detail string) { s.audit(ctx, AuditLoginFailed, "", u.ID, detail) } // u.ID: "" when unknown
 	done, err := s.d.Throttle.PasswordAttempt(ctx, account, in.Network)
 	if err != nil {
+		if errors.Is(err, ErrRateLimited) {
+			failed("rate_limited")
+		}
 		return Tokens{}, err
 	}
 	if !known {
@@ -210,6 +279,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 			return Tokens{}, err
 		}
 		done(AttemptFailed)
+		failed("unknown_account")
 		return Tokens{}, ErrInvalidCredentials
 	}
 	ok, rehash, err := s.d.Hasher.Verify(ctx, pw, u.PasswordHash)
@@ -219,11 +289,18 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 		return Tokens{}, err
 	case !ok:
 		done(AttemptFailed)
+		failed("wrong_password")
 		return Tokens{}, ErrInvalidCredentials
 	}
 	done(AttemptMatched)
 	if u.Disabled {
+		failed("account_disabled")
 		return Tokens{}, ErrDisabled
+	}
+	if s.cfg.RequireVerifiedEmail && !u.EmailVerified {
+		s.log.InfoContext(ctx, "login refused: email not verified", "user_id", u.ID)
+		failed("email_not_verified")
+		return Tokens{}, ErrEmailNotVerified
 	}
 	if rehash {
 		if h, err := s.d.Hasher.Hash(ctx, pw); err == nil {
@@ -236,14 +313,19 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	if clientID == "" {
 		clientID = s.cfg.ClientID
 	}
-	now := s.cfg.Now().UTC()
-	sess := Session{ID: NewID(), UserID: u.ID, ClientID: clientID, CreatedAt: now,
-		Snapshot: &UserSnapshot{User: u.Public(), CheckedAt: now}}
+	now := s.cfg.Now().UTC().Truncate(time.Millisecond) // as stores keep it
+	sess := Session{ID: NewID(), UserID: u.ID, ClientID: clientID, CreatedAt: now, LastUsedAt: now,
+		UserAgent: CleanUserAgent(in.UserAgent), IP: cleanIP(in.IP),
+		Snapshot: &UserSnapshot{User: u.Public(), CheckedAt: readAt}}
 	refresh := NewRefreshToken()
 	if err := s.d.Sessions.Create(ctx, sess, refresh); err != nil {
 		return Tokens{}, err
 	}
-	return s.tokens(ctx, u, sess, refresh)
+	tok, err := s.tokens(ctx, u, sess, refresh)
+	if err == nil {
+		s.audit(ctx, AuditLoginSucceeded, u.ID, u.ID, "")
+	}
+	return tok, err
 }
 
 // Refresh rotates a refresh token and mints a new access token.
@@ -254,6 +336,7 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (Tokens, error) {
 	rot, err := s.d.Sessions.Rotate(ctx, refresh, NextRefreshToken(refresh))
 	if errors.Is(err, ErrRefreshReuse) {
 		s.log.WarnContext(ctx, "refresh token reuse: session revoked", "user_id", rot.Session.UserID, "sid", rot.Session.ID)
+		s.audit(ctx, AuditRefreshReuse, "", rot.Session.UserID, "session revoked")
 		if perr := s.publish(ctx, revocation.ReasonRefreshReuse, "system", rot.Session.UserID, rot.Session.ID); perr != nil {
 			s.log.ErrorContext(ctx, "refresh reuse event not published", "sid", rot.Session.ID, "err", perr)
 		}
@@ -355,9 +438,9 @@ func (s *Service) Logout(ctx context.Context, in LogoutInput) error {
 		if err != nil {
 			return err
 		}
-		for _, sid := range all {
-			if in.Scope == ScopeGlobal || sid != sess.ID {
-				sids = append(sids, sid)
+		for _, o := range all {
+			if in.Scope == ScopeGlobal || o.ID != sess.ID {
+				sids = append(sids, o.ID)
 			}
 		}
 	}
@@ -374,6 +457,7 @@ func (s *Service) Logout(ctx context.Context, in LogoutInput) error {
 		return err
 	}
 	s.log.InfoContext(ctx, "logout", "user_id", sess.UserID, "scope", string(in.Scope), "sessions", len(sids))
+	s.audit(ctx, AuditLogout, sess.UserID, sess.UserID, fmt.Sprintf("scope=%s sessions=%d", in.Scope, len(sids)))
 	return nil
 }
 
@@ -418,7 +502,9 @@ func (s *Service) RevokeToken(ctx context.Context, token, hint string) error {
 		if err := s.publish(ctx, revocation.ReasonLogout, "user", sess.UserID, sess.ID); err != nil {
 			return false, err
 		}
-		_, err = s.d.Sessions.Delete(ctx, sess.UserID, sess.ID)
+		if _, err = s.d.Sessions.Delete(ctx, sess.UserID, sess.ID); err == nil {
+			s.audit(ctx, AuditLogout, sess.UserID, sess.UserID, "revoked refresh_token")
+		}
 		return true, err
 	}
 	tryAccess := func() (bool, error) {
@@ -441,9 +527,13 @@ func (s *Service) RevokeToken(ctx context.Context, token, hint string) error {
 			return false, err
 		}
 		now := s.cfg.Now()
-		return true, s.d.Events.Publish(ctx, revocation.Event{ID: NewID(), Issuer: s.cfg.Issuer,
+		err = s.d.Events.Publish(ctx, revocation.Event{ID: NewID(), Issuer: s.cfg.Issuer,
 			Subject: c.Subject, TokenID: c.ID, At: now, IssuedAt: now, Reason: revocation.ReasonLogout,
 			Initiator: "user", TxnID: s.cfg.RequestID(ctx)})
+		if err == nil {
+			s.audit(ctx, AuditLogout, c.Subject, c.Subject, "revoked access_token")
+		}
+		return true, err
 	}
 	order := []func() (bool, error){tryRefresh, tryAccess}
 	if hint == "access_token" {
@@ -623,3 +713,5 @@ func (noThrottle) PasswordAttempt(context.Context, string, string) (func(Attempt
 }
 
 func (noThrottle) Revocation(context.Context, string) error { return nil }
+
+func (noThrottle) Mail(context.Context, string) error { return nil }

@@ -65,19 +65,66 @@ func (plainHasher) Verify(_ context.Context, p, h string) (bool, bool, error) {
 }
 func (h *plainHasher) Dummy(context.Context, string) error { h.dummies++; return nil }
 
+// recMailer records what the Service mails (unit tests only: the
+// integration tests read real mail from Mailpit).
+type recMailer struct {
+	mu   sync.Mutex
+	sent []auth.Mail
+	fail error
+}
+
+func (m *recMailer) Send(_ context.Context, ml auth.Mail) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return m.fail
+	}
+	m.sent = append(m.sent, ml)
+	return nil
+}
+
+// last returns the last mail of template to to, failing the test if none.
+func (m *recMailer) last(t *testing.T, to, template string) auth.Mail {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := len(m.sent) - 1; i >= 0; i-- {
+		if ml := m.sent[i]; ml.To == to && ml.Template == template {
+			return ml
+		}
+	}
+	t.Fatalf("no %s mail to %s among %d", template, to, len(m.sent))
+	return auth.Mail{}
+}
+
+// count counts the mails of template to to.
+func (m *recMailer) count(to, template string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, ml := range m.sent {
+		if ml.To == to && ml.Template == template {
+			n++
+		}
+	}
+	return n
+}
+
 type fixture struct {
 	svc      *auth.Service
 	users    *memstore.Users
 	sessions *memstore.Sessions
 	events   *fakeEvents
 	hasher   *plainHasher
+	links    *memstore.LinkTokens
+	mail     *recMailer
 }
 
 func newFixture(t *testing.T) *fixture {
 	f := &fixture{users: memstore.NewUsers(), sessions: memstore.NewSessions(time.Minute, nil),
-		events: &fakeEvents{}, hasher: &plainHasher{}}
+		events: &fakeEvents{}, hasher: &plainHasher{}, links: memstore.NewLinkTokens(), mail: &recMailer{}}
 	svc, err := auth.NewService(auth.Config{Issuer: "https://iss", Audience: []string{"jotguard"}, AccessTTL: 5 * time.Minute},
-		auth.Deps{Users: f.users, Sessions: f.sessions, Hasher: f.hasher, Signer: fakeSigner{}, Verifier: fakeVerifier{}, Events: f.events})
+		auth.Deps{Users: f.users, Sessions: f.sessions, Hasher: f.hasher, Signer: fakeSigner{}, Verifier: fakeVerifier{}, Events: f.events, Links: f.links, Mailer: f.mail})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +229,7 @@ func TestRefreshReuseEmitsEvent(t *testing.T) {
 	now := time.Now()
 	f.sessions = memstore.NewSessions(time.Second, func() time.Time { return now })
 	svc, _ := auth.NewService(auth.Config{Issuer: "https://iss", Audience: []string{"jotguard"}, AccessTTL: time.Minute},
-		auth.Deps{Users: f.users, Sessions: f.sessions, Hasher: f.hasher, Signer: fakeSigner{}, Verifier: fakeVerifier{}, Events: f.events})
+		auth.Deps{Users: f.users, Sessions: f.sessions, Hasher: f.hasher, Signer: fakeSigner{}, Verifier: fakeVerifier{}, Events: f.events, Links: f.links, Mailer: f.mail})
 	_, _ = svc.Register(t.Context(), auth.RegisterInput{Email: "a@example.com", Password: pw})
 	tok, _ := svc.Login(t.Context(), auth.LoginInput{Identifier: "a@example.com", Password: pw})
 	if _, err := svc.Refresh(t.Context(), tok.RefreshToken); err != nil {
@@ -263,7 +310,7 @@ func TestDeadSessionTokensEmitNothing(t *testing.T) {
 	if len(f.events.evs) != 1 || f.events.evs[0].SessionID != tok.Session.ID {
 		t.Fatalf("events %+v, want only the logout's", f.events.evs)
 	}
-	if sids, _ := f.sessions.List(t.Context(), tok.User.ID); len(sids) != 1 || sids[0] != other.Session.ID {
+	if sids, _ := f.sessions.List(t.Context(), tok.User.ID); len(sids) != 1 || sids[0].ID != other.Session.ID {
 		t.Fatalf("sessions %v, want the other one alive", sids)
 	}
 }
@@ -313,7 +360,7 @@ func snapshotFixture(t *testing.T, recheck time.Duration) (*fixture, *countingUs
 	f.sessions = memstore.NewSessions(time.Second, clock)
 	svc, err := auth.NewService(auth.Config{Issuer: "https://iss", Audience: []string{"jotguard"}, AccessTTL: 5 * time.Minute,
 		UserRecheck: recheck, Now: clock},
-		auth.Deps{Users: users, Sessions: f.sessions, Hasher: f.hasher, Signer: fakeSigner{}, Verifier: fakeVerifier{}, Events: f.events})
+		auth.Deps{Users: users, Sessions: f.sessions, Hasher: f.hasher, Signer: fakeSigner{}, Verifier: fakeVerifier{}, Events: f.events, Links: f.links, Mailer: f.mail})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,7 @@ func TestThrottle(t *testing.T) {
 	th := &recThrottle{refuse: map[string]bool{}}
 	svc, err := auth.NewService(auth.Config{Issuer: "https://iss", Audience: []string{"jotguard"}, AccessTTL: 5 * time.Minute},
 		auth.Deps{Users: f.users, Sessions: f.sessions, Hasher: f.hasher, Signer: fakeSigner{}, Verifier: fakeVerifier{},
-			Events: f.events, Throttle: th})
+			Events: f.events, Links: f.links, Mailer: f.mail, Throttle: th})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,4 +112,14 @@ func TestThrottle(t *testing.T) {
 	if err := svc.Logout(t.Context(), auth.LogoutInput{RefreshToken: tok.RefreshToken}); err != nil || len(f.events.evs) != events+1 {
 		t.Fatalf("logout: %v", err)
 	}
+}
+
+func (r *recThrottle) Mail(_ context.Context, recipient string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.asked = append(r.asked, "mail "+recipient)
+	if r.refuse[recipient] {
+		return &auth.RateLimitError{RetryAfter: time.Minute}
+	}
+	return nil
 }

@@ -1,5 +1,5 @@
-// Package config reads the issuer's settings: every JOTGUARD_* variable of
-// SPEC §8 that the issuer uses, each with a matching flag. A flag wins over
+// Package config reads the issuer's settings: every documented JOTGUARD_*
+// variable the issuer uses, each with a matching flag. A flag wins over
 // the environment, the environment over the default.
 package config
 
@@ -14,14 +14,18 @@ import (
 	"net"
 	"net/mail"
 	"net/url"
+	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
 
 	"github.com/jotguard/jotguard/sdk/buildinfo"
+	"github.com/jotguard/jotguard/sdk/kafkasec"
 )
 
 // Config is the issuer's configuration.
@@ -43,7 +47,10 @@ type Config struct {
 
 	KafkaBrokers    []string
 	RevocationTopic string
-	KafkaAckTimeout time.Duration // then the event goes to the outbox
+	SETTopic        string          // per-event SETs for receivers outside jotguard; "": none
+	KafkaAckTimeout time.Duration   // then the event goes to the outbox
+	BatchWait       time.Duration   // how long an event waits to share a batch's signature
+	Kafka           kafkasec.Config // TLS and SASL of every Kafka connection
 
 	AccessTTL          time.Duration
 	RefreshTTL         time.Duration
@@ -76,6 +83,15 @@ type Config struct {
 	SMTPURL   SecretURL // smtp:// or smtps://, maybe with a password; "" disables mail
 	MailFrom  string    // From of every message
 	PublicURL string    // base of the links in mail (JOTGUARD_PUBLIC_URL); default Issuer
+
+	RequireVerifiedEmail bool          // a login of an unverified account gets 403 email_not_verified
+	VerifyTokenTTL       time.Duration // lifetime of an email verification link
+	ResetTokenTTL        time.Duration // lifetime of a password reset link
+
+	AuditRetention  time.Duration // how long an audit entry is kept
+	Pages           bool          // serve the account pages under /account/
+	PagesTitle      string        // the product name the pages show
+	PagesStylesheet []byte        // a stylesheet served after the pages' own; nil: none
 }
 
 // Secret is key material; it never shows in logs.
@@ -211,8 +227,13 @@ var vars = []Var{
 		set: func(c *Config, s string) error { c.KafkaBrokers = list(s); return nil }},
 	{Name: "JOTGUARD_REVOCATION_TOPIC", Flag: "revocation-topic", Default: "jotguard.revocations", Usage: "Kafka topic of revocation events",
 		set: func(c *Config, s string) error { c.RevocationTopic = s; return nonEmpty(s) }},
+	{Name: "JOTGUARD_SET_TOPIC", Flag: "set-topic", Usage: "Kafka topic of one signed SET per revocation (RFC 8417, CAEP session-revoked), for receivers outside jotguard; empty: none",
+		set: func(c *Config, s string) error { c.SETTopic = s; return nil }},
+	{Name: "JOTGUARD_REVOCATION_BATCH_WAIT", Flag: "revocation-batch-wait", Default: "20ms", Usage: "longest a revocation event waits for others to share its batch, whose one signature every verifier checks",
+		set: duration(func(c *Config) *time.Duration { return &c.BatchWait })},
 	{Name: "JOTGUARD_KAFKA_ACK_TIMEOUT", Flag: "kafka-ack-timeout", Default: "2s", Usage: "how long a logout waits for Kafka before the event goes to the outbox",
 		set: duration(func(c *Config) *time.Duration { return &c.KafkaAckTimeout })},
+	// JOTGUARD_KAFKA_TLS… and JOTGUARD_KAFKA_SASL_… come here: see init.
 	{Name: "JOTGUARD_ACCESS_TTL", Flag: "access-ttl", Default: "5m", Usage: "access token lifetime",
 		set: duration(func(c *Config) *time.Duration { return &c.AccessTTL })},
 	{Name: "JOTGUARD_REFRESH_TTL", Flag: "refresh-ttl", Default: "672h", Usage: "refresh token and session lifetime",
@@ -385,6 +406,50 @@ var vars = []Var{
 			c.PublicURL = strings.TrimRight(s, "/")
 			return nil
 		}},
+	{Name: "JOTGUARD_REQUIRE_VERIFIED_EMAIL", Flag: "require-verified-email", Default: "false", Usage: "refuse the login of an account whose email address is not verified (403 email_not_verified)",
+		set: func(c *Config, s string) error {
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				return fmt.Errorf("want true or false, got %q", s)
+			}
+			c.RequireVerifiedEmail = b
+			return nil
+		}},
+	{Name: "JOTGUARD_VERIFY_TOKEN_TTL", Flag: "verify-token-ttl", Default: "24h", Usage: "how long an email verification link works",
+		set: duration(func(c *Config) *time.Duration { return &c.VerifyTokenTTL })},
+	{Name: "JOTGUARD_RESET_TOKEN_TTL", Flag: "reset-token-ttl", Default: "1h", Usage: "how long a password reset link works",
+		set: duration(func(c *Config) *time.Duration { return &c.ResetTokenTTL })},
+	{Name: "JOTGUARD_AUDIT_RETENTION", Flag: "audit-retention", Default: "2160h", Usage: "how long an audit log entry is kept (90 days by default)",
+		set: duration(func(c *Config) *time.Duration { return &c.AuditRetention })},
+	{Name: "JOTGUARD_PAGES", Flag: "pages", Default: "on", Usage: "on: serve the pages for people under /account/ (sign in, register, the mailed links' pages, the account page); off: serve your own at JOTGUARD_PUBLIC_URL",
+		set: func(c *Config, s string) error {
+			switch s {
+			case "on":
+				c.Pages = true
+			case "off":
+				c.Pages = false
+			default:
+				return fmt.Errorf("want on or off, got %q", s)
+			}
+			return nil
+		}},
+	{Name: "JOTGUARD_PAGES_TITLE", Flag: "pages-title", Default: "jotguard", Usage: "the product name the account pages show",
+		set: func(c *Config, s string) error {
+			if len(s) > 100 || strings.ContainsFunc(s, unicode.IsControl) {
+				return errors.New("want at most 100 characters, without control characters")
+			}
+			c.PagesTitle = s
+			return nil
+		}},
+	{Name: "JOTGUARD_PAGES_STYLESHEET", Flag: "pages-stylesheet", Usage: "a CSS file served after the account pages' own stylesheet, to brand them (read at start)",
+		set: func(c *Config, s string) error {
+			b, err := readSmallFile(s, 256<<10)
+			if err != nil {
+				return err
+			}
+			c.PagesStylesheet = b
+			return nil
+		}},
 	{Name: "JOTGUARD_DRAIN_DELAY", Flag: "drain-delay", Default: "5s", Usage: "after SIGTERM, how long /readyz answers 503 while requests are still served, before the listener closes (load balancers need a few seconds to stop sending)",
 		set: durationOrZero(func(c *Config) *time.Duration { return &c.DrainDelay })},
 	{Name: "JOTGUARD_SHUTDOWN_GRACE", Flag: "shutdown-grace", Default: "15s", Usage: "how long in-flight requests may finish after the drain delay",
@@ -406,6 +471,18 @@ var vars = []Var{
 		}},
 }
 
+// init puts the Kafka security settings, which every binary shares,
+// after JOTGUARD_KAFKA_ACK_TIMEOUT.
+func init() {
+	at := slices.IndexFunc(vars, func(v Var) bool { return v.Name == "JOTGUARD_KAFKA_ACK_TIMEOUT" }) + 1
+	var kafka []Var
+	for _, s := range kafkasec.Settings() {
+		kafka = append(kafka, Var{Name: s.Name, Flag: s.Flag, Default: s.Default, Usage: s.Usage,
+			set: func(c *Config, v string) error { return s.Set(&c.Kafka, v) }})
+	}
+	vars = slices.Insert(vars, at, kafka...)
+}
+
 // Load reads the settings from args (flags) and getenv. --help returns
 // flag.ErrHelp; any other error is one line naming the variable.
 func Load(args []string, getenv func(string) string) (Config, error) {
@@ -416,6 +493,13 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 // but not Redis.
 func LoadForKeys(args []string, getenv func(string) string) (Config, error) {
 	return load(args, getenv, func(v Var) bool { return v.Name == "JOTGUARD_MONGO_URI" })
+}
+
+// LoadForCommand is Load for `issuer users …` and `issuer clients …`,
+// which need MongoDB and Redis (the sessions a role change updates) and
+// publish revocation events like the server.
+func LoadForCommand(args []string, getenv func(string) string) (Config, error) {
+	return load(args, getenv, func(v Var) bool { return v.Name == "JOTGUARD_MONGO_URI" || v.Name == "JOTGUARD_REDIS_URL" })
 }
 
 func load(args []string, getenv func(string) string, required func(Var) bool) (Config, error) {
@@ -457,11 +541,16 @@ func load(args []string, getenv func(string) string, required func(Var) bool) (C
 	if c.PublicURL == "" {
 		c.PublicURL = c.Issuer
 	}
+	if err := c.Kafka.Check(); err != nil { // names the variable; reads the files
+		return Config{}, err
+	}
 	switch {
 	case c.PasswordMaxLength < c.PasswordMinLength:
 		return Config{}, fmt.Errorf("JOTGUARD_PASSWORD_MAX_LENGTH: %d is below JOTGUARD_PASSWORD_MIN_LENGTH %d", c.PasswordMaxLength, c.PasswordMinLength)
 	case c.RefreshGrace >= c.RefreshTTL:
 		return Config{}, errors.New("JOTGUARD_REFRESH_REUSE_GRACE: must be shorter than JOTGUARD_REFRESH_TTL")
+	case c.BatchWait >= c.KafkaAckTimeout:
+		return Config{}, errors.New("JOTGUARD_REVOCATION_BATCH_WAIT: must be shorter than JOTGUARD_KAFKA_ACK_TIMEOUT")
 	}
 	return c, nil
 }
@@ -471,6 +560,15 @@ func Usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: issuer [flags]            serve (default)")
 	fmt.Fprintln(w, "       issuer keys rotate [flags] add a signing key now")
 	fmt.Fprintln(w, "       issuer keys list [flags]   list the signing keys")
+	fmt.Fprintln(w, "       issuer users create --email E [--roles a,b] [flags]")
+	fmt.Fprintln(w, "                                  create a user (password on stdin, address verified)")
+	fmt.Fprintln(w, "       issuer users roles E a,b [flags]")
+	fmt.Fprintln(w, "                                  replace the roles of the user of address E")
+	fmt.Fprintln(w, "       issuer clients create --name N [--roles a,b] [flags]")
+	fmt.Fprintln(w, "                                  create a service account; prints its id and secret (shown once)")
+	fmt.Fprintln(w, "       issuer clients list [flags] list the service accounts")
+	fmt.Fprintln(w, "       issuer clients delete ID [flags]")
+	fmt.Fprintln(w, "                                  delete a service account; its tokens are revoked everywhere")
 	fmt.Fprintln(w, "\nEvery flag has an environment variable; the flag wins.")
 	for _, v := range vars {
 		def := v.Default
@@ -482,6 +580,8 @@ func Usage(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  --%s (%s, default %s)\n      %s\n", v.Flag, v.Name, def, v.Usage)
 	}
+	fmt.Fprintln(w, "\nTracing (OpenTelemetry) is off unless the standard OTEL_* variables ask for it:")
+	fmt.Fprintln(w, "OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER and the rest (docs/operations.md, Tracing).")
 }
 
 func list(s string) []string {
@@ -533,6 +633,23 @@ func intIn(field func(*Config) *int, lo, hi int) func(*Config, string) error {
 		*field(c) = n
 		return nil
 	}
+}
+
+// readSmallFile reads a file of at most limit bytes.
+func readSmallFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	switch {
+	case err != nil:
+		return nil, err
+	case int64(len(b)) > limit:
+		return nil, fmt.Errorf("%s: larger than %d KiB", path, limit>>10)
+	}
+	return b, nil
 }
 
 func parseKey(s string) ([]byte, error) {

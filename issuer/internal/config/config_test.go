@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -91,7 +93,7 @@ func TestUserRecheckZero(t *testing.T) {
 	}
 }
 
-// JOTGUARD_RATE_LIMITS: the defaults of SPEC §11, overrides per class, off.
+// JOTGUARD_RATE_LIMITS: the documented defaults, overrides per class, off.
 func TestRateLimits(t *testing.T) {
 	c, err := Load(nil, env())
 	if err != nil {
@@ -132,6 +134,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"JOTGUARD_REFRESH_TTL", "forever"},
 		{"JOTGUARD_LEEWAY", "0s"},
 		{"JOTGUARD_REFRESH_REUSE_GRACE", "x"},
+		{"JOTGUARD_REVOCATION_BATCH_WAIT", "0s"},
+		{"JOTGUARD_REVOCATION_BATCH_WAIT", "2s"}, // as long as the ack timeout
 		{"JOTGUARD_SIGNING_ALG", "HS256"},
 		{"JOTGUARD_SIGNING_ALG", "none"},
 		{"JOTGUARD_KEY_ENCRYPTION_KEY", "short"},
@@ -161,6 +165,11 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"JOTGUARD_MAIL_FROM", "jotguard"},
 		{"JOTGUARD_PUBLIC_URL", "id.example.com"},
 		{"JOTGUARD_PUBLIC_URL", "https://id.example.com/?a=b"},
+		{"JOTGUARD_KAFKA_TLS", "maybe"},
+		{"JOTGUARD_KAFKA_TLS_CA_FILE", "/etc/kafka/ca.pem"}, // TLS is off
+		{"JOTGUARD_KAFKA_SASL_MECHANISM", "GSSAPI"},
+		{"JOTGUARD_KAFKA_SASL_USERNAME", "jotguard"}, // no mechanism
+		{"JOTGUARD_KAFKA_SASL_PASSWORD_FILE", "/run/secrets/kafka"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.val, func(t *testing.T) {
@@ -191,7 +200,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 	}
 }
 
-// Every SPEC §8 variable the issuer uses is here, with a flag.
+// Every documented variable the issuer uses is here, with a flag.
 func TestVarsCoverSpec(t *testing.T) {
 	spec := []string{"JOTGUARD_ISSUER", "JOTGUARD_AUDIENCE", "JOTGUARD_ISSUER_ADDR", "JOTGUARD_MONGO_URI",
 		"JOTGUARD_MONGO_DB", "JOTGUARD_REDIS_URL", "JOTGUARD_KAFKA_BROKERS", "JOTGUARD_REVOCATION_TOPIC",
@@ -199,7 +208,8 @@ func TestVarsCoverSpec(t *testing.T) {
 		"JOTGUARD_SIGNING_ALG", "JOTGUARD_KEY_ENCRYPTION_KEY", "JOTGUARD_COOKIE_SECURE", "JOTGUARD_ALLOWED_ORIGINS",
 		"JOTGUARD_TRUSTED_PROXIES", "JOTGUARD_LOG_LEVEL", "JOTGUARD_LOG_FORMAT",
 		"JOTGUARD_RATE_LIMITS",
-		"JOTGUARD_SMTP_URL", "JOTGUARD_MAIL_FROM", "JOTGUARD_PUBLIC_URL"}
+		"JOTGUARD_SMTP_URL", "JOTGUARD_MAIL_FROM", "JOTGUARD_PUBLIC_URL",
+		"JOTGUARD_KAFKA_TLS", "JOTGUARD_KAFKA_SASL_MECHANISM", "JOTGUARD_KAFKA_SASL_USERNAME", "JOTGUARD_KAFKA_SASL_PASSWORD"}
 	names, flags := map[string]bool{}, map[string]bool{}
 	for _, v := range Vars() {
 		if v.Flag == "" || v.Usage == "" || names[v.Name] || flags[v.Flag] {
@@ -209,7 +219,7 @@ func TestVarsCoverSpec(t *testing.T) {
 	}
 	for _, n := range spec {
 		if !names[n] {
-			t.Errorf("SPEC §8 variable %s is missing", n)
+			t.Errorf("documented variable %s is missing", n)
 		}
 	}
 	var b strings.Builder
@@ -233,5 +243,54 @@ func TestKeysCommandNeedsNoRedis(t *testing.T) {
 	}
 	if _, err := LoadForKeys(nil, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "JOTGUARD_MONGO_URI") {
 		t.Fatalf("keys without MongoDB: %v", err)
+	}
+}
+
+// Kafka's TLS and SASL: off by default; flags and files; a problem across
+// settings names the variable to fix; the password never shows.
+func TestKafkaSecurity(t *testing.T) {
+	c, err := Load(nil, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.TLS || c.Kafka.Mechanism != "" {
+		t.Fatalf("default Kafka security: %+v, want plaintext without SASL", c.Kafka)
+	}
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "password")
+	if err := os.WriteFile(pw, []byte("s3cret-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Load([]string{"--kafka-tls", "on", "--kafka-sasl-mechanism", "SCRAM-SHA-512", "--kafka-sasl-username", "jotguard"},
+		env("JOTGUARD_KAFKA_SASL_PASSWORD_FILE", pw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Kafka.TLS || c.Kafka.Mechanism != "SCRAM-SHA-512" || c.Kafka.Username != "jotguard" || c.Kafka.PasswordFile != pw {
+		t.Fatalf("Kafka security: %+v", c.Kafka)
+	}
+	for _, tc := range []struct {
+		env  []string
+		name string
+	}{
+		{[]string{"JOTGUARD_KAFKA_TLS", "on", "JOTGUARD_KAFKA_TLS_CA_FILE", filepath.Join(dir, "missing.pem")}, "JOTGUARD_KAFKA_TLS_CA_FILE"},
+		{[]string{"JOTGUARD_KAFKA_TLS", "on", "JOTGUARD_KAFKA_TLS_CERT_FILE", pw}, "JOTGUARD_KAFKA_TLS_KEY_FILE"},
+		{[]string{"JOTGUARD_KAFKA_SASL_MECHANISM", "PLAIN", "JOTGUARD_KAFKA_SASL_PASSWORD", "x"}, "JOTGUARD_KAFKA_SASL_USERNAME"},
+		{[]string{"JOTGUARD_KAFKA_SASL_MECHANISM", "PLAIN", "JOTGUARD_KAFKA_SASL_USERNAME", "u"}, "JOTGUARD_KAFKA_SASL_PASSWORD"},
+	} {
+		if _, err := Load(nil, env(tc.env...)); err == nil || !strings.HasPrefix(err.Error(), tc.name) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: error %v, want one line naming %s", tc.env, err, tc.name)
+		}
+	}
+	c, err = Load(nil, env("JOTGUARD_KAFKA_SASL_MECHANISM", "PLAIN", "JOTGUARD_KAFKA_SASL_USERNAME", "u",
+		"JOTGUARD_KAFKA_SASL_PASSWORD", "hunter2-s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	slog.New(slog.NewJSONHandler(&b, nil)).Info("config", "kafka", c.Kafka)
+	fmt.Fprintf(&b, "%v %+v", c, c)
+	if strings.Contains(b.String(), "hunter2") || !strings.Contains(b.String(), `"password":"[redacted]"`) {
+		t.Fatalf("the Kafka password shows, or the log lacks it redacted:\n%s", b.String())
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/jotguard/jotguard/issuer/internal/memstore"
@@ -20,12 +19,7 @@ func FuzzRefreshInputs(f *testing.F) {
 	f.Add(`refresh_token="quoted"`, `{"refresh_token":1}`)
 	f.Add("a=b;;;;refresh_token=%00", "")
 	f.Add(strings.Repeat("x", 5000), `{"refresh_token":"`+strings.Repeat("A", 64)+`"}`)
-	svc, err := auth.NewService(auth.Config{Issuer: "http://issuer.test", Audience: []string{"jotguard"}, AccessTTL: time.Minute},
-		auth.Deps{Users: memstore.NewUsers(), Sessions: memstore.NewSessions(time.Minute, nil), Hasher: plainHasher{},
-			Signer: signerFunc(func() (string, error) { return "t", nil }), Verifier: nopVerifier{}, Events: nopEvents{}})
-	if err != nil {
-		f.Fatal(err)
-	}
+	svc := newTestService(f, memstore.NewUsers(), signerFunc(func() (string, error) { return "t", nil }))
 	api := New(Options{Service: svc, Issuer: "http://issuer.test"})
 	f.Fuzz(func(t *testing.T, cookie, body string) {
 		for _, path := range []string{"/access_token", "/logout"} {

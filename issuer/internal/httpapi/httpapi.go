@@ -1,4 +1,4 @@
-// Package httpapi is the issuer's HTTP API (SPEC §1) on Echo v4: the
+// Package httpapi is the issuer's HTTP API on Echo v4: the
 // browser surface, /oauth/token and /oauth/revoke, and the operations
 // endpoints. Every error goes through one table (problem.go).
 package httpapi
@@ -68,7 +68,15 @@ type Options struct {
 	Registry *prometheus.Registry // nil: a new one
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Pages, when set, serves the browser pages under PagesPrefix. They
+	// get the request id and the client's address (ClientIP) in the
+	// request's context, and do their own body limit and cross-origin
+	// checks: their errors are pages, not problem documents.
+	Pages http.Handler
 }
+
+// PagesPrefix is the path under which Options.Pages are served.
+const PagesPrefix = "/account/"
 
 // API is the HTTP handler plus its readiness switch.
 type API struct {
@@ -131,15 +139,32 @@ func New(o Options) *API {
 	e.POST("/logout", h.logout)
 	e.DELETE("/logout", h.logout)
 	e.GET("/me", h.me)
+	e.PATCH("/me", h.updateProfile)
+	e.DELETE("/me", h.deleteAccount)
+	e.POST("/me/password", h.changePassword)
+	e.GET("/me/sessions", h.sessions)
+	e.DELETE("/me/sessions/:sid", h.revokeSession)
+	e.POST("/verify-email", h.verifyEmail)
+	e.POST("/verify-email/resend", h.resendVerification)
+	e.POST("/password/forgot", h.forgotPassword)
+	e.POST("/password/reset", h.resetPassword)
 	e.GET("/public_key", h.publicKey)
 	e.GET("/.well-known/jwks.json", h.jwks)
 	e.GET("/.well-known/openid-configuration", h.openIDConfig)
 	e.POST("/oauth/token", h.oauthToken)
 	e.POST("/oauth/revoke", h.oauthRevoke)
+	e.POST("/oauth/introspect", h.oauthIntrospect)
+	h.adminRoutes(e)
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", h.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})))
 	e.GET("/openapi.yaml", serveOpenAPI)
+	if o.Pages != nil {
+		e.Any(PagesPrefix+"*", h.pages)
+		e.GET(strings.TrimSuffix(PagesPrefix, "/"), func(c echo.Context) error {
+			return c.Redirect(http.StatusMovedPermanently, PagesPrefix)
+		})
+	}
 	api.Handler = e
 	return api
 }
@@ -154,13 +179,37 @@ func (h *handler) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
 		r := c.Request()
-		c.SetRequest(r.WithContext(logging.WithRequestID(r.Context(), id)))
+		ctx := auth.WithCaller(logging.WithRequestID(r.Context(), id), auth.Caller{IP: c.RealIP(), UserAgent: r.UserAgent()})
+		c.SetRequest(r.WithContext(ctx))
 		return next(c)
 	}
 }
 
+// pages serves Options.Pages, with the client's address in the context.
+func (h *handler) pages(c echo.Context) error {
+	r := c.Request()
+	h.o.Pages.ServeHTTP(c.Response(), r.WithContext(context.WithValue(r.Context(), clientIPKey{}, c.RealIP())))
+	return nil
+}
+
+type clientIPKey struct{}
+
+// ClientIP returns the client's address of a request to Options.Pages, as
+// the API's rate limits and sessions see it (X-Forwarded-For only behind
+// the trusted proxies); "" elsewhere.
+func ClientIP(ctx context.Context) string {
+	ip, _ := ctx.Value(clientIPKey{}).(string)
+	return ip
+}
+
+// ownChecks reports whether the request is one the pages check themselves.
+func ownChecks(c echo.Context) bool { return c.Path() == PagesPrefix+"*" }
+
 func (h *handler) bodyLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if ownChecks(c) {
+			return next(c)
+		}
 		r := c.Request()
 		if r.ContentLength > h.o.BodyLimit {
 			return errTooLarge
@@ -185,6 +234,9 @@ func (h *handler) originCheck(next echo.HandlerFunc) echo.HandlerFunc {
 		r := c.Request()
 		switch r.Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			return next(c)
+		}
+		if ownChecks(c) {
 			return next(c)
 		}
 		origin := r.Header.Get("Origin")
@@ -220,35 +272,11 @@ func originOf(u string) string {
 // strings; other fields are ignored and never reach a token. An empty body
 // is an empty object when allowEmpty.
 func readJSON(c echo.Context, allowEmpty bool, fields ...string) (map[string]string, error) {
-	body, err := io.ReadAll(c.Request().Body)
+	raw, err := readObject(c, allowEmpty)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, errTooLarge
-		}
-		return nil, errMalformed
+		return nil, err
 	}
 	out := map[string]string{}
-	if len(bytes.TrimSpace(body)) == 0 {
-		if allowEmpty {
-			return out, nil
-		}
-		return nil, errMalformed
-	}
-	// JSON under its own media type only: a browser sends a cross-site
-	// text/plain or form body without asking first (CORS preflight), so
-	// accepting those would let any site post here.
-	if !isJSON(c.Request().Header.Get(echo.HeaderContentType)) {
-		return nil, errUnsupportedType
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	var raw map[string]json.RawMessage
-	if err := dec.Decode(&raw); err != nil || raw == nil {
-		return nil, errMalformed
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errMalformed // trailing data
-	}
 	v := &auth.ValidationError{}
 	for _, f := range fields {
 		r, ok := raw[f]
@@ -266,6 +294,40 @@ func readJSON(c echo.Context, allowEmpty bool, fields ...string) (map[string]str
 		return nil, v
 	}
 	return out, nil
+}
+
+// readObject reads a JSON object body as its members; an empty body is an
+// empty object when allowEmpty.
+func readObject(c echo.Context, allowEmpty bool) (map[string]json.RawMessage, error) {
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errTooLarge
+		}
+		return nil, errMalformed
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if allowEmpty {
+			return map[string]json.RawMessage{}, nil
+		}
+		return nil, errMalformed
+	}
+	// JSON under its own media type only: a browser sends a cross-site
+	// text/plain or form body without asking first (CORS preflight), so
+	// accepting those would let any site post here.
+	if !isJSON(c.Request().Header.Get(echo.HeaderContentType)) {
+		return nil, errUnsupportedType
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var raw map[string]json.RawMessage
+	if err := dec.Decode(&raw); err != nil || raw == nil {
+		return nil, errMalformed
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errMalformed // trailing data
+	}
+	return raw, nil
 }
 
 // isJSON reports application/json or application/*+json, parameters
@@ -365,7 +427,7 @@ func (h *handler) login(c echo.Context) error {
 // doLogin checks a password; the Service throttles it per account.
 func (h *handler) doLogin(c echo.Context, identifier, password string) (auth.Tokens, error) {
 	tok, err := h.o.Service.Login(c.Request().Context(), auth.LoginInput{Identifier: identifier, Password: password,
-		Network: ratelimit.NetworkOf(c.RealIP())})
+		Network: ratelimit.NetworkOf(c.RealIP()), IP: c.RealIP(), UserAgent: c.Request().UserAgent()})
 	h.m.logins.WithLabelValues(outcome(err)).Inc()
 	return tok, err
 }
@@ -448,14 +510,23 @@ type tokenJSON struct {
 	User        userJSON `json:"user"`
 }
 
+// RefreshCookie is the refresh token cookie that carries value for ttl;
+// a ttl ≤ 0 gives the cookie that clears it.
+func RefreshCookie(value string, ttl time.Duration, secure bool) *http.Cookie {
+	maxAge := int(ttl / time.Second)
+	if ttl <= 0 {
+		value, maxAge = "", -1
+	}
+	return &http.Cookie{Name: CookieName, Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode}
+}
+
 func (h *handler) setCookie(c echo.Context, value string) {
-	c.SetCookie(&http.Cookie{Name: CookieName, Value: value, Path: "/", MaxAge: int(h.o.RefreshTTL / time.Second),
-		HttpOnly: true, Secure: h.o.CookieSecure, SameSite: http.SameSiteStrictMode})
+	c.SetCookie(RefreshCookie(value, h.o.RefreshTTL, h.o.CookieSecure))
 }
 
 func (h *handler) clearCookie(c echo.Context) {
-	c.SetCookie(&http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: h.o.CookieSecure, SameSite: http.SameSiteStrictMode})
+	c.SetCookie(RefreshCookie("", 0, h.o.CookieSecure))
 }
 
 // bearer returns the token of an "Authorization: Bearer" header, never from
@@ -531,17 +602,19 @@ func (h *handler) openIDConfig(c echo.Context) error {
 	iss := h.o.Issuer
 	c.Response().Header().Set("Cache-Control", "public, max-age=3600")
 	return c.JSON(http.StatusOK, map[string]any{
-		"issuer":                                     iss,
-		"jwks_uri":                                   iss + "/.well-known/jwks.json",
-		"token_endpoint":                             iss + "/oauth/token",
-		"revocation_endpoint":                        iss + "/oauth/revoke",
-		"userinfo_endpoint":                          iss + "/me",
-		"grant_types_supported":                      []string{"password", "refresh_token"},
-		"response_types_supported":                   []string{},
-		"token_endpoint_auth_methods_supported":      []string{"none"},
-		"revocation_endpoint_auth_methods_supported": []string{"none"},
-		"id_token_signing_alg_values_supported":      h.o.Keys.Algorithms(),
-		"access_token_signing_alg_values_supported":  h.o.Keys.Algorithms(),
+		"issuer":                                        iss,
+		"jwks_uri":                                      iss + "/.well-known/jwks.json",
+		"token_endpoint":                                iss + "/oauth/token",
+		"revocation_endpoint":                           iss + "/oauth/revoke",
+		"introspection_endpoint":                        iss + "/oauth/introspect",
+		"userinfo_endpoint":                             iss + "/me",
+		"grant_types_supported":                         []string{"password", "refresh_token", "client_credentials"},
+		"response_types_supported":                      []string{},
+		"token_endpoint_auth_methods_supported":         []string{"none", "client_secret_basic", "client_secret_post"},
+		"revocation_endpoint_auth_methods_supported":    []string{"none"},
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"id_token_signing_alg_values_supported":         h.o.Keys.Algorithms(),
+		"access_token_signing_alg_values_supported":     h.o.Keys.Algorithms(),
 	})
 }
 

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/jotguard/jotguard/issuer/internal/memstore"
 	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
 )
@@ -38,12 +37,7 @@ func (f *fakeLimiter) Allow(_ context.Context, k ratelimit.Key) (ratelimit.Decis
 // any work, and a refusal is a 429 with Retry-After in whole seconds,
 // rounded up.
 func TestLimitedEndpoints(t *testing.T) {
-	svc, err := auth.NewService(auth.Config{Issuer: "http://issuer.test", Audience: []string{"jotguard"}, AccessTTL: time.Minute},
-		auth.Deps{Users: memstore.NewUsers(), Sessions: memstore.NewSessions(time.Minute, nil), Hasher: plainHasher{},
-			Signer: signerFunc(func() (string, error) { return "t", nil }), Verifier: nopVerifier{}, Events: nopEvents{}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := newTestService(t, memstore.NewUsers(), signerFunc(func() (string, error) { return "t", nil }))
 	_, proxy, _ := net.ParseCIDR("192.0.2.1/32")
 	for _, tt := range []struct {
 		path, contentType, body string

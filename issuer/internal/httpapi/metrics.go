@@ -50,6 +50,7 @@ func (h *handler) instrument(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		status := c.Response().Status
 		method := c.Request().Method
+		nameSpan(c.Request().Context(), method, c.Path())
 		took := time.Since(start)
 		h.m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 		h.m.latency.WithLabelValues(route, method).Observe(took.Seconds())

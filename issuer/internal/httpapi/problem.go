@@ -31,7 +31,8 @@ var problems = []struct {
 	code   string
 	title  string
 }{
-	{auth.ErrWeakPassword, http.StatusBadRequest, "weak_password", "Password does not meet the length rules"},
+	{auth.ErrWeakPassword, http.StatusBadRequest, "weak_password", "Password too short, too long or too common"},
+	{auth.ErrInvalidLinkToken, http.StatusBadRequest, "invalid_link_token", "Invalid or expired link"},
 	{auth.ErrInvalidInput, http.StatusBadRequest, "invalid_request", "Invalid request"},
 	{errMalformed, http.StatusBadRequest, "malformed_body", "Malformed request body"},
 	{errUnsupportedGrant, http.StatusBadRequest, "unsupported_grant_type", "Unsupported grant type"},
@@ -42,7 +43,14 @@ var problems = []struct {
 	{auth.ErrInvalidCredentials, http.StatusUnauthorized, "invalid_credentials", "Invalid credentials"},
 	{auth.ErrInvalidRefreshToken, http.StatusUnauthorized, "invalid_refresh_token", "Invalid refresh token"},
 	{auth.ErrInvalidAccessToken, http.StatusUnauthorized, "invalid_token", "Invalid access token"},
+	{auth.ErrInvalidClient, http.StatusUnauthorized, "invalid_client", "Invalid client credentials"},
+	{auth.ErrForbidden, http.StatusForbidden, "insufficient_scope", "Insufficient scope"},
 	{auth.ErrDisabled, http.StatusForbidden, "account_disabled", "Account disabled"},
+	{auth.ErrEmailNotVerified, http.StatusForbidden, "email_not_verified", "Email address not verified"},
+	{auth.ErrWrongPassword, http.StatusForbidden, "invalid_credentials", "Wrong password"},
+	{auth.ErrSessionNotFound, http.StatusNotFound, "not_found", "Not found"},
+	{auth.ErrUserNotFound, http.StatusNotFound, "not_found", "Not found"},
+	{auth.ErrClientNotFound, http.StatusNotFound, "not_found", "Not found"},
 	{errForeignOrigin, http.StatusForbidden, "forbidden_origin", "Origin not allowed"},
 	{errNotFound, http.StatusNotFound, "not_found", "Not found"},
 	{errMethod, http.StatusMethodNotAllowed, "method_not_allowed", "Method not allowed"},

@@ -34,6 +34,10 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("%w: %w", auth.ErrInvalidRefreshToken, auth.ErrRefreshReuse), 401, "invalid_refresh_token"},
 		{auth.ErrInvalidAccessToken, 401, "invalid_token"},
 		{auth.ErrDisabled, 403, "account_disabled"},
+		{fmt.Errorf("%w: the admin role is required", auth.ErrForbidden), 403, "insufficient_scope"},
+		{auth.ErrInvalidClient, 401, "invalid_client"},
+		{auth.ErrUserNotFound, 404, "not_found"},
+		{auth.ErrClientNotFound, 404, "not_found"},
 		{&auth.RateLimitError{RetryAfter: 7 * time.Second}, 429, "rate_limited"},
 		{fmt.Errorf("ratelimit: %w", auth.ErrRateLimited), 429, "rate_limited"},
 		{fmt.Errorf("password: %w", auth.ErrBusy), 503, "busy"},
@@ -77,6 +81,25 @@ type nopEvents struct{}
 
 func (nopEvents) Publish(context.Context, ...revocation.Event) error { return nil }
 
+// newTestService is the auth service over memory stores, with a plain-text
+// "hasher" and no events or mail: these tests look at HTTP answers only.
+func newTestService(tb testing.TB, users auth.UserStore, signer auth.Signer) *auth.Service {
+	tb.Helper()
+	svc, err := auth.NewService(auth.Config{Issuer: "http://issuer.test", Audience: []string{"jotguard"}, AccessTTL: time.Minute},
+		auth.Deps{Users: users, Sessions: memstore.NewSessions(time.Minute, nil), Hasher: plainHasher{},
+			Signer: signer, Verifier: nopVerifier{}, Events: nopEvents{},
+			Links: memstore.NewLinkTokens(), Mailer: nopMailer{}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return svc
+}
+
+// nopMailer drops mail: these tests look at HTTP answers only.
+type nopMailer struct{}
+
+func (nopMailer) Send(context.Context, auth.Mail) error { return nil }
+
 // plainHasher stores the password as its hash.
 type plainHasher struct{}
 
@@ -105,12 +128,7 @@ func TestUnknownErrorIsAGenericInternalError(t *testing.T) {
 			if err := users.Create(t.Context(), auth.User{ID: "u1", Email: "a@example.com", PasswordHash: "long enough password"}); err != nil {
 				t.Fatal(err)
 			}
-			svc, err := auth.NewService(auth.Config{Issuer: "http://issuer.test", Audience: []string{"jotguard"}, AccessTTL: time.Minute},
-				auth.Deps{Users: users, Sessions: memstore.NewSessions(time.Minute, nil), Hasher: plainHasher{},
-					Signer: signerFunc(func() (string, error) { return "", tt.signErr }), Verifier: nopVerifier{}, Events: nopEvents{}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			svc := newTestService(t, users, signerFunc(func() (string, error) { return "", tt.signErr }))
 			var logs bytes.Buffer
 			api := New(Options{Service: svc, Issuer: "http://issuer.test", Logger: logging.New(&logs, slog.LevelInfo, "json")})
 			req := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader(`{"email":"a@example.com","password":"long enough password"}`))

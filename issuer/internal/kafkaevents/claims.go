@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/jotguard/jotguard/sdk/revocation"
 )
 
@@ -79,7 +80,7 @@ func (p *Publisher) claim(ctx context.Context, events []revocation.Event) (keep 
 	dead := map[string]bool{} // revoked already: drop
 	pending := want
 	deadline := time.Now().Add(p.pendingFor())
-	wait := claimWaitMin
+	wait := &backoff.ExponentialBackOff{InitialInterval: claimWaitMin, Multiplier: 2, MaxInterval: claimWaitMax}
 	for {
 		now := p.cfg.Now()
 		cctx, cancel := context.WithTimeout(ctx, p.cfg.AckTimeout)
@@ -105,7 +106,7 @@ func (p *Publisher) claim(ctx context.Context, events []revocation.Event) (keep 
 			// The other owner neither settled nor gave up: publish too.
 			break
 		}
-		t := time.NewTimer(wait)
+		t := time.NewTimer(wait.NextBackOff())
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -113,7 +114,6 @@ func (p *Publisher) claim(ctx context.Context, events []revocation.Event) (keep 
 			return nil, claimed{}, false, ctx.Err()
 		case <-t.C:
 		}
-		wait = min(2*wait, claimWaitMax)
 	}
 	return dropDead(events, dead), c, true, nil
 }

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
 )
 
-// The relay's timing (SPEC §3: queued events reach Kafka within 2 s of its
-// return, and within 5 s of the crash of the replica that held them).
+// The relay's timing (queued events reach Kafka within 2 s of its return,
+// and within 5 s of the crash of the replica that held them).
 const (
 	// leaseFor is how long a lease outlives its last renewal: a crashed
 	// holder's events wait at most this long for another replica.
@@ -22,17 +26,22 @@ const (
 	leaseMargin = 500 * time.Millisecond
 	// relayWrite bounds one relay write to Kafka; it ends before the lease.
 	relayWrite = time.Second
-	// While Kafka is down the holder probes the brokers (a TCP connect)
-	// every probeMin, backing off to probeMax, and relays as soon as one
-	// accepts, or as soon as a Publish of this replica got an ack.
-	probeMin = 100 * time.Millisecond
-	probeMax = 500 * time.Millisecond
+	// While Kafka is down the holder probes the brokers (a connection: TCP,
+	// and TLS and SASL when set) every probeMin, backing off to probeMax,
+	// and relays as soon as one accepts, or as soon as a Publish of this
+	// replica got an ack. A probe's connection may take probeDial, as a
+	// write's may: TLS and SASL take round trips.
+	probeMin  = 100 * time.Millisecond
+	probeMax  = 500 * time.Millisecond
+	probeDial = time.Second
 	// takeoverPoll is how often a replica that sees queued events while
 	// another holds the lease asks for it again.
 	takeoverPoll = 500 * time.Millisecond
 	// idleProbe is how often an idle relay checks Kafka, for Ready.
-	idleProbe  = 5 * time.Second
-	relayBatch = 100
+	idleProbe = 5 * time.Second
+	// relayBatch is the most events one relay write takes: a batch
+	// Publisher signs them as one batch (or a few).
+	relayBatch = 500
 )
 
 // Errors of relayOnce: the write to Kafka failed; the lease ends before a
@@ -50,7 +59,7 @@ var (
 // lease every second, and gives it up once the outbox is empty or the
 // replica stops; if the replica dies, another takes the lease within
 // leaseFor. While Kafka is down the lease holder probes the brokers with a
-// TCP connect, at most probeMax apart, and relays as soon as one accepts.
+// connection, at most probeMax apart, and relays as soon as one accepts.
 func (p *Publisher) RunRelay(ctx context.Context) error {
 	if p.w == nil { // no Kafka: nothing to relay to, only claims to expire
 		t := time.NewTicker(expireEvery)
@@ -64,7 +73,8 @@ func (p *Publisher) RunRelay(ctx context.Context) error {
 			}
 		}
 	}
-	r := &relay{p: p, lastProbe: time.Now(), lastExpire: time.Now()}
+	r := &relay{p: p, lastProbe: time.Now(), lastExpire: time.Now(),
+		probe: &backoff.ExponentialBackOff{InitialInterval: probeMin, Multiplier: 2, MaxInterval: probeMax}}
 	defer r.release(context.WithoutCancel(ctx))
 	var wait time.Duration // the first look is at once: a restarted replica relays what it left
 	for {
@@ -92,10 +102,10 @@ type relay struct {
 	held       bool      // this replica holds the lease
 	until      time.Time // by this replica's clock, at least until then
 	renewed    time.Time
-	down       bool          // the last write to Kafka failed
-	probe      time.Duration // the current wait between probes while down
-	lastProbe  time.Time     // of the idle Ready probe
-	lastExpire time.Time     // of the last deletion of claims that ran out
+	down       bool                        // the last write to Kafka failed
+	probe      *backoff.ExponentialBackOff // the waits between probes while down
+	lastProbe  time.Time                   // of the idle Ready probe
+	lastExpire time.Time                   // of the last deletion of claims that ran out
 }
 
 // step does what is due and says how long to wait for the next step.
@@ -127,8 +137,7 @@ func (r *relay) step(ctx context.Context) time.Duration {
 		if err := r.keep(ctx); err != nil || !r.held {
 			return takeoverPoll
 		}
-		r.probe = min(max(2*r.probe, probeMin), probeMax)
-		return r.probe
+		return r.probe.NextBackOff()
 	}
 	for {
 		if err := r.keep(ctx); err != nil || !r.held {
@@ -143,11 +152,11 @@ func (r *relay) step(ctx context.Context) time.Duration {
 		case errors.Is(err, errKafkaDown):
 			p.failures.Add(1)
 			if !r.down {
-				p.log.WarnContext(ctx, "revocation outbox: Kafka unreachable; probing it until it answers", "err", err)
+				p.kafkaFailed(ctx, "revocation outbox: Kafka unreachable; probing it until it answers", err)
 			}
 			r.setDown(true)
-			r.probe = probeMin
-			return r.probe
+			r.probe.Reset()
+			return r.probe.NextBackOff()
 		case err != nil:
 			p.failures.Add(1)
 			p.log.WarnContext(ctx, "revocation outbox: relay failed; will retry", "err", err)
@@ -213,10 +222,19 @@ func (p *Publisher) relayOnce(ctx context.Context, leaseEnd time.Time) (int, err
 	if len(entries) == 0 {
 		return 0, nil
 	}
-	recs := make([]record, len(entries))
-	for i, e := range entries {
-		recs[i] = record{sub: e.Key, jti: e.ID, set: string(e.Payload)} // jti: the outbox id, unique here
+	recs, bad := p.relayRecords(ctx, entries)
+	if len(bad) > 0 {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outboxOpTimeout)
+		err := p.outbox.Delete(dctx, bad...)
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("kafkaevents: delete unverifiable entries: %w", err)
+		}
+		if len(recs) == 0 {
+			return len(bad), nil // the relay goes on with the next ones
+		}
 	}
+	links := creators(recs)
 	// The write ends before the lease can lapse, so that no other replica
 	// relays these events at the same time.
 	deadline := time.Now().Add(relayWrite)
@@ -227,21 +245,24 @@ func (p *Publisher) relayOnce(ctx context.Context, leaseEnd time.Time) (int, err
 		return 0, errLeaseEnds
 	}
 	wctx, cancel := context.WithDeadline(ctx, deadline)
+	wctx, span := p.startSend(wctx, len(recs), links...)
+	span.SetAttributes(attribute.Bool("jotguard.revocation.relay", true))
 	failed, werr := p.write(wctx, recs)
+	endSend(span, 0, werr)
 	cancel()
 	done := map[string]bool{}
 	for _, r := range recs {
-		done[r.jti] = true
+		done[r.id] = true
 	}
 	for _, r := range failed {
-		delete(done, r.jti)
+		delete(done, r.id)
 	}
 	var ids, retry []string
-	for _, e := range entries {
-		if done[e.ID] {
-			ids = append(ids, e.ID)
+	for _, r := range recs {
+		if done[r.id] {
+			ids = append(ids, r.id)
 		} else {
-			retry = append(retry, e.ID)
+			retry = append(retry, r.id)
 		}
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outboxOpTimeout)
@@ -263,15 +284,17 @@ func (p *Publisher) relayOnce(ctx context.Context, leaseEnd time.Time) (int, err
 	return len(ids), nil
 }
 
-// reachable reports whether a broker accepts a TCP connection: the relay's
-// cheap probe while Kafka is down. The write that follows tells the rest.
+// reachable reports whether a broker accepts a connection of this client
+// (TLS and SASL included: a broker that refuses them is not up for it):
+// the relay's cheap probe while Kafka is down. The write that follows
+// tells the rest.
 func (p *Publisher) reachable(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, probeMax)
+	ctx, cancel := context.WithTimeout(ctx, probeDial)
 	defer cancel()
 	var err error
 	for _, b := range p.cfg.Brokers {
-		var c net.Conn
-		if c, err = p.dial(ctx, "tcp", b); err == nil {
+		var c *kafka.Conn
+		if c, err = p.dialer.DialContext(ctx, "tcp", b); err == nil {
 			_ = c.Close()
 			return true
 		}
@@ -297,4 +320,32 @@ func (p *Publisher) releaseLease(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	_ = p.outbox.Release(ctx, p.owner)
+}
+
+// relayRecords are the records of outbox entries. Each entry holds a SET,
+// which a SET Publisher forwards as it is. A batch Publisher checks it
+// against the issuer's keys before it signs its event again in a batch:
+// the relay signs only what the issuer signed. An entry that does not
+// verify (its key gone from the key set, or not the issuer's) reaches no
+// verifier in either format; it is logged and deleted (bad).
+func (p *Publisher) relayRecords(ctx context.Context, entries []auth.OutboxEntry) (recs []record, bad []string) {
+	for _, en := range entries {
+		r := record{id: en.ID, sub: en.Key, set: string(en.Payload), trace: traceOf(en.Trace)} // id: the outbox id, unique here
+		if !p.cfg.SETs {
+			e, err := p.sets.Verify(ctx, en.Payload)
+			if err != nil {
+				p.failures.Add(1)
+				p.log.ErrorContext(ctx, "revocation outbox: dropping an entry that does not verify against the issuer's keys",
+					"entry", en.ID, "key", en.Key, "queued", en.CreatedAt, "err", err)
+				bad = append(bad, en.ID)
+				continue
+			}
+			if e.Subject == "" {
+				e.Subject = en.Key // a token event's SET names no user; its entry does
+			}
+			r.e = e
+		}
+		recs = append(recs, r)
+	}
+	return recs, bad
 }

@@ -1,4 +1,4 @@
-// Package keys manages the issuer's signing keys (SPEC §2): rotation policy,
+// Package keys manages the issuer's signing keys: rotation policy,
 // publish-ahead and retention, the JWKS, signing (auth.Signer) and the
 // encryption of private keys at rest. The keys live in an auth.KeyStore
 // shared by every replica (mongostore in production), under their kid, the
@@ -29,6 +29,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"github.com/jotguard/jotguard/sdk/revocation"
 )
 
 // Errors. Each returned error wraps one of these with the operation, or an
@@ -50,7 +51,7 @@ const (
 type Config struct {
 	Alg string // ES256 (default), EdDSA, RS256: for new keys; existing keys keep theirs
 	// EncryptionKey is nil or 32 bytes: AES-256-GCM of the private keys at
-	// rest. Nil stores them in plain PKCS8 and logs a loud warning.
+	// rest. Nil stores them in plain PKCS8 (the issuer warns at start).
 	EncryptionKey []byte
 	// RotateEvery is the automatic rotation interval: a new key is added
 	// when the newest one has signed this long. 0 (or negative) disables
@@ -70,7 +71,7 @@ type Config struct {
 	Logger        *slog.Logger
 }
 
-// DefaultRotateEvery is the rotation interval of SPEC §2 (30 days).
+// DefaultRotateEvery is the default rotation interval (30 days).
 const DefaultRotateEvery = 720 * time.Hour
 
 // KeyInfo describes one key for `issuer keys list`.
@@ -151,9 +152,6 @@ func NewManager(ctx context.Context, store auth.KeyStore, cfg Config) (*Manager,
 		cfg.Logger = slog.Default()
 	}
 	m := &Manager{store: store, cfg: cfg, log: cfg.Logger}
-	if cfg.EncryptionKey == nil {
-		m.log.WarnContext(ctx, "!!! signing keys are stored UNENCRYPTED: set JOTGUARD_KEY_ENCRYPTION_KEY (32 bytes) to encrypt them at rest !!!")
-	}
 	for attempt := 0; ; attempt++ {
 		if err := m.reload(ctx); err != nil {
 			return nil, err
@@ -216,6 +214,22 @@ func (m *Manager) Sign(_ context.Context, typ string, claims jwt.Claims) (string
 		return "", fmt.Errorf("keys: sign: %w", err)
 	}
 	return s, nil
+}
+
+// BatchKey is the active key as a signer of revocation batches: its alg,
+// kid and a function that signs with it. It does no I/O and takes no lock.
+func (m *Manager) BatchKey() (revocation.BatchKey, error) {
+	k := m.activeOrAny()
+	if k == nil {
+		return revocation.BatchKey{}, fmt.Errorf("%w: %w", ErrNoKey, auth.ErrUnavailable)
+	}
+	return revocation.BatchKey{Alg: k.alg, KID: k.kid, Sign: func(signed []byte) ([]byte, error) {
+		sig, err := k.method.Sign(string(signed), k.priv)
+		if err != nil {
+			return nil, fmt.Errorf("keys: sign: %w", err)
+		}
+		return sig, nil
+	}}, nil
 }
 
 // active returns the newest key whose not_before has passed.

@@ -6,6 +6,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // New returns a JSON (or, for format "text", a text) logger at level.
@@ -31,12 +33,16 @@ func RequestID(ctx context.Context) string {
 	return id
 }
 
-// contextHandler adds request_id to records logged with a request's context.
+// contextHandler adds request_id to records logged with a request's
+// context, and trace_id when the request is traced.
 type contextHandler struct{ slog.Handler }
 
 func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
 	if id := RequestID(ctx); id != "" {
 		r.AddAttrs(slog.String("request_id", id))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()))
 	}
 	return h.Handler.Handle(ctx, r)
 }

@@ -51,7 +51,7 @@ type Config struct {
 	PublicURL string // the site named in every message's footer
 	Product   string // default "jotguard"
 	// EncryptionKey (32 bytes) seals queued messages; nil stores them in
-	// the clear, with a warning.
+	// the clear (the issuer warns at start).
 	EncryptionKey []byte
 
 	SendTimeout  time.Duration // bounds a connection attempt and each message; default 20s
@@ -137,9 +137,6 @@ func NewQueue(ctx context.Context, cfg Config, outbox auth.Outbox) (*Queue, erro
 	}
 	if q.smtp, err = NewSMTP(cfg.SMTPURL, cfg.From, cfg.SendTimeout); err != nil {
 		return nil, err
-	}
-	if q.aead == nil {
-		q.log.WarnContext(ctx, "JOTGUARD_KEY_ENCRYPTION_KEY is not set: queued mail, one-time links included, is stored in the clear in MongoDB until sent")
 	}
 	q.log.InfoContext(ctx, "mail: queued in MongoDB, sent over SMTP", "smtp", q.smtp.String(), "from", cfg.From,
 		"encrypted_at_rest", q.aead != nil)

@@ -1,5 +1,6 @@
 // Package memstore implements every storage port of auth in memory
-// (UserStore, SessionStore, KeyStore, Outbox), for fast unit tests. It
+// (UserStore, SessionStore, KeyStore, Outbox, LinkTokens), for fast unit
+// tests. It
 // passes the storetest suites, but the suites run against the real adapters
 // are what count.
 package memstore
@@ -9,6 +10,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -95,6 +97,90 @@ func (s *Users) SetPasswordHash(_ context.Context, id, hash string) error {
 	return nil
 }
 
+// UpdateProfile implements auth.UserStore.
+func (s *Users) UpdateProfile(_ context.Context, id string, p auth.Profile) (auth.User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.byID[id]
+	if !ok {
+		return auth.User{}, auth.ErrUserNotFound
+	}
+	oldKey, newKey := auth.NormalizeUsername(u.Username), auth.NormalizeUsername(p.Username)
+	if owner, ok := s.byUsername[newKey]; ok && newKey != "" && owner != id {
+		return auth.User{}, auth.ErrUsernameTaken
+	}
+	if oldKey != newKey {
+		delete(s.byUsername, oldKey)
+		if newKey != "" {
+			s.byUsername[newKey] = id
+		}
+	}
+	u.Username, u.FirstName, u.LastName = strings.TrimSpace(p.Username), p.FirstName, p.LastName
+	s.byID[id] = u
+	return u, nil
+}
+
+// withEmailLocked returns user id if its address is email: else
+// ErrUserNotFound or ErrConflict.
+func (s *Users) withEmailLocked(id, email string) (auth.User, error) {
+	u, ok := s.byID[id]
+	switch {
+	case !ok:
+		return auth.User{}, auth.ErrUserNotFound
+	case u.Email != email:
+		return auth.User{}, auth.ErrConflict
+	}
+	return u, nil
+}
+
+// SetEmail implements auth.UserStore.
+func (s *Users) SetEmail(_ context.Context, id, from, to string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, err := s.withEmailLocked(id, from)
+	if err != nil {
+		return err
+	}
+	oldKey, newKey := auth.EmailKey(from), auth.EmailKey(to)
+	if owner, ok := s.byEmail[newKey]; ok && owner != id {
+		return auth.ErrEmailTaken
+	}
+	delete(s.byEmail, oldKey)
+	s.byEmail[newKey] = id
+	u.Email, u.EmailVerified = to, true
+	s.byID[id] = u
+	return nil
+}
+
+// SetEmailVerified implements auth.UserStore.
+func (s *Users) SetEmailVerified(_ context.Context, id, email string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, err := s.withEmailLocked(id, email)
+	if err != nil {
+		return err
+	}
+	u.EmailVerified = true
+	s.byID[id] = u
+	return nil
+}
+
+// Delete implements auth.UserStore.
+func (s *Users) Delete(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.byID[id]
+	if !ok {
+		return auth.ErrUserNotFound
+	}
+	delete(s.byID, id)
+	delete(s.byEmail, auth.EmailKey(u.Email))
+	if k := auth.NormalizeUsername(u.Username); k != "" && s.byUsername[k] == id {
+		delete(s.byUsername, k)
+	}
+	return nil
+}
+
 // session is a stored session: like the Redis one, a bounded record
 // however often it rotates.
 type session struct {
@@ -139,6 +225,9 @@ func (s *Sessions) Create(_ context.Context, sess auth.Session, refresh string) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sess.Snapshot = copySnapshot(sess.Snapshot)
+	sess.CreatedAt = sess.CreatedAt.Truncate(time.Millisecond)
+	sess.LastUsedAt = sess.CreatedAt
+	sess.UserAgent = auth.CleanUserAgent(sess.UserAgent)
 	st := &session{Session: sess, chain: sha256.Sum256(chain), cur: sha256.Sum256([]byte(refresh))}
 	s.sessions[sess.ID] = st
 	s.chains[st.chain] = sess.ID
@@ -198,6 +287,8 @@ func (s *Sessions) Rotate(_ context.Context, refresh, successor string) (auth.Ro
 	}
 	st.grace = append(live, graceRecord{rotated: h, successor: successor, end: now.Add(s.grace)})
 	st.cur = sha256.Sum256([]byte(successor))
+	st.LastUsedAt = now.UTC().Truncate(time.Millisecond)
+	sess.LastUsedAt = st.LastUsedAt
 	return auth.Rotation{Session: sess, Token: successor}, nil
 }
 
@@ -258,13 +349,15 @@ func copySnapshot(snap *auth.UserSnapshot) *auth.UserSnapshot {
 }
 
 // List implements auth.SessionStore.
-func (s *Sessions) List(_ context.Context, userID string) ([]string, error) {
+func (s *Sessions) List(_ context.Context, userID string) ([]auth.Session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []string
-	for id, st := range s.sessions {
+	var out []auth.Session
+	for _, st := range s.sessions {
 		if st.UserID == userID {
-			out = append(out, id)
+			sess := st.Session
+			sess.Snapshot = nil
+			out = append(out, sess)
 		}
 	}
 	return out, nil

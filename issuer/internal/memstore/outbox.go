@@ -3,6 +3,7 @@ package memstore
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -30,7 +31,7 @@ func (o *Outbox) Enqueue(_ context.Context, entries ...auth.OutboxEntry) error {
 	defer o.mu.Unlock()
 	for _, e := range entries {
 		o.seq++
-		e.ID, e.Attempts, e.Payload = fmt.Sprintf("%020d", o.seq), 0, slices.Clone(e.Payload)
+		e.ID, e.Attempts, e.Payload, e.Trace = fmt.Sprintf("%020d", o.seq), 0, slices.Clone(e.Payload), maps.Clone(e.Trace)
 		if e.CreatedAt.IsZero() {
 			e.CreatedAt = time.Now().UTC()
 		}
@@ -58,7 +59,7 @@ func (o *Outbox) Batch(_ context.Context, limit int) ([]auth.OutboxEntry, error)
 	defer o.mu.Unlock()
 	out := slices.Clone(o.entries[:min(limit, len(o.entries))])
 	for i := range out {
-		out[i].Payload = slices.Clone(out[i].Payload)
+		out[i].Payload, out[i].Trace = slices.Clone(out[i].Payload), maps.Clone(out[i].Trace)
 	}
 	return out, nil
 }

@@ -20,6 +20,11 @@ import (
 // Kafka; its lease is in RevocationOutbox + "_lease".
 const RevocationOutbox = "revocation_outbox"
 
+// SETOutbox is the collection of the per-event SETs waiting for the SET
+// topic (JOTGUARD_SET_TOPIC), with its own lease: an outage of that topic
+// holds up no event for the verifiers.
+const SETOutbox = "revocation_set_outbox"
+
 // Outbox implements auth.Outbox on one collection: one document per entry,
 // _id = a time-ordered id (Unix nanoseconds, monotonic in this process, and
 // a random suffix), so _id order is queue order. The lease is kept in the
@@ -35,11 +40,12 @@ var _ auth.Outbox = (*Outbox)(nil)
 // the revocation outbox since it began (sub: the user id, set: the signed
 // SET; documents queued before the Outbox port also carry a jti, unread).
 type outboxDoc struct {
-	ID        string    `bson:"_id"`
-	Key       string    `bson:"sub"`
-	Payload   []byte    `bson:"set"` // reads a string or binary data
-	CreatedAt time.Time `bson:"created_at"`
-	Attempts  int       `bson:"attempts"`
+	ID        string            `bson:"_id"`
+	Key       string            `bson:"sub"`
+	Payload   []byte            `bson:"set"` // reads a string or binary data
+	CreatedAt time.Time         `bson:"created_at"`
+	Attempts  int               `bson:"attempts"`
+	Trace     map[string]string `bson:"trace,omitempty"`
 }
 
 // legacyLeaseID is the lease document of relays before lease terms.
@@ -90,8 +96,12 @@ func (o *Outbox) Enqueue(ctx context.Context, entries ...auth.OutboxEntry) error
 		if utf8.Valid(e.Payload) {
 			payload = string(e.Payload)
 		}
-		docs[i] = bson.D{{Key: "_id", Value: o.nextID()}, {Key: "sub", Value: e.Key}, {Key: "set", Value: payload},
+		doc := bson.D{{Key: "_id", Value: o.nextID()}, {Key: "sub", Value: e.Key}, {Key: "set", Value: payload},
 			{Key: "created_at", Value: e.CreatedAt}, {Key: "attempts", Value: 0}}
+		if len(e.Trace) > 0 {
+			doc = append(doc, bson.E{Key: "trace", Value: e.Trace})
+		}
+		docs[i] = doc
 	}
 	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
 	defer cancel()
@@ -140,7 +150,8 @@ func (o *Outbox) Batch(ctx context.Context, limit int) ([]auth.OutboxEntry, erro
 	}
 	out := make([]auth.OutboxEntry, len(docs))
 	for i, d := range docs {
-		out[i] = auth.OutboxEntry{ID: d.ID, Key: d.Key, Payload: d.Payload, CreatedAt: d.CreatedAt.UTC(), Attempts: d.Attempts}
+		out[i] = auth.OutboxEntry{ID: d.ID, Key: d.Key, Payload: d.Payload, CreatedAt: d.CreatedAt.UTC(), Attempts: d.Attempts,
+			Trace: d.Trace}
 	}
 	return out, nil
 }

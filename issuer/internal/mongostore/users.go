@@ -3,6 +3,8 @@ package mongostore
 import (
 	"context"
 	"errors"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
@@ -90,7 +92,7 @@ func (u *Users) Create(ctx context.Context, usr auth.User) error {
 	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
 	defer cancel()
 	ekey := auth.EmailKey(usr.Email)
-	err := u.claim(ctx, u.emails, ekey, usr.ID)
+	err := u.claim(ctx, u.emails, ekey, usr.ID, emailKey)
 	switch {
 	case mongo.IsDuplicateKeyError(err):
 		return auth.ErrEmailTaken
@@ -104,7 +106,7 @@ func (u *Users) Create(ctx context.Context, usr auth.User) error {
 	}
 	ukey := auth.NormalizeUsername(usr.Username)
 	if ukey != "" {
-		err := u.claim(ctx, u.usernames, ukey, usr.ID)
+		err := u.claim(ctx, u.usernames, ukey, usr.ID, usernameKey)
 		switch {
 		case mongo.IsDuplicateKeyError(err):
 			undo(u.emails, ekey)
@@ -130,21 +132,35 @@ func (u *Users) Create(ctx context.Context, usr auth.User) error {
 	return nil
 }
 
-// claim inserts the lookup document key → userID. When key is claimed by a
-// user that does not exist, and the claim is old enough that its sign-up
-// cannot still be running, the stale claim is removed and the insert retried
-// once; otherwise the duplicate-key error is returned.
-func (u *Users) claim(ctx context.Context, coll *mongo.Collection, key, userID string) error {
+// emailKey and usernameKey give the key a user holds in the emails and
+// usernames collections.
+func emailKey(u auth.User) string    { return auth.EmailKey(u.Email) }
+func usernameKey(u auth.User) string { return auth.NormalizeUsername(u.Username) }
+
+// claim inserts the lookup document key → userID; a claim userID holds
+// already is no error. A claim is stale when its user does not exist or no
+// longer has the key (keyOf gives a user's key): left by a sign-up, a
+// change or a deletion that stopped midway, or by the loser of two racing
+// changes of one user. When it is stale and old enough that what made it
+// cannot still be running, it is removed and the insert retried once;
+// otherwise the duplicate-key error is returned.
+func (u *Users) claim(ctx context.Context, coll *mongo.Collection, key, userID string, keyOf func(auth.User) string) error {
 	_, err := coll.InsertOne(ctx, lookupDoc{Key: key, UserID: userID, CreatedAt: time.Now().UTC()})
 	if !mongo.IsDuplicateKeyError(err) {
 		return err
 	}
 	var old lookupDoc
-	if coll.FindOne(ctx, bson.D{{Key: "_id", Value: key}}).Decode(&old) != nil ||
-		old.CreatedAt.IsZero() || time.Since(old.CreatedAt) < staleClaim {
+	if coll.FindOne(ctx, bson.D{{Key: "_id", Value: key}}).Decode(&old) != nil {
 		return err
 	}
-	if _, ferr := u.ByID(ctx, old.UserID); !errors.Is(ferr, auth.ErrUserNotFound) {
+	if old.UserID == userID {
+		return nil
+	}
+	if old.CreatedAt.IsZero() || time.Since(old.CreatedAt) < staleClaim {
+		return err
+	}
+	if holder, ferr := u.ByID(ctx, old.UserID); ferr == nil && keyOf(holder) == key ||
+		ferr != nil && !errors.Is(ferr, auth.ErrUserNotFound) {
 		return err
 	}
 	if _, derr := coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "user_id", Value: old.UserID}}); derr != nil {
@@ -166,9 +182,13 @@ func (u *Users) ByID(ctx context.Context, id string) (auth.User, error) {
 	case err != nil:
 		return auth.User{}, unavailable("find user", err)
 	}
+	return d.user(), nil
+}
+
+func (d userDoc) user() auth.User {
 	return auth.User{ID: d.ID, Email: d.Email, Username: d.Username, FirstName: d.FirstName,
 		LastName: d.LastName, PasswordHash: d.PasswordHash, EmailVerified: d.EmailVerified,
-		Roles: d.Roles, Disabled: d.Disabled, CreatedAt: d.CreatedAt.UTC()}, nil
+		Roles: d.Roles, Disabled: d.Disabled, CreatedAt: d.CreatedAt.UTC()}
 }
 
 // ByEmail implements auth.UserStore.
@@ -219,4 +239,207 @@ func (u *Users) SetPasswordHash(ctx context.Context, id, hash string) error {
 		return auth.ErrUserNotFound
 	}
 	return nil
+}
+
+// release deletes userID's claim of key, if it still holds it.
+func (u *Users) release(ctx context.Context, coll *mongo.Collection, key, userID string) error {
+	if key == "" {
+		return nil
+	}
+	_, err := coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "user_id", Value: userID}})
+	return err
+}
+
+// releaseAfter is release for a claim that only frees a key once the write
+// that made it stale is done: a failure is not the caller's (the claim is
+// stale, and claim takes a stale one over).
+func (u *Users) releaseAfter(ctx context.Context, coll *mongo.Collection, key, userID string) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), OpTimeout)
+	defer cancel()
+	_ = u.release(cctx, coll, key, userID)
+}
+
+// UpdateProfile implements auth.UserStore: a new username is claimed
+// before the user is written, and the old one released after. Two racing
+// changes of one user may leave the loser's claim behind: it is stale (its
+// user has another username) and is taken over by the next claim of the
+// key once it is a minute old.
+func (u *Users) UpdateProfile(ctx context.Context, id string, p auth.Profile) (auth.User, error) {
+	cur, err := u.ByID(ctx, id)
+	if err != nil {
+		return auth.User{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
+	username := strings.TrimSpace(p.Username)
+	oldKey, newKey := usernameKey(cur), auth.NormalizeUsername(username)
+	if newKey != oldKey && newKey != "" {
+		err := u.claim(ctx, u.usernames, newKey, id, usernameKey)
+		switch {
+		case mongo.IsDuplicateKeyError(err):
+			return auth.User{}, auth.ErrUsernameTaken
+		case err != nil:
+			return auth.User{}, unavailable("claim username", err)
+		}
+	}
+	set := bson.D{{Key: "first_name", Value: p.FirstName}, {Key: "last_name", Value: p.LastName}}
+	update := bson.D{{Key: "$set", Value: set}}
+	if newKey == "" { // the sparse unique index skips documents without the field
+		update = append(update, bson.E{Key: "$unset", Value: bson.D{{Key: "username", Value: ""}, {Key: "username_key", Value: ""}}})
+	} else {
+		update[0].Value = append(set, bson.E{Key: "username", Value: username}, bson.E{Key: "username_key", Value: newKey})
+	}
+	res, err := u.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, update)
+	if err != nil || res.MatchedCount == 0 {
+		if newKey != oldKey {
+			u.releaseAfter(ctx, u.usernames, newKey, id)
+		}
+		switch {
+		case mongo.IsDuplicateKeyError(err):
+			return auth.User{}, auth.ErrUsernameTaken // a user written before the lookup collections existed
+		case err != nil:
+			return auth.User{}, unavailable("update profile", err)
+		}
+		return auth.User{}, auth.ErrUserNotFound
+	}
+	if newKey != oldKey {
+		u.releaseAfter(ctx, u.usernames, oldKey, id)
+	}
+	cur.Username, cur.FirstName, cur.LastName = username, p.FirstName, p.LastName
+	return cur, nil
+}
+
+// SetEmail implements auth.UserStore: the new address is claimed, the user
+// switched only if it still has from, and the old address released after.
+func (u *Users) SetEmail(ctx context.Context, id, from, to string) error {
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
+	oldKey, newKey := auth.EmailKey(from), auth.EmailKey(to)
+	if newKey != oldKey {
+		err := u.claim(ctx, u.emails, newKey, id, emailKey)
+		switch {
+		case mongo.IsDuplicateKeyError(err):
+			return auth.ErrEmailTaken
+		case err != nil:
+			return unavailable("claim email", err)
+		}
+	}
+	res, err := u.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "email", Value: from}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "email", Value: to}, {Key: "email_verified", Value: true}}}})
+	if err != nil || res.MatchedCount == 0 {
+		if newKey != oldKey {
+			u.releaseAfter(ctx, u.emails, newKey, id)
+		}
+		switch {
+		case mongo.IsDuplicateKeyError(err):
+			return auth.ErrEmailTaken
+		case err != nil:
+			return unavailable("update email", err)
+		}
+		return u.missOrConflict(ctx, id)
+	}
+	if newKey != oldKey {
+		u.releaseAfter(ctx, u.emails, oldKey, id)
+	}
+	return nil
+}
+
+// missOrConflict says why a conditional update of user id matched nothing.
+func (u *Users) missOrConflict(ctx context.Context, id string) error {
+	if _, err := u.ByID(ctx, id); err != nil {
+		return err
+	}
+	return auth.ErrConflict
+}
+
+// SetEmailVerified implements auth.UserStore.
+func (u *Users) SetEmailVerified(ctx context.Context, id, email string) error {
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
+	res, err := u.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "email", Value: email}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "email_verified", Value: true}}}})
+	switch {
+	case err != nil:
+		return unavailable("verify email", err)
+	case res.MatchedCount == 0:
+		return u.missOrConflict(ctx, id)
+	}
+	return nil
+}
+
+// Delete implements auth.UserStore: the user, then its claims. Should the
+// second step fail, the claims are stale (their user is gone) and taken
+// over by the next claim of their keys once a minute old.
+func (u *Users) Delete(ctx context.Context, id string) error {
+	cur, err := u.ByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
+	res, err := u.users.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+	switch {
+	case err != nil:
+		return unavailable("delete user", err)
+	case res.DeletedCount == 0:
+		return auth.ErrUserNotFound
+	}
+	if err := errors.Join(u.release(ctx, u.emails, emailKey(cur), id),
+		u.release(ctx, u.usernames, usernameKey(cur), id)); err != nil {
+		return unavailable("release the deleted user's email and username", err)
+	}
+	return nil
+}
+
+// Update implements auth.UserStore.
+func (u *Users) Update(ctx context.Context, id string, up auth.UserUpdate) (auth.User, error) {
+	set := bson.D{}
+	if up.Roles != nil {
+		roles := *up.Roles
+		if roles == nil {
+			roles = []string{}
+		}
+		set = append(set, bson.E{Key: "roles", Value: roles})
+	}
+	if up.Disabled != nil {
+		set = append(set, bson.E{Key: "disabled", Value: *up.Disabled})
+	}
+	if up.EmailVerified != nil {
+		set = append(set, bson.E{Key: "email_verified", Value: *up.EmailVerified})
+	}
+	if len(set) > 0 {
+		uctx, cancel := context.WithTimeout(ctx, OpTimeout)
+		defer cancel()
+		res, err := u.users.UpdateOne(uctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: set}})
+		switch {
+		case err != nil:
+			return auth.User{}, unavailable("update user", err)
+		case res.MatchedCount == 0:
+			return auth.User{}, auth.ErrUserNotFound
+		}
+	}
+	return u.ByID(ctx, id)
+}
+
+// List implements auth.UserStore. The query matches by substring
+// (a quoted regular expression) on the stored email and username key: a
+// scan on FerretDB, which pushes down only _id look-ups; an administrator's
+// search, not a hot path.
+func (u *Users) List(ctx context.Context, q auth.UserQuery) ([]auth.User, error) {
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
+	filter := bson.D{}
+	if q.After != "" {
+		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: q.After}}})
+	}
+	if q.Query != "" {
+		re := bson.D{{Key: "$regex", Value: regexp.QuoteMeta(q.Query)}}
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "_id", Value: q.Query}},
+			bson.D{{Key: "email", Value: re}},
+			bson.D{{Key: "username_key", Value: re}},
+		}})
+	}
+	return findAll(ctx, u.users, "list users", filter,
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(q.Limit)), userDoc.user)
 }

@@ -1,5 +1,5 @@
 // Package ratelimit keeps the issuer's rate limits in Redis, so that every
-// replica shares them (SPEC §11): per client network (an IPv4 address, an
+// replica shares them: per client network (an IPv4 address, an
 // IPv6 /64), per account and per subject. Each limit is a GCRA (generic cell
 // rate algorithm) from github.com/go-redis/redis_rate: one key per limited
 // thing, one Lua script per decision, timed by the Redis server's clock so

@@ -11,10 +11,10 @@ import (
 func TestParseLimits(t *testing.T) {
 	def := ratelimit.Defaults()
 	if got := def[ratelimit.Credentials]; got != (ratelimit.Limit{N: 60, Period: time.Minute}) {
-		t.Fatalf("default credentials limit %v, want 60/1m (SPEC §11)", got)
+		t.Fatalf("default credentials limit %v, want 60/1m", got)
 	}
 	if got := def[ratelimit.Account]; got != (ratelimit.Limit{N: 30, Period: 15 * time.Minute}) {
-		t.Fatalf("default account limit %v, want 30/15m (SPEC §11)", got)
+		t.Fatalf("default account limit %v, want 30/15m", got)
 	}
 	if def.String() != ratelimit.DefaultSpec {
 		t.Fatalf("Defaults().String() = %q, want DefaultSpec %q", def.String(), ratelimit.DefaultSpec)

@@ -139,3 +139,14 @@ func (l *Limiter) Revocation(ctx context.Context, subject string) error {
 	}
 	return d.Err()
 }
+
+// Mail implements auth.Throttle: the Mail class per recipient. Like every
+// class but the credential and revocation ones, it fails closed: mail to a
+// third party is not sent unchecked.
+func (l *Limiter) Mail(ctx context.Context, recipient string) error {
+	d, err := l.Allow(ctx, ByName(Mail, recipient))
+	if err != nil {
+		return err
+	}
+	return d.Err()
+}

@@ -5,8 +5,9 @@
 // of a user's keys share one Cluster slot and one Lua script can touch them):
 //
 //	P:rc:C          → len(SID):SID U  route of the session whose chain is C (own slot)
-//	{P:U}:s:SID     → hash cid, created, user, uat, ch (C), cur (H of the current
-//	                  token), gen (a rotation counter)
+//	{P:U}:s:SID     → hash cid, created, used (last rotation, Unix ms), ua, ip,
+//	                  user, uat, ch (C), cur (H of the current token), gen (a
+//	                  rotation counter)
 //	{P:U}:gr:SID    → hash H → "end gen sealed" per rotated token H whose grace
 //	                  window ends at end (Unix ms); at most auth.GraceRecords
 //	                  fields, the latest gens; the key's TTL is the latest window
@@ -197,8 +198,10 @@ local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
 var createScript = redis.NewScript(`
 local up, sid, ttl = ARGV[1], ARGV[2], ARGV[6]
 local sk = up..':s:'..sid
-redis.call('HSET', sk, 'cid', ARGV[3], 'created', ARGV[4], 'ch', ARGV[5], 'cur', ARGV[7])
+redis.call('HSET', sk, 'cid', ARGV[3], 'created', ARGV[4], 'ch', ARGV[5], 'cur', ARGV[7], 'used', ARGV[4])
 if ARGV[8] ~= '' then redis.call('HSET', sk, 'user', ARGV[8], 'uat', ARGV[9]) end
+if ARGV[10] ~= '' then redis.call('HSET', sk, 'ua', ARGV[10]) end
+if ARGV[11] ~= '' then redis.call('HSET', sk, 'ip', ARGV[11]) end
 redis.call('SADD', KEYS[1], sid)
 redis.call('PEXPIRE', sk, ttl)
 redis.call('PEXPIRE', KEYS[1], ttl)
@@ -220,7 +223,8 @@ func (s *Sessions) Create(ctx context.Context, sess auth.Session, refresh string
 		return unavailable("create session", err)
 	}
 	err = createScript.Run(ctx, s.rdb, []string{up + ":ss"}, up, sess.ID, sess.ClientID,
-		sess.CreatedAt.UnixMilli(), c, s.cfg.RefreshTTL.Milliseconds(), hashToken(refresh), user, uat).Err()
+		sess.CreatedAt.UnixMilli(), c, s.cfg.RefreshTTL.Milliseconds(), hashToken(refresh), user, uat,
+		auth.CleanUserAgent(sess.UserAgent), sess.IP).Err()
 	if err != nil {
 		return unavailable("create session", err)
 	}
@@ -258,10 +262,10 @@ if n >= keep then redis.call('HDEL', gk, oldest) end
 local gen = redis.call('HINCRBY', sk, 'gen', 1)
 redis.call('HSET', gk, old, string.format('%.0f', now + grace)..' '..gen..' '..enc)
 redis.call('PEXPIRE', gk, grace)
-redis.call('HSET', sk, 'cur', new)
+redis.call('HSET', sk, 'cur', new, 'used', string.format('%.0f', now))
 redis.call('PEXPIRE', sk, ttl)
 redis.call('PEXPIRE', KEYS[1], ttl)
-return {'ok', sid, cid, s[2], user, uat}
+return {'ok', sid, cid, s[2], user, uat, string.format('%.0f', now)}
 `)
 
 // Rotate implements auth.SessionStore in two round trips: GETEX of the
@@ -364,7 +368,7 @@ func (s *Sessions) route1(ctx context.Context, c string) (string, error) {
 // existed. Its current token moves the session to the successor's chain;
 // a rotated one within its grace window gets its successor; any other of
 // its tokens is a reuse.
-var legacyRotateScript = redis.NewScript(luaDelSession + `
+var legacyRotateScript = redis.NewScript(luaDelSession + luaNow + `
 local up, old, c, new, enc, grace, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local tk = up..':t:'..old
 local t = redis.call('HMGET', tk, 'sid', 'st')
@@ -382,9 +386,9 @@ if st == 'rot' then
 end
 redis.call('HSET', tk, 'st', 'rot')
 redis.call('SET', up..':g:'..old, enc, 'PX', grace)
-redis.call('HSET', sk, 'ch', c, 'cur', new)
+redis.call('HSET', sk, 'ch', c, 'cur', new, 'used', string.format('%.0f', now))
 for _, k in ipairs({tk, sk, up..':st:'..sid, up..':sl:'..sid, KEYS[1]}) do redis.call('PEXPIRE', k, ttl) end
-return {'ok', sid, cid, s[2], user, uat}
+return {'ok', sid, cid, s[2], user, uat, string.format('%.0f', now)}
 `)
 
 // rotateLegacy rotates a token issued before chains existed: GET of its
@@ -435,14 +439,37 @@ func (s *Sessions) rotateLegacy(ctx context.Context, refresh, successor, next st
 	}
 }
 
-// session reads {status, sid, cid, created[, user, uat]} of a script reply.
+// session reads {status, sid, cid, created[, user, uat[, used]]} of a
+// script reply; a rotation's reply carries used, the rotation's instant.
 func session(uid string, res []string) auth.Session {
-	ms, _ := strconv.ParseInt(res[3], 10, 64)
-	sess := auth.Session{ID: res[1], UserID: uid, ClientID: res[2], CreatedAt: time.UnixMilli(ms).UTC()}
+	sess := auth.Session{ID: res[1], UserID: uid, ClientID: res[2], CreatedAt: unixMilli(res[3])}
 	if len(res) >= 6 {
 		sess.Snapshot = decodeSnapshot(res[4], res[5])
 	}
+	if res[0] == "ok" && len(res) >= 7 {
+		sess.LastUsedAt = unixMilli(res[6])
+	}
 	return sess
+}
+
+// sessionInfo reads the fields sessionFields names: a session without its
+// snapshot, with its metadata. A session stored before it had them was
+// last used, as far as can be told, when it was created.
+func sessionInfo(uid, sid string, v []string) auth.Session {
+	sess := auth.Session{ID: sid, UserID: uid, ClientID: v[0], CreatedAt: unixMilli(v[1]), LastUsedAt: unixMilli(v[2]),
+		UserAgent: v[3], IP: v[4]}
+	if v[2] == "" {
+		sess.LastUsedAt = sess.CreatedAt
+	}
+	return sess
+}
+
+// sessionFields are the session hash's fields sessionInfo reads.
+var sessionFields = []string{"cid", "created", "used", "ua", "ip"}
+
+func unixMilli(s string) time.Time {
+	ms, _ := strconv.ParseInt(s, 10, 64)
+	return time.UnixMilli(ms).UTC()
 }
 
 // snapshotJSON is the stored form of a user snapshot: User.Public, no hash.
@@ -569,35 +596,53 @@ func (s *Sessions) Lookup(ctx context.Context, refresh string) (auth.Session, er
 
 // Get implements auth.SessionStore.
 func (s *Sessions) Get(ctx context.Context, userID, sid string) (auth.Session, error) {
-	v, err := s.rdb.HMGet(ctx, s.user(userID)+":s:"+sid, "cid", "created").Result()
+	v, err := s.rdb.HMGet(ctx, s.user(userID)+":s:"+sid, sessionFields...).Result()
 	if err != nil {
 		return auth.Session{}, unavailable("get session", err)
 	}
-	cid, _ := v[0].(string)
-	created, ok := v[1].(string)
-	if !ok {
+	fields := make([]string, len(v))
+	for i, x := range v {
+		fields[i], _ = x.(string)
+	}
+	if fields[1] == "" { // no created: no session
 		return auth.Session{}, auth.ErrSessionNotFound
 	}
-	return session(userID, []string{"ok", sid, cid, created}), nil
+	return sessionInfo(userID, sid, fields), nil
 }
 
+// listScript answers, for each live session of the user, its sid and the
+// fields named in ARGV[2…] (empty for an absent one), and drops the sids of
+// sessions that expired from the user's set.
 var listScript = redis.NewScript(`
 local up, out = ARGV[1], {}
+local fields = {unpack(ARGV, 2)}
 for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('EXISTS', up..':s:'..sid) == 1 then table.insert(out, sid)
+  local v = redis.call('HMGET', up..':s:'..sid, unpack(fields))
+  if v[2] then
+    table.insert(out, sid)
+    for i = 1, #fields do table.insert(out, v[i] or '') end
   else redis.call('SREM', KEYS[1], sid) end
 end
 return out
 `)
 
-// List implements auth.SessionStore.
-func (s *Sessions) List(ctx context.Context, userID string) ([]string, error) {
+// List implements auth.SessionStore, in one script call.
+func (s *Sessions) List(ctx context.Context, userID string) ([]auth.Session, error) {
 	up := s.user(userID)
-	sids, err := listScript.Run(ctx, s.rdb, []string{up + ":ss"}, up).StringSlice()
+	args := []any{up}
+	for _, f := range sessionFields {
+		args = append(args, f)
+	}
+	res, err := listScript.Run(ctx, s.rdb, []string{up + ":ss"}, args...).StringSlice()
 	if err != nil {
 		return nil, unavailable("list sessions", err)
 	}
-	return sids, nil
+	n := 1 + len(sessionFields)
+	out := make([]auth.Session, 0, len(res)/n)
+	for i := 0; i+n <= len(res); i += n {
+		out = append(out, sessionInfo(userID, res[i], res[i+1:i+n]))
+	}
+	return out, nil
 }
 
 var deleteScript = redis.NewScript(luaDelSession + `

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -112,6 +113,15 @@ func RunOutbox(t *testing.T, newOutbox func(t *testing.T) auth.Outbox) {
 		}
 		if es[0].CreatedAt.IsZero() {
 			t.Error("Enqueue left CreatedAt zero")
+		}
+	})
+	t.Run("TraceContextIsKept", func(t *testing.T) {
+		o := newOutbox(t)
+		tc := map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "a=b"}
+		enqueue(t, o, auth.OutboxEntry{Key: "u", Payload: []byte("traced"), Trace: maps.Clone(tc)}, entry("u", "untraced"))
+		es := batch(t, o, 10)
+		if len(es) != 2 || !maps.Equal(es[0].Trace, tc) || len(es[1].Trace) != 0 {
+			t.Fatalf("trace contexts read back as %v and %v, want %v and none", es[0].Trace, es[1].Trace, tc)
 		}
 	})
 	t.Run("BatchLimitReadsTheHead", func(t *testing.T) {

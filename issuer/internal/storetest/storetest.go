@@ -1,5 +1,6 @@
 // Package storetest holds one contract suite per storage port of auth
-// (UserStore, SessionStore, KeyStore, Outbox), modelled on dex's
+// (UserStore, SessionStore, KeyStore, Outbox, LinkTokens, ClientStore,
+// AuditLog), modelled on dex's
 // storage/conformance. memstore runs them, and so do mongostore and
 // redisstore against real servers; the real runs are what count.
 package storetest
@@ -9,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -109,6 +111,192 @@ func RunUserStore(t *testing.T, newStore func(t *testing.T) auth.UserStore) {
 			t.Fatalf("won %d, email taken %d; want 1 and 15", won.Load(), taken.Load())
 		}
 	})
+	runUserChanges(t, newStore, user)
+}
+
+// runUserChanges checks the changes of a user after its creation.
+func runUserChanges(t *testing.T, newStore func(t *testing.T) auth.UserStore, user func(id, email, username string) auth.User) {
+	t.Run("UpdateProfile", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		for _, u := range []auth.User{user("u1", "a@example.com", "alice"), user("u2", "b@example.com", "bob")} {
+			if err := s.Create(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.UpdateProfile(ctx, "u1", auth.Profile{Username: "Alice.B", FirstName: "Alice", LastName: "B"})
+		if err != nil || got.ID != "u1" || got.Username != "Alice.B" || got.FirstName != "Alice" || got.LastName != "B" ||
+			got.Email != "a@example.com" || got.PasswordHash == "" {
+			t.Fatalf("UpdateProfile = %+v, %v", got, err)
+		}
+		if u, err := s.ByUsername(ctx, "alice.b"); err != nil || u.ID != "u1" || u.FirstName != "Alice" {
+			t.Fatalf("ByUsername(new) = %+v, %v", u, err)
+		}
+		if _, err := s.ByUsername(ctx, "alice"); !errors.Is(err, auth.ErrUserNotFound) {
+			t.Fatalf("ByUsername(old) = %v, want ErrUserNotFound: the old username is released", err)
+		}
+		if err := s.Create(ctx, user("u3", "c@example.com", "ALICE")); err != nil {
+			t.Fatalf("Create with the released username: %v", err)
+		}
+		if _, err := s.UpdateProfile(ctx, "u2", auth.Profile{Username: "alice.B"}); !errors.Is(err, auth.ErrUsernameTaken) {
+			t.Fatalf("UpdateProfile to another user's username: %v, want ErrUsernameTaken", err)
+		}
+		if u, _ := s.ByID(ctx, "u2"); u.Username != "bob" {
+			t.Fatalf("a refused change changed the user: %+v", u)
+		}
+		// Same key, another spelling; then no username at all.
+		if got, err := s.UpdateProfile(ctx, "u2", auth.Profile{Username: "BOB"}); err != nil || got.Username != "BOB" {
+			t.Fatalf("UpdateProfile to another spelling = %+v, %v", got, err)
+		}
+		if got, err := s.UpdateProfile(ctx, "u2", auth.Profile{}); err != nil || got.Username != "" {
+			t.Fatalf("UpdateProfile without a username = %+v, %v", got, err)
+		}
+		if _, err := s.ByUsername(ctx, "bob"); !errors.Is(err, auth.ErrUserNotFound) {
+			t.Fatalf("ByUsername after removing it: %v", err)
+		}
+		if _, err := s.UpdateProfile(ctx, "nope", auth.Profile{Username: "zed"}); !errors.Is(err, auth.ErrUserNotFound) {
+			t.Fatalf("UpdateProfile(unknown) = %v", err)
+		}
+	})
+	// Eight users race for one username, then for one address.
+	racers := func(t *testing.T) auth.UserStore {
+		s := newStore(t)
+		for i := range 8 {
+			if err := s.Create(t.Context(), user(fmt.Sprint("u", i), fmt.Sprint("u", i, "@example.com"), "")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return s
+	}
+	t.Run("RacingUsernameChangesHaveOneWinner", func(t *testing.T) {
+		s := racers(t)
+		oneWinner(t, 8, auth.ErrUsernameTaken, func(i int) error {
+			_, err := s.UpdateProfile(t.Context(), fmt.Sprint("u", i), auth.Profile{Username: "wanted"})
+			return err
+		})
+	})
+	t.Run("SetEmail", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		for _, u := range []auth.User{user("u1", "a@example.com", "alice"), user("u2", "b@example.com", "")} {
+			if err := s.Create(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.SetEmail(ctx, "u1", "a@example.com", "b@example.com"); !errors.Is(err, auth.ErrEmailTaken) {
+			t.Fatalf("SetEmail to another user's address: %v, want ErrEmailTaken", err)
+		}
+		if err := s.SetEmail(ctx, "u1", "old@example.com", "new@example.com"); !errors.Is(err, auth.ErrConflict) {
+			t.Fatalf("SetEmail from an address the user does not have: %v, want ErrConflict", err)
+		}
+		if err := s.SetEmail(ctx, "u1", "a@example.com", "new@example.com"); err != nil {
+			t.Fatal(err)
+		}
+		if u, err := s.ByEmail(ctx, "NEW@example.com"); err != nil || u.ID != "u1" || u.Email != "new@example.com" || !u.EmailVerified {
+			t.Fatalf("ByEmail(new) = %+v, %v; want u1, verified", u, err)
+		}
+		if _, err := s.ByEmail(ctx, "a@example.com"); !errors.Is(err, auth.ErrUserNotFound) {
+			t.Fatalf("ByEmail(old) = %v, want ErrUserNotFound", err)
+		}
+		if err := s.Create(ctx, user("u3", "a@example.com", "")); err != nil {
+			t.Fatalf("Create with the released address: %v", err)
+		}
+		// Another spelling of the same key ("ß" folds to "ss"): the user's own.
+		if err := s.Create(ctx, user("u4", "strasse@example.com", "")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetEmail(ctx, "u4", "strasse@example.com", "stra\u00dfe@example.com"); err != nil {
+			t.Fatalf("SetEmail to another spelling of the user's own key: %v", err)
+		}
+		if u, err := s.ByEmail(ctx, "strasse@example.com"); err != nil || u.ID != "u4" || u.Email != "stra\u00dfe@example.com" {
+			t.Fatalf("ByEmail after a change of spelling = %+v, %v", u, err)
+		}
+		if err := s.SetEmail(ctx, "nope", "x@example.com", "y@example.com"); !errors.Is(err, auth.ErrUserNotFound) {
+			t.Fatalf("SetEmail(unknown) = %v", err)
+		}
+	})
+	t.Run("RacingEmailChangesHaveOneWinner", func(t *testing.T) {
+		s := racers(t)
+		oneWinner(t, 8, auth.ErrEmailTaken, func(i int) error {
+			return s.SetEmail(t.Context(), fmt.Sprint("u", i), fmt.Sprint("u", i, "@example.com"), "wanted@example.com")
+		})
+	})
+	t.Run("SetEmailVerified", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		if err := s.Create(ctx, user("u1", "a@example.com", "")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetEmailVerified(ctx, "u1", "b@example.com"); !errors.Is(err, auth.ErrConflict) {
+			t.Fatalf("SetEmailVerified of another address: %v, want ErrConflict", err)
+		}
+		if u, _ := s.ByID(ctx, "u1"); u.EmailVerified {
+			t.Fatal("verified by a refused call")
+		}
+		if err := s.SetEmailVerified(ctx, "u1", "a@example.com"); err != nil {
+			t.Fatal(err)
+		}
+		if u, _ := s.ByEmail(ctx, "a@example.com"); !u.EmailVerified {
+			t.Fatalf("after SetEmailVerified: %+v", u)
+		}
+		if err := s.SetEmailVerified(ctx, "nope", "a@example.com"); !errors.Is(err, auth.ErrUserNotFound) {
+			t.Fatalf("SetEmailVerified(unknown) = %v", err)
+		}
+	})
+	t.Run("Delete", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		if err := s.Create(ctx, user("u1", "a@example.com", "alice")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, "u1"); err != nil {
+			t.Fatal(err)
+		}
+		for name, f := range map[string]func() (auth.User, error){
+			"ByEmail":    func() (auth.User, error) { return s.ByEmail(ctx, "a@example.com") },
+			"ByUsername": func() (auth.User, error) { return s.ByUsername(ctx, "alice") },
+			"ByID":       func() (auth.User, error) { return s.ByID(ctx, "u1") },
+		} {
+			if _, err := f(); !errors.Is(err, auth.ErrUserNotFound) {
+				t.Errorf("%s after Delete: %v, want ErrUserNotFound", name, err)
+			}
+		}
+		if err := s.Delete(ctx, "u1"); !errors.Is(err, auth.ErrUserNotFound) {
+			t.Fatalf("second Delete: %v, want ErrUserNotFound", err)
+		}
+		// The address and the username may be registered again at once.
+		if err := s.Create(ctx, user("u2", "A@example.com", "Alice")); err != nil {
+			t.Fatalf("Create with a deleted user's address and username: %v", err)
+		}
+	})
+	runUserAdmin(t, newStore, user)
+}
+
+// oneWinner runs f(0) … f(n-1) at once and checks that exactly one
+// succeeds and every other fails with lose.
+func oneWinner(t *testing.T, n int, lose error, f func(i int) error) {
+	t.Helper()
+	var won, lost atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			switch err := f(i); {
+			case err == nil:
+				won.Add(1)
+			case errors.Is(err, lose):
+				lost.Add(1)
+			default:
+				t.Errorf("racer %d: %v", i, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if won.Load() != 1 || lost.Load() != int32(n-1) {
+		t.Fatalf("%d racers: %d won, %d lost with %v; want 1 and %d", n, won.Load(), lost.Load(), lose, n-1)
+	}
 }
 
 // NewSessionStore returns a fresh, empty store with the given grace window.
@@ -395,8 +583,8 @@ func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 		if _, err := s.Get(ctx, "u1", "s1"); !errors.Is(err, auth.ErrSessionNotFound) {
 			t.Fatalf("Get after SetSnapshot on a deleted session: %v, want ErrSessionNotFound", err)
 		}
-		if sids, err := s.List(ctx, "u1"); err != nil || len(sids) != 1 || sids[0] != "s2" {
-			t.Fatalf("List = %v, %v; want [s2]", sids, err)
+		if all, err := s.List(ctx, "u1"); err != nil || len(all) != 1 || all[0].ID != "s2" {
+			t.Fatalf("List = %v, %v; want [s2]", all, err)
 		}
 		if _, err := s.Rotate(ctx, next2, auth.NextRefreshToken(next2)); !errors.Is(err, auth.ErrInvalidRefreshToken) {
 			t.Fatalf("Rotate in a deleted session after SetSnapshot: %v", err)
@@ -415,16 +603,16 @@ func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 		if err := s.Create(ctx, sess("u2", "x1"), auth.NewRefreshToken()); err != nil {
 			t.Fatal(err)
 		}
-		sids, err := s.List(ctx, "u1")
-		if err != nil || len(sids) != 3 {
-			t.Fatalf("List = %v, %v; want 3 sessions", sids, err)
+		all, err := s.List(ctx, "u1")
+		if err != nil || len(all) != 3 {
+			t.Fatalf("List = %v, %v; want 3 sessions", all, err)
 		}
 		n, err := s.Delete(ctx, "u1", "s1", "s2", "nope")
 		if err != nil || n != 2 {
 			t.Fatalf("Delete = %d, %v; want 2", n, err)
 		}
-		if sids, _ := s.List(ctx, "u1"); len(sids) != 1 || sids[0] != "s3" {
-			t.Fatalf("List after Delete = %v, want [s3]", sids)
+		if all, _ := s.List(ctx, "u1"); len(all) != 1 || all[0].ID != "s3" {
+			t.Fatalf("List after Delete = %v, want [s3]", all)
 		}
 		if _, err := s.Lookup(ctx, tokens["s1"]); !errors.Is(err, auth.ErrInvalidRefreshToken) {
 			t.Fatalf("token of a deleted session: %v", err)
@@ -432,8 +620,74 @@ func RunSessionStore(t *testing.T, newStore NewSessionStore) {
 		if _, err := s.Rotate(ctx, tokens["s2"], auth.NextRefreshToken(tokens["s2"])); !errors.Is(err, auth.ErrInvalidRefreshToken) {
 			t.Fatalf("rotate token of a deleted session: %v", err)
 		}
-		if sids, _ := s.List(ctx, "u2"); len(sids) != 1 {
-			t.Fatalf("other user's sessions: %v", sids)
+		if all, _ := s.List(ctx, "u2"); len(all) != 1 {
+			t.Fatalf("other user's sessions: %v", all)
+		}
+	})
+	// A session keeps its login's user agent (cut to auth.MaxUserAgent
+	// bytes) and address; its last use is its creation until a rotation
+	// moves it to the store's clock. List and Get show them, never the
+	// snapshot.
+	t.Run("Metadata", func(t *testing.T) {
+		s := newStore(t, time.Minute)
+		ctx := t.Context()
+		longUA := "Mozilla/5.0 (X11; Linux x86_64) " + strings.Repeat("é", 300)
+		with := sess("u1", "s1")
+		with.UserAgent, with.IP = longUA, "2001:db8::7"
+		with.LastUsedAt = created.Add(-time.Hour) // ignored: a new session was last used at its creation
+		with.Snapshot = &auth.UserSnapshot{User: auth.User{ID: "u1", Email: "a@example.com"}, CheckedAt: created}
+		rt := auth.NewRefreshToken()
+		if err := s.Create(ctx, with, rt); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Create(ctx, sess("u1", "s2"), auth.NewRefreshToken()); err != nil {
+			t.Fatal(err)
+		}
+		wantUA := auth.CleanUserAgent(longUA)
+		if len(wantUA) > auth.MaxUserAgent || len(wantUA) < auth.MaxUserAgent-1 || !strings.HasPrefix(wantUA, "Mozilla/5.0") {
+			t.Fatalf("CleanUserAgent cut %d bytes to %d", len(longUA), len(wantUA))
+		}
+		check := func(what string, got auth.Session, used time.Time) {
+			t.Helper()
+			if got.ID != "s1" || got.UserID != "u1" || got.ClientID != "web" || !got.CreatedAt.Equal(created) ||
+				!got.LastUsedAt.Equal(used) || got.UserAgent != wantUA || got.IP != "2001:db8::7" || got.Snapshot != nil {
+				t.Fatalf("%s = %+v; want created and last used %v, %v, the user agent cut to %d bytes, the address, no snapshot",
+					what, got, created, used, len(wantUA))
+			}
+		}
+		byID := func() map[string]auth.Session {
+			t.Helper()
+			all, err := s.List(ctx, "u1")
+			if err != nil || len(all) != 2 {
+				t.Fatalf("List = %+v, %v; want 2 sessions", all, err)
+			}
+			m := map[string]auth.Session{}
+			for _, x := range all {
+				m[x.ID] = x
+			}
+			return m
+		}
+		check("List", byID()["s1"], created)
+		if other := byID()["s2"]; other.UserAgent != "" || other.IP != "" || !other.LastUsedAt.Equal(created) {
+			t.Fatalf("a session without metadata = %+v", other)
+		}
+		got, err := s.Get(ctx, "u1", "s1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("Get", got, created)
+		before := time.Now().Add(-time.Second)
+		rot, err := s.Rotate(ctx, rt, auth.NextRefreshToken(rt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		used := byID()["s1"].LastUsedAt
+		if used.Before(before) || used.After(time.Now().Add(time.Second)) || !rot.Session.LastUsedAt.Equal(used) {
+			t.Fatalf("last used %v after a rotation at about %v (Rotate said %v)", used, before.Add(time.Second), rot.Session.LastUsedAt)
+		}
+		check("List after a rotation", byID()["s1"], used)
+		if _, err := s.Get(ctx, "u2", "s1"); !errors.Is(err, auth.ErrSessionNotFound) {
+			t.Fatalf("Get of another user's session: %v, want ErrSessionNotFound", err)
 		}
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jotguard/jotguard/sdk/sdktest"
+	"github.com/segmentio/kafka-go"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
@@ -65,4 +66,24 @@ func RedisCluster(tb testing.TB) string {
 		tb.Fatalf("devstack --redis-cluster printed JOTGUARD_REDIS_URL=%q, want three host:port", url)
 	}
 	return url
+}
+
+// KafkaTopic creates a fresh topic of 6 partitions, named prefix-<random>,
+// on the broker at JOTGUARD_KAFKA_BROKERS, and returns the brokers and the
+// topic. Without the variable the test is skipped (it fails when CI is
+// set).
+func KafkaTopic(tb testing.TB, prefix string) (brokers []string, topic string) {
+	tb.Helper()
+	brokers = strings.Split(sdktest.RequireEnv(tb, "JOTGUARD_KAFKA_BROKERS"), ",")
+	topic = prefix + "-" + strings.ToLower(rand.Text()[:10])
+	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	res, err := c.CreateTopics(tb.Context(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
+		{Topic: topic, NumPartitions: 6, ReplicationFactor: 1}}})
+	if err == nil {
+		err = res.Errors[topic]
+	}
+	if err != nil {
+		tb.Fatalf("create topic %s: %v", topic, err)
+	}
+	return brokers, topic
 }

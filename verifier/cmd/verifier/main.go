@@ -1,4 +1,4 @@
-// Command verifier is jotguard's verifier sidecar (SPEC §4): auth-check
+// Command verifier is jotguard's verifier sidecar: auth-check
 // endpoints for nginx, Traefik and Envoy, or a checking reverse proxy with
 // JOTGUARD_UPSTREAM, served until SIGINT or SIGTERM.
 package main
@@ -35,7 +35,7 @@ func main() {
 	case errors.Is(err, flag.ErrHelp):
 		config.Usage(os.Stdout)
 		os.Exit(0)
-	case err != nil: // one line, naming the variable (SPEC §0)
+	case err != nil: // one line, naming the variable
 		fmt.Fprintln(os.Stderr, "verifier:", err)
 		os.Exit(2)
 	}

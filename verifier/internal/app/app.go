@@ -29,6 +29,7 @@ import (
 	"github.com/jotguard/jotguard/verifier/internal/authz"
 	"github.com/jotguard/jotguard/verifier/internal/config"
 	"github.com/jotguard/jotguard/verifier/internal/proxy"
+	"github.com/jotguard/jotguard/verifier/internal/tracing"
 )
 
 // Paths of the operational endpoints.
@@ -44,7 +45,21 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	g, gctx := errgroup.WithContext(ctx) // the first part to fail stops the rest
+	tr, err := tracing.Start(ctx, "jotguard-verifier", cfg.Build.Version)
+	if err != nil {
+		return err
+	}
+	defer stopTracing(ctx, tr, log)
+	if tr.On() {
+		log.InfoContext(ctx, "tracing: exporting spans as the OTEL_* variables say")
+	}
+	// The parts (the Verifier with its revocation feed, the mode watcher)
+	// run until the servers have drained, not until the signal: requests
+	// served during the drain are checked against a live revocation state.
+	// The first part to fail stops the rest.
+	bg, stopParts := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopParts()
+	g, gctx := errgroup.WithContext(bg)
 
 	st := &state{failClosed: cfg.FailClosed}
 	var revs sdk.RevocationChecker // stays a nil interface without brokers
@@ -54,11 +69,20 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	} else {
 		retention := sdk.Retention(cfg.AccessTTL, cfg.Leeway)
 		st.set = revocation.NewSet(retention, nil)
+		dialer, err := cfg.Kafka.Dialer("jotguard-verifier") // every connection of the feed, secured as configured
+		if err != nil {
+			return err
+		}
+		log.InfoContext(ctx, "kafka connections", "security", cfg.Kafka)
+		if w := cfg.Kafka.Warning(); w != "" {
+			log.WarnContext(ctx, w)
+		}
 		feed, err := kafkafeed.New(kafkafeed.Config{
 			Brokers: cfg.KafkaBrokers, Topic: cfg.RevocationTopic, Replay: retention,
 			Set:          st.set,
 			MaxStaleness: cfg.MaxStaleness,
 			FailClosed:   cfg.FailClosed,
+			Dialer:       dialer,
 			Logger:       log,
 		})
 		if err != nil {
@@ -123,8 +147,23 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if st.feed != nil {
 		g.Go(func() error { watchRevocationMode(gctx, st, cfg.MaxStaleness, log); return nil })
 	}
-	g.Go(func() error { return serve(gctx, st, servers, cfg.ShutdownGrace, log, ready) })
+	g.Go(func() error {
+		defer stopParts()
+		sctx, cancel := context.WithCancel(gctx) // drain at the signal, or when a part failed
+		defer cancel()
+		context.AfterFunc(ctx, cancel)
+		return serve(sctx, st, servers, cfg.DrainDelay, cfg.ShutdownGrace, log, ready)
+	})
 	return g.Wait()
+}
+
+// stopTracing exports the spans still buffered, for up to 5 seconds.
+func stopTracing(ctx context.Context, tr *tracing.Tracing, log *slog.Logger) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := tr.Stop(sctx); err != nil {
+		log.WarnContext(ctx, "tracing: spans lost at shutdown", "err", err)
+	}
 }
 
 func newServer(h http.Handler, log *slog.Logger) *http.Server {
@@ -134,7 +173,7 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    32 << 10, // a token is at most 8 KiB
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		// no BaseContext: SIGTERM must not cancel in-flight requests (STYLE §3)
+		// no BaseContext: SIGTERM must not cancel in-flight requests
 	}
 }
 
@@ -191,6 +230,8 @@ func (s *state) readiness(ctx context.Context, log *slog.Logger) string {
 		reason = "keys: signing keys not loaded"
 	case errors.Is(err, kafkafeed.ErrNotCaughtUp):
 		reason = "revocations: replay not caught up"
+	case errors.Is(err, kafkafeed.ErrRefused):
+		reason = "revocations: feed unreachable (refused by the brokers: check the Kafka TLS, SASL and ACL settings)"
 	case errors.Is(err, sdk.ErrRevocationUnavailable):
 		reason = "revocations: feed unreachable"
 	default:
@@ -215,8 +256,11 @@ func (s *state) ready() error {
 	return s.v.Ready()
 }
 
-// degraded: open policy, answering without a live feed.
-func (s *state) degraded() bool { return s.feed != nil && !s.failClosed && s.feed.Stale() }
+// degraded: open policy, answering without a live feed (not a feed the
+// brokers refuse before it ever caught up: that answers 503).
+func (s *state) degraded() bool {
+	return s.feed != nil && !s.failClosed && s.feed.Stale() && s.feed.Ready() == nil
+}
 
 // watchRevocationMode logs once when the revocation feed goes stale (the
 // open policy then verifies by signature and expiry only, the closed one
@@ -234,6 +278,8 @@ func watchRevocationMode(ctx context.Context, st *state, staleness time.Duration
 		switch now := st.feed.Stale(); {
 		case now && !stale && st.failClosed:
 			log.ErrorContext(ctx, "revocation feed unreachable: answering 503 until it is back (closed policy)", "max_staleness", staleness)
+		case now && !stale && !st.degraded(): // refused before its first catch-up
+			log.ErrorContext(ctx, "revocation feed refused by the brokers: answering 503 until it connects (the open policy is for outages)", "max_staleness", staleness)
 		case now && !stale:
 			log.WarnContext(ctx, "revocation feed unreachable: degraded, verifying by signature and expiry only until it is back (open policy)", "max_staleness", staleness)
 		case !now && stale:
@@ -254,7 +300,7 @@ type server struct {
 // then readiness goes off and the servers shut down in order (the main one
 // first, so the admin listener answers /readyz 503 while in-flight requests
 // finish), all within grace. ready gets the main listener's address.
-func serve(ctx context.Context, st *state, servers []*server, grace time.Duration, log *slog.Logger, ready func(string)) error {
+func serve(ctx context.Context, st *state, servers []*server, delay, grace time.Duration, log *slog.Logger, ready func(string)) error {
 	lns := make([]net.Listener, 0, len(servers))
 	defer func() {
 		for _, ln := range lns {
@@ -285,7 +331,9 @@ func serve(ctx context.Context, st *state, servers []*server, grace time.Duratio
 	case <-ctx.Done():
 	}
 	st.draining.Store(true)
-	log.InfoContext(ctx, "draining", "grace", grace.String())
+	log.InfoContext(ctx, "draining: /readyz answers 503, requests are still served", "delay", delay.String(), "grace", grace.String())
+	time.Sleep(delay)
+	log.InfoContext(ctx, "shutting down: in-flight requests may finish", "grace", grace.String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
 	for _, s := range servers {

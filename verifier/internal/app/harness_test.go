@@ -51,6 +51,9 @@ func startVerifier(t *testing.T, env map[string]string) *verifier {
 	if _, ok := env["JOTGUARD_SHUTDOWN_GRACE"]; !ok {
 		env["JOTGUARD_SHUTDOWN_GRACE"] = "5s"
 	}
+	if _, ok := env["JOTGUARD_DRAIN_DELAY"]; !ok {
+		env["JOTGUARD_DRAIN_DELAY"] = "0s"
+	}
 	cfg, err := config.Load(nil, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)

@@ -1,5 +1,5 @@
-// Package config reads the verifier's settings: every JOTGUARD_* variable of
-// SPEC §8 that the verifier uses, each with a matching flag. A flag wins over
+// Package config reads the verifier's settings: every documented JOTGUARD_*
+// variable the verifier uses, each with a matching flag. A flag wins over
 // the environment, the environment over the default.
 package config
 
@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/jotguard/jotguard/verifier/internal/reqpath"
 
 	"github.com/jotguard/jotguard/sdk/buildinfo"
+	"github.com/jotguard/jotguard/sdk/kafkasec"
 )
 
 // Config is the verifier's configuration.
@@ -36,7 +38,8 @@ type Config struct {
 
 	KafkaBrokers      []string // empty: no revocations (warned)
 	RevocationTopic   string
-	AccessTTL         time.Duration // max access-token lifetime: replay = AccessTTL + Leeway
+	Kafka             kafkasec.Config // TLS and SASL of the revocation feed's connections
+	AccessTTL         time.Duration   // max access-token lifetime: replay = AccessTTL + Leeway
 	Leeway            time.Duration
 	FailClosed        bool          // JOTGUARD_REVOCATION_FAILURE=closed
 	MaxStaleness      time.Duration // feed unreachable this long: the failure policy applies
@@ -45,6 +48,7 @@ type Config struct {
 	BodyTimeout       time.Duration // proxy mode: longest wait for the next bytes of a request body
 	RequiredRoles     []string      // a token needs one of these (403 otherwise); empty: none
 	CacheSize         int           // verified tokens cached; 0: no cache (never negative)
+	DrainDelay        time.Duration // after SIGTERM: readiness off, still serving
 	ShutdownGrace     time.Duration
 	LogLevel          slog.Level
 	LogFormat         string // json or text
@@ -117,6 +121,7 @@ var vars = []Var{
 		}},
 	{Name: "JOTGUARD_REVOCATION_TOPIC", Flag: "revocation-topic", Default: "jotguard.revocations", Usage: "Kafka topic of revocation events",
 		set: func(c *Config, s string) error { c.RevocationTopic = s; return nonEmpty(s) }},
+	// JOTGUARD_KAFKA_TLS… and JOTGUARD_KAFKA_SASL_… come here: see init.
 	{Name: "JOTGUARD_ACCESS_TTL", Flag: "access-ttl", Default: "5m", Usage: "longest access-token lifetime (exp - iat) accepted beyond the leeway: set it to the issuer's JOTGUARD_ACCESS_TTL or more; revocations are replayed and kept for this plus twice the leeway",
 		set: duration(func(c *Config) *time.Duration { return &c.AccessTTL })},
 	{Name: "JOTGUARD_LEEWAY", Flag: "leeway", Default: "30s", Usage: "clock leeway on exp, iat and nbf",
@@ -166,7 +171,16 @@ var vars = []Var{
 			c.CacheSize = n
 			return nil
 		}},
-	{Name: "JOTGUARD_SHUTDOWN_GRACE", Flag: "shutdown-grace", Default: "10s", Usage: "how long in-flight requests may finish after SIGTERM",
+	{Name: "JOTGUARD_DRAIN_DELAY", Flag: "drain-delay", Default: "5s", Usage: "after SIGTERM, how long /readyz answers 503 while requests are still served, before the listeners close (load balancers need a few seconds to stop sending)",
+		set: func(c *Config, s string) error {
+			d, err := time.ParseDuration(s)
+			if err != nil || d < 0 {
+				return fmt.Errorf("want a duration like 5s, or 0, got %q", s)
+			}
+			c.DrainDelay = d
+			return nil
+		}},
+	{Name: "JOTGUARD_SHUTDOWN_GRACE", Flag: "shutdown-grace", Default: "10s", Usage: "how long in-flight requests may finish after the drain delay",
 		set: duration(func(c *Config) *time.Duration { return &c.ShutdownGrace })},
 	{Name: "JOTGUARD_LOG_LEVEL", Flag: "log-level", Default: "info", Usage: "debug, info, warn or error",
 		set: func(c *Config, s string) error {
@@ -183,6 +197,18 @@ var vars = []Var{
 			c.LogFormat = s
 			return nil
 		}},
+}
+
+// init puts the Kafka security settings, which every binary shares,
+// after JOTGUARD_REVOCATION_TOPIC.
+func init() {
+	at := slices.IndexFunc(vars, func(v Var) bool { return v.Name == "JOTGUARD_REVOCATION_TOPIC" }) + 1
+	var kafka []Var
+	for _, s := range kafkasec.Settings() {
+		kafka = append(kafka, Var{Name: s.Name, Flag: s.Flag, Default: s.Default, Usage: s.Usage,
+			set: func(c *Config, v string) error { return s.Set(&c.Kafka, v) }})
+	}
+	vars = slices.Insert(vars, at, kafka...)
 }
 
 // Load reads the settings from args (flags) and getenv. --help returns
@@ -223,6 +249,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	if c.AdminAddr != "" && c.AdminAddr == c.Addr && !strings.HasSuffix(c.Addr, ":0") {
 		return Config{}, fmt.Errorf("JOTGUARD_ADMIN_ADDR: %s is the main listen address (JOTGUARD_VERIFIER_ADDR); use another port", c.AdminAddr)
 	}
+	if err := c.Kafka.Check(); err != nil { // names the variable; reads the files
+		return Config{}, err
+	}
 	if len(c.PublicPaths) > 0 && c.Upstream == nil {
 		return Config{}, errors.New("JOTGUARD_PUBLIC_PATHS: only used in proxy mode, but JOTGUARD_UPSTREAM is not set")
 	}
@@ -244,6 +273,8 @@ func Usage(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  --%s (%s, default %s)\n      %s\n", v.Flag, v.Name, def, v.Usage)
 	}
+	fmt.Fprintln(w, "\nTracing (OpenTelemetry) is off unless the standard OTEL_* variables ask for it:")
+	fmt.Fprintln(w, "OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER and the rest (docs/operations.md, Tracing).")
 }
 
 func httpURL(s string) error {

@@ -115,3 +115,44 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+// Kafka's TLS and SASL (the variables the issuer shares): off by default,
+// set by flag or environment, every documented variable there; a problem across
+// settings is one line naming the variable to fix.
+func TestKafkaSecurity(t *testing.T) {
+	c, err := config.Load(nil, env(nil))
+	if err != nil || c.Kafka.TLS || c.Kafka.Mechanism != "" {
+		t.Fatalf("defaults: %+v, %v; want plaintext without SASL", c.Kafka, err)
+	}
+	names := map[string]bool{}
+	for _, v := range config.Vars() {
+		names[v.Name] = true
+	}
+	for _, n := range []string{"JOTGUARD_KAFKA_TLS", "JOTGUARD_KAFKA_SASL_MECHANISM", "JOTGUARD_KAFKA_SASL_USERNAME", "JOTGUARD_KAFKA_SASL_PASSWORD"} {
+		if !names[n] {
+			t.Errorf("documented variable %s is missing", n)
+		}
+	}
+	c, err = config.Load([]string{"--kafka-sasl-mechanism", "plain", "--kafka-tls=on"},
+		env(map[string]string{"JOTGUARD_KAFKA_SASL_USERNAME": "verifier", "JOTGUARD_KAFKA_SASL_PASSWORD": "pw"}))
+	if err != nil || !c.Kafka.TLS || c.Kafka.Mechanism != "PLAIN" || c.Kafka.Username != "verifier" {
+		t.Fatalf("Kafka security: %+v, %v", c.Kafka, err)
+	}
+	for _, tc := range []struct {
+		env  map[string]string
+		name string
+	}{
+		{map[string]string{"JOTGUARD_KAFKA_SASL_MECHANISM": "SCRAM-SHA-1"}, "JOTGUARD_KAFKA_SASL_MECHANISM"},
+		{map[string]string{"JOTGUARD_KAFKA_SASL_USERNAME": "verifier"}, "JOTGUARD_KAFKA_SASL_USERNAME"},
+		{map[string]string{"JOTGUARD_KAFKA_TLS": "yes please"}, "JOTGUARD_KAFKA_TLS"},
+		{map[string]string{"JOTGUARD_KAFKA_TLS": "on", "JOTGUARD_KAFKA_TLS_CA_FILE": "/nonexistent/ca.pem"}, "JOTGUARD_KAFKA_TLS_CA_FILE"},
+		{map[string]string{"JOTGUARD_KAFKA_TLS": "on", "JOTGUARD_KAFKA_TLS_KEY_FILE": "/nonexistent/key.pem"}, "JOTGUARD_KAFKA_TLS_CERT_FILE"},
+		{map[string]string{"JOTGUARD_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256", "JOTGUARD_KAFKA_SASL_USERNAME": "v",
+			"JOTGUARD_KAFKA_SASL_PASSWORD_FILE": "/nonexistent/password"}, "JOTGUARD_KAFKA_SASL_PASSWORD_FILE"},
+	} {
+		_, err := config.Load(nil, env(tc.env))
+		if err == nil || !strings.HasPrefix(err.Error(), tc.name) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: error %v, want one line starting with %s", tc.env, err, tc.name)
+		}
+	}
+}

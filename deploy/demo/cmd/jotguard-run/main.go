@@ -64,7 +64,7 @@ func main() {
 	email := "ada-" + strings.ToLower(rand.Text()[:6]) + "@example.com"
 	jar := filepath.Join(os.TempDir(), "jotguard-cookies.txt")
 	fmt.Println()
-	run.PrintReady(os.Stdout, st, sys, run.Walkthrough(sys.IssuerURL, sys.VerifierURL, email, "correct horse battery staple", jar))
+	run.PrintReady(os.Stdout, st, sys, run.Walkthrough(sys.IssuerURL, sys.VerifierURL, sys.InboxURL, email, "correct horse battery staple", jar))
 
 	code := 0
 	select {

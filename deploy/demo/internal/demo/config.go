@@ -12,8 +12,11 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/jotguard/jotguard/sdk/kafkasec"
 )
 
 // Config is the demo's configuration.
@@ -24,6 +27,7 @@ type Config struct {
 	JWKSURL         string
 	KafkaBrokers    []string
 	RevocationTopic string
+	Kafka           kafkasec.Config // TLS and SASL of the feed's connections
 	AccessTTL       time.Duration
 	Leeway          time.Duration
 	FailClosed      bool
@@ -110,6 +114,18 @@ var vars = []Var{
 		}},
 }
 
+// init puts the Kafka security settings, which every binary shares,
+// after JOTGUARD_REVOCATION_TOPIC.
+func init() {
+	at := slices.IndexFunc(vars, func(v Var) bool { return v.Name == "JOTGUARD_REVOCATION_TOPIC" }) + 1
+	var kafka []Var
+	for _, s := range kafkasec.Settings() {
+		kafka = append(kafka, Var{s.Name, s.Flag, s.Default, s.Usage,
+			func(c *Config, v string) error { return s.Set(&c.Kafka, v) }})
+	}
+	vars = slices.Insert(vars, at, kafka...)
+}
+
 // Load reads flags, then the environment, then the defaults. --help returns
 // flag.ErrHelp; any other error is one line naming the variable.
 func Load(args []string, getenv func(string) string) (Config, error) {
@@ -144,6 +160,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.JWKSURL == "" {
 		c.JWKSURL = c.Issuer + "/.well-known/jwks.json"
+	}
+	if err := c.Kafka.Check(); err != nil { // names the variable; reads the files
+		return Config{}, err
 	}
 	if len(c.KafkaBrokers) > 0 && c.RevocationTopic == "" {
 		return Config{}, errors.New("JOTGUARD_REVOCATION_TOPIC: must not be empty when JOTGUARD_KAFKA_BROKERS is set")

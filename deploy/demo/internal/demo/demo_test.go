@@ -142,4 +142,14 @@ func TestLoad(t *testing.T) {
 	if _, err := demo.Load([]string{"--help"}, env(nil)); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("--help: %v, want flag.ErrHelp", err)
 	}
+	// Kafka's TLS and SASL, as the verifier reads them.
+	c, err = demo.Load([]string{"--kafka-tls", "on"}, env(map[string]string{"JOTGUARD_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+		"JOTGUARD_KAFKA_SASL_USERNAME": "demo", "JOTGUARD_KAFKA_SASL_PASSWORD": "pw"}))
+	if err != nil || !c.Kafka.TLS || c.Kafka.Mechanism != "SCRAM-SHA-256" {
+		t.Errorf("Kafka security = %+v, %v", c.Kafka, err)
+	}
+	if _, err := demo.Load(nil, env(map[string]string{"JOTGUARD_KAFKA_SASL_USERNAME": "demo"})); err == nil ||
+		!strings.HasPrefix(err.Error(), "JOTGUARD_KAFKA_SASL_USERNAME") {
+		t.Errorf("a user name without a mechanism: %v, want an error naming JOTGUARD_KAFKA_SASL_USERNAME", err)
+	}
 }

@@ -29,7 +29,8 @@ type Hello struct {
 	FromProxy map[string]string `json:"from_verifier"`
 }
 
-// identityHeaders are the headers the verifier sets (SPEC §4).
+// identityHeaders are the headers the verifier sets on a request it lets
+// through.
 var identityHeaders = []string{"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Session", "X-Auth-Request-Roles"}
 
 // Handler serves the demo API. Every path but /healthz, /readyz and /public/ needs a
@@ -108,10 +109,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	var revs sdk.RevocationChecker // stays a nil interface without brokers
 	if len(cfg.KafkaBrokers) > 0 {
 		replay := sdk.Retention(cfg.AccessTTL, cfg.Leeway)
+		dialer, err := cfg.Kafka.Dialer("jotguard-demo") // TLS and SASL, as configured
+		if err != nil {
+			return err
+		}
 		feed, err := kafkafeed.New(kafkafeed.Config{
 			Brokers: cfg.KafkaBrokers, Topic: cfg.RevocationTopic, Replay: replay,
 			Set:          revocation.NewSet(replay, time.Now),
-			MaxStaleness: cfg.MaxStaleness, FailClosed: cfg.FailClosed, Logger: log,
+			MaxStaleness: cfg.MaxStaleness, FailClosed: cfg.FailClosed, Dialer: dialer, Logger: log,
 		})
 		if err != nil {
 			return fmt.Errorf("demo: revocation feed: %w", err)
@@ -135,7 +140,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		return fmt.Errorf("JOTGUARD_DEMO_ADDR: %w", err)
 	}
 	log.Info("demo listening", "addr", ln.Addr().String(), "issuer", cfg.Issuer,
-		"revocations", strings.Join(cfg.KafkaBrokers, ","))
+		"revocations", strings.Join(cfg.KafkaBrokers, ","), "kafka_security", cfg.Kafka)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

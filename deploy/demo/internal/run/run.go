@@ -99,19 +99,20 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 2 * time.Minute
 	}
-	fixed := []struct{ name, addr, variable string }{
-		{"issuer", o.IssuerAddr, "JOTGUARD_ISSUER_ADDR"},
-		{"verifier", o.VerifierAddr, "JOTGUARD_VERIFIER_ADDR"},
-		{"verifier", o.AdminAddr, "JOTGUARD_ADMIN_ADDR"},
-		{"demo", o.DemoAddr, "JOTGUARD_DEMO_ADDR"},
+	fixed := []struct{ name, addr, flag string }{
+		{"issuer", o.IssuerAddr, "--issuer-addr"},
+		{"verifier", o.VerifierAddr, "--verifier-addr"},
+		{"verifier", o.AdminAddr, "--verifier-admin-addr"},
+		{"demo", o.DemoAddr, "--demo-addr"},
 	}
 	if o.Backends == nil {
-		fixed = append(fixed, struct{ name, addr, variable string }{"mail inbox", o.InboxAddr, "--inbox-addr"})
+		fixed = append(fixed, struct{ name, addr, flag string }{"mail inbox", o.InboxAddr, "--inbox-addr"})
 	}
 	for _, p := range fixed {
 		if err := portFree(p.addr); err != nil {
-			return nil, fmt.Errorf("%w: %s (the %s's %s) is busy: stop what listens there (ss -ltnp 'sport = :%s') and run again: %v",
-				ErrPortBusy, p.addr, p.name, p.variable, port(p.addr), err)
+			return nil, fmt.Errorf("%w: %s (the %s's) is busy: stop what listens there (ss -ltnp 'sport = :%s'), "+
+				"or choose another address: make run ARGS='%s 127.0.0.1:PORT' (%v)",
+				ErrPortBusy, p.addr, p.name, port(p.addr), p.flag, err)
 		}
 	}
 	for _, b := range []string{"devstack", "issuer", "verifier", "demo"} {

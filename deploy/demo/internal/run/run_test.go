@@ -29,8 +29,8 @@ func TestBusyPortIsNamed(t *testing.T) {
 	_, err = Start(t.Context(), Options{BinDir: t.TempDir(), DataDir: t.TempDir(),
 		IssuerAddr: freeAddr(t), VerifierAddr: ln.Addr().String(), AdminAddr: freeAddr(t), DemoAddr: freeAddr(t), InboxAddr: freeAddr(t)})
 	if !errors.Is(err, ErrPortBusy) || !strings.Contains(err.Error(), ln.Addr().String()) ||
-		!strings.Contains(err.Error(), "JOTGUARD_VERIFIER_ADDR") {
-		t.Fatalf("Start with the verifier's port taken: %v; want ErrPortBusy naming %s and its variable", err, ln.Addr())
+		!strings.Contains(err.Error(), "make run ARGS='--verifier-addr") {
+		t.Fatalf("Start with the verifier's port taken: %v; want ErrPortBusy naming %s and the make run argument that moves it", err, ln.Addr())
 	}
 	_, err = Start(t.Context(), Options{BinDir: t.TempDir(), DataDir: t.TempDir(),
 		IssuerAddr: freeAddr(t), VerifierAddr: freeAddr(t), AdminAddr: freeAddr(t), DemoAddr: freeAddr(t), InboxAddr: ln.Addr().String()})
@@ -67,7 +67,7 @@ func TestKeyEncryptionKeyIsKept(t *testing.T) {
 // with bash and curl, as a user pasting them would.
 func TestWalkthrough(t *testing.T) {
 	backends := backendsFromEnv(t)
-	for _, tool := range []string{"bash", "curl", "sed"} {
+	for _, tool := range []string{"bash", "curl", "sed", "grep", "cut", "head"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s is not installed: the walk-through needs it", tool)
 		}
@@ -93,14 +93,14 @@ func TestWalkthrough(t *testing.T) {
 		t.Errorf("the issuer did not get JOTGUARD_SMTP_URL; its log:\n%s", b)
 	}
 
-	steps := Walkthrough(sys.IssuerURL, sys.VerifierURL, "walk-"+suffix+"@example.com",
+	steps := Walkthrough(sys.IssuerURL, sys.VerifierURL, sys.InboxURL, "walk-"+suffix+"@example.com",
 		"correct horse battery staple", filepath.Join(t.TempDir(), "jar.txt"))
 	// One shell, so that TOKEN carries from step to step; a marker before
 	// each step's output.
 	var script strings.Builder
 	for i, s := range steps {
 		fmt.Fprintf(&script, "echo '@@step %d'\n", i)
-		if s.Eventually { // the revocation travels over Kafka: allow it 5 s
+		if s.Eventually { // the mail, or the revocation over Kafka: allow it 5 s
 			fmt.Fprintf(&script, "for i in $(seq 50); do out=$(%s); case \"$out\" in *%q*) break;; esac; sleep 0.1; done; echo \"$out\"\n",
 				s.Command, s.Want)
 		} else {
@@ -233,13 +233,14 @@ func TestReadExports(t *testing.T) {
 	}
 }
 
-// The inbox is among the URLs printed; without it, mail is said to be off.
+// The sign-in page and the inbox are the first URLs printed; without an
+// inbox, mail is said to be off.
 func TestPrintReadyShowsInbox(t *testing.T) {
 	sys := &System{IssuerURL: "http://127.0.0.1:8080", InboxURL: "http://127.0.0.1:39123", LogDir: ".data/logs"}
 	var b strings.Builder
 	PrintReady(&b, Style{}, sys, nil)
-	if !regexp.MustCompile(`(?m)^  mail inbox +http://127\.0\.0\.1:39123 `).MatchString(b.String()) {
-		t.Errorf("no inbox row:\n%s", b.String())
+	if !regexp.MustCompile(`(?m)^jotguard is running\.\n\n  sign in +http://127\.0\.0\.1:8080/account/login +\S.*\n  mail inbox +http://127\.0\.0\.1:39123 `).MatchString(b.String()) {
+		t.Errorf("the sign-in page and the inbox are not the first rows:\n%s", b.String())
 	}
 	sys.InboxURL = ""
 	b.Reset()
@@ -266,7 +267,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	steps := Walkthrough("http://127.0.0.1:8080", "http://127.0.0.1:8081", "ada-x7k2qp@example.com",
+	steps := Walkthrough("http://127.0.0.1:8080", "http://127.0.0.1:8081", "http://127.0.0.1:8025", "ada-x7k2qp@example.com",
 		"correct horse battery staple", "/tmp/jotguard-cookies.txt")
 	for i, s := range steps {
 		block := fmt.Sprintf("# %d. %s\n%s\n", i+1, s.Title, s.Command)

@@ -20,20 +20,31 @@ type Step struct {
 
 // Walkthrough returns the curl walk-through against a running system. jar
 // is the cookie jar file; email should be new, so that every run's
-// walk-through registers afresh.
-func Walkthrough(issuerURL, verifierURL, email, password, jar string) []Step {
+// walk-through registers afresh. inboxURL is the dev stack's mail inbox
+// (System.InboxURL); without one (mail disabled) the address is not
+// verified.
+func Walkthrough(issuerURL, verifierURL, inboxURL, email, password, jar string) []Step {
 	creds := fmt.Sprintf(`'{"email":"%s","password":"%s"}'`, email, password)
 	token := `sed -E 's/.*"access_token":"([^"]+)".*/\1/'`
-	return []Step{
+	steps := []Step{
 		{
-			Title:   "Register a user (201, the user without secrets)",
+			Title:   "Register a user (201, the user without secrets): the issuer mails a link that verifies the address",
 			Command: fmt.Sprintf(`curl -s -X POST %s/register -H 'Content-Type: application/json' -d %s; echo`, issuerURL, creds),
 			Want:    `"email":"` + email + `"`,
 		},
-		// The email-verification step goes here, once registration sends
-		// the verification mail: it reads the link from the dev stack's
-		// inbox (System.InboxURL, Mailpit's API: /api/v1/search?query=to:…,
-		// then /api/v1/message/{ID}) and confirms it (POST /verify-email).
+	}
+	if inboxURL != "" {
+		steps = append(steps, Step{
+			Title: "Verify the address: find the mail in the inbox (Mailpit's API), take the token of its link, post it (200, email_verified true)",
+			Command: fmt.Sprintf(`ID=$(curl -s -G %s/api/v1/search --data-urlencode 'query=to:%s' | sed -E 's/.*"ID":"([^"]+)".*/\1/'); `+
+				`LINK_TOKEN=$(curl -s %s/api/v1/message/$ID | grep -o 'verify-email?token=[A-Za-z0-9_-]*' | head -1 | cut -d= -f2); `+
+				`curl -s -X POST %s/verify-email -H 'Content-Type: application/json' -d "{\"token\":\"$LINK_TOKEN\"}"; echo`,
+				inboxURL, email, inboxURL, issuerURL),
+			Want:       `"email_verified":true`,
+			Eventually: true, // the mail takes a moment to reach the inbox
+		})
+	}
+	return append(steps, []Step{
 		{
 			Title: "Log in: the refresh token goes to the cookie jar (HttpOnly cookie), the access token is taken from the JSON body",
 			Command: fmt.Sprintf(`TOKEN=$(curl -s -c %s -X POST %s/login -H 'Content-Type: application/json' -d %s | %s); echo "$TOKEN"`,
@@ -72,7 +83,7 @@ func Walkthrough(issuerURL, verifierURL, email, password, jar string) []Step {
 			Want:       "HTTP/1.1 401",
 			Eventually: true,
 		},
-	}
+	}...)
 }
 
 // Style is how text is printed: with ANSI colour on a terminal, plain when
@@ -92,7 +103,8 @@ func (s Style) Dim(t string) string   { return s.wrap("2", t) }
 func (s Style) Green(t string) string { return s.wrap("32", t) }
 func (s Style) Cyan(t string) string  { return s.wrap("36", t) }
 
-// PrintReady writes the banner, the URLs and the walk-through.
+// PrintReady writes the banner, the URLs (the sign-in page and the mail
+// inbox first: what a person opens) and the walk-through.
 func PrintReady(w io.Writer, st Style, sys *System, steps []Step) {
 	if st.Color {
 		fmt.Fprintln(w, st.Cyan(`
@@ -110,8 +122,9 @@ func PrintReady(w io.Writer, st Style, sys *System, steps []Step) {
 		inbox = "none: mail is disabled (no JOTGUARD_SMTP_URL)"
 	}
 	rows := [][2]string{
-		{"issuer", sys.IssuerURL + "   (register, login, access_token, logout, /.well-known/jwks.json, /openapi.yaml)"},
+		{"sign in", st.Bold(sys.IssuerURL+"/account/login") + "   (open it in a browser: create an account, verify it, see your sessions)"},
 		{"mail inbox", inbox},
+		{"issuer API", sys.IssuerURL + "   (register, login, access_token, logout, /.well-known/jwks.json, /openapi.yaml)"},
 		{"verifier", sys.VerifierURL + "   (reverse proxy: checks every request, then forwards to the demo)"},
 		{"verifier admin", sys.AdminURL + "   (/healthz, /readyz, /metrics of the verifier)"},
 		{"demo", sys.DemoURL + "   (upstream; verifies tokens itself too, with the sdk middleware)"},

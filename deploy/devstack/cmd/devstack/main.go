@@ -58,8 +58,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&opts.RedisCluster, "redis-cluster", false, "start a Redis Cluster of 3 masters (redis-server required); JOTGUARD_REDIS_URL is then the comma list of their addresses")
 	fs.StringVar(&opts.Topic, "topic", "jotguard.revocations", "revocation topic to create")
 	fs.IntVar(&opts.Partitions, "partitions", 6, "partitions of the revocation topic")
+	fs.StringVar(&opts.KafkaSASL.Mechanism, "kafka-sasl-mechanism", "", "make Kafka require SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with --kafka-sasl-user and --kafka-sasl-password")
+	fs.StringVar(&opts.KafkaSASL.User, "kafka-sasl-user", "", "the one SASL user of Kafka")
+	fs.StringVar(&opts.KafkaSASL.Password, "kafka-sasl-password", "", "its password (exported as JOTGUARD_KAFKA_SASL_PASSWORD: a development setting)")
+	fs.StringVar(&opts.KafkaTLS.CertFile, "kafka-tls-cert", "", "make Kafka serve TLS only, with this PEM certificate (chain); with --kafka-tls-key")
+	fs.StringVar(&opts.KafkaTLS.KeyFile, "kafka-tls-key", "", "PEM key of --kafka-tls-cert")
+	fs.StringVar(&opts.KafkaTLS.ClientCAFile, "kafka-tls-client-ca", "", "PEM CA certificates: Kafka requires a client certificate signed by one (mutual TLS)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: devstack [flags]\n\nStarts MongoDB (FerretDB), Redis, Kafka (kfake) and a mail catcher (Mailpit)\non 127.0.0.1 and prints `export JOTGUARD_...=...` lines once all accept\nconnections. Ctrl-C stops them. Mail sent to JOTGUARD_SMTP_URL (plain SMTP, no\nauth) is read at JOTGUARD_MAILPIT_URL: an inbox page at /, and Mailpit's API\n(/api/v1/messages, /api/v1/search?query=, /view/{ID}.html).")
+		fmt.Fprintln(stderr, "usage: devstack [flags]\n\nStarts MongoDB (FerretDB), Redis, Kafka (kfake) and a mail catcher (Mailpit)\non 127.0.0.1 and prints `export JOTGUARD_...=...` lines once all accept\nconnections. Ctrl-C stops them. Mail sent to JOTGUARD_SMTP_URL (plain SMTP, no\nauth) is read at JOTGUARD_MAILPIT_URL: an inbox page at /, and Mailpit's API\n(/api/v1/messages, /api/v1/search?query=, /view/{ID}.html). The --kafka-sasl-*\nand --kafka-tls-* flags secure Kafka like a managed one, for testing clients.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

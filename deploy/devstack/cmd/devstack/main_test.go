@@ -339,3 +339,16 @@ func TestBadFlag(t *testing.T) {
 		t.Fatal("want an error for an unknown flag")
 	}
 }
+
+func TestHelpNamesTheKafkaSecurityFlags(t *testing.T) {
+	var stderr strings.Builder
+	if err := run(context.Background(), []string{"--help"}, io.Discard, &stderr); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("run --help: %v, want flag.ErrHelp", err)
+	}
+	for _, w := range []string{"-kafka-sasl-mechanism", "-kafka-sasl-user", "-kafka-sasl-password",
+		"-kafka-tls-cert", "-kafka-tls-key", "-kafka-tls-client-ca"} {
+		if !strings.Contains(stderr.String(), w) {
+			t.Errorf("--help does not mention %s:\n%s", w, stderr.String())
+		}
+	}
+}
