@@ -43,6 +43,12 @@ type Limiter interface {
 	Allow(ctx context.Context, key ratelimit.Key) (ratelimit.Decision, error)
 }
 
+// rotationLimiter is a Limiter that can take a refresh's decision in the
+// session store's first round trip (ratelimit.Limiter.AllowInRotation).
+type rotationLimiter interface {
+	AllowInRotation(ctx context.Context, key ratelimit.Key) (context.Context, func(context.Context) (ratelimit.Decision, error))
+}
+
 // Options configures the API.
 type Options struct {
 	Service        *auth.Service
@@ -426,20 +432,32 @@ func (h *handler) doLogin(c echo.Context, identifier, password string) (auth.Tok
 	return tok, err
 }
 
+// accessToken refreshes. Its rate limit rides in the session store's first
+// round trip when the Limiter can do that (one round trip to Redis fewer);
+// the answers are those of a limit asked first: a refusal wins over any
+// other answer, and a malformed body still spends a unit.
 func (h *handler) accessToken(c echo.Context) error {
-	if err := h.limit(c, ratelimit.Refresh); err != nil {
+	ctx, limited, err := h.refreshLimit(c)
+	if err != nil { // refused already: a Limiter that cannot ride
 		h.m.refreshes.WithLabelValues(outcome(err)).Inc()
 		return err
 	}
 	in, err := readJSON(c, true, "refresh_token")
 	if err != nil {
+		if lerr := limited(ctx); lerr != nil {
+			h.m.refreshes.WithLabelValues(outcome(lerr)).Inc()
+			return lerr
+		}
 		return err
 	}
 	rt := in["refresh_token"]
 	if ck, err := c.Cookie(CookieName); err == nil && ck.Value != "" {
 		rt = ck.Value
 	}
-	tok, err := h.o.Service.Refresh(c.Request().Context(), rt)
+	tok, err := h.o.Service.Refresh(ctx, rt)
+	if lerr := limited(ctx); lerr != nil {
+		err = lerr
+	}
 	h.m.refreshes.WithLabelValues(outcome(err)).Inc()
 	if err != nil {
 		if errors.Is(err, auth.ErrInvalidRefreshToken) {
@@ -450,18 +468,46 @@ func (h *handler) accessToken(c echo.Context) error {
 	return h.tokenResponse(c, tok)
 }
 
+// refreshLimit starts the decision of the refresh limit for the client's
+// network: within the session store's first round trip when the Limiter can
+// take it there (rotationLimiter). It returns the context to rotate under,
+// and limited, which answers the limit's error then (nil: allowed; a
+// *auth.RateLimitError, or ErrUnavailable when the class fails closed).
+// Another Limiter decides at once: its refusal is err.
+func (h *handler) refreshLimit(c echo.Context) (_ context.Context, limited func(context.Context) error, err error) {
+	ctx, none := c.Request().Context(), func(context.Context) error { return nil }
+	rl, ok := h.o.Limiter.(rotationLimiter)
+	if !ok {
+		return ctx, none, h.limit(c, ratelimit.Refresh)
+	}
+	ctx, decided := rl.AllowInRotation(ctx, ratelimit.ByNetwork(ratelimit.Refresh, c.RealIP()))
+	return ctx, func(ctx context.Context) error {
+		d, err := decided(ctx)
+		if err != nil {
+			return err
+		}
+		return d.Err()
+	}, nil
+}
+
 func (h *handler) tokenResponse(c echo.Context, tok auth.Tokens) error {
 	h.setCookie(c, tok.RefreshToken)
 	hdr := c.Response().Header()
 	hdr.Set("Authorization", "Bearer "+tok.AccessToken)
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("Pragma", "no-cache")
-	return c.JSON(http.StatusOK, map[string]any{
-		"access_token": tok.AccessToken,
-		"token_type":   "Bearer",
-		"expires_in":   int(tok.ExpiresIn / time.Second),
-		"user":         toJSON(tok.User),
-	})
+	return c.JSON(http.StatusOK, tokenJSON{AccessToken: tok.AccessToken, ExpiresIn: int(tok.ExpiresIn / time.Second),
+		TokenType: "Bearer", User: toJSON(tok.User)})
+}
+
+// tokenJSON is a token response's body: a struct, not a map, so encoding it
+// sorts and boxes nothing (a refresh answers one). Its fields are in the
+// order a map's keys were written in, so the bytes are the same.
+type tokenJSON struct {
+	AccessToken string   `json:"access_token"`
+	ExpiresIn   int      `json:"expires_in"`
+	TokenType   string   `json:"token_type"`
+	User        userJSON `json:"user"`
 }
 
 // RefreshCookie is the refresh token cookie that carries value for ttl;
