@@ -28,7 +28,7 @@ func (b *bench) clusterScenario(ctx context.Context, st *stack, r int, users []i
 		ds, err := b.procs.StartDevstackNamed(ctx, "devstack-cluster", filepath.Join(b.cfg.Root, "bin", "devstack"), "",
 			[]string{"JOTGUARD_REDIS_URL"}, "--only", "redis", "--redis-cluster")
 		if err != nil {
-			return fmt.Errorf("Redis Cluster: %w", err)
+			return fmt.Errorf("start a Redis Cluster: %w", err)
 		}
 		b.cluster = ds
 		b.rep.ClusterURL = ds.Env["JOTGUARD_REDIS_URL"]
