@@ -9,7 +9,7 @@ STATICCHECK_VERSION ?= v0.8.2
 FUZZTIME ?= 10m
 # package:target pairs of the Go fuzz targets. `make test` runs their seed
 # corpora (testdata/fuzz and f.Add) as ordinary tests; `make fuzz` fuzzes.
-FUZZ_TARGETS := sdk:FuzzVerify sdk/revocation:FuzzSETVerify sdk/internal/strictjson:FuzzCheck sdk/kafkafeed:FuzzDecodeRecords \
+FUZZ_TARGETS := sdk:FuzzVerify sdk/revocation:FuzzSETVerify sdk/revocation:FuzzBatchVerify sdk/internal/strictjson:FuzzCheck sdk/kafkafeed:FuzzDecodeRecords \
 	issuer/internal/auth:FuzzCanonicalEmail issuer/internal/auth:FuzzRefreshToken issuer/internal/httpapi:FuzzRefreshInputs \
 	verifier/internal/reqpath:FuzzCheck
 

@@ -2,6 +2,7 @@ package sdk_test
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -89,5 +90,22 @@ func TestVerifyCacheIsBounded(t *testing.T) {
 	}
 	if n := sdk.CacheLen(v); n > 64 {
 		t.Fatalf("cache holds %d entries, want at most 64", n)
+	}
+}
+
+// A cache of N holds N tokens, however they hash: N distinct tokens in
+// rotation all hit from the second round on.
+func TestVerifyCacheHoldsItsSize(t *testing.T) {
+	iss := sdktest.NewIssuer(t)
+	const size = 2000
+	v := iss.Verifier(t, func(c *sdk.Config) { c.CacheSize = size })
+	for i := range size {
+		c := iss.Claims(fmt.Sprint("user-", i))
+		if _, err := v.Verify(t.Context(), iss.Mint(t, c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := sdk.CacheLen(v); n != size {
+		t.Fatalf("a cache of %d holds %d of %d distinct tokens", size, n, size)
 	}
 }

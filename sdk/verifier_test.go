@@ -46,6 +46,8 @@ func TestVerify(t *testing.T) {
 		At: now.Add(-30 * time.Second)})
 	revoked.Add(revocation.Event{ID: "evt-3", Issuer: iss.URL, TokenID: "jti-dead",
 		At: now.Add(-30 * time.Second)})
+	revoked.Add(revocation.Event{ID: "evt-4", Issuer: iss.URL, Subject: "svc-dead", // client_revoked
+		At: now.Add(-30 * time.Second), Reason: revocation.ReasonClientRevoked})
 
 	v := iss.Verifier(t, func(c *sdk.Config) {
 		c.Revocations = revoked
@@ -143,6 +145,14 @@ func TestVerify(t *testing.T) {
 		{name: "missing iat", edit: func(c *sdk.Claims) { c.IssuedAt = nil }, wantErr: sdk.ErrInvalid},
 		{name: "missing sub", edit: func(c *sdk.Claims) { c.Subject = "" }, wantErr: sdk.ErrInvalid},
 		{name: "missing sid", edit: func(c *sdk.Claims) { c.SessionID = "" }, wantErr: sdk.ErrInvalid},
+		{name: "missing sid, sub is another client's id", edit: func(c *sdk.Claims) { c.SessionID, c.ClientID = "", "user-2" }, wantErr: sdk.ErrInvalid},
+
+		// a service account's token: sub = client_id, no sid and no email
+		{name: "service account", edit: serviceAccount("svc-1")},
+		{name: "service account with an email", edit: func(c *sdk.Claims) { serviceAccount("svc-1")(c); c.Email = "a@example.com" }, wantErr: sdk.ErrInvalid},
+		{name: "service account with email_verified", edit: func(c *sdk.Claims) { serviceAccount("svc-1")(c); c.EmailVerified = true }, wantErr: sdk.ErrInvalid},
+		{name: "service account revoked: issued before", edit: serviceAccount("svc-dead"), wantErr: sdk.ErrRevoked},
+		{name: "service account revoked: issued after", edit: func(c *sdk.Claims) { serviceAccount("svc-dead")(c); c.IssuedAt = at(-29 * time.Second) }},
 		{name: "missing jti", edit: func(c *sdk.Claims) { c.ID = "" }, wantErr: sdk.ErrInvalid},
 
 		// time, with the default 30 s leeway
@@ -188,6 +198,11 @@ func TestVerify(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serviceAccount makes the claims those of service account id's token.
+func serviceAccount(id string) func(*sdk.Claims) {
+	return func(c *sdk.Claims) { c.Subject, c.ClientID, c.SessionID, c.Email = id, id, "", "" }
 }
 
 func countSentinels(err error) int {

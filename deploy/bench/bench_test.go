@@ -89,6 +89,10 @@ func TestTinyBench(t *testing.T) {
 		t.Fatalf("refresh ceiling: %+v, %v", ce, err)
 	}
 	hv := testVerifierLoad(ctx, t, servers, ds, ic, dir)
+	intro, err := measureIntrospection(ctx, log, servers, ds, tag, "", 2, 200*time.Millisecond, 1)
+	if err != nil || intro.Verifier[0].N == 0 || intro.Verifier[0].Errors != 0 || intro.Issuer[0].N == 0 || intro.Issuer[0].Errors != 0 {
+		t.Fatalf("introspection: %+v, %v", intro, err)
+	}
 	ac, err := argon2Ceiling(1024, 1, 1, 1)
 	if err != nil || ac.PerSec <= 0 || ac.Parallel <= 0 {
 		t.Fatalf("argon2 ceiling: %+v, %v", ac, err)
@@ -97,8 +101,15 @@ func TestTinyBench(t *testing.T) {
 		Machine: describeMachine(), N: 4, RefreshUsers: 2,
 		Issuer: []IssuerResults{res}, Ceiling: []Result{ce}, Argon: []Argon2Ceiling{ac},
 		Concs: []int{2}, HTTPOrder: []string{tForward}, HTTP: map[string]map[int][]Result{tForward: {2: {hv}}},
-		Mem: &Memory{InProc: []SetMem{setMemory(1000)}}}
-	testReport(t, rep, log)
+		Mem: &Memory{InProc: []SetMem{setMemory(1000)}}, Intro: intro,
+		// The sections of the Redis Cluster, distinct tokens and peers, on
+		// this run's figures: they are written, whatever the numbers.
+		Cluster: []ClusterResults{{Refresh: res.Refresh, Ceiling: ce}}, ClusterURL: "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3",
+		Distinct: &Distinct{Counts: []int{10}, Conc: 2, Order: []string{tDistinctBare, tDistinctVerifier}, CacheSize: 10000,
+			Lifetime: tokenLifetime, HTTP: map[string]map[int][]Result{tDistinctBare: {10: {hv}}, tDistinctVerifier: {10: {hv}}}},
+		Peers:  []PeerBuild{{Name: "oauth2-proxy", Module: oauth2ProxyModule, Version: oauth2ProxyVersion, Err: "not built in this test"}},
+		Logout: &LogoutCheck{Before: map[string]int{tForward: 200}, After: map[string]int{tForward: 401}}}
+	testReport(t, rep, log, "## 9.", "## 10.", "## 11.", "## 13.", "verifier ÷ issuer", "logout → the old token rejected")
 }
 
 // requireStack answers the repository root when bin/issuer, bin/verifier
@@ -170,16 +181,18 @@ func testVerifierLoad(ctx context.Context, t *testing.T, servers *Servers, ds *D
 	return hv
 }
 
-// testReport writes rep and checks that it holds the goals and the
-// verifier's row.
-func testReport(t *testing.T, rep *Report, log *logger) {
+// testReport writes rep and checks that it holds the goals, the
+// verifier's row and each of want.
+func testReport(t *testing.T, rep *Report, log *logger, want ...string) {
 	out := filepath.Join(t.TempDir(), "benchmarks.md")
 	if err := writeReport(rep, out, log); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(out)
-	if err != nil || !strings.Contains(string(b), "## Goals") || !strings.Contains(string(b), tForward) {
-		t.Fatalf("report: %v\n%s", err, b)
+	for _, w := range append([]string{"## Goals", tForward}, want...) {
+		if err != nil || !strings.Contains(string(b), w) {
+			t.Fatalf("report lacks %q: %v\n%s", w, err, b)
+		}
 	}
 	t.Log(rep.Summary())
 }

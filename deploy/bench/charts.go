@@ -24,6 +24,8 @@ func drawCharts(r *Report, dir string, log *logger) []string {
 		{"verifier-latency.png", latencyChart(r)},
 		{"throughput-vs-concurrency.png", throughputChart(r)},
 		{"propagation-cdf.png", propagationChart(r)},
+		{"coldstart-ready.png", coldReadyChart(r)},
+		{"coldstart-rss.png", coldRSSChart(r)},
 	} {
 		if c.plot == nil {
 			continue

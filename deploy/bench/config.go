@@ -21,8 +21,9 @@ type Config struct {
 	MongoURI   string // a MongoDB for the issuer instead of the dev stack's FerretDB
 	Runs       int
 	Skip       map[string]bool
-	Profile    bool // CPU profiles of the issuer and verifier under load
-	FullMemory bool // inject 1M entries even when the run is long already
+	Profile    bool   // CPU profiles of the issuer and verifier under load
+	FullMemory bool   // inject 1M entries even when the run is long already
+	Cache      string // kept between runs: the peers' binaries, the distinct tokens
 	Command    string
 }
 
@@ -41,7 +42,8 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&cfg.Runs, "runs", 0, "runs of each figure (default 3, quick 1)")
 	fs.BoolVar(&cfg.Profile, "profile", false, "rebuild issuer and verifier with pprof (go build -overlay) and profile them under load")
 	fs.BoolVar(&cfg.FullMemory, "full-memory", false, "always run the 1M-entry memory step (skipped when the run is past 6 minutes)")
-	skip := fs.String("skip", "", "scenarios to skip (comma list of 1…8)")
+	fs.StringVar(&cfg.Cache, "cache", "", "directory kept between runs: the peers' binaries (built once), the distinct tokens (signed once, for 12 h) (default ROOT/.data/bench)")
+	skip := fs.String("skip", "", "scenarios to skip (comma list of 1…13: 9 introspection, 10 Redis Cluster, 11 distinct tokens, 12 cold start, 13 peers)")
 	fs.StringVar(&cfg.Out, "out", "", "report path (default ROOT/docs/benchmarks.md)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -78,6 +80,9 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 		return Config{}, fmt.Errorf("--root: %w", err)
 	}
 	cfg.Root = root
+	if cfg.Cache == "" {
+		cfg.Cache = filepath.Join(root, ".data", "bench")
+	}
 	if cfg.Out == "" {
 		cfg.Out = filepath.Join(root, "docs", "benchmarks.md")
 	}

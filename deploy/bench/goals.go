@@ -14,27 +14,31 @@ const (
 	authixRefresh       = 12.2 // 10 users × 1K
 )
 
-// Goal is one line of the "Goals".
+// Goal is one line of the report's goals.
 type Goal struct {
 	Name, Target, Measured string
 	Ratio                  float64 // measured ÷ target direction-adjusted; informative
 	Pass                   bool
 	Known                  bool // false: not measured in this run
+	Info                   bool // a figure to report, with no target
 }
 
 func (g Goal) Status() string {
 	switch {
 	case !g.Known:
 		return "n/a"
+	case g.Info:
+		return "INFO"
 	case g.Pass:
 		return "PASS"
 	}
 	return "MISS"
 }
 
-// Goals are the goals, in its order, against this run's figures.
+// Goals are the goals, against this run's figures.
 func (r *Report) Goals() []Goal {
-	return slices.Concat(r.verifierGoals(), r.verifyGoals(), r.issuerGoals(), r.propagationGoals(), r.memoryGoals())
+	return slices.Concat(r.verifierGoals(), r.distinctGoals(), r.peerGoals(), r.verifyGoals(), r.issuerGoals(),
+		r.clusterGoals(), r.propagationGoals(), r.memoryGoals(), r.ingestGoals())
 }
 
 // verifierGoals hold bin/verifier's forward-auth to a bare handler (c=64).
@@ -106,10 +110,10 @@ func (r *Report) refreshGoals() []Goal {
 	for _, c := range r.Ceiling {
 		ce = append(ce, c.RPS())
 	}
-	ceil := Goal{Name: "/access_token vs in-process ES256 sign + Redis rotate", Target: "≥ 0.60×", Known: len(ce) > 0}
+	ceil := Goal{Name: "/access_token (every rate limit on) vs in-process ES256 sign + Redis rotate", Target: "≥ 0.80×", Known: len(ce) > 0}
 	if ceil.Known {
 		ceil.Ratio = ref / medianF(ce)
-		ceil.Pass = ceil.Ratio >= 0.6
+		ceil.Pass = ceil.Ratio >= 0.8
 		ceil.Measured = fmt.Sprintf("%.2f× (%.0f vs %.0f/s)", ceil.Ratio, ref, medianF(ce))
 	}
 	return []Goal{authix, ceil}
@@ -136,6 +140,133 @@ func (r *Report) argonGoals() []Goal {
 		gs = append(gs, g)
 	}
 	return gs
+}
+
+// distinctGoals hold the verifier, sent distinct tokens in rotation, to the
+// bare handler sent the same requests (c=64): 10,000 tokens (which its
+// cache holds) at 0.8× at least; larger counts are reported.
+func (r *Report) distinctGoals() []Goal {
+	d := r.Distinct
+	if d == nil {
+		return nil
+	}
+	var gs []Goal
+	for i, n := range d.Counts {
+		g := Goal{Name: fmt.Sprintf("verifier auth-check, %d distinct live tokens in rotation, vs bare (c=%d)", n, d.Conc)}
+		g.Target, g.Info = "≥ 0.80×", i > 0
+		if g.Info {
+			g.Target = "report"
+		}
+		v, bare := d.fig(tDistinctVerifier, n), d.fig(tDistinctBare, n)
+		if v.OK && bare.OK {
+			g.Known, g.Ratio = true, v.RPS/bare.RPS
+			g.Pass = g.Ratio >= 0.8
+			g.Measured = fmt.Sprintf("%.2f× (%.0f vs %.0f req/s; p99 %s vs %s)", g.Ratio, v.RPS, bare.RPS, ms(v.P99), ms(bare.P99))
+		}
+		gs = append(gs, g)
+	}
+	return gs
+}
+
+// peerGoals hold the verifier to oauth2-proxy at c=64: with its cache 4×,
+// without it 1.3×; and the logout column.
+func (r *Report) peerGoals() []Goal {
+	if r.Peers == nil {
+		return nil
+	}
+	o2p := r.httpFig(tOAuth2Proxy, 64)
+	var gs []Goal
+	for _, x := range []struct {
+		target, name string
+		want         float64
+	}{
+		{tForward, "verifier with its cache vs oauth2-proxy (c=64)", 4},
+		{tNoCache, "verifier without its cache vs oauth2-proxy (c=64)", 1.3},
+	} {
+		g := Goal{Name: x.name, Target: fmt.Sprintf("≥ %.1f×", x.want)}
+		if v := r.httpFig(x.target, 64); v.OK && o2p.OK {
+			g.Known, g.Ratio = true, v.RPS/o2p.RPS
+			g.Pass = g.Ratio >= x.want
+			g.Measured = fmt.Sprintf("%.2f× (%.0f vs %.0f req/s)", g.Ratio, v.RPS, o2p.RPS)
+			if ok := r.httpFig(tOathkeeper, 64); ok.OK {
+				g.Measured += fmt.Sprintf("; %.2f× Ory Oathkeeper (%.0f req/s)", v.RPS/ok.RPS, ok.RPS)
+			}
+		} else if !o2p.OK {
+			g.Measured = "oauth2-proxy not measured: " + r.peerErr("oauth2-proxy")
+		}
+		gs = append(gs, g)
+	}
+	if lc := r.Logout; lc != nil {
+		g := Goal{Name: "logout → the old token rejected: the verifier only", Target: "verifier 401, peers allow", Known: lc.Err == ""}
+		var rejected, allowed []string
+		for _, t := range r.HTTPOrder {
+			st, ok := lc.After[t]
+			switch {
+			case !ok:
+			case st == 401 || st == 403:
+				rejected = append(rejected, t)
+			case st >= 200 && st < 300:
+				allowed = append(allowed, t)
+			}
+		}
+		g.Pass = lc.After[tForward] == 401
+		for _, t := range rejected {
+			g.Pass = g.Pass && isVerifier(t)
+		}
+		g.Measured = fmt.Sprintf("rejected by %s; still allowed by %s", orNone(rejected), orNone(allowed))
+		if lc.Err != "" {
+			g.Measured = lc.Err
+		}
+		gs = append(gs, g)
+	}
+	return gs
+}
+
+// peerErr is why the peer named name has no figures.
+func (r *Report) peerErr(name string) string {
+	for _, p := range r.Peers {
+		if p.Name == name {
+			if p.Err != "" {
+				return "it could not be built (" + p.Err + ")"
+			}
+			return "it did not start (see the notes)"
+		}
+	}
+	return "not built"
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+// clusterGoals: /access_token with its sessions in a Redis Cluster, beside
+// one Redis.
+func (r *Report) clusterGoals() []Goal {
+	if len(r.Cluster) == 0 {
+		return nil
+	}
+	var rps, single, ce []float64
+	errs := 0
+	for i, c := range r.Cluster {
+		rps = append(rps, c.Refresh.RPS())
+		if c.Ceiling.N > 0 {
+			ce = append(ce, c.Ceiling.RPS())
+		}
+		errs += c.Refresh.Errors + c.Ceiling.Errors
+		if i < len(r.Issuer) {
+			single = append(single, r.Issuer[i].Refresh.RPS())
+		}
+	}
+	g := Goal{Name: "/access_token on a 3-master Redis Cluster (errors; vs one Redis, same run)", Target: "0 errors", Known: true,
+		Pass: errs == 0}
+	g.Measured = fmt.Sprintf("%d errors; %.0f req/s vs %.0f on one Redis (%.2f×)", errs, medianF(rps), medianF(single), medianF(rps)/medianF(single))
+	if len(ce) > 0 {
+		g.Measured += fmt.Sprintf("; %.2f× its sign+rotate ceiling on the cluster (%.0f/s)", medianF(rps)/medianF(ce), medianF(ce))
+	}
+	return []Goal{g}
 }
 
 // propagationGoals hold revocation propagation to both verifiers.

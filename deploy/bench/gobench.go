@@ -41,11 +41,11 @@ func (g *GoBench) Median(name, unit string) float64 {
 // quick runs the three Verify figures only, once each.
 func runGoBench(ctx context.Context, log *logger, root string, quick bool) (*GoBench, error) {
 	count, bt := "3", "500ms"
-	pattern, pkgs := ".", "./..."
+	pattern, pkgs := ".", []string{"./..."}
 	if quick {
-		count, bt, pattern, pkgs = "1", "50ms", "Verify|RawJWT", "."
+		count, bt, pattern, pkgs = "1", "50ms", "Verify|RawJWT|Ingest", []string{".", "./kafkafeed"}
 	}
-	args := []string{"test", "-run=^$", "-bench=" + pattern, "-benchmem", "-count=" + count, "-benchtime=" + bt, pkgs}
+	args := append([]string{"test", "-run=^$", "-bench=" + pattern, "-benchmem", "-count=" + count, "-benchtime=" + bt}, pkgs...)
 	g := &GoBench{Command: "cd sdk && go " + strings.Join(args, " "), Runs: map[string][]map[string]float64{}}
 	log.Printf("sdk Go benchmarks: %s", g.Command)
 	out, err := goTest(ctx, filepath.Join(root, "sdk"), nil, args...)

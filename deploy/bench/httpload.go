@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -18,10 +19,11 @@ import (
 // httpLoader runs the HTTP load of scenarios 4 and 8, pinned to the load
 // CPUs: with wrk when it was chosen, else with `bench load` (loadMain).
 type httpLoader struct {
-	wrk    string // wrk's path; "" for the Go loader
-	script string // wrk's report script (wrkScript)
-	cpus   string // taskset list
-	self   string // this executable: `bench load`
+	wrk         string // wrk's path; "" for the Go loader
+	script      string // wrk's report script (wrkScript)
+	tokenScript string // the same, rotating tokens (wrkTokensScript)
+	cpus        string // taskset list
+	self        string // this executable: `bench load`
 }
 
 // newHTTPLoader picks the generator, mode auto (wrk when on PATH), wrk or
@@ -42,7 +44,10 @@ func newHTTPLoader(mode, cpus, dir string) (*httpLoader, error) {
 		}
 		return h, nil
 	}
-	h.wrk, h.script = p, filepath.Join(dir, "report.lua")
+	h.wrk, h.script, h.tokenScript = p, filepath.Join(dir, "report.lua"), filepath.Join(dir, "tokens.lua")
+	if err := os.WriteFile(h.tokenScript, []byte(wrkTokensScript), 0o644); err != nil {
+		return nil, err
+	}
 	return h, os.WriteFile(h.script, []byte(wrkScript), 0o644)
 }
 
@@ -61,12 +66,28 @@ func (h *httpLoader) String() string {
 	return "the bench's Go loader"
 }
 
+// TokenFile is a file of one token per line, of which the first N are
+// sent in rotation, one per request, as "Authorization: Bearer …".
+type TokenFile struct {
+	File string
+	N    int
+}
+
 // Run is one closed-loop run against url at concurrency conc for d.
 func (h *httpLoader) Run(name, url string, conc int, d time.Duration, hdrs ...string) (Result, error) {
+	return h.RunTokens(name, url, conc, d, TokenFile{}, hdrs...)
+}
+
+// RunTokens is Run with each request carrying the next token of tokens
+// (none when tokens.File is empty).
+func (h *httpLoader) RunTokens(name, url string, conc int, d time.Duration, tokens TokenFile, hdrs ...string) (Result, error) {
 	if h.wrk != "" {
-		return h.loadWrk(name, url, conc, d, hdrs...)
+		return h.loadWrk(name, url, conc, d, tokens, hdrs...)
 	}
 	argv := []string{h.self, "load", "--name", name, "--url", url, "--c", strconv.Itoa(conc), "--d", d.String()}
+	if tokens.File != "" {
+		argv = append(argv, "--tokens", tokens.File, "--limit", strconv.Itoa(tokens.N))
+	}
 	for _, hd := range hdrs {
 		argv = append(argv, "-H", hd)
 	}
@@ -93,6 +114,8 @@ func loadMain(args []string) error {
 	d := fs.Duration("d", time.Second, "duration")
 	name := fs.String("name", "", "result name")
 	want := fs.Int("want", 200, "expected status")
+	tokenFile := fs.String("tokens", "", "file of tokens, one per line, sent in rotation as Authorization: Bearer")
+	limit := fs.Int("limit", 0, "with --tokens: the first N tokens only (0: all)")
 	var hdrs multiFlag
 	fs.Var(&hdrs, "H", "header 'Name: value' (repeatable)")
 	_ = fs.Parse(args)
@@ -102,9 +125,19 @@ func loadMain(args []string) error {
 		k, v, _ := strings.Cut(h, ":")
 		hdr.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
+	var tokens []string
+	if *tokenFile != "" {
+		var err error
+		if tokens, err = readTokens(*tokenFile, *limit); err != nil {
+			return err
+		}
+	}
 	op := func(ctx context.Context, w, i int) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
 		req.Header = hdr.Clone()
+		if len(tokens) > 0 {
+			req.Header.Set("Authorization", "Bearer "+tokens[(i%len(tokens)+len(tokens))%len(tokens)])
+		}
 		resp, err := client.Do(req)
 		if err != nil {
 			return err
@@ -118,6 +151,22 @@ func loadMain(args []string) error {
 	}
 	r := Load(context.Background(), *name, *conc, 0, *d, 20, op)
 	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+// readTokens reads the first limit lines of path (0: all).
+func readTokens(path string, limit int) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 64<<10)
+	for sc.Scan() && (limit == 0 || len(out) < limit) {
+		out = append(out, sc.Text())
+	}
+	return out, sc.Err()
 }
 
 type multiFlag []string

@@ -16,6 +16,7 @@ type Machine struct {
 	Kernel  string
 	Go      string
 	Load    string // /proc/loadavg at start
+	LoadEnd string // and at the end
 	Redis   string
 	Taskset bool
 }
@@ -38,9 +39,7 @@ func describeMachine() Machine {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		m.Load = strings.Join(strings.Fields(string(b))[:3], " ")
-	}
+	m.Load = loadAverage()
 	if p, err := exec.LookPath("redis-server"); err == nil {
 		out, _ := exec.Command(p, "--version").Output()
 		m.Redis = strings.TrimSpace(string(out))
@@ -50,4 +49,13 @@ func describeMachine() Machine {
 	_, err := exec.LookPath("taskset")
 	m.Taskset = err == nil
 	return m
+}
+
+// loadAverage is the 1, 5 and 15-minute load averages of /proc/loadavg.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }

@@ -97,6 +97,16 @@ func (ps *Procs) StopAll() {
 	ps.data = nil
 }
 
+// Named is the last process started under name, or nil.
+func (ps *Procs) Named(name string) *Proc {
+	for i := len(ps.list) - 1; i >= 0; i-- {
+		if ps.list[i].Name == name {
+			return ps.list[i]
+		}
+	}
+	return nil
+}
+
 // StopNamed stops the running processes whose name starts with prefix.
 func (ps *Procs) StopNamed(prefix string) {
 	for _, p := range ps.list {
@@ -169,14 +179,21 @@ type Devstack struct {
 // StartDevstack runs the dev stack binary bin, pinned to cpus, and waits
 // for its export lines.
 func (ps *Procs) StartDevstack(ctx context.Context, bin, cpus string) (*Devstack, error) {
+	return ps.StartDevstackNamed(ctx, "devstack", bin, cpus, []string{"JOTGUARD_KAFKA_BROKERS", "JOTGUARD_REDIS_URL"})
+}
+
+// StartDevstackNamed runs the dev stack binary bin with args, pinned to
+// cpus, logging to name.log, and waits until it has printed the settings
+// named in want.
+func (ps *Procs) StartDevstackNamed(ctx context.Context, name, bin, cpus string, want []string, args ...string) (*Devstack, error) {
 	data, err := os.MkdirTemp("", "jotguard-bench-data-")
 	if err != nil {
 		return nil, err
 	}
 	ps.data = append(ps.data, data)
-	argv := pinned(cpus, bin, "--data", data)
+	argv := pinned(cpus, append([]string{bin, "--data", data}, args...)...)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	f, err := os.Create(filepath.Join(ps.dir, "devstack.log"))
+	f, err := os.Create(filepath.Join(ps.dir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +206,7 @@ func (ps *Procs) StartDevstack(ctx context.Context, bin, cpus string) (*Devstack
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &Proc{Name: "devstack", Cmd: cmd, log: f}
+	p := &Proc{Name: name, Cmd: cmd, log: f}
 	ps.list = append(ps.list, p)
 	env := map[string]string{}
 	got := make(chan error, 1)
@@ -200,12 +217,10 @@ func (ps *Procs) StartDevstack(ctx context.Context, bin, cpus string) (*Devstack
 			if k, v, ok := strings.Cut(l, "="); ok {
 				env[k] = strings.Trim(v, `'"`)
 			}
-			if _, ok := env["JOTGUARD_KAFKA_BROKERS"]; ok {
-				if _, ok := env["JOTGUARD_REDIS_URL"]; ok {
-					got <- nil
-					_, _ = bufio.NewReader(out).WriteTo(f) // drain
-					return
-				}
+			if hasAll(env, want) {
+				got <- nil
+				_, _ = bufio.NewReader(out).WriteTo(f) // drain
+				return
 			}
 		}
 		got <- fmt.Errorf("devstack stopped before printing its settings: see %s", f.Name())
@@ -220,10 +235,20 @@ func (ps *Procs) StartDevstack(ctx context.Context, bin, cpus string) (*Devstack
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	if env["JOTGUARD_REVOCATION_TOPIC"] == "" {
+	if env["JOTGUARD_KAFKA_BROKERS"] != "" && env["JOTGUARD_REVOCATION_TOPIC"] == "" {
 		env["JOTGUARD_REVOCATION_TOPIC"] = "jotguard.revocations"
 	}
 	return &Devstack{Proc: p, Env: env}, nil
+}
+
+// hasAll reports whether env has every key of keys.
+func hasAll(env map[string]string, keys []string) bool {
+	for _, k := range keys {
+		if _, ok := env[k]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func envList(m map[string]string, extra ...string) []string {

@@ -19,6 +19,9 @@ const (
 	ceilingBench = "BenchmarkSignRotateCeiling"
 )
 
+// ceilingProc names the ceiling's process in a Result's CPU.
+const ceilingProc = "ceiling (go test)"
+
 // ceilingArgs is the `go test` command line of the ceiling, run for d.
 func ceilingArgs(d time.Duration) []string {
 	return []string{"test", "-run=^$", "-bench=^" + ceilingBench + "$", "-benchtime=" + d.String(),
@@ -46,6 +49,12 @@ func refreshCeiling(ctx context.Context, root, name, redisURL string, conc int, 
 		}
 		r := Result{Name: name, Conc: conc, N: l.N, Errors: int(l.Metrics["errors"]),
 			Elapsed: time.Duration(ns * float64(l.N))}
+		if cpu, ok := l.Metrics["cpu-ns/op"]; ok {
+			r.CPU = map[string]time.Duration{ceilingProc: time.Duration(cpu * float64(l.N))}
+			if rc, ok := l.Metrics["redis-cpu-ns/op"]; ok {
+				r.CPU["redis-server"] = time.Duration(rc * float64(l.N))
+			}
+		}
 		if r.Errors > 0 { // the benchmark logs "… refreshes failed, first: …"
 			for ln := range strings.Lines(string(out)) {
 				if strings.Contains(ln, "failed, first:") {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -21,6 +22,8 @@ type Report struct {
 	Ceiling         []Result
 	CeilingCommand  string // the go test command of the /access_token ceiling
 	Argon           []Argon2Ceiling
+	Cluster         []ClusterResults // per run, when the Redis Cluster scenario ran
+	ClusterURL      string
 
 	Concs       []int
 	HTTPRunTime time.Duration // one HTTP load run, as asked of the generator
@@ -29,11 +32,16 @@ type Report struct {
 	LoadGen     string // "wrk" or "go"
 	VerifierOK  bool
 
+	Distinct *Distinct
+	Peers    []PeerBuild  // built (or not) in this run; nil: peers not measured
+	Logout   *LogoutCheck // the "logout → rejected?" column
 	Prop     *Propagation
 	PropN    int
 	Mem      *Memory
+	Cold     *ColdStart // scenario 12
 	GoBench  *GoBench
 	Profiles []Profile
+	Intro    *Introspection // scenario 9
 }
 
 // Target names, in report order.
@@ -58,8 +66,13 @@ type httpFigure struct {
 }
 
 // httpFig is the figure of target at concurrency c.
-func (r *Report) httpFig(target string, c int) httpFigure {
-	rs := r.HTTP[target][c]
+func (r *Report) httpFig(target string, c int) httpFigure { return figOf(r.HTTP[target][c]) }
+
+// fig is the figure of target with n distinct tokens.
+func (d *Distinct) fig(target string, n int) httpFigure { return figOf(d.HTTP[target][n]) }
+
+// figOf is the figure of the runs rs of one target and load.
+func figOf(rs []Result) httpFigure {
 	if len(rs) == 0 {
 		return httpFigure{}
 	}
@@ -107,8 +120,12 @@ func writeReport(r *Report, path string, log *logger) error {
 	for _, section := range []func(*md){
 		r.writeHeader, r.writeMachine, r.writeGoals,
 		r.writeIssuerWorkloads, r.writeRefreshCeiling, r.writeArgonCeiling, // 1–3
-		func(b *md) { r.writeHTTP(b, charts) },                             // 4 and 8
+		r.writeCluster,                         // 10
+		func(b *md) { r.writeHTTP(b, charts) }, // 4 and 8
+		r.writeDistinct, r.writePeers,          // 11, 13
 		r.writeGoBench, r.writePropagation, r.writeMemory, r.writeProfiles, // 5–7
+		r.writeIntrospection,                        // 9
+		func(b *md) { r.writeColdStart(b, charts) }, // 12
 	} {
 		section(&b)
 	}
@@ -139,14 +156,37 @@ func (r *Report) writeMachine(b *md) {
 	b.p("| Go | %s |", r.Machine.Go)
 	b.p("| Redis | %s |", r.Machine.Redis)
 	b.p("| load average at start | %s |", r.Machine.Load)
+	if r.Machine.LoadEnd != "" {
+		b.p("| load average at the end | %s |", r.Machine.LoadEnd)
+	}
 	b.p("")
+	if busy := busyMachine(r.Machine); busy != "" {
+		b.p("**The machine was busy with other work** (%s on %d cores): every figure of this run is held down by that, the ratios less than the rates, and the ratios of runs that did not overlap the same load (the ceilings run after their workloads) least reliably.", busy, r.Machine.NProc)
+		b.p("")
+	}
 	b.p("The machine is shared: absolute numbers are noisy. Every figure with a ceiling is reported as a ratio to that ceiling measured **in the same run**, and runs of different targets are interleaved so that drift hits them alike.")
 	b.p("")
-	b.p("**Pinning.** Servers under HTTP load (bin/verifier, the bare handler, the sdk and Redis-session servers) run under `taskset -c %s`; every HTTP load run of scenarios 4 and 8 (wrk, or `bench load` without it) under `taskset -c %s`. The issuer and the dev stack (MongoDB/FerretDB, Redis, Kafka) are **not** pinned: the Authix baseline used the whole machine and argon2id wants every core; the issuer workloads run from the unpinned bench process, and the ceilings in unpinned processes of their own. Taskset available: %v.", r.Cfg.ServerCPUs, r.Cfg.LoadCPUs, r.Machine.Taskset)
+	b.p("**Pinning.** Servers under HTTP load (bin/verifier, the bare handler, the sdk and Redis-session servers, the peers) run under `taskset -c %s`; every HTTP load run of scenarios 4, 8, 10 and 11 (wrk, or `bench load` without it) under `taskset -c %s`. The issuer and the dev stack (MongoDB/FerretDB, Redis, Kafka) are **not** pinned: the Authix baseline used the whole machine and argon2id wants every core; the issuer workloads run from the unpinned bench process, and the ceilings in unpinned processes of their own. Taskset available: %v.", r.Cfg.ServerCPUs, r.Cfg.LoadCPUs, r.Machine.Taskset)
 	b.p("")
 }
 
 // writeGoals writes the goals table and the run's notes.
+// busyMachine says how busy the machine was when a load average, at the
+// start or at the end, was over 1.5 per core; "" otherwise.
+func busyMachine(m Machine) string {
+	var out []string
+	for _, l := range []struct{ when, avg string }{{"at the start", m.Load}, {"at the end", m.LoadEnd}} {
+		f := strings.Fields(l.avg)
+		if len(f) == 0 {
+			continue
+		}
+		if one, err := strconv.ParseFloat(f[0], 64); err == nil && one > 1.5*float64(m.NProc) {
+			out = append(out, fmt.Sprintf("load average %s %s", f[0], l.when))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
 func (r *Report) writeGoals(b *md) {
 	b.p("## Goals")
 	b.p("")

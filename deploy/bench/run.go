@@ -22,6 +22,7 @@ type bench struct {
 	load    *httpLoader
 	tag     string // keeps emails and session ids unique across runs against one database
 	rep     *Report
+	cluster *Devstack // the Redis Cluster of scenario 10, once started
 }
 
 // plan is how much each scenario does.
@@ -31,16 +32,18 @@ type plan struct {
 	concs           []int         // HTTP load concurrencies
 	propN           int           // logouts of the propagation scenario
 	memSteps        []int         // revocation entries of the memory scenario
+	distinct        []int         // distinct tokens in rotation, ascending
+	peers           bool          // build and measure other projects' auth servers
 }
 
 func newPlan(quick bool) plan {
 	if quick {
 		return plan{n: 40, refreshUsers: 10, d: 400 * time.Millisecond,
 			concs: []int{1, 64}, // wrk runs whole seconds
-			propN: 20, memSteps: []int{10_000}}
+			propN: 20, memSteps: []int{10_000}, distinct: []int{10_000}}
 	}
 	return plan{n: 1000, refreshUsers: 10, d: 2 * time.Second, concs: []int{1, 16, 64},
-		propN: 200, memSteps: []int{100_000, 1_000_000}}
+		propN: 200, memSteps: []int{100_000, 1_000_000}, distinct: []int{10_000, 1_000_000}, peers: true}
 }
 
 // Concurrency of the issuer workloads and of the ceilings they are held to.
@@ -72,6 +75,7 @@ func run(ctx context.Context, cfg Config, log *logger, logDir string, load *http
 			CeilingCommand: ceilingCommand(issuerConc, p.d)}}
 	err = b.scenarios(ctx)
 	b.rep.Duration = time.Since(b.rep.Started)
+	b.rep.Machine.LoadEnd = loadAverage()
 	return b.rep, err
 }
 
@@ -83,6 +87,9 @@ func (b *bench) scenarios(ctx context.Context) error {
 		if err := b.buildProfiled(); err != nil {
 			return err
 		}
+	}
+	if b.plan.peers && !b.cfg.Skip["13"] { // before anything runs: building takes the machine
+		b.rep.Peers = buildPeers(ctx, b.log, filepath.Join(b.cfg.Cache, "peers"))
 	}
 	st, err := b.startStack(ctx)
 	if err != nil {
@@ -101,6 +108,22 @@ func (b *bench) scenarios(ctx context.Context) error {
 		b.log.Printf("verifier and session servers: c=%v, %s each, %d runs (servers on CPUs %q, load on %q)",
 			b.plan.concs, b.plan.d, b.cfg.Runs, b.cfg.ServerCPUs, b.cfg.LoadCPUs)
 		b.rep.HTTP = runTargets(b.log, b.load, targets, b.plan.concs, b.cfg.Runs, b.plan.d)
+		var asked []Target
+		for _, t := range targets {
+			if isVerifier(t.Name) || t.Name == tOAuth2Proxy || t.Name == tOathkeeper {
+				asked = append(asked, t)
+			}
+		}
+		b.rep.Logout = b.logoutCheck(ctx, st, asked)
+	}
+	if !b.cfg.Skip["11"] {
+		for _, t := range targets {
+			if t.Name == tBareHdr {
+				if err := b.distinctScenario(ctx, st, t.URL); err != nil {
+					b.note("distinct tokens: %v", err)
+				}
+			}
+		}
 	}
 	if b.cfg.Profile {
 		b.profiles(ctx, st.ic, targets)
@@ -112,6 +135,12 @@ func (b *bench) scenarios(ctx context.Context) error {
 	}
 	if !b.cfg.Skip["7"] {
 		b.memoryScenario(ctx, st)
+	}
+	if !b.cfg.Skip["9"] {
+		b.introspectionScenario(ctx, st)
+	}
+	if !b.cfg.Skip["12"] {
+		b.coldStartScenario(ctx, st)
 	}
 	b.procs.StopAll()
 	if !b.cfg.Skip["5"] {
@@ -187,6 +216,11 @@ func (b *bench) issuerScenarios(ctx context.Context, st *stack) error {
 		b.rep.Issuer = append(b.rep.Issuer, res)
 		if err := b.ceilings(ctx, st); err != nil {
 			return err
+		}
+		if !b.cfg.Skip["10"] {
+			if err := b.clusterScenario(ctx, st, r, res.refreshUsers); err != nil {
+				b.note("%v", err)
+			}
 		}
 	}
 	return nil

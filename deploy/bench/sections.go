@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -19,7 +20,7 @@ func (r *Report) writeIssuerWorkloads(b *md) {
 	}
 	b.p("## 1. Authix workloads against bin/issuer (concurrency 64, %d run(s))", len(r.Issuer))
 	b.p("")
-	b.p("n = %d (the Authix workloads use 1000). /access_token: %d users, 64 sessions (worker w is a session of user w mod %d), %d refreshes in all, each session following its rotated `refresh_token` cookie on its own keep-alive connection, the request written as raw HTTP/1.1 (net/http's client cost about a quarter of the machine's CPU at this rate). \"login\" is a login-only pass over the registered users (for scenario 3). Median (min–max) over runs.", r.N, r.RefreshUsers, r.RefreshUsers, r.N*r.RefreshUsers)
+	b.p("n = %d (the Authix workloads use 1000). /access_token: %d users, 64 sessions (worker w is a session of user w mod %d), %d refreshes in all, each session following its rotated `refresh_token` cookie on its own keep-alive connection, the request written as raw HTTP/1.1 from a reused buffer and the answer read by a minimal parser (net/http's client cost about a quarter of the machine's CPU at this rate, and http.ReadResponse alone about 35 µs a refresh). \"login\" is a login-only pass over the registered users (for scenario 3). Median (min–max) over runs.", r.N, r.RefreshUsers, r.RefreshUsers, r.N*r.RefreshUsers)
 	b.p("")
 	b.p("| workload | time | req/s | p50 | p99 | errors | Authix 2 workers (scaled to n) |\n|---|---|---|---|---|---|---|")
 	r.issuerRow(b, fmt.Sprintf("%d × /register", r.N), func(x IssuerResults) Result { return x.Register }, authixRegister)
@@ -60,6 +61,8 @@ func (r *Report) writeRefreshCeiling(b *md) {
 	}
 	b.p("## 2. /access_token vs its ceiling")
 	b.p("")
+	b.p("The issuer runs with every rate limit on, as in production, with budgets of 10⁹ a minute that the load (all from one address) never spends: each refresh makes the Redis call of its per-network limit. That call rides in the rotation's first round trip (redis_rate's GCRA script in one pipeline with the GETEX of the session's route), so a refresh is two round trips to Redis, as in the ceiling, which has no rate limit.")
+	b.p("")
 	b.p("The ceiling is the issuer's own code, `%s` beside `issuer/internal/redisstore`, run in a process of its own (`%s`): 64 goroutines against the same Redis for the same time, each rotating its own session chain. Per operation, `redisstore.Sessions.Rotate` itself (its two round trips: GETEX of the session's route, then the rotate Lua script), plus one ES256 sign of an access token with the `sdk.Claims` of the rotated session's user snapshot. No HTTP, no cookie, no JSON, no load generator sharing the cores. A refresh reads no MongoDB: the claims come from the user snapshot in the session, re-read at most once per `JOTGUARD_USER_RECHECK` (1 min) per session, which the workload's few seconds never reach.", ceilingBench, r.CeilingCommand)
 	b.p("")
 	b.p("| run | /access_token req/s | sign+rotate ops/s | ratio |\n|---|---|---|---|")
@@ -69,6 +72,43 @@ func (r *Report) writeRefreshCeiling(b *md) {
 			b.p("| %d | %.0f | %.0f | %.2f× |", i+1, a.RPS(), c.RPS(), a.RPS()/c.RPS())
 		}
 	}
+	b.p("")
+	r.refreshCPU(b)
+}
+
+// refreshCPU compares the CPU a refresh costs through HTTP with what the
+// ceiling's op costs, per process (median over runs, µs).
+func (r *Report) refreshCPU(b *md) {
+	per := func(res Result, name string) (float64, bool) {
+		d, ok := res.CPU[name]
+		if !ok || res.N == 0 {
+			return 0, false
+		}
+		return float64(d) / float64(res.N) / 1e3, true
+	}
+	var iss, red, load, cp, cr []float64
+	for i, x := range r.Issuer {
+		if v, ok := per(x.Refresh, "issuer"); ok {
+			iss = append(iss, v)
+			rv, _ := per(x.Refresh, "redis-server")
+			lv, _ := per(x.Refresh, "bench (load)")
+			red, load = append(red, rv), append(load, lv)
+		}
+		if i < len(r.Ceiling) {
+			if v, ok := per(r.Ceiling[i], ceilingProc); ok {
+				rv, _ := per(r.Ceiling[i], "redis-server")
+				cp, cr = append(cp, v), append(cr, rv)
+			}
+		}
+	}
+	if len(iss) == 0 || len(cp) == 0 {
+		return
+	}
+	b.p("CPU per refresh, in µs (median over runs): the issuer's and the load generator's from /proc (10 ms ticks), Redis's from its `INFO cpu`; the ceiling's process from getrusage. The gap between the two totals is what HTTP, the cookie, the JSON answer, the rate limit's script and the load generator cost.")
+	b.p("")
+	b.p("| | Go process | redis-server | load generator | total |\n|---|---|---|---|---|")
+	b.p("| /access_token over HTTP | %.1f (issuer) | %.1f | %.1f | %.1f |", medianF(iss), medianF(red), medianF(load), medianF(iss)+medianF(red)+medianF(load))
+	b.p("| ceiling (sign + rotate) | %.1f (go test) | %.1f | — | %.1f |", medianF(cp), medianF(cr), medianF(cp)+medianF(cr))
 	b.p("")
 }
 
@@ -328,4 +368,174 @@ func (r *Report) argonGap(b *md) {
 	b.p("")
 	b.p("In the /login profile below, argon2id (its compute, and zeroing the 19 MiB block golang.org/x/crypto/argon2 allocates per call, which the ceiling pays too) is about 93%% of the issuer's CPU; the rest, about 2 ms a request, is GC, HTTP, JSON, the MongoDB and Redis clients and the ES256 sign. The dev stack's share is FerretDB's: on SQLite it finds a document by `_id` by scanning the table in insertion order (its `_id` index is on `_ferretdb_sjson->\"_id\"`, its query on `_ferretdb_sjson->'$._id'`, so SQLite never uses the index; `EXPLAIN QUERY PLAN` says SCAN), so a lookup costs 0.4 ms for the first user and about 5 ms for the 3000th; a login does two (`user_emails`, then `users`), a registration three inserts. On MongoDB these are index operations; without the dev stack's CPU the cores would allow, by the same arithmetic, %s. That is an estimate, not a measurement: this machine has no MongoDB.", strings.Join(without, " and "))
 	b.p("")
+}
+
+// writeCluster is section 9: /access_token with the sessions in a Redis
+// Cluster, beside one Redis.
+func (r *Report) writeCluster(b *md) {
+	if len(r.Cluster) == 0 {
+		return
+	}
+	b.p("## 10. /access_token on a Redis Cluster")
+	b.p("")
+	b.p("The dev stack's Redis Cluster (`devstack --only redis --redis-cluster`): three redis-server masters sharing the 16384 slots, no replicas, on this machine (`JOTGUARD_REDIS_URL=%s`, which the issuer reads as a Cluster). Per run, right after the single-Redis workload of section 1, a second issuer on the same database and the cluster runs the same /access_token workload (the same users, %d sessions logged in on it, the same count), then the sign+rotate ceiling of section 2 runs on the cluster (not in a quick run). A session's keys share its user's hash tag, so each Lua script runs on one master; the chain's route and the rate limit's key have slots of their own, so the first round trip is a pipeline that go-redis splits by master. The three masters share the same two cores as everything else: the cluster costs more CPU per refresh here than it would spread over machines.", r.ClusterURL, r.Cluster[0].Refresh.Conc)
+	b.p("")
+	b.p("| run | one Redis req/s | cluster req/s | × one Redis | cluster p50 | cluster p99 | errors | ceiling on the cluster /s | × ceiling |\n|---|---|---|---|---|---|---|---|---|")
+	for i, c := range r.Cluster {
+		single := 0.0
+		if i < len(r.Issuer) {
+			single = r.Issuer[i].Refresh.RPS()
+		}
+		x, ceil, ratio := c.Refresh, "—", "—"
+		if c.Ceiling.N > 0 {
+			ceil, ratio = fmt.Sprintf("%.0f", c.Ceiling.RPS()), fmt.Sprintf("%.2f×", x.RPS()/c.Ceiling.RPS())
+		}
+		b.p("| %d | %.0f | %.0f | %.2f× | %s | %s | %d | %s | %s |", i+1, single, x.RPS(), x.RPS()/single,
+			ms(x.Q(.5)), ms(x.Q(.99)), x.Errors+c.Ceiling.Errors, ceil, ratio)
+	}
+	b.p("")
+	var cl, one []float64
+	for i, c := range r.Cluster {
+		if x := c.Refresh; x.CPU != nil && x.N > 0 {
+			cl = append(cl, float64(x.CPU["issuer"])/float64(x.N)/1e3)
+		}
+		if i < len(r.Issuer) {
+			if x := r.Issuer[i].Refresh; x.CPU != nil && x.N > 0 {
+				one = append(one, float64(x.CPU["issuer"])/float64(x.N)/1e3)
+			}
+		}
+	}
+	if len(cl) > 0 && len(one) > 0 {
+		b.p("The issuer's CPU per refresh (median over runs): %.0f µs on the cluster, %.0f µs on one Redis; the cluster client's pipeline of the first round trip goes to two masters at once.", medianF(cl), medianF(one))
+		b.p("")
+	}
+}
+
+// writeDistinct is section 10: distinct live tokens in rotation.
+func (r *Report) writeDistinct(b *md) {
+	d := r.Distinct
+	if d == nil {
+		return
+	}
+	b.p("## 11. Distinct tokens: the verifier's auth-check with N live tokens in rotation")
+	b.p("")
+	how := fmt.Sprintf("signed in this run in %s", d.MintTime.Round(time.Second))
+	if d.Reused {
+		how = "kept from an earlier run (the bench keeps them in its cache directory while they have an hour left)"
+	}
+	b.p("Every request carries the next of N distinct access tokens (distinct users, sessions and ids), in rotation, with the forward-auth headers of section 4; the bare handler gets the same requests. The tokens are signed with an ES256 key of the bench's own and shaped as the issuer's (its claims, `typ` at+jwt); the verifier trusts that key (`JOTGUARD_ISSUER` their iss, `JOTGUARD_JWKS_URL` the bench's JWKS) and accepts their %.0f-hour lifetime (`JOTGUARD_ACCESS_TTL`). The %d tokens were %s. bin/verifier otherwise runs with its defaults (a verified-token cache of %d tokens) and the dev stack's revocation feed. wrk formats each token's request once, in its Lua init (one thread; a million requests take about 1.3 GB of LuaJIT memory), then sends them in turn. c=%d, %s a run, median (min–max) over %d run(s), interleaved; a first run over the smallest N, not measured, fills the cache.", d.Lifetime.Hours(), d.Counts[len(d.Counts)-1], how, d.CacheSize, d.Conc, r.httpRunTime(), r.Cfg.Runs)
+	b.p("")
+	b.p("\"server CPU\" is the CPU time of the server's process per request, median over runs (from /proc, 10 ms ticks): what each token count costs it.")
+	b.p("")
+	b.p("| tokens | target | req/s | × bare | p50 | p99 | server CPU | errors |\n|---|---|---|---|---|---|---|---|")
+	for _, n := range d.Counts {
+		bare := d.fig(tDistinctBare, n)
+		for _, t := range d.Order {
+			f := d.fig(t, n)
+			if !f.OK {
+				continue
+			}
+			cpu := "—"
+			if us := d.cpuPerRequest(t, n); us > 0 {
+				cpu = fmt.Sprintf("%.1f µs", us)
+			}
+			b.p("| %d | %s | %.0f (%.0f–%.0f) | %.2f | %s | %s | %s | %d |", n, t, f.RPS, f.Lo, f.Hi, f.RPS/bare.RPS, ms(f.P50), ms(f.P99), cpu, f.Errors)
+		}
+	}
+	b.p("")
+	last := d.Counts[len(d.Counts)-1]
+	if v, one, nc := d.fig(tDistinctVerifier, last), r.httpFig(tForward, d.Conc), r.httpFig(tNoCache, d.Conc); v.OK && one.OK && nc.OK && last > d.CacheSize {
+		b.p("With %d tokens the cache (%d) cannot hold them: nearly every request parses its token and checks its ES256 signature, as with the cache off. That costs %.0f%% of the one-token rate of section 4 (%.0f req/s there, %.0f here); the cache-off verifier of section 4 did %.0f req/s with one token.", last, d.CacheSize, 100*(1-v.RPS/one.RPS), one.RPS, v.RPS, nc.RPS)
+		b.p("")
+	}
+}
+
+// cpuPerRequest is the median over runs of target's server CPU per
+// request with n tokens, in µs; 0 when not measured.
+func (d *Distinct) cpuPerRequest(target string, n int) float64 {
+	var v []float64
+	for _, r := range d.HTTP[target][n] {
+		if c, ok := r.CPU["server"]; ok && r.N > 0 {
+			v = append(v, float64(c)/float64(r.N)/1e3)
+		}
+	}
+	return medianF(v)
+}
+
+// writePeers is section 11: other projects' auth servers, measured in the
+// runs of section 4, and the logout column.
+func (r *Report) writePeers(b *md) {
+	if r.Peers == nil {
+		return
+	}
+	b.p("## 13. Peers: oauth2-proxy and Ory Oathkeeper")
+	b.p("")
+	b.p("Built in this run from the Go module proxy into `%s` (a binary already there is reused), started pinned like the verifier, each verifying the issuer's access tokens by its JWKS, and measured in the interleaved runs of section 4 with the verifier's request (the token and the X-Forwarded-* headers):", filepath.Join(r.Cfg.Cache, "peers"))
+	b.p("")
+	for _, p := range r.Peers {
+		switch {
+		case p.Err != "":
+			b.p("- **%s** (%s): could not be built: %s. %s.", p.Name, p.Module, p.Err, p.Note)
+		case p.Took > 0:
+			b.p("- **%s** %s (%s), built in %s: %s.", p.Name, p.Version, p.Module, p.Took.Round(time.Second), p.Note)
+		default:
+			b.p("- **%s** %s (%s), from the cache: %s.", p.Name, p.Version, p.Module, p.Note)
+		}
+	}
+	b.p("- oauth2-proxy answers nginx's `auth_request` at `/oauth2/auth` (202 or 401): `--provider=oidc --oidc-issuer-url=ISSUER` (OIDC discovery, then the JWKS), `--skip-jwt-bearer-tokens --extra-jwt-issuers=ISSUER=jotguard` (a Bearer token the issuer signed for the audience is a session), `--insecure-oidc-allow-unverified-email` (the bench's users have not verified their email), logging off.")
+	b.p("- Oathkeeper answers its decision API, `/decisions/app` (200 or 401): one access rule for every GET of app.example, the `jwt` authenticator with `jwks_urls` (the issuer's JWKS), `trusted_issuers`, `target_audience: [jotguard]` and ES256, the `allow` authorizer and the `noop` mutator, log level error.")
+	b.p("")
+	peers := []string{tOAuth2Proxy, tOathkeeper}
+	b.p("| target | c | req/s | × oauth2-proxy | p50 | p99 | logout → rejected? |\n|---|---|---|---|---|---|---|")
+	for _, t := range append([]string{tForward, tNoCache}, peers...) {
+		for _, c := range r.Concs {
+			f, o := r.httpFig(t, c), r.httpFig(tOAuth2Proxy, c)
+			if !f.OK {
+				continue
+			}
+			x := "—"
+			if o.OK {
+				x = fmt.Sprintf("%.2f×", f.RPS/o.RPS)
+			}
+			b.p("| %s | %d | %.0f (%.0f–%.0f) | %s | %s | %s | %s |", t, c, f.RPS, f.Lo, f.Hi, x, ms(f.P50), ms(f.P99), r.logoutCell(t))
+		}
+	}
+	b.p("")
+	if lc := r.Logout; lc != nil {
+		if lc.Err != "" {
+			b.p("The logout check failed: %s.", lc.Err)
+		} else {
+			b.p("\"logout → rejected?\": a fresh session's access token was first sent to every target (answers: %s); the session was then logged out at the issuer (`POST /logout`), and once the verifier answered 401 (its revocation feed) the same token was sent to each target again; the cell is that answer. A peer that only checks the signature and the expiry allows the token until it expires.", r.statusList(lc.Before))
+		}
+		b.p("")
+	}
+}
+
+// logoutCell is target's "logout → rejected?" cell.
+func (r *Report) logoutCell(t string) string {
+	lc := r.Logout
+	if lc == nil || lc.Err != "" {
+		return "—"
+	}
+	st, ok := lc.After[t]
+	switch {
+	case !ok:
+		return "—"
+	case st == 401 || st == 403:
+		return fmt.Sprintf("yes (%d)", st)
+	case st >= 200 && st < 300:
+		return fmt.Sprintf("**no** (%d)", st)
+	}
+	return fmt.Sprintf("? (%d)", st)
+}
+
+// statusList is "target status, …" in report order.
+func (r *Report) statusList(m map[string]int) string {
+	var out []string
+	for _, t := range r.HTTPOrder {
+		if st, ok := m[t]; ok {
+			out = append(out, fmt.Sprintf("%s %d", t, st))
+		}
+	}
+	return strings.Join(out, ", ")
 }

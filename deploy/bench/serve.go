@@ -74,9 +74,12 @@ func serveOK(w http.ResponseWriter, _ *http.Request) {
 // jwtHandler is sdk.Middleware around serveOK, verifying tokens of issuer;
 // with brokers, its Verifier runs the kafkafeed of topic.
 func jwtHandler(ctx context.Context, issuer, brokers, topic string) (http.Handler, error) {
-	cfg := sdk.Config{Issuer: issuer, Audience: []string{"jotguard"}, CacheSize: sdk.DefaultCacheSize}
+	// The bench's issuers mint tokens for accessTTL, longer than the default
+	// the sdk accepts: the verifier is told so too (JOTGUARD_ACCESS_TTL).
+	ttl, _ := time.ParseDuration(accessTTL)
+	cfg := sdk.Config{Issuer: issuer, Audience: []string{"jotguard"}, CacheSize: sdk.DefaultCacheSize, MaxTokenLifetime: ttl}
 	if brokers != "" {
-		replay := sdk.Retention(sdk.DefaultMaxTokenLifetime, 30*time.Second)
+		replay := sdk.Retention(ttl, 30*time.Second)
 		feed, err := kafkafeed.New(kafkafeed.Config{Brokers: strings.Split(brokers, ","), Topic: topic,
 			Replay: replay, Set: revocation.NewSet(replay, nil)})
 		if err != nil {

@@ -7,6 +7,13 @@ import (
 	"time"
 )
 
+// benchRateLimits is JOTGUARD_RATE_LIMITS for the bench's issuers: every
+// class on, as in production, so that every request makes the Redis calls
+// its limits cost, with budgets the load, which comes from one address,
+// never spends (10⁹ a minute).
+const benchRateLimits = "credentials=1000000000/1m,refresh=1000000000/1m,account=1000000000/1m," +
+	"account-network=1000000000/1m,revoke=1000000000/1m,mail=1000000000/1m"
+
 // accessTTL is longer than the default so that a token minted before the
 // verifier runs outlives them.
 const accessTTL = "15m"
@@ -34,18 +41,24 @@ func newServers(procs *Procs, binDir string) (*Servers, error) {
 // Issuer runs the issuer against the dev stack with database (and Redis
 // prefix) db; its client makes emails with tag.
 func (s *Servers) Issuer(ctx context.Context, ds *Devstack, cpus, db, tag string) (*Proc, *IssuerClient, error) {
+	return s.IssuerNamed(ctx, "issuer", ds, cpus, db, tag)
+}
+
+// IssuerNamed is Issuer under another process name (its log file, its
+// pprof address); the settings in ds.Env are its backends.
+func (s *Servers) IssuerNamed(ctx context.Context, name string, ds *Devstack, cpus, db, tag string) (*Proc, *IssuerClient, error) {
 	addr := freeAddr()
-	p, err := s.procs.Start("issuer", cpus, envList(ds.Env,
+	p, err := s.procs.Start(name, cpus, envList(ds.Env,
 		"JOTGUARD_ISSUER_ADDR="+addr,
 		"JOTGUARD_ISSUER=http://"+addr,
 		"JOTGUARD_MONGO_DB="+db,
 		"JOTGUARD_REDIS_PREFIX="+db,
 		"JOTGUARD_COOKIE_SECURE=false",
-		"JOTGUARD_RATE_LIMITS=off",
+		"JOTGUARD_RATE_LIMITS="+benchRateLimits,
 		"JOTGUARD_DRAIN_DELAY=0s",
 		"JOTGUARD_LOG_LEVEL=warn",
 		"JOTGUARD_ACCESS_TTL="+accessTTL,
-		"BENCH_PPROF_ADDR="+s.pprof["issuer"],
+		"BENCH_PPROF_ADDR="+s.pprof[name],
 	), s.issuerBin)
 	if err != nil {
 		return nil, nil, err

@@ -38,6 +38,7 @@ func (b *bench) startTargets(ctx context.Context, st *stack) ([]Target, error) {
 		// HTTP parsing alone costs, apart from the decision
 		{tBareHdr, "http://" + bare.Addr + "/app", fwd}}
 	targets = append(targets, b.startVerifierTargets(ctx, st, "http://"+bare.Addr, bearer, fwd)...)
+	targets = append(targets, b.startPeers(ctx, st.ic.Base, fwd)...)
 	jwtOn, err := b.servers.Own(ctx, "jwt-cache", cpus, "jwt", "--issuer", st.ic.Base)
 	if err != nil {
 		return nil, err

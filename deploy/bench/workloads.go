@@ -10,6 +10,7 @@ import (
 type IssuerResults struct {
 	Register, RegisterLogin, Refresh, Login Result
 	RefreshEmails                           []string // the users of the /access_token workload
+	refreshUsers                            []int    // the same, as user numbers of the run
 }
 
 // authixWorkloads runs the three Authix workloads and a login-only pass
@@ -33,8 +34,9 @@ func authixWorkloads(ctx context.Context, log *logger, c *IssuerClient, watch CP
 	for u := range refreshUsers {
 		out.RefreshEmails = append(out.RefreshEmails, c.Email(run, ok[u]))
 	}
+	out.refreshUsers = ok[:refreshUsers]
 	var err error
-	out.Refresh, err = w.refresh(ctx, n, ok[:refreshUsers]) // 3.
+	out.Refresh, err = w.refresh(ctx, n, out.refreshUsers) // 3.
 	return out, err
 }
 
@@ -120,14 +122,18 @@ func (w issuerWorkload) refresh(ctx context.Context, n int, users []int) (Result
 }
 
 // sessions logs in one session per worker, worker k as user k mod
-// len(users), all at once.
+// len(users), a few at a time: 64 at once would wait for the hashing slots
+// past the issuer's queue limit on a busy machine (503).
 func (w issuerWorkload) sessions(ctx context.Context, users []int) ([]Session, error) {
 	sess := make([]Session, w.conc)
 	var mu sync.Mutex
 	var firstErr error
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
 	for k := range w.conc {
 		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
 			s, err := w.c.Login(ctx, w.c.Email(w.run, users[k%len(users)]))
 			mu.Lock()
 			defer mu.Unlock()

@@ -1,7 +1,10 @@
 // Package client is a Go client of the jotguard issuer API:
-// register, login, refresh, logout and me, and the account endpoints (email
+// register, login, refresh, logout and me, the account endpoints (email
 // verification, password reset and change, profile, deletion, sessions),
-// with RFC 9457 problem+json errors as *Problem. A Session is an
+// the administration API (users, the audit log, service accounts), a
+// service account's token source (the client credentials grant, with
+// golang.org/x/oauth2/clientcredentials) and token introspection, with
+// RFC 9457 problem+json errors as *Problem. A Session is an
 // http.RoundTripper that attaches the access token to every request and
 // refreshes it before it expires, with one refresh in flight however many
 // requests run at once.
@@ -303,6 +306,16 @@ func problemFrom(res *http.Response, data []byte) *Problem {
 	mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
 	if mt == "application/problem+json" || mt == "application/json" {
 		_ = json.Unmarshal(data, p) // best effort; Status is set below either way
+		// The OAuth endpoints answer RFC 6749 errors: {error, error_description}.
+		if p.Code == "" {
+			var o struct {
+				Error       string `json:"error"`
+				Description string `json:"error_description"`
+			}
+			if json.Unmarshal(data, &o) == nil {
+				p.Code, p.Detail = o.Error, o.Description
+			}
+		}
 	}
 	p.Status = res.StatusCode
 	if p.Title == "" {

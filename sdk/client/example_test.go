@@ -7,6 +7,9 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
+
+	"golang.org/x/oauth2"
 
 	"github.com/jotguard/jotguard/sdk/client"
 )
@@ -68,4 +71,25 @@ func ExampleProblem() {
 	// 409 email_taken
 	// true
 	// register: jotguard issuer: 409 email_taken: email already registered
+}
+
+// A service account calls a service behind a jotguard verifier: its token
+// source gets access tokens with the client credentials grant and a new
+// one shortly before each expires. It needs the issuer, so it is compiled
+// but not run.
+func ExampleClient_ServiceTokenSource() {
+	// docs/sdk.md: service account
+	ctx := context.Background()
+	cl := client.New("http://127.0.0.1:8080")
+	// The id and secret printed by `issuer clients create` (or answered by
+	// cl.CreateServiceAccount): the secret is shown once.
+	src := cl.ServiceTokenSource(ctx, os.Getenv("CLIENT_ID"), os.Getenv("CLIENT_SECRET"))
+	hc := oauth2.NewClient(ctx, src) // every request carries Authorization: Bearer …
+	resp, err := hc.Get("http://127.0.0.1:8081/reports")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	fmt.Println(resp.Status)
+	// docs/sdk.md: end
 }

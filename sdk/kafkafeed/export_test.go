@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/jotguard/jotguard/sdk"
+	"github.com/jotguard/jotguard/sdk/revocation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -53,6 +55,15 @@ func DecodeRecords(records []byte) []DecodedBatch {
 		out = append(out, d)
 	}
 	return out
+}
+
+// Ingest does what a Feed does with one record value it read: verify it
+// with trust and apply its events. For benchmarks, without a broker.
+func (f *Feed) Ingest(ctx context.Context, trust sdk.EventTrust, value []byte) {
+	if f.events == nil {
+		f.events, f.keys = revocation.NewRecordVerifier(trust), trust.Keys
+	}
+	f.apply(ctx, 0, record{value: value})
 }
 
 // SenderContext is the trace context in a record's headers as stored.

@@ -1,9 +1,14 @@
-// Package kafkafeed feeds revocation events from Kafka into a
-// revocation set. Every Feed reads every partition of the topic under its own
-// identity: no consumer group, nothing committed, because every verifier
-// replica must see every event. On start it replays the window that can still
-// matter (max access-token TTL + leeway) by timestamp, and reports caught-up
-// once it reached the high-water marks it saw at start.
+// Package kafkafeed feeds revocation events from Kafka into a revocation
+// set. A record of the topic is a signed batch of events (what the issuer
+// writes: one signature for many events) or a single signed SET (what
+// issuers wrote before, and what receivers outside jotguard read): a Feed
+// applies both (revocation.RecordVerifier).
+//
+// Every Feed reads every partition of the topic under its own identity: no
+// consumer group, nothing committed, because every verifier replica must
+// see every event. On start it replays the window that can still matter
+// (max access-token TTL + leeway) by timestamp, and reports caught-up once
+// it reached the high-water marks it saw at start.
 //
 // Whatever is on the topic, a Feed's memory stays bounded. It reads fetch
 // responses itself rather than through kafka-go's Reader, which inflates a
@@ -82,6 +87,7 @@ type Stats struct {
 	Lag          int64         // sum over partitions of high-water mark − next offset
 	Applied      uint64        // events the Set took as new
 	Duplicates   uint64        // verified events the Set already had (or found too old)
+	Batches      uint64        // verified records that were batches (their events count in Applied or Duplicates)
 	Poison       uint64        // records that failed verification, and batches that could not be decoded, skipped
 	Undecodable  uint64        // record batches skipped whole: over MaxBatchBytes, corrupt or of an old format (also in Poison)
 	KeyWaits     uint64        // records verified only after the key set was loaded or refreshed
@@ -116,8 +122,8 @@ type Feed struct {
 	addr      net.Addr       // the bootstrap brokers, for transport round trips
 	fetching  sync.WaitGroup // fetch exchanges running on transport connections
 	created   time.Time
-	events    *revocation.SETVerifier // set by Run
-	keys      sdk.KeySource           // set by Run
+	events    *revocation.RecordVerifier // set by Run
+	keys      sdk.KeySource              // set by Run
 	tracer    trace.Tracer
 
 	mu    sync.Mutex
@@ -127,6 +133,7 @@ type Feed struct {
 	latched     atomic.Bool // caught up once: stays so (readiness does not flap)
 	applied     atomic.Uint64
 	duplicates  atomic.Uint64
+	batches     atomic.Uint64
 	poison      atomic.Uint64
 	undecodable atomic.Uint64
 	keyWaits    atomic.Uint64
@@ -243,7 +250,7 @@ func (f *Feed) Run(ctx context.Context, trust sdk.EventTrust) error {
 	if f.started.Swap(true) {
 		return errors.New("kafkafeed: Run called twice (is the Feed given to two Verifiers?)")
 	}
-	f.events, f.keys = revocation.NewSETVerifier(trust), trust.Keys
+	f.events, f.keys = revocation.NewRecordVerifier(trust), trust.Keys
 	var wg sync.WaitGroup
 	defer func() {
 		wg.Wait()
@@ -661,13 +668,14 @@ func (f *Feed) withLeader(ctx context.Context, partition int, fn func(*kafka.Con
 	return fn(conn)
 }
 
-// apply verifies one record and gives the event to the Set. A forged or broken
-// record must not stop the ones after it.
+// apply verifies one record, a batch or a SET, and gives its events to the
+// Set. A forged or broken record must not stop the ones after it; a batch
+// is applied whole or not at all.
 func (f *Feed) apply(ctx context.Context, partition int, r record) {
 	span := f.startApplied(ctx, partition, r.offset, r.headers)
-	e, err := f.verify(ctx, r.value)
+	events, err := f.verify(ctx, r.value)
 	if err != nil {
-		endApplied(span, e, false, err)
+		endApplied(span, nil, 0, err)
 		if ctx.Err() != nil {
 			return // stopping: the record is read again by the next start
 		}
@@ -676,18 +684,29 @@ func (f *Feed) apply(ctx context.Context, partition int, r record) {
 			"partition", partition, "offset", r.offset, "err", err)
 		return
 	}
-	if e.Odd != "" {
-		f.log.WarnContext(ctx, "revocation event applied; informational members of an unexpected shape ignored",
-			"partition", partition, "offset", r.offset, "event", e.ID, "members", e.Odd)
+	if revocation.IsBatch(r.value) {
+		f.batches.Add(1)
 	}
 	f.lastEvent.Store(f.cfg.Now().UnixNano())
-	isNew := f.cfg.Set.Add(e)
-	if isNew {
-		f.applied.Add(1)
-	} else {
-		f.duplicates.Add(1)
+	for _, e := range events {
+		if e.Odd != "" {
+			f.log.WarnContext(ctx, "revocation event applied; informational members of an unexpected shape ignored",
+				"partition", partition, "offset", r.offset, "event", e.ID, "members", e.Odd)
+		}
 	}
-	endApplied(span, e, isNew, nil)
+	applied := 0
+	if all, ok := f.cfg.Set.(interface{ AddAll([]revocation.Event) int }); ok {
+		applied = all.AddAll(events) // revocation.Set: one clock reading for the batch
+	} else {
+		for _, e := range events {
+			if f.cfg.Set.Add(e) {
+				applied++
+			}
+		}
+	}
+	f.applied.Add(uint64(applied))
+	f.duplicates.Add(uint64(len(events) - applied))
+	endApplied(span, events, applied, nil)
 }
 
 // verify authenticates one record value. It never gives up on a record for
@@ -697,22 +716,22 @@ func (f *Feed) apply(ctx context.Context, partition int, r record) {
 // the record was read is poison: the issuer publishes a key long before it
 // signs with it. While the refresh fails (issuer unreachable), it retries
 // with backoff and the partition waits.
-func (f *Feed) verify(ctx context.Context, raw []byte) (revocation.Event, error) {
+func (f *Feed) verify(ctx context.Context, raw []byte) ([]revocation.Event, error) {
 	wait := backOff
 	for retry := 0; ; retry++ {
-		e, err := f.events.Verify(ctx, raw)
+		events, err := f.events.Verify(ctx, raw)
 		switch {
 		case err == nil:
-			return e, nil
+			return events, nil
 		case errors.Is(err, sdk.ErrNotReady):
 			if retry == 0 {
 				f.keyWaits.Add(1)
 			}
 			if werr := f.keys.Wait(ctx); werr != nil {
-				return e, err
+				return nil, err
 			}
 			if retry > 0 && !sleep(ctx, wait.NextBackOff()) { // loaded, then lost again
-				return e, err
+				return nil, err
 			}
 		case errors.Is(err, sdk.ErrUnknownKey) && !errors.Is(err, errRefreshed):
 			if retry == 0 {
@@ -722,17 +741,17 @@ func (f *Feed) verify(ctx context.Context, raw []byte) (revocation.Event, error)
 			rerr := f.keys.Refresh(ctx)
 			if rerr == nil {
 				// The key set is fresh: one more try decides.
-				if e, err = f.events.Verify(ctx, raw); errors.Is(err, sdk.ErrUnknownKey) {
+				if events, err = f.events.Verify(ctx, raw); errors.Is(err, sdk.ErrUnknownKey) {
 					err = fmt.Errorf("%w: %w", errRefreshed, err)
 				}
-				return e, err
+				return events, err
 			}
 			f.log.WarnContext(ctx, "key set refresh failed; the revocation event waits", "err", rerr)
 			if !sleep(ctx, wait.NextBackOff()) {
-				return e, err
+				return nil, err
 			}
 		default:
-			return e, err
+			return nil, err
 		}
 	}
 }
@@ -853,6 +872,7 @@ func (f *Feed) Stats() Stats {
 		Stale:       f.Stale(),
 		Applied:     f.applied.Load(),
 		Duplicates:  f.duplicates.Load(),
+		Batches:     f.batches.Load(),
 		Poison:      f.poison.Load(),
 		Undecodable: f.undecodable.Load(),
 		KeyWaits:    f.keyWaits.Load(),

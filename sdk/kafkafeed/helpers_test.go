@@ -65,6 +65,12 @@ func record(sub string, value []byte, at time.Time) kafka.Message {
 		Headers: []kafka.Header{{Key: "content-type", Value: []byte(revocation.ContentType)}}}
 }
 
+// batchRecord is a batch record as the issuer writes it: no key, batch value.
+func batchRecord(value []byte, at time.Time) kafka.Message {
+	return kafka.Message{Value: value, Time: at,
+		Headers: []kafka.Header{{Key: "content-type", Value: []byte(revocation.BatchContentType)}}}
+}
+
 func write(t *testing.T, w *kafka.Writer, msgs ...kafka.Message) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)

@@ -114,9 +114,23 @@ func (ks *keySet) sign(t *testing.T, kid string, e revocation.Event) []byte {
 	return []byte(s)
 }
 
+// signBatch signs events as one batch with the key kid.
+func (ks *keySet) signBatch(t *testing.T, kid string, events ...revocation.Event) []byte {
+	raw, err := revocation.SealBatch(revocation.Batch{ID: "batch-" + kid, Issuer: ks.srv.URL,
+		Audience: []string{sdktest.Audience}, IssuedAt: time.Now(), Events: events},
+		revocation.BatchKey{Alg: "ES256", KID: kid, Sign: func(b []byte) ([]byte, error) {
+			return jwt.SigningMethodES256.Sign(string(b), ks.keys[kid])
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
 // An event signed with a key the issuer published after the Verifier's last
 // JWKS fetch makes the feed refresh the key set and apply it. An event whose
 // key is missing from that fresh key set is poison, and the feed goes on.
+// The same holds for a batch, whole.
 func TestEventWithNewKeyRefreshesKeySet(t *testing.T) {
 	brokers := sharedBroker(t)
 	fx := newFixture(t)
@@ -145,17 +159,26 @@ func TestEventWithNewKeyRefreshesKeySet(t *testing.T) {
 	write(t, w,
 		record("forged", ks.sign(t, "forged", ev("forged")), now),
 		record("rotated", ks.sign(t, "new", ev("rotated")), now),
-		record("later", ks.sign(t, "old", ev("later")), now))
-	eventually(t, "all three records handled", func() bool {
+		record("later", ks.sign(t, "old", ev("later")), now),
+		batchRecord(ks.signBatch(t, "forged", ev("forged-1"), ev("forged-2")), now),
+		batchRecord(ks.signBatch(t, "new", ev("rotated-1"), ev("rotated-2")), now))
+	eventually(t, "all five records handled", func() bool {
 		st := feed.Stats()
-		return st.Applied+st.Poison == 3
+		return st.Applied+st.Poison == 6
 	})
 	st := feed.Stats()
-	if st.Applied != 2 || st.Poison != 1 {
-		t.Fatalf("Stats = %+v, want the two events of published keys applied and the forged one poison", st)
+	if st.Applied != 4 || st.Poison != 2 || st.Batches != 1 {
+		t.Fatalf("Stats = %+v, want the four events of published keys applied (one batch), the forged SET and batch poison", st)
 	}
 	fx.Issuer = ks.srv.URL
-	if !fx.revoked(t, feed, "rotated", now) || !fx.revoked(t, feed, "later", now) || fx.revoked(t, feed, "forged", now) {
-		t.Error("wrong revocations: want rotated and later, not forged")
+	for _, sub := range []string{"rotated", "later", "rotated-1", "rotated-2"} {
+		if !fx.revoked(t, feed, sub, now) {
+			t.Errorf("%s: not revoked", sub)
+		}
+	}
+	for _, sub := range []string{"forged", "forged-1", "forged-2"} {
+		if fx.revoked(t, feed, sub, now) {
+			t.Errorf("%s: revoked by a forged record", sub)
+		}
 	}
 }

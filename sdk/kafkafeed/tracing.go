@@ -20,10 +20,12 @@ import (
 // that), which is a no-op one unless the application installs one: the sdk
 // never exports anything by itself. With a provider that records, each record
 // the Feed applies is a consumer span named SpanApplied, a root span
-// linked to the span that sent the event: the issuer puts that span's W3C
-// trace context (traceparent, tracestate) in the record's headers. One span
-// per record, not per batch: every record is one event of its own logout,
-// and its link leads to that logout's trace. With the no-op provider a
+// linked to the span that sent it: the issuer puts that span's W3C trace
+// context (traceparent, tracestate) in the record's headers. One span per
+// record, not per Kafka record batch. A record is a SET, one event whose
+// link leads to its logout's trace, or a signed batch of events of many
+// logouts, whose link leads to the issuer's span that wrote the batch,
+// itself linked to each of those logouts. With the no-op provider a
 // record costs one no-op span start and its headers are not read.
 
 // SpanApplied is the name of the span of a revocation record applied.
@@ -52,15 +54,17 @@ func (f *Feed) startApplied(ctx context.Context, partition int, offset int64, he
 	return span
 }
 
-// endApplied ends a record's span: with the event when it verified (new
-// says whether the set took it, false for a duplicate), else failed with
-// err.
-func endApplied(span trace.Span, e revocation.Event, isNew bool, err error) {
+// endApplied ends a record's span: with its events when it verified
+// (applied of them new to the set, the others duplicates), else failed
+// with err.
+func endApplied(span trace.Span, events []revocation.Event, applied int, err error) {
 	if span.IsRecording() {
-		if err != nil {
+		switch {
+		case err != nil:
 			span.SetStatus(codes.Error, err.Error())
 			span.SetAttributes(semconv.ErrorType(err))
-		} else {
+		case len(events) == 1: // a SET, or a batch of one
+			e := events[0]
 			scope := "user"
 			switch {
 			case e.SessionID != "":
@@ -69,7 +73,10 @@ func endApplied(span trace.Span, e revocation.Event, isNew bool, err error) {
 				scope = "token"
 			}
 			span.SetAttributes(semconv.MessagingMessageID(e.ID), attribute.String("jotguard.revocation.scope", scope),
-				attribute.String("jotguard.revocation.reason", e.Reason), attribute.Bool("jotguard.revocation.duplicate", !isNew))
+				attribute.String("jotguard.revocation.reason", e.Reason), attribute.Bool("jotguard.revocation.duplicate", applied == 0))
+		default: // a batch: its events, of many logouts
+			span.SetAttributes(semconv.MessagingBatchMessageCount(len(events)),
+				attribute.Int("jotguard.revocation.duplicates", len(events)-applied))
 		}
 	}
 	span.End()

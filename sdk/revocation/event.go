@@ -46,6 +46,9 @@ const (
 	ReasonAccountDeleted = "account_deleted"
 	ReasonRefreshReuse   = "refresh_reuse"
 	ReasonAdmin          = "admin"
+	// ReasonClientRevoked: a service account was deleted; its event names
+	// the client id as sub (iss_sub), and kills every token it was issued.
+	ReasonClientRevoked = "client_revoked"
 )
 
 // Event is one revocation, as the issuer emits it and a consumer applies it.
@@ -54,7 +57,7 @@ const (
 type Event struct {
 	ID        string    // the SET's jti, for dedupe
 	Issuer    string    // iss of the SET and of the tokens it revokes
-	Subject   string    // user id: the access tokens' sub
+	Subject   string    // the access tokens' sub: a user id, or a service account's client id
 	SessionID string    // sid, for a session event
 	TokenID   string    // jti of one access token, for a token event
 	At        time.Time // event_timestamp: the revocation instant

@@ -112,8 +112,7 @@ func testSetMatchesModel(t *testing.T, r *rand.Rand) {
 		pool := burst/2 + 1 // ids repeat: updates, replays
 		for range burst {
 			now := clk.Now()
-			switch op := r.IntN(100); {
-			case op < 55:
+			newEvent := func() revocation.Event {
 				evt++
 				e := revocation.Event{ID: fmt.Sprint("e", evt), Issuer: issuers[r.IntN(2)],
 					At: now.Add(time.Duration(r.IntN(80_000)-75_000) * time.Millisecond)}
@@ -129,8 +128,27 @@ func testSetMatchesModel(t *testing.T, r *rand.Rand) {
 					e.Subject, e.SessionID = "u"+id(pool), "s"+id(pool)
 				} // 3: no scope
 				sent = append(sent, e)
+				return e
+			}
+			switch op := r.IntN(100); {
+			case op < 50:
+				e := newEvent()
 				if got, want := s.Add(e), m.add(e, now.Unix()); got != want {
 					t.Fatalf("round %d: Add(%+v) = %v, model %v", round, e, got, want)
+				}
+			case op < 55: // a batch: new events, maybe a repeat among them
+				batch := make([]revocation.Event, 1+r.IntN(20))
+				want := 0
+				for i := range batch {
+					if batch[i] = newEvent(); i > 0 && r.IntN(5) == 0 {
+						batch[i] = batch[r.IntN(i)]
+					}
+					if m.add(batch[i], now.Unix()) {
+						want++
+					}
+				}
+				if got := s.AddAll(batch); got != want {
+					t.Fatalf("round %d: AddAll(%d events) = %d new, model %d", round, len(batch), got, want)
 				}
 			case op < 65 && len(sent) > 0: // a redelivery, maybe of an old one
 				e := sent[len(sent)-1-r.IntN(min(len(sent), 1000))]

@@ -119,6 +119,27 @@ func (s *Set) shard(k uint64) *setShard { return &s.shards[k>>(64-6)] }
 // applied already), already past its retention, or has no scope.
 func (s *Set) Add(e Event) bool {
 	now := s.now().Unix()
+	added := s.add(e, now)
+	s.sweepAnother(now)
+	return added
+}
+
+// AddAll applies events as Add does, with one reading of the clock, and
+// returns how many of them were new: what a feed does with a batch.
+func (s *Set) AddAll(events []Event) int {
+	now := s.now().Unix()
+	n := 0
+	for _, e := range events {
+		if s.add(e, now) {
+			n++
+		}
+	}
+	s.sweepAnother(now)
+	return n
+}
+
+// add applies e at now, and sweeps e's shard when that is due.
+func (s *Set) add(e Event, now int64) bool {
 	at := e.At.Unix()
 	if at <= 0 || at > int64(^uint32(0)) || at+s.retention <= now || e.Issuer == "" {
 		return false
@@ -150,16 +171,19 @@ func (s *Set) Add(e Event) bool {
 	if sweep {
 		s.sweepShard(sh, now)
 	}
-	// and one more, so shards that get no events are swept too
-	if other := &s.shards[s.cursor.Add(1)%setShards]; other != sh {
-		other.mu.RLock()
-		due := now-other.lastSweep >= s.sweepEvery()
-		other.mu.RUnlock()
-		if due {
-			s.sweepShard(other, now)
-		}
-	}
 	return !dup
+}
+
+// sweepAnother sweeps the next shard in turn when that is due, so that
+// shards that get no events are swept too.
+func (s *Set) sweepAnother(now int64) {
+	other := &s.shards[s.cursor.Add(1)%setShards]
+	other.mu.RLock()
+	due := now-other.lastSweep >= s.sweepEvery()
+	other.mu.RUnlock()
+	if due {
+		s.sweepShard(other, now)
+	}
 }
 
 func (s *Set) sweepEvery() int64 { return max(1, s.retention/4) }

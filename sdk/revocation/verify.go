@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -34,13 +33,7 @@ type SETVerifier struct {
 // none are never accepted), issued by its issuer and addressed to one of
 // its audiences.
 func NewSETVerifier(trust sdk.EventTrust) *SETVerifier {
-	algs := trust.Algorithms
-	if len(algs) == 0 {
-		algs = sdk.DefaultAlgorithms
-	}
-	algs = slices.DeleteFunc(slices.Clone(algs), func(a string) bool {
-		return strings.EqualFold(a, "none") || strings.HasPrefix(strings.ToUpper(a), "HS")
-	})
+	algs := trustedAlgs(trust)
 	return &SETVerifier{
 		keys: trust.Keys,
 		algs: algs,
@@ -97,4 +90,34 @@ func (v *SETVerifier) checkedKeyfunc(ctx context.Context, t *jwt.Token) (any, er
 		return nil, errors.New("no key source")
 	}
 	return v.keys.Key(ctx, t)
+}
+
+// RecordVerifier authenticates the records of the revocation topic, which
+// come in two formats: a batch (what the issuer writes) and a single SET
+// (what issuers wrote before batches, and what a relay of such an issuer
+// still forwards from its outbox).
+type RecordVerifier struct {
+	sets    *SETVerifier
+	batches *BatchVerifier
+}
+
+// NewRecordVerifier returns a RecordVerifier that trusts what trust says
+// (see NewSETVerifier and NewBatchVerifier).
+func NewRecordVerifier(trust sdk.EventTrust) *RecordVerifier {
+	return &RecordVerifier{sets: NewSETVerifier(trust), batches: NewBatchVerifier(trust)}
+}
+
+// Verify checks one record value and returns its events: a batch's, or a
+// SET's one. Its errors are those of BatchVerifier.Verify and
+// SETVerifier.Verify.
+func (v *RecordVerifier) Verify(ctx context.Context, value []byte) ([]Event, error) {
+	if IsBatch(value) {
+		b, err := v.batches.Verify(ctx, value)
+		return b.Events, err
+	}
+	e, err := v.sets.Verify(ctx, value)
+	if err != nil {
+		return nil, err
+	}
+	return []Event{e}, nil
 }

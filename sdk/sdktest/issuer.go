@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -129,10 +130,19 @@ func (iss *Issuer) Claims(sub string) sdk.Claims {
 	}
 }
 
+// ServiceClaims returns valid claims of service account clientID's token,
+// as the client credentials grant mints them: sub and client_id are
+// clientID, no sid and no email.
+func (iss *Issuer) ServiceClaims(clientID string) sdk.Claims {
+	c := iss.Claims(clientID)
+	c.ClientID, c.SessionID = clientID, ""
+	return c
+}
+
 // Mint signs c as an access token (typ at+jwt, the issuer's kid). tb may be
 // nil outside tests: Mint then panics on error.
 func (iss *Issuer) Mint(tb testing.TB, c sdk.Claims) string {
-	return iss.Sign(tb, sdk.TokenType, c)
+	return iss.Sign(tb, sdk.TokenType, c.Signable())
 }
 
 // Sign signs any claims with typ and the issuer's kid.
@@ -206,6 +216,42 @@ func (iss *Issuer) RevocationSET(tb testing.TB, e revocation.Event) []byte {
 		e.IssuedAt = e.At
 	}
 	return []byte(iss.Sign(tb, revocation.TokenType, revocation.NewSET(e, []string{Audience})))
+}
+
+// BatchKey signs revocation batches with the issuer's key (ES256).
+func (iss *Issuer) BatchKey() revocation.BatchKey {
+	return revocation.BatchKey{Alg: "ES256", KID: iss.KID, Sign: func(signed []byte) ([]byte, error) {
+		return jwt.SigningMethodES256.Sign(string(signed), iss.Key)
+	}}
+}
+
+// RevocationBatch signs events as one batch, as the issuer writes them to
+// the revocation topic, for audience jotguard. Events with an empty ID or
+// a zero At get a fresh id and now, as RevocationSET does.
+func (iss *Issuer) RevocationBatch(tb testing.TB, events ...revocation.Event) []byte {
+	if tb != nil {
+		tb.Helper()
+	}
+	now := time.Now()
+	b := revocation.Batch{ID: rand.Text(), Issuer: iss.URL, Audience: []string{Audience}, IssuedAt: now,
+		Events: slices.Clone(events)}
+	for i := range b.Events {
+		e := &b.Events[i]
+		if e.ID == "" {
+			e.ID = rand.Text()
+		}
+		if e.At.IsZero() {
+			e.At = now
+		}
+	}
+	raw, err := revocation.SealBatch(b, iss.BatchKey())
+	if err != nil {
+		if tb == nil {
+			panic(err)
+		}
+		tb.Fatal(err)
+	}
+	return raw
 }
 
 // Verifier returns a Verifier of this issuer's tokens for audience jotguard,

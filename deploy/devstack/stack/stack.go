@@ -58,7 +58,11 @@ type Options struct {
 	// RedisMode: "" or "auto" (redis-server if on PATH, else miniredis),
 	// "server" (redis-server required) or "embedded" (miniredis).
 	RedisMode string
-	Logger    *slog.Logger
+	// RedisCluster starts a Redis Cluster of ClusterNodes masters instead
+	// of one server (redis-server required); RedisURL is then the comma
+	// list of their addresses.
+	RedisCluster bool
+	Logger       *slog.Logger
 	// StartTimeout bounds how long Start waits for every server to accept
 	// connections. Default 60s.
 	StartTimeout time.Duration
@@ -82,14 +86,14 @@ type KafkaTLS struct {
 // Stack is a running set of servers.
 type Stack struct {
 	MongoURI     string // mongodb://127.0.0.1:PORT/
-	RedisURL     string // redis://127.0.0.1:PORT/0
+	RedisURL     string // redis://127.0.0.1:PORT/0, or a Cluster's host:port,host:port,…
 	KafkaBrokers string // 127.0.0.1:PORT
 	Topic        string
 	KafkaSASL    KafkaSASL // the broker's SASL user, if any
 	KafkaTLS     bool      // the broker serves TLS only
 	SMTPURL      string    // smtp://127.0.0.1:PORT: plain SMTP, no auth
 	MailpitURL   string    // http://127.0.0.1:PORT: an inbox page at /, Mailpit's HTTP API and views under it
-	RedisKind    string    // "redis-server" or "miniredis"
+	RedisKind    string    // "redis-server", "redis-cluster" or "miniredis"
 
 	log      *slog.Logger
 	closers  []func() // run in reverse order by Close
@@ -239,6 +243,15 @@ func (s *Stack) startMongo(ctx context.Context, opts Options) error {
 
 func (s *Stack) startRedis(ctx context.Context, opts Options) error {
 	bin, lookErr := lookRedisServer()
+	if opts.RedisCluster {
+		if lookErr != nil {
+			return fmt.Errorf("a Redis Cluster needs redis-server: %w", lookErr)
+		}
+		if opts.RedisMode == "embedded" {
+			return errors.New("a Redis Cluster needs redis-server, not the embedded miniredis")
+		}
+		return s.startRedisCluster(ctx, opts, bin)
+	}
 	switch opts.RedisMode {
 	case "", "auto":
 		if lookErr == nil {

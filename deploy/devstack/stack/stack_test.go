@@ -68,3 +68,38 @@ func TestRedisServerRequiredButMissing(t *testing.T) {
 		t.Fatal("RedisMode server without redis-server: want an error")
 	}
 }
+
+// A Redis Cluster: three masters that share all 16384 slots, their
+// addresses as the comma list the issuer reads as a Cluster; Close stops
+// every node.
+func TestRedisCluster(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis-server is not on PATH; .ci/run installs it")
+		}
+		t.Skip("a Redis Cluster needs redis-server on PATH")
+	}
+	s, err := Start(t.Context(), Options{Services: []string{Redis}, RedisCluster: true, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	addrs := strings.Split(s.RedisURL, ",")
+	if len(addrs) != ClusterNodes || s.RedisKind != "redis-cluster" {
+		t.Fatalf("RedisURL %q (%s): want %d addresses", s.RedisURL, s.RedisKind, ClusterNodes)
+	}
+	for _, a := range addrs {
+		info, err := redisCommand(a, "CLUSTER", "INFO")
+		if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_slots_assigned:16384") ||
+			!strings.Contains(info, "cluster_size:3") {
+			t.Fatalf("CLUSTER INFO of %s: %v\n%s", a, err, info)
+		}
+	}
+	s.Close()
+	for _, a := range addrs {
+		if c, err := net.Dial("tcp", a); err == nil {
+			c.Close()
+			t.Errorf("cluster node %s still accepts connections after Close", a)
+		}
+	}
+}

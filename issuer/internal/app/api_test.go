@@ -452,7 +452,7 @@ func TestOAuth(t *testing.T) {
 	}{
 		"bad password":    {url.Values{"grant_type": {"password"}, "username": {email}, "password": {"wrong one!"}}, "invalid_grant"},
 		"unknown refresh": {url.Values{"grant_type": {"refresh_token"}, "refresh_token": {strings.Repeat("B", 43)}}, "invalid_grant"},
-		"unsupported":     {url.Values{"grant_type": {"client_credentials"}}, "unsupported_grant_type"},
+		"unsupported":     {url.Values{"grant_type": {"authorization_code"}, "code": {"x"}}, "unsupported_grant_type"},
 		"no grant":        {url.Values{}, "invalid_request"},
 	} {
 		r := s.form("/oauth/token", tt.v)

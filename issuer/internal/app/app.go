@@ -12,29 +12,22 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"runtime"
-	"runtime/debug"
 	"time"
 
-	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/jotguard/jotguard/issuer/internal/config"
 	"github.com/jotguard/jotguard/issuer/internal/httpapi"
 	"github.com/jotguard/jotguard/issuer/internal/kafkaevents"
 	"github.com/jotguard/jotguard/issuer/internal/keys"
-	"github.com/jotguard/jotguard/issuer/internal/logging"
 	"github.com/jotguard/jotguard/issuer/internal/mail"
 	"github.com/jotguard/jotguard/issuer/internal/mongostore"
 	"github.com/jotguard/jotguard/issuer/internal/pages"
-	"github.com/jotguard/jotguard/issuer/internal/password"
 	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
-	"github.com/jotguard/jotguard/issuer/internal/redisstore"
 	"github.com/jotguard/jotguard/issuer/internal/tracing"
 	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/kafkafeed"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -88,90 +81,16 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		return err
 	}
 	defer stopTracing(ctx, tr, log)
-	var monitor *event.CommandMonitor
 	if tr.On() {
 		log.InfoContext(ctx, "tracing: exporting spans as the OTEL_* variables say")
-		monitor = mongostore.TraceCommands(tr.ChildSpans())
 	}
-	mc, err := connectMongo(ctx, cfg, monitor)
+	c, err := newCore(ctx, cfg, log, tr)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = mc.Disconnect(context.WithoutCancel(ctx)) }()
-	db := mc.Database(cfg.MongoDB)
-	if cfg.KeyEncryptionKey == nil {
-		stored := "signing keys are"
-		if cfg.SMTPURL != "" {
-			stored = "signing keys, and queued mail with its one-time links, are"
-		}
-		warnUnencrypted(ctx, log, stored)
-	}
-
-	users, err := mongostore.NewUsers(ctx, db)
-	if err != nil {
-		return err
-	}
-	redis.SetLogger(redisLogger{log}) // go-redis logs through a process-wide hook
-	rdb, err := redisstore.NewClient(cfg.RedisURL)
-	if err != nil {
-		return fmt.Errorf("JOTGUARD_REDIS_URL: %w", err)
-	}
-	defer rdb.Close()
-	if tr.On() {
-		if err := redisstore.TraceCommands(rdb, tr.ChildSpans()); err != nil {
-			return err
-		}
-	}
-	sessions, err := redisstore.New(rdb, redisstore.Config{Prefix: cfg.RedisPrefix, RefreshTTL: cfg.RefreshTTL, Grace: cfg.RefreshGrace})
-	if err != nil {
-		return err
-	}
-	if err := sessions.Ping(ctx); err != nil {
+	defer c.close(ctx)
+	if err := c.sessions.Ping(ctx); err != nil {
 		log.WarnContext(ctx, "Redis is not reachable yet; requests get 503 until it is", "err", err)
-	}
-	km, err := newKeys(ctx, db, cfg, log)
-	if err != nil {
-		return fmt.Errorf("signing keys: %w", err)
-	}
-	outbox, err := mongostore.NewOutbox(ctx, db, mongostore.RevocationOutbox)
-	if err != nil {
-		return fmt.Errorf("revocation outbox: %w", err)
-	}
-	// One Dialer, secured as configured, for every Kafka connection: the
-	// writer's, the probes' and the token verifier's feed.
-	kafkaDialer, err := cfg.Kafka.Dialer("jotguard-issuer")
-	if err != nil {
-		return err
-	}
-	if len(cfg.KafkaBrokers) > 0 {
-		log.InfoContext(ctx, "kafka connections", "security", cfg.Kafka)
-		if w := cfg.Kafka.Warning(); w != "" {
-			log.WarnContext(ctx, w)
-		}
-	}
-	pub, err := kafkaevents.NewPublisher(ctx, kafkaevents.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.RevocationTopic,
-		Audience: cfg.Audience, AckTimeout: cfg.KafkaAckTimeout,
-		Claims: outbox, RevokedFor: sdk.Retention(cfg.AccessTTL, cfg.Leeway), // each session or token revoked once
-		Dialer: kafkaDialer, Logger: log}, km, outbox)
-	if err != nil {
-		return fmt.Errorf("revocation publisher: %w", err)
-	}
-	defer pub.Close()
-	mailer, err := newMailer(ctx, db, cfg, log) // the account flows send through it (auth.Mailer)
-	if err != nil {
-		return fmt.Errorf("mail: %w", err)
-	}
-	params := password.Params{Memory: cfg.Argon2Memory, Time: cfg.Argon2Time, Threads: cfg.Argon2Threads}
-	hashes := cfg.HashConcurrency
-	if hashes == 0 {
-		limit := debug.SetMemoryLimit(-1) // set from the cgroup by main, or GOMEMLIMIT
-		hashes = password.AutoConcurrency(params, limit, runtime.GOMAXPROCS(0))
-		log.InfoContext(ctx, "password hashing", "concurrency", hashes, "cores", runtime.GOMAXPROCS(0),
-			"memory_limit_mib", limit>>20, "argon2_memory_kib", params.Memory)
-	}
-	hasher, err := password.New(password.Config{Params: params, Concurrency: hashes, QueueWait: cfg.HashQueueWait})
-	if err != nil {
-		return err
 	}
 	// The parts (token checks fed by the revocation topic, the relays, the
 	// key reload) run until the server has drained, not until the signal:
@@ -179,7 +98,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	bg, stopParts := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopParts()
 	g, gctx := errgroup.WithContext(bg)
-	tokens, err := tokenVerifier(gctx, cfg, km, kafkaDialer, log)
+	tokens, err := tokenVerifier(gctx, cfg, c.km, c.dialer, log)
 	if err != nil {
 		return err
 	}
@@ -189,24 +108,15 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	info.WithLabelValues("issuer", cfg.Build.Version, cfg.Build.Revision, cfg.Build.GoVersion).Set(1)
 	reg.MustRegister(info)
 	// Every replica on this Redis and prefix shares the limits.
-	limiter, err := ratelimit.New(rdb, ratelimit.Config{Prefix: cfg.RedisPrefix, Limits: cfg.RateLimitsPerClass, Logger: log, Registerer: reg})
+	limiter, err := ratelimit.New(c.rdb, ratelimit.Config{Prefix: cfg.RedisPrefix, Limits: cfg.RateLimitsPerClass, Logger: log, Registerer: reg})
 	if err != nil {
 		return err
 	}
-	links, err := mongostore.NewLinkTokens(ctx, db)
-	if err != nil {
-		return fmt.Errorf("link tokens: %w", err)
-	}
-	svc, err := auth.NewService(auth.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, ClientID: cfg.ClientID,
-		AccessTTL: cfg.AccessTTL, UserRecheck: cfg.UserRecheck, PasswordMin: cfg.PasswordMinLength, PasswordMax: cfg.PasswordMaxLength,
-		RequireVerifiedEmail: cfg.RequireVerifiedEmail, PublicURL: cfg.PublicURL,
-		VerifyTokenTTL: cfg.VerifyTokenTTL, ResetTokenTTL: cfg.ResetTokenTTL,
-		Logger: log, RequestID: logging.RequestID},
-		auth.Deps{Users: users, Sessions: sessions, Hasher: hasher, Signer: km, Verifier: tokens, Events: pub,
-			Links: links, Mailer: mailer, Throttle: limiter})
+	svc, err := c.service(cfg, log, tokens, limiter)
 	if err != nil {
 		return err
 	}
+	pub, sets, hasher, mailer, km, sessions := c.pub, c.sets, c.hasher, c.mailer, c.km, c.sessions
 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jotguard_password_hash_queue",
@@ -217,8 +127,16 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 			Help: "Revocation events Kafka acknowledged on publish."}, func() float64 { return float64(pub.Stats().Published) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "jotguard_revocation_events_outboxed_total",
 			Help: "Revocation events queued in the outbox."}, func() float64 { return float64(pub.Stats().Outboxed) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "jotguard_revocation_batches_published_total",
+			Help: "Signed batches of revocation events Kafka acknowledged (events ÷ batches: how many events a verifier checks one signature for)."},
+			func() float64 { return float64(pub.Stats().Records) }),
 	)
+	if sets != nil {
+		reg.MustRegister(pendingGauge("jotguard_revocation_set_outbox_pending",
+			"SETs waiting in the MongoDB outbox of the SET topic (-1: unknown).", sets.Pending))
+	}
 	reg.MustRegister(mailMetrics(mailer)...)
+	reg.MustRegister(auditMetrics(c.audit)...)
 
 	var accountPages http.Handler // a nil interface when off
 	if cfg.Pages {
@@ -236,11 +154,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		Ready: func(ctx context.Context) map[string]error {
 			failing := map[string]error{}
 			for name, err := range map[string]error{
-				"mongodb":             mc.Ping(ctx, nil),
+				"mongodb":             c.mc.Ping(ctx, nil),
 				"redis":               sessions.Ping(ctx),
 				"signing_keys":        km.Ready(),
-				"revocation_delivery": pub.Ready(),    // Kafka or the outbox
-				"revocation_state":    tokens.Ready(), // what /me is checked against
+				"revocation_delivery": deliveryReady(pub, sets), // Kafka or the outbox
+				"revocation_state":    tokens.Ready(),           // what /me is checked against
 			} {
 				if err != nil {
 					failing[name] = err
@@ -252,8 +170,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 
 	g.Go(func() error { return km.Run(gctx) })
 	g.Go(func() error { return pub.RunRelay(gctx) })
+	if sets != nil {
+		g.Go(func() error { return sets.RunRelay(gctx) })
+	}
 	g.Go(func() error { return mailer.Run(gctx) }) // not in readiness: an SMTP outage only delays mail
-	g.Go(func() error { sweepLinkTokens(gctx, links, log); return nil })
+	g.Go(func() error { return c.audit.Run(gctx) })
+	g.Go(func() error { sweep(gctx, "link tokens", c.links.DeleteExpired, log); return nil })
+	g.Go(func() error { sweep(gctx, "audit entries", c.auditLog.DeleteExpired, log); return nil })
 	srv := &http.Server{Handler: traceHTTP(tr, api), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)} // no BaseContext: SIGTERM must not cancel in-flight requests
@@ -264,18 +187,18 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	return g.Wait()
 }
 
-// sweepLinkTokens deletes expired link tokens every 10 minutes (with
-// jitter, so replicas spread out), until ctx ends: FerretDB has no TTL
-// index, and on MongoDB it only hastens what the TTL index does.
-func sweepLinkTokens(ctx context.Context, links auth.LinkTokens, log *slog.Logger) {
+// sweep deletes what expired (link tokens, audit entries) every 10
+// minutes (with jitter, so replicas spread out), until ctx ends: FerretDB
+// has no TTL index, and on MongoDB it only hastens what the TTL index does.
+func sweep(ctx context.Context, what string, deleteExpired func(context.Context, time.Time) error, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(10*time.Minute + rand.N(time.Minute)):
 		}
-		if err := links.DeleteExpired(ctx, time.Now()); err != nil && ctx.Err() == nil {
-			log.WarnContext(ctx, "expired link tokens not deleted; retried later", "err", err)
+		if err := deleteExpired(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			log.WarnContext(ctx, "expired "+what+" not deleted; retried later", "err", err)
 		}
 	}
 }
@@ -319,6 +242,14 @@ func mailMetrics(q *mail.Queue) []prometheus.Collector {
 		counter("jotguard_mail_dropped_total", "Messages not sent on purpose: refused for good by the SMTP server, or mail is disabled.",
 			func(s mail.Stats) uint64 { return s.Dropped }),
 	}
+}
+
+// deliveryReady is nil while every publisher can take a logout's events.
+func deliveryReady(pub, sets *kafkaevents.Publisher) error {
+	if sets == nil {
+		return pub.Ready()
+	}
+	return errors.Join(pub.Ready(), sets.Ready())
 }
 
 // tokenVerifier checks the issuer's own access tokens (/me, logout by

@@ -2,10 +2,12 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jotguard/jotguard/issuer/internal/testenv"
 	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/segmentio/kafka-go"
@@ -22,9 +24,22 @@ func (s *issuer) events(since time.Time, sub string) []revocation.Event {
 	return topicEvents(s.t, d, s.cfg.KafkaBrokers, s.cfg.RevocationTopic, s.keys(), since, sub)
 }
 
-// topicEvents reads every partition of topic from since, verifies each SET
-// against keys, and returns the events of sub.
+// topicEvents reads every partition of topic from since, verifies each
+// record (a batch, or a SET) against keys, and returns the events of sub.
 func topicEvents(t *testing.T, d *kafka.Dialer, brokers []string, topic string, keys sdk.KeySource, since time.Time, sub string) []revocation.Event {
+	t.Helper()
+	v := revocation.NewRecordVerifier(sdk.EventTrust{Keys: keys, Issuer: testIssuer, Audience: []string{"jotguard"}})
+	var out []revocation.Event
+	for _, m := range topicRecords(t, d, brokers, topic, since, sub) {
+		out = append(out, recordEvents(t, v, m, sub)...)
+	}
+	return out
+}
+
+// topicRecords reads every partition of topic from since and returns the
+// records that may hold events of sub: batches (no key), and SETs keyed by
+// sub.
+func topicRecords(t *testing.T, d *kafka.Dialer, brokers []string, topic string, since time.Time, sub string) []kafka.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
@@ -37,8 +52,7 @@ func topicEvents(t *testing.T, d *kafka.Dialer, brokers []string, topic string, 
 	if err != nil {
 		return nil // topic not created yet
 	}
-	v := revocation.NewSETVerifier(sdk.EventTrust{Keys: keys, Issuer: testIssuer, Audience: []string{"jotguard"}})
-	var out []revocation.Event
+	var out []kafka.Message
 	for _, p := range parts {
 		leader, err := d.DialLeader(ctx, "tcp", brokers[0], topic, p.ID)
 		if err != nil {
@@ -60,28 +74,44 @@ func topicEvents(t *testing.T, d *kafka.Dialer, brokers []string, topic string, 
 				_ = r.Close()
 				t.Fatalf("kafka read: %v", err)
 			}
-			if string(m.Key) == sub {
-				e, err := v.Verify(ctx, m.Value)
-				if err != nil {
-					t.Fatalf("event of %s does not verify: %v", sub, err)
-				}
-				ct := ""
-				for _, h := range m.Headers {
-					if h.Key == "content-type" {
-						ct = string(h.Value)
-					}
-				}
-				// A jwt_id event names no user; its record key does.
-				if ct != revocation.ContentType || (e.Subject != sub && (e.Subject != "" || e.TokenID == "")) {
-					t.Fatalf("record content-type %q, subject %q (key %q)", ct, e.Subject, m.Key)
-				}
-				out = append(out, e)
+			if len(m.Key) == 0 || string(m.Key) == sub { // a batch, or a SET of sub's
+				out = append(out, m)
 			}
 			if m.Offset+1 >= end {
 				break
 			}
 		}
 		_ = r.Close()
+	}
+	return out
+}
+
+// recordEvents verifies one record and returns its events of sub: a batch
+// (no key) whose events name their user, or a SET keyed by its user.
+func recordEvents(t *testing.T, v *revocation.RecordVerifier, m kafka.Message, sub string) []revocation.Event {
+	t.Helper()
+	ct := ""
+	for _, h := range m.Headers {
+		if h.Key == "content-type" {
+			ct = string(h.Value)
+		}
+	}
+	events, err := v.Verify(t.Context(), m.Value)
+	switch {
+	case revocation.IsBatch(m.Value) && errors.Is(err, sdk.ErrUnknownKey):
+		return nil // another test's issuer, on the shared topic
+	case err != nil:
+		t.Fatalf("a record of the topic does not verify: %v", err)
+	}
+	if want := map[bool]string{true: revocation.BatchContentType, false: revocation.ContentType}[revocation.IsBatch(m.Value)]; ct != want {
+		t.Fatalf("record content-type %q, want %q", ct, want)
+	}
+	var out []revocation.Event
+	for _, e := range events {
+		// A jwt_id SET names no user; its record key does.
+		if e.Subject == sub || e.Subject == "" && e.TokenID != "" && string(m.Key) == sub {
+			out = append(out, e)
+		}
 	}
 	return out
 }
@@ -177,4 +207,38 @@ func TestRefreshReuseAfterManyRotations(t *testing.T) {
 		t.Fatalf("thief's current token after the reuse: %d %s, want the session revoked", r.StatusCode, r.body)
 	}
 	s.waitEvents(since, c.Subject, map[string]string{c.SessionID: revocation.ReasonRefreshReuse})
+}
+
+// With JOTGUARD_SET_TOPIC, a logout reaches the verifiers' topic as a
+// batch, and the SET topic as one signed SET, keyed by the user: the
+// standard feed for receivers outside jotguard.
+func TestSETTopic(t *testing.T) {
+	_, setTopic := testenv.KafkaTopic(t, "sets")
+	s := startIssuer(t, map[string]string{"JOTGUARD_SET_TOPIC": setTopic})
+	since := time.Now().Add(-2 * time.Second)
+	email := s.register(pw)
+	at, rt := s.login(email, pw)
+	claims, _ := s.verify(at)
+	if r := s.do("POST", "/logout", "", "Cookie", "refresh_token="+rt); r.StatusCode != 204 {
+		t.Fatalf("logout: %d", r.StatusCode)
+	}
+	s.waitEvents(since, claims.Subject, map[string]string{claims.SessionID: revocation.ReasonLogout})
+	d, err := s.cfg.Kafka.Dialer("issuer-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sets []kafka.Message
+	deadline := time.Now().Add(30 * time.Second)
+	for len(sets) == 0 && time.Now().Before(deadline) {
+		sets = topicRecords(t, d, s.cfg.KafkaBrokers, setTopic, since, claims.Subject)
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(sets) != 1 || string(sets[0].Key) != claims.Subject || revocation.IsBatch(sets[0].Value) {
+		t.Fatalf("%d records on the SET topic, want one SET keyed %s", len(sets), claims.Subject)
+	}
+	e, err := revocation.NewSETVerifier(sdk.EventTrust{Keys: s.keys(), Issuer: testIssuer, Audience: []string{"jotguard"}}).
+		Verify(t.Context(), sets[0].Value)
+	if err != nil || e.SessionID != claims.SessionID || e.Reason != revocation.ReasonLogout {
+		t.Fatalf("the SET: %+v, %v; want the session's logout", e, err)
+	}
 }

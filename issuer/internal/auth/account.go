@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -192,6 +193,7 @@ func (s *Service) verifyEmail(ctx context.Context, lt LinkToken) (User, error) {
 			}
 			u.EmailVerified = true
 			s.log.InfoContext(ctx, "email verified", "user_id", u.ID)
+			s.audit(ctx, AuditEmailVerified, u.ID, u.ID, "")
 		}
 		s.refreshSnapshots(ctx, u)
 		return u, nil
@@ -209,6 +211,7 @@ func (s *Service) verifyEmail(ctx context.Context, lt LinkToken) (User, error) {
 	}
 	u.Email, u.EmailVerified = lt.Email, true
 	s.log.InfoContext(ctx, "email changed", "user_id", u.ID)
+	s.audit(ctx, AuditEmailChanged, u.ID, u.ID, "")
 	s.refreshSnapshots(ctx, u)
 	s.notify(ctx, u.ID, lt.From, MailEmailChanged, map[string]string{MailNewEmail: lt.Email})
 	return u, nil
@@ -346,11 +349,12 @@ func (s *Service) resetPassword(ctx context.Context, lt LinkToken, pw string) er
 	if err := s.setPassword(ctx, u.ID, pw); err != nil {
 		return err
 	}
-	n, err := s.endSessions(ctx, u.ID, "", revocation.ReasonPasswordChange)
+	n, err := s.endSessions(ctx, u.ID, "", revocation.ReasonPasswordChange, "user")
 	if err != nil {
 		return err
 	}
 	s.log.InfoContext(ctx, "password reset", "user_id", u.ID, "sessions_ended", n)
+	s.audit(ctx, AuditPasswordReset, u.ID, u.ID, "sessions="+strconv.Itoa(n))
 	s.notify(ctx, u.ID, u.Email, MailPasswordChanged, nil)
 	return nil
 }
@@ -370,9 +374,9 @@ func (s *Service) setPassword(ctx context.Context, userID, pw string) error {
 }
 
 // endSessions ends every session of the user but keep (none when ""):
-// one event each with reason, then the sessions are deleted. It answers
-// how many it ended.
-func (s *Service) endSessions(ctx context.Context, userID, keep, reason string) (int, error) {
+// one event each with reason and initiator, then the sessions are deleted.
+// It answers how many it ended.
+func (s *Service) endSessions(ctx context.Context, userID, keep, reason, initiator string) (int, error) {
 	all, err := s.d.Sessions.List(ctx, userID)
 	if err != nil {
 		return 0, err
@@ -386,7 +390,7 @@ func (s *Service) endSessions(ctx context.Context, userID, keep, reason string) 
 	if len(sids) == 0 {
 		return 0, nil
 	}
-	if err := s.publish(ctx, reason, "user", userID, sids...); err != nil {
+	if err := s.publish(ctx, reason, initiator, userID, sids...); err != nil {
 		return 0, err
 	}
 	return s.d.Sessions.Delete(ctx, userID, sids...)
@@ -428,11 +432,12 @@ func (s *Service) ChangePassword(ctx context.Context, in ChangePasswordInput) er
 	if err := s.setPassword(ctx, u.ID, pw); err != nil {
 		return err
 	}
-	n, err := s.endSessions(ctx, u.ID, sess.ID, revocation.ReasonPasswordChange)
+	n, err := s.endSessions(ctx, u.ID, sess.ID, revocation.ReasonPasswordChange, "user")
 	if err != nil {
 		return err
 	}
 	s.log.InfoContext(ctx, "password changed", "user_id", u.ID, "sessions_ended", n)
+	s.audit(ctx, AuditPasswordChanged, u.ID, u.ID, "sessions="+strconv.Itoa(n))
 	s.notify(ctx, u.ID, u.Email, MailPasswordChanged, nil)
 	return nil
 }
@@ -446,6 +451,9 @@ func (s *Service) confirmPassword(ctx context.Context, u User, password, network
 	}
 	done, err := s.d.Throttle.PasswordAttempt(ctx, "u:"+u.ID, network)
 	if err != nil {
+		if errors.Is(err, ErrRateLimited) {
+			s.audit(ctx, AuditLoginFailed, u.ID, u.ID, "confirmation rate_limited")
+		}
 		return err
 	}
 	ok, _, err := s.d.Hasher.Verify(ctx, pw, u.PasswordHash)
@@ -456,6 +464,7 @@ func (s *Service) confirmPassword(ctx context.Context, u User, password, network
 	case !ok:
 		done(AttemptFailed)
 		s.log.InfoContext(ctx, "password confirmation failed", "user_id", u.ID)
+		s.audit(ctx, AuditLoginFailed, u.ID, u.ID, "confirmation wrong_password")
 		return ErrWrongPassword
 	}
 	done(AttemptMatched)
@@ -566,29 +575,35 @@ func (s *Service) DeleteAccount(ctx context.Context, in DeleteAccountInput) erro
 	if err := s.confirmPassword(ctx, u, in.Password, in.Network); err != nil {
 		return err
 	}
-	now := s.cfg.Now().UTC()
-	if err := s.d.Events.Publish(ctx, revocation.Event{ID: NewID(), Issuer: s.cfg.Issuer, Subject: u.ID,
-		At: now, IssuedAt: now, Reason: revocation.ReasonAccountDeleted, Initiator: "user",
-		TxnID: s.cfg.RequestID(ctx)}); err != nil {
-		return fmt.Errorf("auth: revocation event: %w", err)
-	}
-	if err := s.d.Users.Delete(ctx, u.ID); err != nil && !errors.Is(err, ErrUserNotFound) {
+	n, err := s.removeUser(ctx, u, "user")
+	if err != nil {
 		return err
 	}
-	all, err := s.d.Sessions.List(ctx, u.ID)
-	if err == nil && len(all) > 0 {
-		sids := make([]string, len(all))
-		for i, o := range all {
-			sids[i] = o.ID
-		}
-		_, err = s.d.Sessions.Delete(ctx, u.ID, sids...)
+	s.log.InfoContext(ctx, "account deleted", "user_id", u.ID, "sessions_ended", n)
+	s.audit(ctx, AuditAccountDeleted, u.ID, u.ID, "sessions="+strconv.Itoa(n))
+	return nil
+}
+
+// removeUser deletes u: a user-wide account_deleted event first (every
+// token of the user dies), then the user (its address and username may be
+// registered again) and its sessions, and a notice mail. It answers how
+// many sessions it ended.
+func (s *Service) removeUser(ctx context.Context, u User, initiator string) (int, error) {
+	now := s.cfg.Now().UTC()
+	if err := s.d.Events.Publish(ctx, revocation.Event{ID: NewID(), Issuer: s.cfg.Issuer, Subject: u.ID,
+		At: now, IssuedAt: now, Reason: revocation.ReasonAccountDeleted, Initiator: initiator,
+		TxnID: s.cfg.RequestID(ctx)}); err != nil {
+		return 0, fmt.Errorf("auth: revocation event: %w", err)
 	}
+	if err := s.d.Users.Delete(ctx, u.ID); err != nil && !errors.Is(err, ErrUserNotFound) {
+		return 0, err
+	}
+	n, err := s.deleteSessions(ctx, u.ID)
 	if err != nil { // the user is gone: its refreshes fail, and the sessions expire
 		s.log.WarnContext(ctx, "sessions of a deleted account not deleted", "user_id", u.ID, "err", err)
 	}
-	s.log.InfoContext(ctx, "account deleted", "user_id", u.ID, "sessions_ended", len(all))
 	s.notify(ctx, u.ID, u.Email, MailAccountDeleted, nil)
-	return nil
+	return n, nil
 }
 
 // Sessions returns the live sessions of the user of an access token and
@@ -629,5 +644,6 @@ func (s *Service) RevokeSession(ctx context.Context, accessToken, sid string) er
 		return err
 	}
 	s.log.InfoContext(ctx, "session revoked", "user_id", sess.UserID, "sid", sid)
+	s.audit(ctx, AuditLogout, sess.UserID, sess.UserID, "session")
 	return nil
 }

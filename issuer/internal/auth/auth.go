@@ -200,6 +200,27 @@ type UserStore interface {
 	// password and no other identity), even under racing calls. The
 	// identity may then be linked again, to any user.
 	RemoveIdentity(ctx context.Context, userID, provider, subject string) error
+	// Update sets the fields of up that are not nil (the administrator's
+	// changes) and returns the user as stored after.
+	Update(ctx context.Context, id string, up UserUpdate) (User, error)
+	// List returns, in order of id, up to q.Limit users whose id is after
+	// q.After and, when q.Query is set, whose email or username key
+	// contains it or whose id is it.
+	List(ctx context.Context, q UserQuery) ([]User, error)
+}
+
+// UserUpdate is an administrator's change of a user: nil fields stay.
+type UserUpdate struct {
+	Roles         *[]string
+	Disabled      *bool
+	EmailVerified *bool
+}
+
+// UserQuery selects users for UserStore.List.
+type UserQuery struct {
+	Query string // lower case; "" matches every user
+	After string // an id: only users after it, in id order
+	Limit int
 }
 
 // Profile is what a user may change about themselves besides the email

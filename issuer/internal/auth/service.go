@@ -55,7 +55,9 @@ type Deps struct {
 	Events   RevocationPublisher
 	Links    LinkTokens // the tokens of mailed links
 	Mailer   Mailer
-	Throttle Throttle // optional: nil limits nothing
+	Throttle Throttle    // optional: nil limits nothing
+	Clients  ClientStore // optional: nil has no service account
+	Audit    Auditor     // optional: nil records nothing
 }
 
 // Service is the issuer's use cases.
@@ -65,7 +67,8 @@ type Service struct {
 	log *slog.Logger
 }
 
-// NewService returns a Service; every port but Throttle is required.
+// NewService returns a Service; every port but Throttle, Clients and
+// Audit is required.
 func NewService(cfg Config, d Deps) (*Service, error) {
 	switch {
 	case d.Users == nil || d.Sessions == nil || d.Hasher == nil || d.Signer == nil || d.Verifier == nil || d.Events == nil ||
@@ -105,6 +108,12 @@ func NewService(cfg Config, d Deps) (*Service, error) {
 	if d.Throttle == nil {
 		d.Throttle = noThrottle{}
 	}
+	if d.Clients == nil {
+		d.Clients = noClients{}
+	}
+	if d.Audit == nil {
+		d.Audit = noAudit{}
+	}
 	return &Service{cfg: cfg, d: d, log: cfg.Logger}, nil
 }
 
@@ -115,6 +124,26 @@ type RegisterInput struct {
 
 // Register creates a user.
 func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) {
+	u, err := s.newUser(in, &ValidationError{})
+	if err != nil {
+		return User{}, err
+	}
+	if err := s.createUser(ctx, &u, in.Password); err != nil {
+		return User{}, err
+	}
+	s.log.InfoContext(ctx, "user registered", "user_id", u.ID)
+	s.audit(ctx, AuditUserRegistered, u.ID, u.ID, "")
+	// The account exists: a failure to queue the mail is logged, and the
+	// user can ask for another (POST /verify-email/resend).
+	if err := s.sendVerification(ctx, u, u.Email, ""); err != nil {
+		s.log.ErrorContext(ctx, "verification mail not queued", "user_id", u.ID, "err", err)
+	}
+	return u, nil
+}
+
+// newUser validates a sign-up (adding to v, which may hold failures of
+// the caller's own) and returns the user it describes, without password.
+func (s *Service) newUser(in RegisterInput, v *ValidationError) (User, error) {
 	u := User{
 		ID:        NewID(),
 		Username:  strings.TrimSpace(in.Username),
@@ -122,8 +151,6 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) 
 		LastName:  strings.TrimSpace(in.LastName),
 		CreatedAt: s.cfg.Now().UTC().Truncate(time.Millisecond), // as stores keep it
 	}
-	pw := norm.NFKC.String(in.Password)
-	v := &ValidationError{}
 	var err error
 	if strings.TrimSpace(in.Email) == "" {
 		v.Fields = append(v.Fields, FieldError{"email", "is required"})
@@ -137,25 +164,18 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (User, error) 
 	}
 	checkName(v, "first_name", u.FirstName)
 	checkName(v, "last_name", u.LastName)
-	s.checkPassword(v, "password", pw)
-	if err := v.err(); err != nil {
-		return User{}, err
-	}
-	hash, err := s.d.Hasher.Hash(ctx, pw)
+	s.checkPassword(v, "password", norm.NFKC.String(in.Password))
+	return u, v.err()
+}
+
+// createUser hashes password into u and stores u.
+func (s *Service) createUser(ctx context.Context, u *User, password string) error {
+	hash, err := s.d.Hasher.Hash(ctx, norm.NFKC.String(password))
 	if err != nil {
-		return User{}, err
+		return err
 	}
 	u.PasswordHash = hash
-	if err := s.d.Users.Create(ctx, u); err != nil {
-		return User{}, err
-	}
-	s.log.InfoContext(ctx, "user registered", "user_id", u.ID)
-	// The account exists: a failure to queue the mail is logged, and the
-	// user can ask for another (POST /verify-email/resend).
-	if err := s.sendVerification(ctx, u, u.Email, ""); err != nil {
-		s.log.ErrorContext(ctx, "verification mail not queued", "user_id", u.ID, "err", err)
-	}
-	return u, nil
+	return s.d.Users.Create(ctx, *u)
 }
 
 // checkName adds a field error for a first or last name that is too long
@@ -245,8 +265,12 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	}
 	// The throttle decides before the password is checked, alike for known
 	// and unknown users: a refused guess is never evaluated.
+	failed := func(detail string) { s.audit(ctx, AuditLoginFailed, "", u.ID, detail) } // u.ID: "" when unknown
 	done, err := s.d.Throttle.PasswordAttempt(ctx, account, in.Network)
 	if err != nil {
+		if errors.Is(err, ErrRateLimited) {
+			failed("rate_limited")
+		}
 		return Tokens{}, err
 	}
 	if !known {
@@ -255,6 +279,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 			return Tokens{}, err
 		}
 		done(AttemptFailed)
+		failed("unknown_account")
 		return Tokens{}, ErrInvalidCredentials
 	}
 	ok, rehash, err := s.d.Hasher.Verify(ctx, pw, u.PasswordHash)
@@ -264,14 +289,17 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 		return Tokens{}, err
 	case !ok:
 		done(AttemptFailed)
+		failed("wrong_password")
 		return Tokens{}, ErrInvalidCredentials
 	}
 	done(AttemptMatched)
 	if u.Disabled {
+		failed("account_disabled")
 		return Tokens{}, ErrDisabled
 	}
 	if s.cfg.RequireVerifiedEmail && !u.EmailVerified {
 		s.log.InfoContext(ctx, "login refused: email not verified", "user_id", u.ID)
+		failed("email_not_verified")
 		return Tokens{}, ErrEmailNotVerified
 	}
 	if rehash {
@@ -298,7 +326,11 @@ func (s *Service) openSession(ctx context.Context, u User, clientID, userAgent, 
 	if err := s.d.Sessions.Create(ctx, sess, refresh); err != nil {
 		return Tokens{}, err
 	}
-	return s.tokens(ctx, u, sess, refresh)
+	tok, err := s.tokens(ctx, u, sess, refresh)
+	if err == nil {
+		s.audit(ctx, AuditLoginSucceeded, u.ID, u.ID, "")
+	}
+	return tok, err
 }
 
 // Refresh rotates a refresh token and mints a new access token.
@@ -309,6 +341,7 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (Tokens, error) {
 	rot, err := s.d.Sessions.Rotate(ctx, refresh, NextRefreshToken(refresh))
 	if errors.Is(err, ErrRefreshReuse) {
 		s.log.WarnContext(ctx, "refresh token reuse: session revoked", "user_id", rot.Session.UserID, "sid", rot.Session.ID)
+		s.audit(ctx, AuditRefreshReuse, "", rot.Session.UserID, "session revoked")
 		if perr := s.publish(ctx, revocation.ReasonRefreshReuse, "system", rot.Session.UserID, rot.Session.ID); perr != nil {
 			s.log.ErrorContext(ctx, "refresh reuse event not published", "sid", rot.Session.ID, "err", perr)
 		}
@@ -429,6 +462,7 @@ func (s *Service) Logout(ctx context.Context, in LogoutInput) error {
 		return err
 	}
 	s.log.InfoContext(ctx, "logout", "user_id", sess.UserID, "scope", string(in.Scope), "sessions", len(sids))
+	s.audit(ctx, AuditLogout, sess.UserID, sess.UserID, fmt.Sprintf("scope=%s sessions=%d", in.Scope, len(sids)))
 	return nil
 }
 
@@ -473,7 +507,9 @@ func (s *Service) RevokeToken(ctx context.Context, token, hint string) error {
 		if err := s.publish(ctx, revocation.ReasonLogout, "user", sess.UserID, sess.ID); err != nil {
 			return false, err
 		}
-		_, err = s.d.Sessions.Delete(ctx, sess.UserID, sess.ID)
+		if _, err = s.d.Sessions.Delete(ctx, sess.UserID, sess.ID); err == nil {
+			s.audit(ctx, AuditLogout, sess.UserID, sess.UserID, "revoked refresh_token")
+		}
 		return true, err
 	}
 	tryAccess := func() (bool, error) {
@@ -496,9 +532,13 @@ func (s *Service) RevokeToken(ctx context.Context, token, hint string) error {
 			return false, err
 		}
 		now := s.cfg.Now()
-		return true, s.d.Events.Publish(ctx, revocation.Event{ID: NewID(), Issuer: s.cfg.Issuer,
+		err = s.d.Events.Publish(ctx, revocation.Event{ID: NewID(), Issuer: s.cfg.Issuer,
 			Subject: c.Subject, TokenID: c.ID, At: now, IssuedAt: now, Reason: revocation.ReasonLogout,
 			Initiator: "user", TxnID: s.cfg.RequestID(ctx)})
+		if err == nil {
+			s.audit(ctx, AuditLogout, c.Subject, c.Subject, "revoked access_token")
+		}
+		return true, err
 	}
 	order := []func() (bool, error){tryRefresh, tryAccess}
 	if hint == "access_token" {

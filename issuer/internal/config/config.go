@@ -47,7 +47,9 @@ type Config struct {
 
 	KafkaBrokers    []string
 	RevocationTopic string
+	SETTopic        string          // per-event SETs for receivers outside jotguard; "": none
 	KafkaAckTimeout time.Duration   // then the event goes to the outbox
+	BatchWait       time.Duration   // how long an event waits to share a batch's signature
 	Kafka           kafkasec.Config // TLS and SASL of every Kafka connection
 
 	AccessTTL          time.Duration
@@ -86,9 +88,10 @@ type Config struct {
 	VerifyTokenTTL       time.Duration // lifetime of an email verification link
 	ResetTokenTTL        time.Duration // lifetime of a password reset link
 
-	Pages           bool   // serve the account pages under /account/
-	PagesTitle      string // the product name the pages show
-	PagesStylesheet []byte // a stylesheet served after the pages' own; nil: none
+	AuditRetention  time.Duration // how long an audit entry is kept
+	Pages           bool          // serve the account pages under /account/
+	PagesTitle      string        // the product name the pages show
+	PagesStylesheet []byte        // a stylesheet served after the pages' own; nil: none
 }
 
 // Secret is key material; it never shows in logs.
@@ -224,6 +227,10 @@ var vars = []Var{
 		set: func(c *Config, s string) error { c.KafkaBrokers = list(s); return nil }},
 	{Name: "JOTGUARD_REVOCATION_TOPIC", Flag: "revocation-topic", Default: "jotguard.revocations", Usage: "Kafka topic of revocation events",
 		set: func(c *Config, s string) error { c.RevocationTopic = s; return nonEmpty(s) }},
+	{Name: "JOTGUARD_SET_TOPIC", Flag: "set-topic", Usage: "Kafka topic of one signed SET per revocation (RFC 8417, CAEP session-revoked), for receivers outside jotguard; empty: none",
+		set: func(c *Config, s string) error { c.SETTopic = s; return nil }},
+	{Name: "JOTGUARD_REVOCATION_BATCH_WAIT", Flag: "revocation-batch-wait", Default: "20ms", Usage: "longest a revocation event waits for others to share its batch, whose one signature every verifier checks",
+		set: duration(func(c *Config) *time.Duration { return &c.BatchWait })},
 	{Name: "JOTGUARD_KAFKA_ACK_TIMEOUT", Flag: "kafka-ack-timeout", Default: "2s", Usage: "how long a logout waits for Kafka before the event goes to the outbox",
 		set: duration(func(c *Config) *time.Duration { return &c.KafkaAckTimeout })},
 	// JOTGUARD_KAFKA_TLS… and JOTGUARD_KAFKA_SASL_… come here: see init.
@@ -412,6 +419,8 @@ var vars = []Var{
 		set: duration(func(c *Config) *time.Duration { return &c.VerifyTokenTTL })},
 	{Name: "JOTGUARD_RESET_TOKEN_TTL", Flag: "reset-token-ttl", Default: "1h", Usage: "how long a password reset link works",
 		set: duration(func(c *Config) *time.Duration { return &c.ResetTokenTTL })},
+	{Name: "JOTGUARD_AUDIT_RETENTION", Flag: "audit-retention", Default: "2160h", Usage: "how long an audit log entry is kept (90 days by default)",
+		set: duration(func(c *Config) *time.Duration { return &c.AuditRetention })},
 	{Name: "JOTGUARD_PAGES", Flag: "pages", Default: "on", Usage: "on: serve the pages for people under /account/ (sign in, register, the mailed links' pages, the account page); off: serve your own at JOTGUARD_PUBLIC_URL",
 		set: func(c *Config, s string) error {
 			switch s {
@@ -486,6 +495,13 @@ func LoadForKeys(args []string, getenv func(string) string) (Config, error) {
 	return load(args, getenv, func(v Var) bool { return v.Name == "JOTGUARD_MONGO_URI" })
 }
 
+// LoadForCommand is Load for `issuer users …` and `issuer clients …`,
+// which need MongoDB and Redis (the sessions a role change updates) and
+// publish revocation events like the server.
+func LoadForCommand(args []string, getenv func(string) string) (Config, error) {
+	return load(args, getenv, func(v Var) bool { return v.Name == "JOTGUARD_MONGO_URI" || v.Name == "JOTGUARD_REDIS_URL" })
+}
+
 func load(args []string, getenv func(string) string, required func(Var) bool) (Config, error) {
 	fs := flag.NewFlagSet("issuer", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -533,6 +549,8 @@ func load(args []string, getenv func(string) string, required func(Var) bool) (C
 		return Config{}, fmt.Errorf("JOTGUARD_PASSWORD_MAX_LENGTH: %d is below JOTGUARD_PASSWORD_MIN_LENGTH %d", c.PasswordMaxLength, c.PasswordMinLength)
 	case c.RefreshGrace >= c.RefreshTTL:
 		return Config{}, errors.New("JOTGUARD_REFRESH_REUSE_GRACE: must be shorter than JOTGUARD_REFRESH_TTL")
+	case c.BatchWait >= c.KafkaAckTimeout:
+		return Config{}, errors.New("JOTGUARD_REVOCATION_BATCH_WAIT: must be shorter than JOTGUARD_KAFKA_ACK_TIMEOUT")
 	}
 	return c, nil
 }
@@ -542,6 +560,15 @@ func Usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: issuer [flags]            serve (default)")
 	fmt.Fprintln(w, "       issuer keys rotate [flags] add a signing key now")
 	fmt.Fprintln(w, "       issuer keys list [flags]   list the signing keys")
+	fmt.Fprintln(w, "       issuer users create --email E [--roles a,b] [flags]")
+	fmt.Fprintln(w, "                                  create a user (password on stdin, address verified)")
+	fmt.Fprintln(w, "       issuer users roles E a,b [flags]")
+	fmt.Fprintln(w, "                                  replace the roles of the user of address E")
+	fmt.Fprintln(w, "       issuer clients create --name N [--roles a,b] [flags]")
+	fmt.Fprintln(w, "                                  create a service account; prints its id and secret (shown once)")
+	fmt.Fprintln(w, "       issuer clients list [flags] list the service accounts")
+	fmt.Fprintln(w, "       issuer clients delete ID [flags]")
+	fmt.Fprintln(w, "                                  delete a service account; its tokens are revoked everywhere")
 	fmt.Fprintln(w, "\nEvery flag has an environment variable; the flag wins.")
 	for _, v := range vars {
 		def := v.Default

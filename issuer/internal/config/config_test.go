@@ -134,6 +134,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"JOTGUARD_REFRESH_TTL", "forever"},
 		{"JOTGUARD_LEEWAY", "0s"},
 		{"JOTGUARD_REFRESH_REUSE_GRACE", "x"},
+		{"JOTGUARD_REVOCATION_BATCH_WAIT", "0s"},
+		{"JOTGUARD_REVOCATION_BATCH_WAIT", "2s"}, // as long as the ack timeout
 		{"JOTGUARD_SIGNING_ALG", "HS256"},
 		{"JOTGUARD_SIGNING_ALG", "none"},
 		{"JOTGUARD_KEY_ENCRYPTION_KEY", "short"},

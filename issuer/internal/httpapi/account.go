@@ -28,10 +28,15 @@ func requireBearer(c echo.Context) (string, error) {
 	return tok, nil
 }
 
-// bearerFailed adds the RFC 6750 challenge to a refused access token.
+// bearerFailed adds the RFC 6750 challenge to a refused access token, or
+// to one that lacks the scope (role) the request needs.
 func bearerFailed(c echo.Context, err error) error {
-	if err != nil && errors.Is(err, auth.ErrInvalidAccessToken) {
+	switch {
+	case err == nil:
+	case errors.Is(err, auth.ErrInvalidAccessToken):
 		c.Response().Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	case errors.Is(err, auth.ErrForbidden):
+		c.Response().Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
 	}
 	return err
 }

@@ -43,6 +43,12 @@ type Limiter interface {
 	Allow(ctx context.Context, key ratelimit.Key) (ratelimit.Decision, error)
 }
 
+// rotationLimiter is a Limiter that can take a refresh's decision in the
+// session store's first round trip (ratelimit.Limiter.AllowInRotation).
+type rotationLimiter interface {
+	AllowInRotation(ctx context.Context, key ratelimit.Key) (context.Context, func(context.Context) (ratelimit.Decision, error))
+}
+
 // Options configures the API.
 type Options struct {
 	Service        *auth.Service
@@ -147,6 +153,8 @@ func New(o Options) *API {
 	e.GET("/.well-known/openid-configuration", h.openIDConfig)
 	e.POST("/oauth/token", h.oauthToken)
 	e.POST("/oauth/revoke", h.oauthRevoke)
+	e.POST("/oauth/introspect", h.oauthIntrospect)
+	h.adminRoutes(e)
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", h.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})))
@@ -171,7 +179,8 @@ func (h *handler) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
 		r := c.Request()
-		c.SetRequest(r.WithContext(logging.WithRequestID(r.Context(), id)))
+		ctx := auth.WithCaller(logging.WithRequestID(r.Context(), id), auth.Caller{IP: c.RealIP(), UserAgent: r.UserAgent()})
+		c.SetRequest(r.WithContext(ctx))
 		return next(c)
 	}
 }
@@ -263,35 +272,11 @@ func originOf(u string) string {
 // strings; other fields are ignored and never reach a token. An empty body
 // is an empty object when allowEmpty.
 func readJSON(c echo.Context, allowEmpty bool, fields ...string) (map[string]string, error) {
-	body, err := io.ReadAll(c.Request().Body)
+	raw, err := readObject(c, allowEmpty)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, errTooLarge
-		}
-		return nil, errMalformed
+		return nil, err
 	}
 	out := map[string]string{}
-	if len(bytes.TrimSpace(body)) == 0 {
-		if allowEmpty {
-			return out, nil
-		}
-		return nil, errMalformed
-	}
-	// JSON under its own media type only: a browser sends a cross-site
-	// text/plain or form body without asking first (CORS preflight), so
-	// accepting those would let any site post here.
-	if !isJSON(c.Request().Header.Get(echo.HeaderContentType)) {
-		return nil, errUnsupportedType
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	var raw map[string]json.RawMessage
-	if err := dec.Decode(&raw); err != nil || raw == nil {
-		return nil, errMalformed
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errMalformed // trailing data
-	}
 	v := &auth.ValidationError{}
 	for _, f := range fields {
 		r, ok := raw[f]
@@ -309,6 +294,40 @@ func readJSON(c echo.Context, allowEmpty bool, fields ...string) (map[string]str
 		return nil, v
 	}
 	return out, nil
+}
+
+// readObject reads a JSON object body as its members; an empty body is an
+// empty object when allowEmpty.
+func readObject(c echo.Context, allowEmpty bool) (map[string]json.RawMessage, error) {
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errTooLarge
+		}
+		return nil, errMalformed
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if allowEmpty {
+			return map[string]json.RawMessage{}, nil
+		}
+		return nil, errMalformed
+	}
+	// JSON under its own media type only: a browser sends a cross-site
+	// text/plain or form body without asking first (CORS preflight), so
+	// accepting those would let any site post here.
+	if !isJSON(c.Request().Header.Get(echo.HeaderContentType)) {
+		return nil, errUnsupportedType
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var raw map[string]json.RawMessage
+	if err := dec.Decode(&raw); err != nil || raw == nil {
+		return nil, errMalformed
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errMalformed // trailing data
+	}
+	return raw, nil
 }
 
 // isJSON reports application/json or application/*+json, parameters
@@ -413,20 +432,32 @@ func (h *handler) doLogin(c echo.Context, identifier, password string) (auth.Tok
 	return tok, err
 }
 
+// accessToken refreshes. Its rate limit rides in the session store's first
+// round trip when the Limiter can do that (one round trip to Redis fewer);
+// the answers are those of a limit asked first: a refusal wins over any
+// other answer, and a malformed body still spends a unit.
 func (h *handler) accessToken(c echo.Context) error {
-	if err := h.limit(c, ratelimit.Refresh); err != nil {
+	ctx, limited, err := h.refreshLimit(c)
+	if err != nil { // refused already: a Limiter that cannot ride
 		h.m.refreshes.WithLabelValues(outcome(err)).Inc()
 		return err
 	}
 	in, err := readJSON(c, true, "refresh_token")
 	if err != nil {
+		if lerr := limited(ctx); lerr != nil {
+			h.m.refreshes.WithLabelValues(outcome(lerr)).Inc()
+			return lerr
+		}
 		return err
 	}
 	rt := in["refresh_token"]
 	if ck, err := c.Cookie(CookieName); err == nil && ck.Value != "" {
 		rt = ck.Value
 	}
-	tok, err := h.o.Service.Refresh(c.Request().Context(), rt)
+	tok, err := h.o.Service.Refresh(ctx, rt)
+	if lerr := limited(ctx); lerr != nil {
+		err = lerr
+	}
 	h.m.refreshes.WithLabelValues(outcome(err)).Inc()
 	if err != nil {
 		if errors.Is(err, auth.ErrInvalidRefreshToken) {
@@ -437,18 +468,46 @@ func (h *handler) accessToken(c echo.Context) error {
 	return h.tokenResponse(c, tok)
 }
 
+// refreshLimit starts the decision of the refresh limit for the client's
+// network: within the session store's first round trip when the Limiter can
+// take it there (rotationLimiter). It returns the context to rotate under,
+// and limited, which answers the limit's error then (nil: allowed; a
+// *auth.RateLimitError, or ErrUnavailable when the class fails closed).
+// Another Limiter decides at once: its refusal is err.
+func (h *handler) refreshLimit(c echo.Context) (_ context.Context, limited func(context.Context) error, err error) {
+	ctx, none := c.Request().Context(), func(context.Context) error { return nil }
+	rl, ok := h.o.Limiter.(rotationLimiter)
+	if !ok {
+		return ctx, none, h.limit(c, ratelimit.Refresh)
+	}
+	ctx, decided := rl.AllowInRotation(ctx, ratelimit.ByNetwork(ratelimit.Refresh, c.RealIP()))
+	return ctx, func(ctx context.Context) error {
+		d, err := decided(ctx)
+		if err != nil {
+			return err
+		}
+		return d.Err()
+	}, nil
+}
+
 func (h *handler) tokenResponse(c echo.Context, tok auth.Tokens) error {
 	h.setCookie(c, tok.RefreshToken)
 	hdr := c.Response().Header()
 	hdr.Set("Authorization", "Bearer "+tok.AccessToken)
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("Pragma", "no-cache")
-	return c.JSON(http.StatusOK, map[string]any{
-		"access_token": tok.AccessToken,
-		"token_type":   "Bearer",
-		"expires_in":   int(tok.ExpiresIn / time.Second),
-		"user":         toJSON(tok.User),
-	})
+	return c.JSON(http.StatusOK, tokenJSON{AccessToken: tok.AccessToken, ExpiresIn: int(tok.ExpiresIn / time.Second),
+		TokenType: "Bearer", User: toJSON(tok.User)})
+}
+
+// tokenJSON is a token response's body: a struct, not a map, so encoding it
+// sorts and boxes nothing (a refresh answers one). Its fields are in the
+// order a map's keys were written in, so the bytes are the same.
+type tokenJSON struct {
+	AccessToken string   `json:"access_token"`
+	ExpiresIn   int      `json:"expires_in"`
+	TokenType   string   `json:"token_type"`
+	User        userJSON `json:"user"`
 }
 
 // RefreshCookie is the refresh token cookie that carries value for ttl;
@@ -543,17 +602,19 @@ func (h *handler) openIDConfig(c echo.Context) error {
 	iss := h.o.Issuer
 	c.Response().Header().Set("Cache-Control", "public, max-age=3600")
 	return c.JSON(http.StatusOK, map[string]any{
-		"issuer":                                     iss,
-		"jwks_uri":                                   iss + "/.well-known/jwks.json",
-		"token_endpoint":                             iss + "/oauth/token",
-		"revocation_endpoint":                        iss + "/oauth/revoke",
-		"userinfo_endpoint":                          iss + "/me",
-		"grant_types_supported":                      []string{"password", "refresh_token"},
-		"response_types_supported":                   []string{},
-		"token_endpoint_auth_methods_supported":      []string{"none"},
-		"revocation_endpoint_auth_methods_supported": []string{"none"},
-		"id_token_signing_alg_values_supported":      h.o.Keys.Algorithms(),
-		"access_token_signing_alg_values_supported":  h.o.Keys.Algorithms(),
+		"issuer":                                        iss,
+		"jwks_uri":                                      iss + "/.well-known/jwks.json",
+		"token_endpoint":                                iss + "/oauth/token",
+		"revocation_endpoint":                           iss + "/oauth/revoke",
+		"introspection_endpoint":                        iss + "/oauth/introspect",
+		"userinfo_endpoint":                             iss + "/me",
+		"grant_types_supported":                         []string{"password", "refresh_token", "client_credentials"},
+		"response_types_supported":                      []string{},
+		"token_endpoint_auth_methods_supported":         []string{"none", "client_secret_basic", "client_secret_post"},
+		"revocation_endpoint_auth_methods_supported":    []string{"none"},
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"id_token_signing_alg_values_supported":         h.o.Keys.Algorithms(),
+		"access_token_signing_alg_values_supported":     h.o.Keys.Algorithms(),
 	})
 }
 

@@ -62,6 +62,12 @@ func (h *handler) oauthFail(c echo.Context, err error) error {
 		code = "invalid_request"
 	case errors.Is(err, errUnsupportedGrant):
 		code = "unsupported_grant_type"
+	case errors.Is(err, auth.ErrInvalidClient):
+		code, status = "invalid_client", http.StatusUnauthorized
+	case errors.Is(err, auth.ErrInvalidAccessToken): // the caller's own Bearer token (introspection)
+		code, status = "invalid_token", http.StatusUnauthorized
+	case errors.Is(err, auth.ErrForbidden):
+		code, status = "insufficient_scope", http.StatusForbidden
 	default: // bad credentials, bad or reused refresh token, disabled account
 		code = "invalid_grant"
 	}
@@ -90,6 +96,8 @@ func (h *handler) oauthToken(c echo.Context) error {
 	case "refresh_token":
 		tok, err = h.o.Service.Refresh(c.Request().Context(), f.Get("refresh_token"))
 		h.m.refreshes.WithLabelValues(outcome(err)).Inc()
+	case "client_credentials":
+		tok, err = h.clientToken(c, f)
 	case "":
 		err = &auth.ValidationError{Fields: []auth.FieldError{{Field: "grant_type", Reason: "is required"}}}
 	default:
@@ -101,12 +109,15 @@ func (h *handler) oauthToken(c echo.Context) error {
 	hdr := c.Response().Header()
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("Pragma", "no-cache")
-	return c.JSON(http.StatusOK, map[string]any{
-		"access_token":  tok.AccessToken,
-		"token_type":    "Bearer",
-		"expires_in":    int(tok.ExpiresIn / time.Second),
-		"refresh_token": tok.RefreshToken,
-	})
+	body := map[string]any{
+		"access_token": tok.AccessToken,
+		"token_type":   "Bearer",
+		"expires_in":   int(tok.ExpiresIn / time.Second),
+	}
+	if tok.RefreshToken != "" { // none for a service account
+		body["refresh_token"] = tok.RefreshToken
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
 // oauthRevoke is RFC 7009: 200 whether or not the token was known.

@@ -146,8 +146,8 @@ func TestPublishRevokesEachSessionAndTokenOnce(t *testing.T) {
 	}
 
 	got := map[string]int{}
-	for _, m := range byKey(readSince(t, brokers, topic, since), user) {
-		e := checkedEvent(t, signer.JWKS(), m)
+	events, _ := eventsOf(t, signer.JWKS(), readSince(t, brokers, topic, since), user)
+	for _, e := range events {
 		got["sid="+e.SessionID+" jti="+e.TokenID]++
 	}
 	want := map[string]int{"sid=s1 jti=": 1, "sid= jti=t1": 1, "sid= jti=": 2, "sid=s2 jti=": 1, "sid=s3 jti=": 1}

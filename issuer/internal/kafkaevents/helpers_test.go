@@ -3,6 +3,7 @@ package kafkaevents
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/jotguard/jotguard/issuer/internal/keys"
 	"github.com/jotguard/jotguard/issuer/internal/memstore"
+	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/jotguard/jotguard/sdk/sdktest"
 	"github.com/segmentio/kafka-go"
@@ -39,7 +41,7 @@ func newSigner(t *testing.T) *keys.Manager {
 	return m
 }
 
-func newPublisher(t *testing.T, cfg Config, signer auth.Signer, outbox auth.Outbox) *Publisher {
+func newPublisher(t *testing.T, cfg Config, signer Signer, outbox auth.Outbox) *Publisher {
 	t.Helper()
 	cfg.Audience = testAudience
 	if cfg.Logger == nil {
@@ -135,13 +137,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // SET signature against the issuer's JWKS, typ, iss, aud, event shape.
 func checkedEvent(t *testing.T, jwks []byte, m kafka.Message) revocation.Event {
 	t.Helper()
-	var ct string
-	for _, h := range m.Headers {
-		if h.Key == "content-type" {
-			ct = string(h.Value)
-		}
-	}
-	if ct != revocation.ContentType {
+	if ct := contentType(m); ct != revocation.ContentType {
 		t.Errorf("record header content-type = %q, want %q", ct, revocation.ContentType)
 	}
 	kf, err := keyfunc.NewJWKSetJSON(json.RawMessage(jwks))
@@ -166,6 +162,66 @@ func checkedEvent(t *testing.T, jwks []byte, m kafka.Message) revocation.Event {
 		t.Fatalf("SET.Event(): %v", err)
 	}
 	return e
+}
+
+// checkedEvents verifies one record as a consumer must, whatever its
+// format: a batch (no key, batch content-type) or a SET (checkedEvent).
+func checkedEvents(t *testing.T, jwks []byte, m kafka.Message) []revocation.Event {
+	t.Helper()
+	if !revocation.IsBatch(m.Value) {
+		return []revocation.Event{checkedEvent(t, jwks, m)}
+	}
+	if ct := contentType(m); ct != revocation.BatchContentType || len(m.Key) != 0 {
+		t.Errorf("batch record: content-type %q, key %q; want %q and none", ct, m.Key, revocation.BatchContentType)
+	}
+	bv := revocation.NewBatchVerifier(sdk.EventTrust{Keys: sdk.NewLocalKeys(func() []byte { return jwks }),
+		Issuer: testIssuer, Audience: []string{"other-app"}})
+	b, err := bv.Verify(t.Context(), m.Value)
+	switch {
+	case errors.Is(err, sdk.ErrUnknownKey):
+		return nil // another test's signer, on the shared topic; ours is missing its events then
+	case err != nil:
+		t.Fatalf("batch does not verify against the JWKS: %v", err)
+	}
+	return b.Events
+}
+
+func contentType(m kafka.Message) string {
+	for _, h := range m.Headers {
+		if h.Key == "content-type" {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// eventsOf returns the events of user sub in msgs, in the order read, and
+// how many records carried them.
+func eventsOf(t *testing.T, jwks []byte, msgs []kafka.Message, sub string) (events []revocation.Event, records int) {
+	t.Helper()
+	for _, m := range msgs {
+		if !revocation.IsBatch(m.Value) && string(m.Key) != sub {
+			continue // another user's SET, maybe of another test's signer
+		}
+		n := len(events)
+		for _, e := range checkedEvents(t, jwks, m) {
+			if e.Subject == sub || e.Subject == "" && string(m.Key) == sub {
+				events = append(events, e)
+			}
+		}
+		if len(events) > n {
+			records++
+		}
+	}
+	return events, records
+}
+
+func ids(events []revocation.Event) []string {
+	out := make([]string, len(events))
+	for i, e := range events {
+		out[i] = e.ID
+	}
+	return out
 }
 
 // firstSeen drops repeated jtis (consumers dedupe by jti), keeping order.

@@ -1,12 +1,26 @@
-// Package kafkaevents delivers revocation events: each event is a
-// signed Security Event Token written to Kafka with acks=all, keyed by the
-// user id so that one user's events stay in one partition, in order.
+// Package kafkaevents delivers revocation events: written to Kafka with
+// acks=all, or queued in an outbox when Kafka does not acknowledge in time.
+//
+// A Publisher writes one of two record formats. By default, signed batches
+// (revocation.SealBatch) for the verifiers' topic: the events of the
+// Publish calls of one replica that fall within Config.BatchWait share one
+// write and one signature, so a verifier checks one signature for many
+// events; the records have no key (any partition: a revocation set gives
+// the same answer whatever order it gets events in). With Config.SETs, one
+// signed Security Event Token per event, keyed by the user id so that one
+// user's events stay in one partition, in order: the standard CAEP feed,
+// for receivers outside jotguard. The issuer runs a Publisher of each when
+// a SET topic is configured; the batch Publisher hands every event it keeps
+// to the other (Config.Tee).
 //
 // When Kafka does not acknowledge within Config.AckTimeout, the events go to
 // an outbox (auth.Outbox, in production mongostore's revocation_outbox)
 // instead, and Publish still succeeds: a logout never fails because Kafka is
-// down. A relay in every issuer replica (RunRelay) publishes the outbox with
-// retries. Only the replica holding the outbox's lease relays, in queue
+// down. The outbox holds one signed SET per event, whatever the format, so a
+// relay of any version can deliver it. A relay in every issuer replica
+// (RunRelay) publishes the outbox with retries; a batch Publisher's relay
+// checks each SET against the issuer's own keys and signs the events again
+// as batches. Only the replica holding the outbox's lease relays, in queue
 // order, so a user's events reach Kafka in the order they were queued, and
 // are deleted once acknowledged. The lease is short (3 s) and held only while
 // there are events to relay, and the relay probes a Kafka that is down at
@@ -27,6 +41,7 @@ import (
 	"time"
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"github.com/jotguard/jotguard/sdk"
 	"github.com/jotguard/jotguard/sdk/kafkasec"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/segmentio/kafka-go"
@@ -44,16 +59,40 @@ var _ auth.RevocationPublisher = (*Publisher)(nil)
 // errNoKafka: the Publisher was configured without brokers.
 var errNoKafka = errors.New("no Kafka brokers configured (JOTGUARD_KAFKA_BROKERS)")
 
+// Signer signs what a Publisher writes with the issuer's current key
+// (keys.Manager): SETs and batches. JWKS is the key set that verifies
+// them: a batch Publisher's relay checks each SET of the outbox against it
+// before it signs the events again as a batch.
+type Signer interface {
+	auth.Signer
+	BatchKey() (revocation.BatchKey, error)
+	JWKS() []byte
+}
+
 // Config configures a Publisher.
 type Config struct {
 	// Brokers may be empty: then every event is queued in the outbox, to be
 	// relayed once a Publisher with brokers runs on the same outbox.
-	Brokers  []string
-	Topic    string
-	Audience []string // the SETs' aud
+	Brokers []string
+	Topic   string
+	// SETs makes the Publisher write one signed SET per event, keyed by
+	// its user, instead of batches.
+	SETs bool
+	// Tee, when set, gets every event this Publisher keeps after its
+	// Claims (the Publisher of the SET topic, with an outbox of its own);
+	// Publish succeeds once both have the events acknowledged or queued.
+	Tee      *Publisher
+	Audience []string // the SETs' and batches' aud
 	// AckTimeout bounds how long Publish waits for Kafka's ack before it
 	// queues the events in the outbox. Default 1s.
-	AckTimeout    time.Duration
+	AckTimeout time.Duration
+	// BatchWait bounds how long an event waits for others to share its
+	// write (and, in batches, its signature): a Publisher starts a write at
+	// most once per BatchWait, at once when the last one started longer
+	// ago. So an event published alone is written at once, and under load
+	// a verifier checks at most one signature per BatchWait per issuer
+	// replica. Default 20ms; 1ns: no wait but for the write under way.
+	BatchWait     time.Duration
 	RelayInterval time.Duration // how often the relay looks at the outbox, default 1s
 	// Claims, when set, make Publish drop an event that revokes a session
 	// or a token already revoked; RevokedFor is how long one is remembered
@@ -70,31 +109,37 @@ type Config struct {
 	Now    func() time.Time
 }
 
+// DefaultBatchWait is Config.BatchWait's default.
+const DefaultBatchWait = 20 * time.Millisecond
+
 // Stats are cumulative counters, for metrics.
 type Stats struct {
 	Published uint64 // events Kafka acknowledged on Publish
 	Outboxed  uint64 // events queued in the outbox
 	Relayed   uint64 // outbox events the relay got acknowledged
+	Records   uint64 // records Kafka acknowledged: batches, or SETs
 	Failures  uint64 // failed Kafka writes and failed outbox operations
 }
 
 // Publisher writes revocation events to Kafka, or to the outbox.
 type Publisher struct {
 	cfg    Config
-	signer auth.Signer
+	signer Signer
 	w      *kafka.Writer
 	tr     *kafka.Transport // w's
 	dialer *kafka.Dialer    // the probes'; w's transport connects the same way
 	outbox auth.Outbox
 	owner  string // of the outbox lease
 	log    *slog.Logger
+	sets   *revocation.SETVerifier // checks the outbox's SETs before the relay signs them as batches
+	group  *groupCommit
 	tracer trace.Tracer
 
 	wake       chan struct{} // Publish queued events
 	kafkaUp    chan struct{} // a write was acknowledged while the relay waits for Kafka
 	relayWaits atomic.Bool   // the relay waits for Kafka to come back
 
-	published, outboxed, relayed, failures atomic.Uint64
+	published, outboxed, relayed, records, failures atomic.Uint64
 
 	health    sync.Mutex
 	kafkaErr  error // of the last Kafka operation or probe
@@ -107,7 +152,7 @@ const outboxOpTimeout = 5 * time.Second
 // NewPublisher returns a Publisher that signs with signer and queues in
 // outbox. It does not need Kafka to be up: events go to the outbox until it
 // is.
-func NewPublisher(ctx context.Context, cfg Config, signer auth.Signer, outbox auth.Outbox) (*Publisher, error) {
+func NewPublisher(ctx context.Context, cfg Config, signer Signer, outbox auth.Outbox) (*Publisher, error) {
 	switch {
 	case len(cfg.Brokers) > 0 && cfg.Topic == "":
 		return nil, fmt.Errorf("%w: no topic (JOTGUARD_REVOCATION_TOPIC)", ErrConfig)
@@ -115,9 +160,19 @@ func NewPublisher(ctx context.Context, cfg Config, signer auth.Signer, outbox au
 		return nil, fmt.Errorf("%w: no audience (JOTGUARD_AUDIENCE)", ErrConfig)
 	case signer == nil || outbox == nil:
 		return nil, fmt.Errorf("%w: a signer and an outbox are required", ErrConfig)
+	case cfg.Tee != nil && (cfg.Tee.cfg.Tee != nil || cfg.Tee.outbox == outbox):
+		return nil, fmt.Errorf("%w: a Tee has an outbox of its own and no Tee", ErrConfig)
+	case cfg.BatchWait < 0:
+		return nil, fmt.Errorf("%w: a negative batch wait", ErrConfig)
 	}
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = time.Second
+	}
+	if cfg.BatchWait == 0 {
+		cfg.BatchWait = DefaultBatchWait
+	}
+	if cfg.BatchWait >= cfg.AckTimeout {
+		return nil, fmt.Errorf("%w: the batch wait (%s) must be shorter than the ack timeout (%s)", ErrConfig, cfg.BatchWait, cfg.AckTimeout)
 	}
 	if cfg.RelayInterval <= 0 {
 		cfg.RelayInterval = time.Second
@@ -147,7 +202,7 @@ func NewPublisher(ctx context.Context, cfg Config, signer auth.Signer, outbox au
 		w: &kafka.Writer{
 			Addr:                   kafka.TCP(cfg.Brokers...),
 			Topic:                  cfg.Topic,
-			Balancer:               &kafka.Hash{}, // key = sub: one user, one partition, in order
+			Balancer:               &kafka.Hash{}, // SETs: key = sub, one user, one partition, in order; batches: no key, round robin
 			RequiredAcks:           kafka.RequireAll,
 			BatchTimeout:           2 * time.Millisecond,
 			WriteTimeout:           5 * time.Second,
@@ -160,15 +215,17 @@ func NewPublisher(ctx context.Context, cfg Config, signer auth.Signer, outbox au
 		},
 		outbox:  outbox,
 		owner:   "relay-" + rand.Text(),
-		log:     cfg.Logger,
+		log:     cfg.Logger.With("format", cfg.format()),
 		tracer:  newTracer(),
 		wake:    make(chan struct{}, 1),
 		kafkaUp: make(chan struct{}, 1),
+		sets:    revocation.NewSETVerifier(sdk.EventTrust{Keys: sdk.NewLocalKeys(signer.JWKS), Audience: cfg.Audience}),
 	}
 	if len(cfg.Brokers) == 0 {
 		p.w = nil
 		p.log.WarnContext(ctx, "revocation events: no Kafka brokers configured; events are kept in the outbox and reach no verifier")
 	}
+	p.group = newGroupCommit(p)
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	_, err := p.Pending(pctx)
 	cancel()
@@ -180,6 +237,14 @@ func NewPublisher(ctx context.Context, cfg Config, signer auth.Signer, outbox au
 			"brokers", cfg.Brokers, "topic", cfg.Topic)
 	}
 	return p, nil
+}
+
+// format names the records the Publisher writes, for logs.
+func (c Config) format() string {
+	if c.SETs {
+		return "sets"
+	}
+	return "batches"
 }
 
 // kafkaFailed logs a failure to reach Kafka as a warning (an outage: wait
@@ -194,16 +259,20 @@ func (p *Publisher) kafkaFailed(ctx context.Context, msg string, err error, args
 	p.log.WarnContext(ctx, msg, append(args, "err", err)...)
 }
 
-// record is one signed event on its way.
+// record is one event on its way.
 type record struct {
-	sub, jti, set string
-	trace         trace.SpanContext // its creation context, sent in its headers; not valid: untraced
+	id    string // unique in one write: the event id, or the outbox entry's
+	sub   string // the user: the SET's record key, and the outbox entry's
+	e     revocation.Event
+	set   string            // the signed SET: "" until needed (the outbox, the SET format)
+	trace trace.SpanContext // its creation context, sent in its headers (a SET's) or linked (a batch's); not valid: untraced
 }
 
 // Publish signs events and writes them to Kafka. It returns nil once Kafka
-// acknowledged them or they are durably in the outbox; an error only when
-// signing failed, or both failed (ErrUndelivered, which wraps
-// auth.ErrUnavailable). Cancelling ctx does not abandon events already signed.
+// acknowledged them or they are durably in the outbox (of the Tee too);
+// an error only when signing failed, or both failed (ErrUndelivered, which
+// wraps auth.ErrUnavailable). Cancelling ctx does not abandon events
+// already signed.
 //
 // With Config.Claims, an event that revokes a session or a token already
 // revoked (by an earlier Publish of any replica, or by a concurrent one
@@ -221,7 +290,17 @@ func (p *Publisher) Publish(ctx context.Context, events ...revocation.Event) err
 	if len(events) == 0 {
 		return nil
 	}
-	err = p.publish(ctx, now, events, claimsOK)
+	events = complete(events, now)
+	var teeErr error
+	var tee sync.WaitGroup
+	if t := p.cfg.Tee; t != nil {
+		tee.Go(func() { teeErr = t.publish(ctx, events, claimsOK) })
+	}
+	err = p.publish(ctx, events, claimsOK)
+	tee.Wait()
+	if err == nil {
+		err = teeErr
+	}
 	if err != nil {
 		p.unclaim(ctx, c)
 		return err
@@ -230,15 +309,9 @@ func (p *Publisher) Publish(ctx context.Context, events ...revocation.Event) err
 	return nil
 }
 
-// publish signs and delivers events, under one send span. readOutbox is
-// false when the outbox's database just failed: events then go to Kafka
-// first without asking it.
-func (p *Publisher) publish(ctx context.Context, now time.Time, events []revocation.Event, readOutbox bool) (err error) {
-	ctx, span := p.startSend(ctx, len(events))
-	var outboxed int
-	defer func() { endSend(span, outboxed, err) }()
-	created := span.SpanContext()
-	recs := make([]record, len(events))
+// complete gives events without one an id, and now as their time.
+func complete(events []revocation.Event, now time.Time) []revocation.Event {
+	out := make([]revocation.Event, len(events))
 	for i, e := range events {
 		if e.ID == "" {
 			e.ID = rand.Text()
@@ -249,11 +322,27 @@ func (p *Publisher) publish(ctx context.Context, now time.Time, events []revocat
 		if e.IssuedAt.IsZero() {
 			e.IssuedAt = now
 		}
-		set, err := p.signer.Sign(ctx, revocation.TokenType, revocation.NewSET(e, p.cfg.Audience))
-		if err != nil {
-			return fmt.Errorf("kafkaevents: sign event %s: %w", e.ID, err)
+		out[i] = e
+	}
+	return out
+}
+
+// publish delivers events, under one send span. readOutbox is false when
+// the outbox's database just failed: events then go to Kafka first
+// without asking it.
+func (p *Publisher) publish(ctx context.Context, events []revocation.Event, readOutbox bool) (err error) {
+	ctx, span := p.startSend(ctx, len(events))
+	var outboxed int
+	defer func() { endSend(span, outboxed, err) }()
+	created := span.SpanContext()
+	recs := make([]record, len(events))
+	for i, e := range events {
+		recs[i] = record{id: e.ID, sub: e.Subject, e: e, trace: created}
+	}
+	if p.cfg.SETs {
+		if err := p.signSETs(ctx, recs); err != nil {
+			return err
 		}
-		recs[i] = record{sub: e.Subject, jti: e.ID, set: set, trace: created}
 	}
 	// From here on the events must land somewhere, whatever the caller does.
 	ctx = context.WithoutCancel(ctx)
@@ -277,9 +366,7 @@ func (p *Publisher) publish(ctx context.Context, now time.Time, events []revocat
 	}
 	var kafkaErr error
 	if len(direct) > 0 {
-		wctx, cancel := context.WithTimeout(ctx, p.cfg.AckTimeout)
-		failed, err := p.write(wctx, direct)
-		cancel()
+		failed, err := p.group.write(direct)
 		p.published.Add(uint64(len(direct) - len(failed)))
 		if err != nil {
 			kafkaErr = err
@@ -292,15 +379,16 @@ func (p *Publisher) publish(ctx context.Context, now time.Time, events []revocat
 	if len(later) == 0 {
 		return nil
 	}
+	if err := p.signSETs(ctx, later); err != nil {
+		return err
+	}
 	outboxed = len(later)
 	if err := p.enqueue(ctx, later); err != nil {
 		outboxed = 0
 		if kafkaErr == nil {
 			// Queued only to keep order, and the outbox is down: Kafka now,
 			// out of order rather than lost.
-			wctx, cancel := context.WithTimeout(ctx, p.cfg.AckTimeout)
-			failed, kerr := p.write(wctx, later)
-			cancel()
+			failed, kerr := p.group.write(later)
 			p.published.Add(uint64(len(later) - len(failed)))
 			if kerr == nil {
 				return nil
@@ -316,66 +404,38 @@ func (p *Publisher) publish(ctx context.Context, now time.Time, events []revocat
 	return nil
 }
 
+// signSETs signs the SET of each record that has none yet.
+func (p *Publisher) signSETs(ctx context.Context, recs []record) error {
+	for i := range recs {
+		if recs[i].set != "" {
+			continue
+		}
+		set, err := p.signer.Sign(ctx, revocation.TokenType, revocation.NewSET(recs[i].e, p.cfg.Audience))
+		if err != nil {
+			return fmt.Errorf("kafkaevents: sign event %s: %w", recs[i].id, err)
+		}
+		recs[i].set = set
+	}
+	return nil
+}
+
 // mergeInOrder returns the records of recs that are in a or b, in recs'
 // order.
 func mergeInOrder(recs, a, b []record) []record {
 	in := map[string]bool{}
 	for _, r := range a {
-		in[r.jti] = true
+		in[r.id] = true
 	}
 	for _, r := range b {
-		in[r.jti] = true
+		in[r.id] = true
 	}
 	var out []record
 	for _, r := range recs {
-		if in[r.jti] {
+		if in[r.id] {
 			out = append(out, r)
 		}
 	}
 	return out
-}
-
-// write sends recs to Kafka and returns those not acknowledged. A user's
-// records after a failed one count as failed too, so order is kept when
-// they are retried.
-func (p *Publisher) write(ctx context.Context, recs []record) ([]record, error) {
-	if p.w == nil {
-		p.setKafkaErr(errNoKafka)
-		return recs, errNoKafka
-	}
-	msgs := make([]kafka.Message, len(recs))
-	for i, r := range recs {
-		msgs[i] = kafka.Message{Key: []byte(r.sub), Value: []byte(r.set),
-			Headers: withTrace([]kafka.Header{{Key: "content-type", Value: []byte(revocation.ContentType)}}, r.trace)}
-	}
-	err := p.w.WriteMessages(ctx, msgs...)
-	p.setKafkaErr(err)
-	if err == nil {
-		if p.relayWaits.Load() { // Kafka is back: the relay need not wait for its probe
-			select {
-			case p.kafkaUp <- struct{}{}:
-			default:
-			}
-		}
-		return nil, nil
-	}
-	// The transport keeps the cluster's metadata, and a failed lookup,
-	// until its next refresh (seconds): drop it, so that the next write
-	// asks the brokers afresh.
-	p.tr.CloseIdleConnections()
-	var werrs kafka.WriteErrors
-	if !errors.As(err, &werrs) || len(werrs) != len(recs) {
-		return recs, err
-	}
-	bad := map[string]bool{}
-	var failed []record
-	for i, r := range recs {
-		if werrs[i] != nil || bad[r.sub] {
-			bad[r.sub] = true
-			failed = append(failed, r)
-		}
-	}
-	return failed, err
 }
 
 // enqueue queues recs in the outbox, in order: the outbox entry's key is
@@ -428,7 +488,7 @@ func (p *Publisher) Pending(ctx context.Context) (int64, error) {
 // Stats returns the counters.
 func (p *Publisher) Stats() Stats {
 	return Stats{Published: p.published.Load(), Outboxed: p.outboxed.Load(),
-		Relayed: p.relayed.Load(), Failures: p.failures.Load()}
+		Relayed: p.relayed.Load(), Records: p.records.Load(), Failures: p.failures.Load()}
 }
 
 // Ready is nil while Kafka or the outbox works: a logout can be answered.
@@ -488,6 +548,7 @@ func (p *Publisher) probeKafka(ctx context.Context) error {
 func (p *Publisher) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
+		p.group.close() // a Publish still waiting gets its events queued
 		p.releaseLease(context.Background())
 		if p.w != nil {
 			err = p.w.Close()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"github.com/jotguard/jotguard/issuer/internal/testenv"
 	"github.com/jotguard/jotguard/sdk/revocation"
 	"github.com/jotguard/jotguard/sdk/sdktest"
 	"github.com/segmentio/kafka-go"
@@ -45,16 +46,22 @@ func byKey(msgs []kafka.Message, key string) []kafka.Message {
 	return out
 }
 
-// TestPublishWritesSignedSETsToKafka runs against the dev stack's broker.
-// With Kafka up and nothing queued, events go straight to Kafka.
-func TestPublishWritesSignedSETsToKafka(t *testing.T) {
+// TestPublishWritesBatchesAndTeesSETs runs against the dev stack's broker.
+// With Kafka up and nothing queued, the events of one Publish go straight
+// to Kafka: one signed batch on the verifiers' topic, and, through the
+// Tee, one signed SET each on the SET topic, keyed by the user, in order
+// in one partition.
+func TestPublishWritesBatchesAndTeesSETs(t *testing.T) {
 	brokers := strings.Split(sdktest.RequireEnv(t, "JOTGUARD_KAFKA_BROKERS"), ",")
 	topic := sdktest.RequireEnv(t, "JOTGUARD_REVOCATION_TOPIC")
-	outbox := newOutbox(t)
+	_, setTopic := testenv.KafkaTopic(t, "sets")
 	signer := newSigner(t)
-	p := newPublisher(t, Config{Brokers: brokers, Topic: topic}, signer, outbox)
-	if err := p.Ready(); err != nil {
-		t.Errorf("Ready() = %v with Kafka and the outbox up", err)
+	sp := newPublisher(t, Config{Brokers: brokers, Topic: setTopic, SETs: true}, signer, newOutbox(t))
+	p := newPublisher(t, Config{Brokers: brokers, Topic: topic, Tee: sp}, signer, newOutbox(t))
+	for _, x := range []*Publisher{p, sp} {
+		if err := x.Ready(); err != nil {
+			t.Errorf("Ready() = %v with Kafka and the outbox up", err)
+		}
 	}
 
 	since := time.Now().Add(-2 * time.Second)
@@ -68,16 +75,38 @@ func TestPublishWritesSignedSETsToKafka(t *testing.T) {
 	if err := p.Publish(t.Context(), want...); err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
-	if st := p.Stats(); st.Published != 3 || st.Outboxed != 0 {
-		t.Errorf("Stats() = %+v, want 3 published and none queued", st)
+	if st := p.Stats(); st.Published != 3 || st.Outboxed != 0 || st.Records != 1 {
+		t.Errorf("Stats() = %+v, want 3 published in 1 batch and none queued", st)
 	}
-	if n, err := p.Pending(t.Context()); err != nil || n != 0 {
-		t.Errorf("Pending() = %d, %v; want an empty outbox", n, err)
+	if st := sp.Stats(); st.Published != 3 || st.Outboxed != 0 || st.Records != 3 {
+		t.Errorf("SET Publisher: Stats() = %+v, want 3 published as 3 SETs and none queued", st)
+	}
+	for _, x := range []*Publisher{p, sp} {
+		if n, err := x.Pending(t.Context()); err != nil || n != 0 {
+			t.Errorf("Pending() = %d, %v; want an empty outbox", n, err)
+		}
+	}
+
+	var batched []revocation.Event
+	var records int
+	waitFor(t, "the batch in Kafka", func() bool {
+		batched, records = eventsOf(t, signer.JWKS(), readSince(t, brokers, topic, since), sub)
+		return len(batched) >= 3
+	})
+	if records != 1 || len(batched) != 3 {
+		t.Fatalf("%d events of %s in %d records, want 3 in one batch", len(batched), sub, records)
+	}
+	for i, e := range batched {
+		w := want[i]
+		w.IssuedAt = e.IssuedAt // the batch's
+		if e != w || e.IssuedAt.IsZero() {
+			t.Errorf("batch event %d is %+v, want %+v", i, e, w)
+		}
 	}
 
 	var got []kafka.Message
-	waitFor(t, "the events in Kafka", func() bool {
-		got = byKey(readSince(t, brokers, topic, since), sub)
+	waitFor(t, "the SETs in Kafka", func() bool {
+		got = byKey(readSince(t, brokers, setTopic, since), sub)
 		return len(got) >= 3
 	})
 	if len(got) != 3 {
@@ -108,6 +137,8 @@ func TestNewPublisherRejectsBadConfig(t *testing.T) {
 	for name, cfg := range map[string]Config{
 		"no topic":    {Brokers: []string{"127.0.0.1:1"}, Audience: testAudience},
 		"no audience": {Brokers: []string{"127.0.0.1:1"}, Topic: "t"},
+		"a batch wait as long as the ack timeout": {Brokers: []string{"127.0.0.1:1"}, Topic: "t", Audience: testAudience,
+			BatchWait: time.Second, AckTimeout: time.Second},
 	} {
 		cfg.Logger = quiet()
 		if _, err := NewPublisher(t.Context(), cfg, signer, outbox); !errors.Is(err, ErrConfig) {
@@ -122,17 +153,28 @@ type failingSigner struct{}
 func (failingSigner) Sign(context.Context, string, jwt.Claims) (string, error) {
 	return "", errors.New("no key")
 }
+func (failingSigner) BatchKey() (revocation.BatchKey, error) {
+	return revocation.BatchKey{}, errors.New("no key")
+}
+func (failingSigner) JWKS() []byte { return []byte(`{"keys":[]}`) }
 
 // TestOutageGoesToOutboxAndRelays stops a dedicated broker: Publish still
 // succeeds, the events wait in the outbox, a user's later events queue
 // behind the earlier ones even once Kafka is back, and a new Publisher on
-// the same database (an issuer restart) relays them all, in order per user.
+// the same database (an issuer restart) relays them all: as one batch, or
+// as SETs in order per user.
 func TestOutageGoesToOutboxAndRelays(t *testing.T) {
+	for _, sets := range []bool{false, true} {
+		t.Run(Config{SETs: sets}.format(), func(t *testing.T) { testOutage(t, sets) })
+	}
+}
+
+func testOutage(t *testing.T, sets bool) {
 	topic := "revocations-" + strings.ToLower(rand.Text()[:8])
 	b := startBroker(t, topic)
 	outbox := newOutbox(t)
 	signer := newSigner(t)
-	cfg := Config{Brokers: []string{b.addr}, Topic: topic, AckTimeout: 500 * time.Millisecond,
+	cfg := Config{Brokers: []string{b.addr}, Topic: topic, SETs: sets, AckTimeout: 500 * time.Millisecond,
 		RelayInterval: 100 * time.Millisecond}
 	p1 := newPublisher(t, cfg, signer, outbox)
 	since := time.Now().Add(-2 * time.Second)
@@ -200,29 +242,31 @@ func TestOutageGoesToOutboxAndRelays(t *testing.T) {
 	if err := <-relayDone; err != nil {
 		t.Errorf("RunRelay: %v", err)
 	}
-	if st := p2.Stats(); st.Relayed != 5 {
-		t.Errorf("Stats() = %+v, want 5 relayed", st)
+	wantRecords := uint64(2) // carol's, then the relay's batch of five
+	if sets {
+		wantRecords = 6
+	}
+	if st := p2.Stats(); st.Relayed != 5 || st.Records != wantRecords {
+		t.Errorf("Stats() = %+v, want 5 relayed in %d records", st, wantRecords)
 	}
 
 	msgs := readSince(t, []string{b.addr}, topic, since)
-	var aliceIDs []string
-	for _, m := range byKey(msgs, alice) {
-		aliceIDs = append(aliceIDs, checkedEvent(t, signer.JWKS(), m).ID)
+	got, _ := eventsOf(t, signer.JWKS(), msgs, alice)
+	gotIDs, wantIDs := firstSeen(ids(got)), ids(aliceEvents)
+	if !sets { // a batch is in order; batches come in any order
+		slices.Sort(gotIDs)
+		slices.Sort(wantIDs)
 	}
-	var wantIDs []string
-	for _, e := range aliceEvents {
-		wantIDs = append(wantIDs, e.ID)
-	}
-	if got := firstSeen(aliceIDs); !slices.Equal(got, wantIDs) {
-		t.Errorf("alice's events arrived as %v, want %v", got, wantIDs)
+	if !slices.Equal(gotIDs, wantIDs) {
+		t.Errorf("alice's events arrived as %v, want %v", gotIDs, wantIDs)
 	}
 	for who, e := range map[string]revocation.Event{bob: bobEvent, carol: carolEvent} {
-		recs := byKey(msgs, who)
+		recs, _ := eventsOf(t, signer.JWKS(), msgs, who)
 		if len(recs) == 0 {
-			t.Errorf("no record for %s", who)
+			t.Errorf("no event of %s", who)
 			continue
 		}
-		if got := checkedEvent(t, signer.JWKS(), recs[0]); got.ID != e.ID || got.Reason != e.Reason {
+		if got := recs[0]; got.ID != e.ID || got.Reason != e.Reason {
 			t.Errorf("%s: got %+v, want %+v", who, got, e)
 		}
 	}
@@ -268,15 +312,22 @@ func TestPublishFailsWithoutKafkaAndOutbox(t *testing.T) {
 
 // TestRelaysInEveryReplicaPublishOnce: events queued while Kafka was
 // unreachable are relayed by two replicas running RunRelay at once, each
-// exactly once, in order per user.
+// exactly once; as SETs, in order per user.
 func TestRelaysInEveryReplicaPublishOnce(t *testing.T) {
+	for _, sets := range []bool{false, true} {
+		t.Run(Config{SETs: sets}.format(), func(t *testing.T) { testRelaysOnce(t, sets) })
+	}
+}
+
+func testRelaysOnce(t *testing.T, sets bool) {
 	brokers := strings.Split(sdktest.RequireEnv(t, "JOTGUARD_KAFKA_BROKERS"), ",")
 	topic := sdktest.RequireEnv(t, "JOTGUARD_REVOCATION_TOPIC")
 	outbox := newOutbox(t)
 	signer := newSigner(t)
 	since := time.Now().Add(-2 * time.Second)
 
-	cut := newPublisher(t, Config{Brokers: []string{closedPort(t)}, Topic: topic, AckTimeout: 200 * time.Millisecond}, signer, outbox)
+	cut := newPublisher(t, Config{Brokers: []string{closedPort(t)}, Topic: topic, SETs: sets, AckTimeout: 200 * time.Millisecond},
+		signer, outbox)
 	users := []string{"u1-" + rand.Text(), "u2-" + rand.Text(), "u3-" + rand.Text()}
 	want := map[string][]string{}
 	var batch []revocation.Event
@@ -297,8 +348,8 @@ func TestRelaysInEveryReplicaPublishOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	replicas := []*Publisher{
-		newPublisher(t, Config{Brokers: brokers, Topic: topic, RelayInterval: 20 * time.Millisecond}, signer, outbox),
-		newPublisher(t, Config{Brokers: brokers, Topic: topic, RelayInterval: 20 * time.Millisecond}, signer, outbox),
+		newPublisher(t, Config{Brokers: brokers, Topic: topic, SETs: sets, RelayInterval: 20 * time.Millisecond}, signer, outbox),
+		newPublisher(t, Config{Brokers: brokers, Topic: topic, SETs: sets, RelayInterval: 20 * time.Millisecond}, signer, outbox),
 	}
 	done := make(chan error, len(replicas))
 	for _, r := range replicas {
@@ -319,12 +370,14 @@ func TestRelaysInEveryReplicaPublishOnce(t *testing.T) {
 	}
 	msgs := readSince(t, brokers, topic, since)
 	for _, u := range users {
-		var ids []string
-		for _, m := range byKey(msgs, u) {
-			ids = append(ids, checkedEvent(t, signer.JWKS(), m).ID)
+		got, _ := eventsOf(t, signer.JWKS(), msgs, u)
+		gotIDs := ids(got)
+		if !sets { // a batch is in order; batches come in any order
+			slices.Sort(gotIDs)
+			slices.Sort(want[u])
 		}
-		if !slices.Equal(ids, want[u]) {
-			t.Errorf("%s: records %v, want each of %v once, in order", u, ids, want[u])
+		if !slices.Equal(gotIDs, want[u]) {
+			t.Errorf("%s: events %v, want each of %v once, in order", u, gotIDs, want[u])
 		}
 	}
 }

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // The relay's timing (queued events reach Kafka within 2 s of its return,
@@ -38,8 +38,10 @@ const (
 	// another holds the lease asks for it again.
 	takeoverPoll = 500 * time.Millisecond
 	// idleProbe is how often an idle relay checks Kafka, for Ready.
-	idleProbe  = 5 * time.Second
-	relayBatch = 100
+	idleProbe = 5 * time.Second
+	// relayBatch is the most events one relay write takes: a batch
+	// Publisher signs them as one batch (or a few).
+	relayBatch = 500
 )
 
 // Errors of relayOnce: the write to Kafka failed; the lease ends before a
@@ -220,14 +222,19 @@ func (p *Publisher) relayOnce(ctx context.Context, leaseEnd time.Time) (int, err
 	if len(entries) == 0 {
 		return 0, nil
 	}
-	recs := make([]record, len(entries))
-	var links []trace.Link
-	for i, e := range entries {
-		recs[i] = record{sub: e.Key, jti: e.ID, set: string(e.Payload), trace: traceOf(e.Trace)} // jti: the outbox id, unique here
-		if recs[i].trace.IsValid() {
-			links = append(links, trace.Link{SpanContext: recs[i].trace})
+	recs, bad := p.relayRecords(ctx, entries)
+	if len(bad) > 0 {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outboxOpTimeout)
+		err := p.outbox.Delete(dctx, bad...)
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("kafkaevents: delete unverifiable entries: %w", err)
+		}
+		if len(recs) == 0 {
+			return len(bad), nil // the relay goes on with the next ones
 		}
 	}
+	links := creators(recs)
 	// The write ends before the lease can lapse, so that no other replica
 	// relays these events at the same time.
 	deadline := time.Now().Add(relayWrite)
@@ -245,17 +252,17 @@ func (p *Publisher) relayOnce(ctx context.Context, leaseEnd time.Time) (int, err
 	cancel()
 	done := map[string]bool{}
 	for _, r := range recs {
-		done[r.jti] = true
+		done[r.id] = true
 	}
 	for _, r := range failed {
-		delete(done, r.jti)
+		delete(done, r.id)
 	}
 	var ids, retry []string
-	for _, e := range entries {
-		if done[e.ID] {
-			ids = append(ids, e.ID)
+	for _, r := range recs {
+		if done[r.id] {
+			ids = append(ids, r.id)
 		} else {
-			retry = append(retry, e.ID)
+			retry = append(retry, r.id)
 		}
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outboxOpTimeout)
@@ -313,4 +320,32 @@ func (p *Publisher) releaseLease(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	_ = p.outbox.Release(ctx, p.owner)
+}
+
+// relayRecords are the records of outbox entries. Each entry holds a SET,
+// which a SET Publisher forwards as it is. A batch Publisher checks it
+// against the issuer's keys before it signs its event again in a batch:
+// the relay signs only what the issuer signed. An entry that does not
+// verify (its key gone from the key set, or not the issuer's) reaches no
+// verifier in either format; it is logged and deleted (bad).
+func (p *Publisher) relayRecords(ctx context.Context, entries []auth.OutboxEntry) (recs []record, bad []string) {
+	for _, en := range entries {
+		r := record{id: en.ID, sub: en.Key, set: string(en.Payload), trace: traceOf(en.Trace)} // id: the outbox id, unique here
+		if !p.cfg.SETs {
+			e, err := p.sets.Verify(ctx, en.Payload)
+			if err != nil {
+				p.failures.Add(1)
+				p.log.ErrorContext(ctx, "revocation outbox: dropping an entry that does not verify against the issuer's keys",
+					"entry", en.ID, "key", en.Key, "queued", en.CreatedAt, "err", err)
+				bad = append(bad, en.ID)
+				continue
+			}
+			if e.Subject == "" {
+				e.Subject = en.Key // a token event's SET names no user; its entry does
+			}
+			r.e = e
+		}
+		recs = append(recs, r)
+	}
+	return recs, bad
 }

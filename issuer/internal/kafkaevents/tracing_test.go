@@ -3,7 +3,9 @@ package kafkaevents
 import (
 	"context"
 	"crypto/rand"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,8 +73,15 @@ func sameSpan(a, b trace.SpanContext) bool {
 // the request's; an event queued in the outbox (Kafka down) carries the
 // same, stored with the entry, and the relay sends it later under a span of
 // its own linked to it. So every event names the request that caused it,
-// however it reached Kafka.
+// however it reached Kafka: as a SET, or in a batch of events of that one
+// request.
 func TestTraceContextTravelsWithEvents(t *testing.T) {
+	for _, sets := range []bool{false, true} {
+		t.Run(Config{SETs: sets}.format(), func(t *testing.T) { testTraceContext(t, sets) })
+	}
+}
+
+func testTraceContext(t *testing.T, sets bool) {
 	brokers := strings.Split(sdktest.RequireEnv(t, "JOTGUARD_KAFKA_BROKERS"), ",")
 	topic := sdktest.RequireEnv(t, "JOTGUARD_REVOCATION_TOPIC")
 	spans, tracer := recordSpans(t)
@@ -82,7 +91,7 @@ func TestTraceContextTravelsWithEvents(t *testing.T) {
 	queuedSub, directSub := "queued-"+rand.Text(), "direct-"+rand.Text()
 
 	ctx, request := tracer.Start(t.Context(), "POST /logout")
-	down := newPublisher(t, Config{Brokers: []string{closedPort(t)}, Topic: topic, AckTimeout: 200 * time.Millisecond},
+	down := newPublisher(t, Config{Brokers: []string{closedPort(t)}, Topic: topic, SETs: sets, AckTimeout: 200 * time.Millisecond},
 		signer, outbox)
 	if err := down.Publish(ctx, newEvent(queuedSub, revocation.ReasonLogout)); err != nil {
 		t.Fatalf("Publish with Kafka down: %v", err)
@@ -92,7 +101,7 @@ func TestTraceContextTravelsWithEvents(t *testing.T) {
 		t.Fatalf("outbox: %d entries (%v), the first's trace context %v; want one entry with a traceparent",
 			len(entries), err, traces(entries))
 	}
-	up := newPublisher(t, Config{Brokers: brokers, Topic: topic, RelayInterval: 100 * time.Millisecond}, signer, outbox)
+	up := newPublisher(t, Config{Brokers: brokers, Topic: topic, SETs: sets, RelayInterval: 100 * time.Millisecond}, signer, outbox)
 	if err := up.Publish(ctx, newEvent(directSub, revocation.ReasonLogout)); err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
@@ -129,19 +138,91 @@ func TestTraceContextTravelsWithEvents(t *testing.T) {
 	}
 
 	msgs := readSince(t, brokers, topic, since)
+	wantCT := map[bool]string{true: revocation.ContentType, false: revocation.BatchContentType}[sets]
 	for sub, want := range map[string]trace.SpanContext{queuedSub: queuedSend.SpanContext(), directSub: directSend.SpanContext()} {
-		recs := byKey(msgs, sub)
+		recs := carrying(t, signer.JWKS(), msgs, sub)
 		if len(recs) != 1 {
-			t.Fatalf("%d records keyed %s, want 1", len(recs), sub)
+			t.Fatalf("%d records carry an event of %s, want 1", len(recs), sub)
 		}
 		got := recordTrace(recs[0])
 		if !sameSpan(got, want) || !got.IsSampled() {
 			t.Errorf("record of %s carries trace context %v, want its first send span's %v", sub, got, want)
 		}
-		if ct := (headerCarrier{&recs[0].Headers}).Get("content-type"); ct != revocation.ContentType {
-			t.Errorf("record of %s: content-type %q", sub, ct)
+		if ct := (headerCarrier{&recs[0].Headers}).Get("content-type"); ct != wantCT {
+			t.Errorf("record of %s: content-type %q, want %q", sub, ct, wantCT)
 		}
 	}
+}
+
+// A batch of the events of many requests carries the context of a send
+// span of its own, a root linked to each request's send span.
+func TestBatchOfManyRequestsLinksThemAll(t *testing.T) {
+	brokers := strings.Split(sdktest.RequireEnv(t, "JOTGUARD_KAFKA_BROKERS"), ",")
+	topic := sdktest.RequireEnv(t, "JOTGUARD_REVOCATION_TOPIC")
+	spans, tracer := recordSpans(t)
+	signer := newSigner(t)
+	since := time.Now().Add(-2 * time.Second)
+	p := newPublisher(t, Config{Brokers: brokers, Topic: topic, BatchWait: time.Second, AckTimeout: 10 * time.Second}, signer, newOutbox(t))
+	first := newEvent("first-"+rand.Text(), revocation.ReasonLogout)
+	if err := p.Publish(t.Context(), first); err != nil { // written at once: the next wait a second
+		t.Fatal(err)
+	}
+	subs := []string{"a-" + rand.Text(), "b-" + rand.Text(), "c-" + rand.Text()}
+	var requests []trace.SpanContext
+	var wg sync.WaitGroup
+	for _, sub := range subs {
+		ctx, request := tracer.Start(t.Context(), "POST /logout")
+		requests = append(requests, request.SpanContext())
+		wg.Go(func() {
+			defer request.End()
+			if err := p.Publish(ctx, newEvent(sub, revocation.ReasonLogout)); err != nil {
+				t.Errorf("Publish: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if st := p.Stats(); st.Records != 2 {
+		t.Fatalf("Stats() = %+v, want the three requests' events in one batch, after the first", st)
+	}
+	var batch trace.SpanContext
+	msgs := readSince(t, brokers, topic, since)
+	for _, sub := range subs {
+		recs := carrying(t, signer.JWKS(), msgs, sub)
+		if len(recs) != 1 || (batch.IsValid() && !recordTrace(recs[0]).Equal(batch)) {
+			t.Fatalf("the events of the three requests are in %d records, want them in one batch", len(recs))
+		}
+		batch = recordTrace(recs[0])
+	}
+	var sendOf []trace.SpanContext // the requests' send spans
+	var batchSpan sdktrace.ReadOnlySpan
+	for _, s := range sendSpans(spans, topic) {
+		switch {
+		case sameSpan(s.SpanContext(), batch):
+			batchSpan = s
+		case slices.ContainsFunc(requests, func(r trace.SpanContext) bool { return r.SpanID() == s.Parent().SpanID() }):
+			sendOf = append(sendOf, s.SpanContext())
+		}
+	}
+	if batchSpan == nil || batchSpan.Parent().IsValid() || len(batchSpan.Links()) != 3 || len(sendOf) != 3 {
+		t.Fatalf("the batch's span %v, the requests' send spans %v: want a root span linked to the three", batchSpan, sendOf)
+	}
+	for _, l := range batchSpan.Links() {
+		if !slices.ContainsFunc(sendOf, func(s trace.SpanContext) bool { return sameSpan(l.SpanContext, s) }) {
+			t.Errorf("the batch's span links to %v, not a request's send span", l.SpanContext)
+		}
+	}
+}
+
+// carrying are the records of msgs that carry an event of sub.
+func carrying(t *testing.T, jwks []byte, msgs []kafka.Message, sub string) []kafka.Message {
+	t.Helper()
+	var out []kafka.Message
+	for _, m := range msgs {
+		if events, _ := eventsOf(t, jwks, []kafka.Message{m}, sub); len(events) > 0 {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Without a recording TracerProvider nothing is added: no header, no

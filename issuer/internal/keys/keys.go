@@ -29,6 +29,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"github.com/jotguard/jotguard/sdk/revocation"
 )
 
 // Errors. Each returned error wraps one of these with the operation, or an
@@ -213,6 +214,22 @@ func (m *Manager) Sign(_ context.Context, typ string, claims jwt.Claims) (string
 		return "", fmt.Errorf("keys: sign: %w", err)
 	}
 	return s, nil
+}
+
+// BatchKey is the active key as a signer of revocation batches: its alg,
+// kid and a function that signs with it. It does no I/O and takes no lock.
+func (m *Manager) BatchKey() (revocation.BatchKey, error) {
+	k := m.activeOrAny()
+	if k == nil {
+		return revocation.BatchKey{}, fmt.Errorf("%w: %w", ErrNoKey, auth.ErrUnavailable)
+	}
+	return revocation.BatchKey{Alg: k.alg, KID: k.kid, Sign: func(signed []byte) ([]byte, error) {
+		sig, err := k.method.Sign(string(signed), k.priv)
+		if err != nil {
+			return nil, fmt.Errorf("keys: sign: %w", err)
+		}
+		return sig, nil
+	}}, nil
 }
 
 // active returns the newest key whose not_before has passed.

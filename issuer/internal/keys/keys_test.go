@@ -23,6 +23,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/jotguard/jotguard/issuer/internal/memstore"
+	"github.com/jotguard/jotguard/sdk"
+	"github.com/jotguard/jotguard/sdk/revocation"
 	"golang.org/x/time/rate"
 )
 
@@ -145,6 +147,21 @@ func TestSignVerifiesAgainstJWKS(t *testing.T) {
 			if _, err := verify(t, m.JWKS(), forged, alg, now); err == nil {
 				t.Error("a tampered token verified")
 			}
+			// A revocation batch it signs verifies against the JWKS too.
+			bk, err := m.BatchKey()
+			if err != nil || bk.Alg != alg || bk.KID != ks[0] {
+				t.Fatalf("BatchKey() = %s %s, %v; want %s, the JWKS kid", bk.Alg, bk.KID, err, alg)
+			}
+			batch, err := revocation.SealBatch(revocation.Batch{ID: "b", Issuer: "https://issuer.test", Audience: []string{"jotguard"},
+				IssuedAt: now, Events: []revocation.Event{{ID: "e", Subject: "alice", At: now}}}, bk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bv := revocation.NewBatchVerifier(sdk.EventTrust{Keys: sdk.NewLocalKeys(m.JWKS), Issuer: "https://issuer.test",
+				Audience: []string{"jotguard"}, Algorithms: []string{alg}})
+			if b, err := bv.Verify(t.Context(), batch); err != nil || len(b.Events) != 1 || b.Events[0].Subject != "alice" {
+				t.Errorf("the batch does not verify against JWKS(): %+v, %v", b, err)
+			}
 		})
 	}
 }
@@ -156,6 +173,9 @@ func TestSignWithoutKeyIsUnavailable(t *testing.T) {
 	_, err := m.Sign(t.Context(), "at+jwt", claimsAt(time.Now(), time.Minute))
 	if !errors.Is(err, ErrNoKey) || !errors.Is(err, auth.ErrUnavailable) {
 		t.Fatalf("Sign without a key: %v, want ErrNoKey and auth.ErrUnavailable", err)
+	}
+	if _, err := m.BatchKey(); !errors.Is(err, ErrNoKey) || !errors.Is(err, auth.ErrUnavailable) {
+		t.Fatalf("BatchKey without a key: %v, want ErrNoKey and auth.ErrUnavailable", err)
 	}
 }
 

@@ -30,3 +30,11 @@ func TestOutbox(t *testing.T) {
 func TestLinkTokens(t *testing.T) {
 	storetest.RunLinkTokens(t, func(*testing.T) auth.LinkTokens { return memstore.NewLinkTokens() })
 }
+
+func TestClients(t *testing.T) {
+	storetest.RunClientStore(t, func(*testing.T) auth.ClientStore { return memstore.NewClients() })
+}
+
+func TestAuditLog(t *testing.T) {
+	storetest.RunAuditLog(t, func(*testing.T) auth.AuditLog { return memstore.NewAuditLog() })
+}

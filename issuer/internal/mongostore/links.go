@@ -10,7 +10,6 @@ import (
 	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // LinkTokensCollection is the MongoDB collection of the tokens of mailed
@@ -45,20 +44,8 @@ func NewLinkTokens(ctx context.Context, db *mongo.Database) (*LinkTokens, error)
 	l := &LinkTokens{coll: db.Collection(LinkTokensCollection)}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	have, err := indexNames(ctx, l.coll)
-	if err != nil {
-		return nil, unavailable("list link token indexes", err)
-	}
-	if !have["expires_at_ttl"] && !have["expires_at_1"] {
-		keys := bson.D{{Key: "expires_at", Value: 1}}
-		_, err = l.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: keys,
-			Options: options.Index().SetName("expires_at_ttl").SetExpireAfterSeconds(0)})
-		if err != nil {
-			err = ensureIndex(ctx, l.coll, "expires_at_1", keys, false)
-		}
-		if err != nil {
-			return nil, unavailable("create link token index", err)
-		}
+	if err := ensureExpiryIndex(ctx, l.coll); err != nil {
+		return nil, unavailable("create link token index", err)
 	}
 	return l, nil
 }

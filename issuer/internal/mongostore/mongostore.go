@@ -48,6 +48,42 @@ func ensureIndex(ctx context.Context, coll *mongo.Collection, name string, keys 
 	return err
 }
 
+// ensureExpiryIndex creates coll's index on expires_at unless it has one: a
+// TTL index where the server has them (MongoDB deletes expired documents
+// itself), a plain one otherwise (FerretDB), for the sweep's DeleteMany.
+func ensureExpiryIndex(ctx context.Context, coll *mongo.Collection) error {
+	have, err := indexNames(ctx, coll)
+	if err != nil || have["expires_at_ttl"] || have["expires_at_1"] {
+		return err
+	}
+	keys := bson.D{{Key: "expires_at", Value: 1}}
+	_, err = coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: keys,
+		Options: options.Index().SetName("expires_at_ttl").SetExpireAfterSeconds(0)})
+	if err != nil {
+		err = ensureIndex(ctx, coll, "expires_at_1", keys, false)
+	}
+	return err
+}
+
+// findAll runs a find on coll and converts each document with conv; op
+// names the operation in errors.
+func findAll[D, T any](ctx context.Context, coll *mongo.Collection, op string, filter bson.D,
+	opts *options.FindOptionsBuilder, conv func(D) T) ([]T, error) {
+	cur, err := coll.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, unavailable(op, err)
+	}
+	var docs []D
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, unavailable(op, err)
+	}
+	out := make([]T, len(docs))
+	for i, d := range docs {
+		out[i] = conv(d)
+	}
+	return out, nil
+}
+
 func unavailable(op string, err error) error {
 	return fmt.Errorf("mongostore: %s: %w: %w", op, auth.ErrUnavailable, err)
 }

@@ -20,6 +20,11 @@ import (
 // Kafka; its lease is in RevocationOutbox + "_lease".
 const RevocationOutbox = "revocation_outbox"
 
+// SETOutbox is the collection of the per-event SETs waiting for the SET
+// topic (JOTGUARD_SET_TOPIC), with its own lease: an outage of that topic
+// holds up no event for the verifiers.
+const SETOutbox = "revocation_set_outbox"
+
 // Outbox implements auth.Outbox on one collection: one document per entry,
 // _id = a time-ordered id (Unix nanoseconds, monotonic in this process, and
 // a random suffix), so _id order is queue order. The lease is kept in the

@@ -57,3 +57,21 @@ func TestLinkTokens(t *testing.T) {
 		return l
 	})
 }
+
+func TestClients(t *testing.T) {
+	testenv.MongoDB(t) // skips, or fails loudly, before the subtests
+	storetest.RunClientStore(t, func(t *testing.T) auth.ClientStore {
+		return mongostore.NewClients(testenv.MongoDB(t))
+	})
+}
+
+func TestAuditLog(t *testing.T) {
+	testenv.MongoDB(t) // skips, or fails loudly, before the subtests
+	storetest.RunAuditLog(t, func(t *testing.T) auth.AuditLog {
+		a, err := mongostore.NewAuditLog(t.Context(), testenv.MongoDB(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	})
+}

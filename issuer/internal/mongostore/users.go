@@ -3,6 +3,7 @@ package mongostore
 import (
 	"context"
 	"errors"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -610,4 +611,57 @@ func (u *Users) RemoveIdentity(ctx context.Context, userID, provider, subject st
 		}
 	}
 	return auth.ErrConflict
+}
+
+// Update implements auth.UserStore.
+func (u *Users) Update(ctx context.Context, id string, up auth.UserUpdate) (auth.User, error) {
+	set := bson.D{}
+	if up.Roles != nil {
+		roles := *up.Roles
+		if roles == nil {
+			roles = []string{}
+		}
+		set = append(set, bson.E{Key: "roles", Value: roles})
+	}
+	if up.Disabled != nil {
+		set = append(set, bson.E{Key: "disabled", Value: *up.Disabled})
+	}
+	if up.EmailVerified != nil {
+		set = append(set, bson.E{Key: "email_verified", Value: *up.EmailVerified})
+	}
+	if len(set) > 0 {
+		uctx, cancel := context.WithTimeout(ctx, OpTimeout)
+		defer cancel()
+		res, err := u.users.UpdateOne(uctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: set}})
+		switch {
+		case err != nil:
+			return auth.User{}, unavailable("update user", err)
+		case res.MatchedCount == 0:
+			return auth.User{}, auth.ErrUserNotFound
+		}
+	}
+	return u.ByID(ctx, id)
+}
+
+// List implements auth.UserStore. The query matches by substring
+// (a quoted regular expression) on the stored email and username key: a
+// scan on FerretDB, which pushes down only _id look-ups; an administrator's
+// search, not a hot path.
+func (u *Users) List(ctx context.Context, q auth.UserQuery) ([]auth.User, error) {
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
+	filter := bson.D{}
+	if q.After != "" {
+		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: q.After}}})
+	}
+	if q.Query != "" {
+		re := bson.D{{Key: "$regex", Value: regexp.QuoteMeta(q.Query)}}
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "_id", Value: q.Query}},
+			bson.D{{Key: "email", Value: re}},
+			bson.D{{Key: "username_key", Value: re}},
+		}})
+	}
+	return findAll(ctx, u.users, "list users", filter,
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(q.Limit)), userDoc.user)
 }

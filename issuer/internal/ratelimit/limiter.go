@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"github.com/jotguard/jotguard/issuer/internal/redisstore"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
@@ -92,7 +93,7 @@ func (l *Limiter) Limits() Limits { return l.cfg.Limits }
 // auth.ErrUnavailable (503). A class that fails open allows the request
 // then (Decision.Unchecked).
 func (l *Limiter) Allow(ctx context.Context, key Key) (Decision, error) {
-	d, err := l.allowN(ctx, key, 1)
+	d, err := l.allowN(ctx, key, 1, nil)
 	if err == nil && !d.Unchecked {
 		l.count(key.class, d.Allowed)
 	}
@@ -108,9 +109,86 @@ func (l *Limiter) count(c Class, allowed bool) {
 	l.counts.WithLabelValues(string(c), outcome).Inc()
 }
 
-// allowN spends n (n < 0 gives back, n == 0 only looks). It counts only
-// the errors: callers count their decisions.
-func (l *Limiter) allowN(ctx context.Context, key Key, n int) (Decision, error) {
+// AllowInRotation is Allow taken in the first Redis round trip of the
+// session rotation that ctx goes on to (a refresh): it returns ctx carrying
+// the decision as a redisstore.Rider, and decided, which answers it. When
+// the rotation runs, the decision rides with its first command, and a
+// refusal stops it before the session is touched (Rotate returns the
+// *auth.RateLimitError, or the error that fails the class closed). When
+// nothing took the decision (the request failed before it reached Redis),
+// decided takes it then, so every request still spends its unit.
+//
+// A refresh is then two round trips to Redis, not three.
+func (l *Limiter) AllowInRotation(ctx context.Context, key Key) (_ context.Context, decided func(context.Context) (Decision, error)) {
+	var (
+		rode bool
+		d    Decision
+		err  error
+	)
+	ride := func(ctx context.Context, p redis.Pipeliner) error {
+		rode = true
+		d, err = l.allowN(ctx, key, 1, redis_rate.NewLimiter(piped{p: p, rdb: l.rdb}))
+		if err != nil {
+			return err
+		}
+		if !d.Unchecked {
+			l.count(key.class, d.Allowed)
+		}
+		return d.Err()
+	}
+	return redisstore.WithRider(ctx, ride), func(ctx context.Context) (Decision, error) {
+		if !rode {
+			return l.Allow(ctx, key)
+		}
+		return d, err
+	}
+}
+
+// piped is the redis_rate client of a decision that rides in a pipeline:
+// the library's EVALSHA joins the commands queued there, and the pipeline
+// runs. Anything else it sends goes to the client as usual: the EVAL that
+// follows a NOSCRIPT answer (a Redis that lost its script cache) is a second
+// round trip, once. The algorithm, its script and the reading of its answer
+// stay the library's.
+type piped struct {
+	p   redis.Pipeliner
+	rdb redis.UniversalClient
+}
+
+func (r piped) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	cmd := r.p.EvalSha(ctx, sha1, keys, args...)
+	_, _ = r.p.Exec(ctx) // each command keeps its own error
+	return cmd
+}
+
+func (r piped) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return r.rdb.Eval(ctx, script, keys, args...)
+}
+
+func (r piped) EvalRO(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return r.rdb.EvalRO(ctx, script, keys, args...)
+}
+
+func (r piped) EvalShaRO(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	return r.rdb.EvalShaRO(ctx, sha1, keys, args...)
+}
+
+func (r piped) ScriptExists(ctx context.Context, hashes ...string) *redis.BoolSliceCmd {
+	return r.rdb.ScriptExists(ctx, hashes...)
+}
+
+func (r piped) ScriptLoad(ctx context.Context, script string) *redis.StringCmd {
+	return r.rdb.ScriptLoad(ctx, script)
+}
+
+func (r piped) Del(ctx context.Context, keys ...string) *redis.IntCmd {
+	return r.rdb.Del(ctx, keys...)
+}
+
+// allowN spends n (n < 0 gives back, n == 0 only looks) through gcra (nil:
+// the Limiter's own). It counts only the errors: callers count their
+// decisions.
+func (l *Limiter) allowN(ctx context.Context, key Key, n int, gcra *redis_rate.Limiter) (Decision, error) {
 	if key.class == "" || key.id == "" {
 		return Decision{}, errNoClass
 	}
@@ -118,7 +196,10 @@ func (l *Limiter) allowN(ctx context.Context, key Key, n int) (Decision, error) 
 	if lim.N == 0 {
 		return Decision{Allowed: true, Remaining: -1}, nil
 	}
-	res, err := l.gcra.AllowN(ctx, l.rateKey(key), redis_rate.Limit{Rate: lim.N, Burst: lim.N, Period: lim.Period}, n)
+	if gcra == nil {
+		gcra = l.gcra
+	}
+	res, err := gcra.AllowN(ctx, l.rateKey(key), redis_rate.Limit{Rate: lim.N, Burst: lim.N, Period: lim.Period}, n)
 	if err != nil {
 		l.counts.WithLabelValues(string(key.class), "error").Inc()
 		if failOpen[key.class] {

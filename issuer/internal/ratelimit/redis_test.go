@@ -13,30 +13,81 @@ import (
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
+	"github.com/jotguard/jotguard/issuer/internal/redisstore"
+	"github.com/jotguard/jotguard/issuer/internal/testenv"
 	"github.com/jotguard/jotguard/sdk/sdktest"
 	"github.com/redis/go-redis/v9"
 )
 
-// redisClient connects to the dev stack's Redis; its keys under prefix go
-// when t ends.
+// redisURL is the Redis the tests run on: the dev stack's, or a Redis
+// Cluster's within TestOnCluster.
+var redisURL = func(t *testing.T) string { return sdktest.RequireEnv(t, "JOTGUARD_REDIS_URL") }
+
+// TestOnCluster runs this package's Redis tests on a Redis Cluster of three
+// masters: every decision touches one key. (A refresh's decision riding in
+// the rotation's pipeline is redisstore's TestRefreshLimitRidesInTheRotation.)
+func TestOnCluster(t *testing.T) {
+	url := testenv.RedisCluster(t)
+	defer func(old func(*testing.T) string) { redisURL = old }(redisURL)
+	redisURL = func(*testing.T) string { return url }
+	for _, tt := range []struct {
+		name string
+		test func(*testing.T)
+	}{
+		{"AllowIsSharedByReplicas", TestAllowIsSharedByReplicas},
+		{"KeysExpire", TestKeysExpire},
+		{"PasswordAttempt", TestPasswordAttempt},
+	} {
+		t.Run(tt.name, tt.test)
+	}
+}
+
+// redisClient connects to the Redis of redisURL (a Cluster when it is a
+// comma list, as the issuer reads it); its keys under prefix go when t
+// ends.
 func redisClient(t *testing.T, prefix string) redis.UniversalClient {
 	t.Helper()
-	o, err := redis.ParseURL(sdktest.RequireEnv(t, "JOTGUARD_REDIS_URL"))
+	rdb, err := redisstore.NewClient(redisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(o)
 	if err := rdb.Ping(t.Context()).Err(); err != nil {
 		t.Fatalf("JOTGUARD_REDIS_URL is set but Redis is unreachable: %v", err)
 	}
 	t.Cleanup(func() {
-		keys, _ := rdb.Keys(context.Background(), "*"+prefix+":rl:*").Result()
-		for _, k := range keys {
+		for _, k := range allKeys(t, rdb, "*"+prefix+"*") {
 			rdb.Del(context.Background(), k)
 		}
 		_ = rdb.Close()
 	})
 	return rdb
+}
+
+// allKeys returns the keys matching pattern, from every primary of a
+// Cluster.
+func allKeys(t *testing.T, rdb redis.UniversalClient, pattern string) []string {
+	ctx := context.Background()
+	c, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		keys, err := rdb.Keys(ctx, pattern).Result()
+		if err != nil {
+			t.Errorf("KEYS %s: %v", pattern, err)
+		}
+		return keys
+	}
+	var mu sync.Mutex
+	var all []string
+	err := c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+		keys, err := n.Keys(ctx, pattern).Result()
+		mu.Lock()
+		all = append(all, keys...)
+		mu.Unlock()
+		return err
+	})
+	if err != nil {
+		t.Errorf("KEYS %s: %v", pattern, err)
+	}
+	return all
 }
 
 // newLimiters returns n Limiters, each on its own client (as replicas
@@ -130,16 +181,12 @@ func keysOf(t *testing.T, rdb redis.UniversalClient, l *ratelimit.Limiter) []str
 	if _, err := l.Allow(t.Context(), probe); err != nil {
 		t.Fatal(err)
 	}
-	ks, err := rdb.Keys(t.Context(), "*:rl:credentials:192.0.2.255").Result()
-	if err != nil || len(ks) != 1 {
-		t.Fatalf("probe key: %v, %v", ks, err)
+	ks := allKeys(t, rdb, "*:rl:credentials:192.0.2.255")
+	if len(ks) != 1 {
+		t.Fatalf("probe key: %v", ks)
 	}
 	prefix := strings.TrimSuffix(strings.TrimPrefix(ks[0], "rate:"), ":rl:credentials:192.0.2.255")
-	all, err := rdb.Keys(t.Context(), "*"+prefix+":rl:*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return all
+	return allKeys(t, rdb, "*"+prefix+":rl:*")
 }
 
 // attempt runs one password attempt with the given outcome; it reports

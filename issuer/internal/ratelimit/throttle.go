@@ -52,7 +52,7 @@ func (l *Limiter) PasswordAttempt(ctx context.Context, account, network string) 
 	// This network's own failures for the account.
 	fresh := true // no failure from here within the window
 	if anLim.N > 0 {
-		look, err := l.allowN(ctx, an, 0)
+		look, err := l.allowN(ctx, an, 0, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -67,7 +67,7 @@ func (l *Limiter) PasswordAttempt(ctx context.Context, account, network string) 
 	// The account's budget: one unit reserved now.
 	reserved := false
 	if lim.N > 0 {
-		d, err := l.allowN(ctx, acct, 1)
+		d, err := l.allowN(ctx, acct, 1, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -90,7 +90,7 @@ func (l *Limiter) PasswordAttempt(ctx context.Context, account, network string) 
 		switch a {
 		case auth.AttemptFailed:
 			if anLim.N > 0 {
-				_, err = l.allowN(ctx, an, 1)
+				_, err = l.allowN(ctx, an, 1, nil)
 			}
 		case auth.AttemptMatched:
 			if reserved {
@@ -117,7 +117,7 @@ func (l *Limiter) PasswordAttempt(ctx context.Context, account, network string) 
 // giveBack returns one unit to key's budget (GCRA with a cost of -1; the
 // budget never exceeds its burst).
 func (l *Limiter) giveBack(ctx context.Context, key Key) {
-	if _, err := l.allowN(context.WithoutCancel(ctx), key, -1); err != nil {
+	if _, err := l.allowN(context.WithoutCancel(ctx), key, -1, nil); err != nil {
 		l.log.WarnContext(ctx, "rate limit unit not given back", "class", string(key.class), "err", err)
 	}
 }

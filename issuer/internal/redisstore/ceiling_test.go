@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,8 +35,10 @@ import (
 //
 // JOTGUARD_BENCH_CONCURRENCY workers (default 64, the bench's concurrency)
 // run closed loops; ns/op is wall time per op over all of them, so 1e9 ÷
-// ns/op is the ceiling in refreshes per second. The "errors" metric counts
-// failed ops of the last run. It runs on the Redis at JOTGUARD_REDIS_URL
+// ns/op is the ceiling in refreshes per second. "cpu-ns/op" is the CPU
+// time (user and system) of this process per op, "redis-cpu-ns/op" that of
+// the Redis servers (INFO cpu, every master of a Cluster; 10 µs ticks);
+// "errors" counts failed ops of the last run. It runs on the Redis at JOTGUARD_REDIS_URL
 // under a prefix of its own, whose keys it deletes at the end.
 //
 //	cd issuer && JOTGUARD_REDIS_URL=redis://… go test -run '^$' \
@@ -68,12 +71,67 @@ func BenchmarkSignRotateCeiling(b *testing.B) {
 		b.Fatalf("warm-up: %d refreshes failed, first: %v", n, first)
 	}
 	b.Run(fmt.Sprintf("c=%d", conc), func(b *testing.B) {
+		cpu0, redis0 := processCPU(), redisCPU(b.Context(), rdb)
 		n, first := refreshAll(b.Context(), chains, b.N)
+		b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+		if redis0 >= 0 {
+			b.ReportMetric(float64(redisCPU(b.Context(), rdb)-redis0)/float64(b.N), "redis-cpu-ns/op")
+		}
 		b.ReportMetric(float64(n), "errors")
 		if n > 0 {
 			b.Logf("%d of %d refreshes failed, first: %v", n, b.N, first)
 		}
 	})
+}
+
+// processCPU is this process's user and system CPU time so far, in ns.
+func processCPU() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// redisCPU is the CPU time the Redis server (every master of a Cluster) has
+// used, in ns, from INFO cpu; -1 when it cannot be read.
+func redisCPU(ctx context.Context, rdb redis.UniversalClient) int64 {
+	var mu sync.Mutex
+	var total int64
+	read := func(ctx context.Context, c *redis.Client) error {
+		info, err := c.Info(ctx, "cpu").Result()
+		if err != nil {
+			return err
+		}
+		var ns int64
+		for l := range strings.Lines(info) {
+			k, v, _ := strings.Cut(strings.TrimSpace(l), ":")
+			if k == "used_cpu_sys" || k == "used_cpu_user" {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					return err
+				}
+				ns += int64(f * 1e9)
+			}
+		}
+		mu.Lock()
+		total += ns
+		mu.Unlock()
+		return nil
+	}
+	var err error
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, read)
+	case *redis.Client:
+		err = read(ctx, c)
+	default:
+		return -1
+	}
+	if err != nil {
+		return -1
+	}
+	return total
 }
 
 func benchConcurrency(s string) (int, error) {
@@ -164,9 +222,9 @@ func ceilingPrefix(b *testing.B, rdb redis.UniversalClient) string {
 	prefix := "benchceil_" + strings.ToLower(rand.Text())
 	b.Cleanup(func() {
 		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, "*"+prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
+		keys, _ := allKeys(ctx, rdb, prefix) // from every master of a Cluster
+		for _, k := range keys {
+			rdb.Del(ctx, k)
 		}
 	})
 	return prefix

@@ -269,7 +269,8 @@ return {'ok', sid, cid, s[2], user, uat, string.format('%.0f', now)}
 `)
 
 // Rotate implements auth.SessionStore in two round trips: GETEX of the
-// chain's route (which slides its TTL), then the rotate script.
+// chain's route (which slides its TTL), with a Rider's command when ctx
+// carries one (WithRider), then the rotate script.
 func (s *Sessions) Rotate(ctx context.Context, refresh, successor string) (auth.Rotation, error) {
 	next, ok := chainOf(successor)
 	if !ok {
@@ -284,8 +285,11 @@ func (s *Sessions) Rotate(ctx context.Context, refresh, successor string) (auth.
 	case c != next:
 		return auth.Rotation{}, errors.New("redisstore: rotate: the successor is of another chain (use auth.NextRefreshToken)")
 	}
-	v, err := s.rdb.GetEx(ctx, s.route(c), s.cfg.RefreshTTL).Result()
+	v, err := s.route1(ctx, c)
+	var ride rideError
 	switch {
+	case errors.As(err, &ride):
+		return auth.Rotation{}, ride.err
 	case errors.Is(err, redis.Nil):
 		return auth.Rotation{}, auth.ErrInvalidRefreshToken
 	case err != nil:
@@ -320,6 +324,44 @@ func (s *Sessions) Rotate(ctx context.Context, refresh, successor string) (auth.
 	default:
 		return auth.Rotation{}, auth.ErrInvalidRefreshToken
 	}
+}
+
+// A Rider is another adapter's command sent in Rotate's first round trip
+// (the rate limit of refreshes): given the pipeline that holds the GETEX of
+// the chain's route, it queues its own command, executes the pipeline and
+// reads its result. An error it returns stops the rotation before the
+// session is touched, and Rotate returns that error as it is.
+type Rider func(ctx context.Context, p redis.Pipeliner) error
+
+type riderKey struct{}
+
+// WithRider returns ctx carrying r: the first Rotate under it sends r's
+// command along with its own first one.
+func WithRider(ctx context.Context, r Rider) context.Context {
+	return context.WithValue(ctx, riderKey{}, r)
+}
+
+// rideError carries a Rider's error through route1 unchanged.
+type rideError struct{ err error }
+
+func (e rideError) Error() string { return e.err.Error() }
+
+// route1 is Rotate's first round trip: GETEX of chain c's route (which
+// slides its TTL), with the command of a Rider in ctx in the same pipeline.
+func (s *Sessions) route1(ctx context.Context, c string) (string, error) {
+	ride, ok := ctx.Value(riderKey{}).(Rider)
+	if !ok {
+		return s.rdb.GetEx(ctx, s.route(c), s.cfg.RefreshTTL).Result()
+	}
+	p := s.rdb.Pipeline()
+	get := p.GetEx(ctx, s.route(c), s.cfg.RefreshTTL)
+	if err := ride(ctx, p); err != nil {
+		return "", rideError{err}
+	}
+	if p.Len() > 0 { // the rider queued nothing, or did not execute
+		_, _ = p.Exec(ctx) // the error is get's
+	}
+	return get.Result()
 }
 
 // legacyRotateScript rotates a token of a session stored before chains

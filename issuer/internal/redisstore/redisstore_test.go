@@ -17,12 +17,48 @@ import (
 	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/jotguard/jotguard/issuer/internal/redisstore"
 	"github.com/jotguard/jotguard/issuer/internal/storetest"
+	"github.com/jotguard/jotguard/issuer/internal/testenv"
 	"github.com/jotguard/jotguard/sdk/sdktest"
 	"github.com/redis/go-redis/v9"
 )
 
+// redisURL is the Redis the tests run on: the dev stack's, or a Redis
+// Cluster's within TestOnCluster.
+var redisURL = func(t *testing.T) string { return sdktest.RequireEnv(t, "JOTGUARD_REDIS_URL") }
+
+// TestOnCluster runs the session suite and this package's Redis tests on a
+// Redis Cluster of three masters: every script touches the keys of one user,
+// which share a hash tag, and the routes, in slots of their own, are plain
+// commands.
+func TestOnCluster(t *testing.T) {
+	url := testenv.RedisCluster(t)
+	rdb, err := redisstore.NewClient(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	if _, ok := rdb.(*redis.ClusterClient); !ok {
+		t.Fatalf("NewClient(%q) = %T, want a *redis.ClusterClient", url, rdb)
+	}
+	defer func(old func(*testing.T) string) { redisURL = old }(redisURL)
+	redisURL = func(*testing.T) string { return url }
+	for _, tt := range []struct {
+		name string
+		test func(*testing.T)
+	}{
+		{"Sessions", TestSessions},
+		{"NoRawTokenStored", TestNoRawTokenStored},
+		{"MemoryPerSessionIsBounded", TestMemoryPerSessionIsBounded},
+		{"LegacySessionMovesToAChain", TestLegacySessionMovesToAChain},
+		{"RotateRoundTrips", TestRotateRoundTrips},
+		{"RefreshLimitRidesInTheRotation", TestRefreshLimitRidesInTheRotation},
+	} {
+		t.Run(tt.name, tt.test)
+	}
+}
+
 func TestSessions(t *testing.T) {
-	url := sdktest.RequireEnv(t, "JOTGUARD_REDIS_URL")
+	url := redisURL(t)
 	rdb, err := redisstore.NewClient(url)
 	if err != nil {
 		t.Fatal(err)
@@ -272,7 +308,7 @@ func requireRedisServer(t *testing.T, rdb redis.UniversalClient) {
 // with its client; the prefix's keys go when the test ends.
 func newSessions(t *testing.T, cfg redisstore.Config) (*redisstore.Sessions, redis.UniversalClient, string) {
 	t.Helper()
-	rdb, err := redisstore.NewClient(sdktest.RequireEnv(t, "JOTGUARD_REDIS_URL"))
+	rdb, err := redisstore.NewClient(redisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,6 @@
 // Package storetest holds one contract suite per storage port of auth
-// (UserStore, SessionStore, KeyStore, Outbox), modelled on dex's
+// (UserStore, SessionStore, KeyStore, Outbox, LinkTokens, ClientStore,
+// AuditLog), modelled on dex's
 // storage/conformance. memstore runs them, and so do mongostore and
 // redisstore against real servers; the real runs are what count.
 package storetest
@@ -269,6 +270,7 @@ func runUserChanges(t *testing.T, newStore func(t *testing.T) auth.UserStore, us
 			t.Fatalf("Create with a deleted user's address and username: %v", err)
 		}
 	})
+	runUserAdmin(t, newStore, user)
 }
 
 // oneWinner runs f(0) … f(n-1) at once and checks that exactly one

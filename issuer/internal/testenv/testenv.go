@@ -5,12 +5,15 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jotguard/jotguard/sdk/sdktest"
+	"github.com/segmentio/kafka-go"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
@@ -40,4 +43,47 @@ func MongoDB(tb testing.TB) *mongo.Database {
 	db := client.Database("test_" + strings.ToLower(rand.Text()))
 	tb.Cleanup(func() { _ = db.Drop(context.Background()) })
 	return db
+}
+
+// RedisCluster starts a Redis Cluster of three masters from the dev stack
+// (`devstack --only redis --redis-cluster`, stopped when tb ends) and
+// returns its addresses as the comma list redisstore.NewClient reads as a
+// Cluster. It needs JOTGUARD_DEVSTACK_BIN and redis-server on PATH: without
+// them the test is skipped, and it fails when CI is set (.ci/run installs
+// redis-server).
+func RedisCluster(tb testing.TB) string {
+	tb.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		msg := "a Redis Cluster needs redis-server on PATH"
+		if os.Getenv("CI") != "" {
+			tb.Fatal(msg + " (CI is set: .ci/run installs it)")
+		}
+		tb.Skip(msg)
+	}
+	d := sdktest.StartDevstack(tb, "redis", "--redis-cluster")
+	url := d.Env("JOTGUARD_REDIS_URL")
+	if strings.Count(url, ",") != 2 || strings.Contains(url, "://") {
+		tb.Fatalf("devstack --redis-cluster printed JOTGUARD_REDIS_URL=%q, want three host:port", url)
+	}
+	return url
+}
+
+// KafkaTopic creates a fresh topic of 6 partitions, named prefix-<random>,
+// on the broker at JOTGUARD_KAFKA_BROKERS, and returns the brokers and the
+// topic. Without the variable the test is skipped (it fails when CI is
+// set).
+func KafkaTopic(tb testing.TB, prefix string) (brokers []string, topic string) {
+	tb.Helper()
+	brokers = strings.Split(sdktest.RequireEnv(tb, "JOTGUARD_KAFKA_BROKERS"), ",")
+	topic = prefix + "-" + strings.ToLower(rand.Text()[:10])
+	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	res, err := c.CreateTopics(tb.Context(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
+		{Topic: topic, NumPartitions: 6, ReplicationFactor: 1}}})
+	if err == nil {
+		err = res.Errors[topic]
+	}
+	if err != nil {
+		tb.Fatalf("create topic %s: %v", topic, err)
+	}
+	return brokers, topic
 }

@@ -1,6 +1,7 @@
 // Package authz answers the auth-check requests of reverse proxies:
 // Traefik and Caddy's forward auth, nginx's auth_request and Envoy's HTTP
-// ext_authz. Each request is a decision: 200 with the identity headers, 401
+// ext_authz; and RFC 7662 introspection for gateways that speak only that
+// (/authz/introspect, sdk.IntrospectionHandler). Each request is a decision: 200 with the identity headers, 401
 // with an RFC 6750 challenge, 403 insufficient_scope, 403 without a
 // challenge for an ambiguous URI (see reqpath), or 503 when the answer is
 // unknown (no signing keys yet, or revocation state unavailable under the
@@ -27,6 +28,9 @@ const (
 	ForwardAuthPath = "/authz/forward-auth"
 	AuthRequestPath = "/authz/auth-request"
 	ExtAuthzPrefix  = "/authz/ext-authz" // Envoy appends the original path
+	// IntrospectPath answers RFC 7662 introspection from the local keys and
+	// revocation set, for a caller with a service account's token.
+	IntrospectPath = "/authz/introspect"
 )
 
 // Identity headers of an allowed request (and the only X-Auth-Request-*
@@ -60,10 +64,11 @@ type Options struct {
 
 // Checker decides requests. It is safe for concurrent use.
 type Checker struct {
-	v     TokenVerifier
-	roles []string
-	obs   Observer
-	log   *slog.Logger
+	v          TokenVerifier
+	roles      []string
+	obs        Observer
+	log        *slog.Logger
+	introspect http.Handler
 }
 
 // New returns a Checker.
@@ -77,7 +82,8 @@ func New(o Options) (*Checker, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Checker{v: o.Verifier, roles: slices.Clone(o.RequiredRoles), obs: o.Observe, log: o.Logger}, nil
+	return &Checker{v: o.Verifier, roles: slices.Clone(o.RequiredRoles), obs: o.Observe, log: o.Logger,
+		introspect: sdk.IntrospectionHandler(o.Verifier)}, nil
 }
 
 // Check verifies the bearer token of h and that it holds one of roles (nil:
@@ -219,7 +225,7 @@ func Match(path string) bool {
 }
 
 // ServeHTTP serves the three check endpoints (any method: the proxies send
-// the original one) and 404 elsewhere. It does not use http.ServeMux, which
+// the original one), the introspection endpoint (POST) and 404 elsewhere. It does not use http.ServeMux, which
 // would answer a non-canonical original path appended by Envoy with a
 // redirect instead of a decision.
 func (c *Checker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -228,6 +234,8 @@ func (c *Checker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.forwardAuth(w, r)
 	case p == AuthRequestPath:
 		c.authRequest(w, r)
+	case p == IntrospectPath:
+		c.introspect.ServeHTTP(w, r)
 	case Match(p):
 		c.extAuthz(w, r)
 	default:

@@ -55,6 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&opts.DataDir, "data", "", "data directory, kept between runs; empty: a temporary one, removed at exit")
 	fs.StringVar(&services, "only", strings.Join(stack.AllServices, ","), "comma list of the services to start")
 	fs.StringVar(&opts.RedisMode, "redis", "auto", "auto (redis-server if on PATH, else miniredis), server or embedded")
+	fs.BoolVar(&opts.RedisCluster, "redis-cluster", false, "start a Redis Cluster of 3 masters (redis-server required); JOTGUARD_REDIS_URL is then the comma list of their addresses")
 	fs.StringVar(&opts.Topic, "topic", "jotguard.revocations", "revocation topic to create")
 	fs.IntVar(&opts.Partitions, "partitions", 6, "partitions of the revocation topic")
 	fs.StringVar(&opts.KafkaSASL.Mechanism, "kafka-sasl-mechanism", "", "make Kafka require SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with --kafka-sasl-user and --kafka-sasl-password")
