@@ -129,6 +129,7 @@ func (s *Service) signInExternal(ctx context.Context, in ExternalSignIn, retry b
 	email, err := CanonicalEmail(id.Email)
 	if err != nil {
 		s.log.InfoContext(ctx, "sign-in through a provider refused: no usable address", "provider", id.Provider)
+		s.ExternalSignInFailed(ctx, id.Provider, "", "no_email")
 		return Tokens{}, ErrExternalNoEmail
 	}
 	switch other, err := s.d.Users.ByEmail(ctx, email); {
@@ -151,6 +152,7 @@ func (s *Service) signInExternal(ctx context.Context, in ExternalSignIn, retry b
 	}
 	s.log.InfoContext(ctx, "user registered through a provider", "user_id", u.ID, "provider", id.Provider,
 		"email_verified", u.EmailVerified)
+	s.audit(ctx, AuditUserRegistered, u.ID, u.ID, providerDetail(id.Provider, ""))
 	if !u.EmailVerified {
 		if err := s.sendVerification(ctx, u, u.Email, ""); err != nil {
 			s.log.ErrorContext(ctx, "verification mail not queued", "user_id", u.ID, "err", err)
@@ -178,12 +180,15 @@ func (s *Service) linkable(ctx context.Context, u User, id ExternalIdentity) err
 	case !id.EmailVerified:
 		s.log.InfoContext(ctx, "sign-in through a provider refused: its unverified address is an account's",
 			"provider", id.Provider, "user_id", u.ID)
+		s.ExternalSignInFailed(ctx, id.Provider, u.ID, "email_in_use_unverified")
 		return ErrExternalEmailInUse
 	case u.PasswordHash == "":
 		s.log.InfoContext(ctx, "sign-in through a provider refused: its address is an account's without a password",
 			"provider", id.Provider, "user_id", u.ID)
+		s.ExternalSignInFailed(ctx, id.Provider, u.ID, "email_in_use")
 		return ErrExternalEmailInUse
 	case u.Disabled:
+		s.ExternalSignInFailed(ctx, id.Provider, u.ID, "account_disabled")
 		return ErrDisabled
 	}
 	return &LinkRequiredError{Pending: PendingLink{UserID: u.ID, Email: u.Email, Identity: id}}
@@ -194,13 +199,15 @@ func (s *Service) linkable(ctx context.Context, u User, id ExternalIdentity) err
 func (s *Service) externalSession(ctx context.Context, u User, in ExternalSignIn, readAt time.Time) (Tokens, error) {
 	if u.Disabled {
 		s.log.InfoContext(ctx, "sign-in through a provider refused: account disabled", "user_id", u.ID, "provider", in.Identity.Provider)
+		s.ExternalSignInFailed(ctx, in.Identity.Provider, u.ID, "account_disabled")
 		return Tokens{}, ErrDisabled
 	}
 	if s.cfg.RequireVerifiedEmail && !u.EmailVerified {
 		s.log.InfoContext(ctx, "sign-in through a provider refused: email not verified", "user_id", u.ID, "provider", in.Identity.Provider)
+		s.ExternalSignInFailed(ctx, in.Identity.Provider, u.ID, "email_not_verified")
 		return Tokens{}, ErrEmailNotVerified
 	}
-	tok, err := s.openSession(ctx, u, "", in.UserAgent, in.IP, readAt)
+	tok, err := s.openSession(ctx, u, "", in.UserAgent, in.IP, readAt, providerDetail(in.Identity.Provider, ""))
 	if err == nil {
 		s.log.InfoContext(ctx, "signed in through a provider", "user_id", u.ID, "provider", in.Identity.Provider)
 	}
@@ -250,6 +257,7 @@ func (s *Service) LinkExternal(ctx context.Context, in LinkInput) (Tokens, error
 	}
 	u.Identities = append(u.Identities, link)
 	s.log.InfoContext(ctx, "provider linked", "user_id", u.ID, "provider", id.Provider)
+	s.audit(ctx, AuditIdentityLinked, u.ID, u.ID, providerDetail(id.Provider, ""))
 	if !u.EmailVerified {
 		switch err := s.d.Users.SetEmailVerified(ctx, u.ID, u.Email); {
 		case err == nil:
@@ -296,5 +304,24 @@ func (s *Service) UnlinkIdentity(ctx context.Context, accessToken, provider, sub
 		return err
 	}
 	s.log.InfoContext(ctx, "provider unlinked", "user_id", sess.UserID, "provider", provider)
+	s.audit(ctx, AuditIdentityUnlinked, sess.UserID, sess.UserID, providerDetail(provider, ""))
 	return nil
+}
+
+// ExternalSignInFailed records a refused sign-in through provider in the
+// audit log: reason is a word of a fixed vocabulary (the federation
+// package's failure reasons, or the Service's own), userID the account it
+// was refused for ("" when none is known).
+func (s *Service) ExternalSignInFailed(ctx context.Context, provider, userID, reason string) {
+	s.audit(ctx, AuditLoginFailed, "", userID, providerDetail(provider, reason))
+}
+
+// providerDetail is the audit detail of a sign-in through provider:
+// "provider=NAME", then the reason if any.
+func providerDetail(provider, reason string) string {
+	d := "provider=" + provider
+	if reason != "" {
+		d += " " + reason
+	}
+	return d
 }

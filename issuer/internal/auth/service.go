@@ -309,12 +309,13 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 			}
 		}
 	}
-	return s.openSession(ctx, u, in.ClientID, in.UserAgent, in.IP, readAt)
+	return s.openSession(ctx, u, in.ClientID, in.UserAgent, in.IP, readAt, "")
 }
 
 // openSession opens a session of u, as read at readAt, for a client
-// (Config.ClientID when ""), and mints its first tokens.
-func (s *Service) openSession(ctx context.Context, u User, clientID, userAgent, ip string, readAt time.Time) (Tokens, error) {
+// (Config.ClientID when ""), and mints its first tokens; detail is the
+// audit entry's (how the user signed in: "" for a password).
+func (s *Service) openSession(ctx context.Context, u User, clientID, userAgent, ip string, readAt time.Time, detail string) (Tokens, error) {
 	if clientID == "" {
 		clientID = s.cfg.ClientID
 	}
@@ -328,7 +329,7 @@ func (s *Service) openSession(ctx context.Context, u User, clientID, userAgent, 
 	}
 	tok, err := s.tokens(ctx, u, sess, refresh)
 	if err == nil {
-		s.audit(ctx, AuditLoginSucceeded, u.ID, u.ID, "")
+		s.audit(ctx, AuditLoginSucceeded, u.ID, u.ID, detail)
 	}
 	return tok, err
 }
