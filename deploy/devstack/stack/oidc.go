@@ -154,7 +154,9 @@ func (a *loginApp) routes() http.Handler {
 	m.HandleFunc("GET /consent", a.consent)
 	m.HandleFunc("GET /error", a.errorPage)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'")
+		// No form-action: browsers apply it to the redirects after the
+		// sign-in form, which go on to Hydra and to the relying party.
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 		w.Header().Set("Cache-Control", "no-store")
 		m.ServeHTTP(w, r)
 	})
