@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"io"
@@ -14,42 +13,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jotguard/jotguard/issuer/internal/testenv"
 	"github.com/jotguard/jotguard/sdk/sdktest"
 )
 
 // The sign-in through an external OpenID provider is tested against a real
 // one: the dev stack's Ory Hydra (JOTGUARD_HYDRA_URL), whose sign-in page
 // signs in as whoever the test says, with the address and email_verified
-// it chooses. Each test registers its own Hydra client.
-
-// hydraClient registers a confidential client whose redirect URI is
-// redirect, and returns its id and secret.
-func hydraClient(t *testing.T, redirect string) (string, string) {
-	t.Helper()
-	admin := sdktest.RequireEnv(t, "JOTGUARD_HYDRA_ADMIN_URL")
-	id, secret := "jotguard-test-"+strings.ToLower(rand.Text()[:10]), rand.Text()
-	body, _ := json.Marshal(map[string]any{"client_id": id, "client_secret": secret, "redirect_uris": []string{redirect},
-		"grant_types": []string{"authorization_code"}, "response_types": []string{"code"},
-		"scope": "openid email profile", "token_endpoint_auth_method": "client_secret_basic"})
-	r, err := http.Post(admin+"/admin/clients", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("hydra admin API: %v", err)
-	}
-	defer r.Body.Close()
-	if r.StatusCode != http.StatusCreated {
-		b, _ := io.ReadAll(r.Body)
-		t.Fatalf("hydra: create client: %s %s", r.Status, b)
-	}
-	return id, secret
-}
+// it chooses. Each test registers its own Hydra client
+// (testenv.HydraClient).
 
 // startFederatedIssuer starts an issuer on a port known beforehand (the
 // redirect URI registered at Hydra names it) with the provider "dev".
 func startFederatedIssuer(t *testing.T, settings ...string) *issuer {
 	t.Helper()
-	hydraURL := sdktest.RequireEnv(t, "JOTGUARD_HYDRA_URL")
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	id, secret := hydraClient(t, "http://"+addr+"/oauth/dev/callback")
+	hydraURL, id, secret := testenv.HydraClient(t, "http://"+addr+"/oauth/dev/callback")
 	providers, _ := json.Marshal([]map[string]string{{"name": "dev", "display_name": "Dev provider",
 		"issuer": hydraURL, "client_id": id, "client_secret": secret}})
 	env := map[string]string{"JOTGUARD_ISSUER_ADDR": addr, "JOTGUARD_PUBLIC_URL": "http://" + addr,

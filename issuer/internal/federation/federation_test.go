@@ -3,7 +3,6 @@ package federation
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -14,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jotguard/jotguard/sdk/sdktest"
+	"github.com/jotguard/jotguard/issuer/internal/testenv"
 	"golang.org/x/oauth2"
 )
 
@@ -31,21 +30,7 @@ var testKey = bytes.Repeat([]byte{7}, 32)
 // provider "dev" and returns its configuration.
 func newHydraClient(t *testing.T) ProviderConfig {
 	t.Helper()
-	issuer := sdktest.RequireEnv(t, "JOTGUARD_HYDRA_URL")
-	admin := sdktest.RequireEnv(t, "JOTGUARD_HYDRA_ADMIN_URL")
-	id, secret := "federation-test-"+strings.ToLower(rand.Text()[:10]), rand.Text()
-	body, _ := json.Marshal(map[string]any{"client_id": id, "client_secret": secret,
-		"redirect_uris": []string{publicURL + CallbackPath("dev")}, "grant_types": []string{"authorization_code"},
-		"response_types": []string{"code"}, "scope": "openid email profile"})
-	r, err := http.Post(admin+"/admin/clients", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Body.Close()
-	if r.StatusCode != http.StatusCreated {
-		b, _ := io.ReadAll(r.Body)
-		t.Fatalf("hydra: create client: %s %s", r.Status, b)
-	}
+	issuer, id, secret := testenv.HydraClient(t, publicURL+CallbackPath("dev"))
 	return ProviderConfig{Name: "dev", Issuer: issuer, ClientID: id, ClientSecret: secret}
 }
 
