@@ -61,8 +61,17 @@ type Options struct {
 	// override its custom properties (colours) or add a logo.
 	Stylesheet []byte
 	Providers  []Provider
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// Outcomes counts sign-ins and registrations as the API's are
+	// counted (httpapi.Outcomes); nil: not counted.
+	Outcomes Outcomes
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Outcomes counts what the pages' sign-ins and registrations ended with.
+type Outcomes interface {
+	Login(err error)
+	Registration(err error)
 }
 
 // Pages is the http.Handler of the pages.
@@ -106,6 +115,9 @@ func New(o Options) (*Pages, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Outcomes == nil {
+		o.Outcomes = uncounted{}
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -266,3 +278,8 @@ func clip(s string, n int) string {
 	}
 	return strings.ToValidUTF8(s[:n], "")
 }
+
+type uncounted struct{}
+
+func (uncounted) Login(error)        {}
+func (uncounted) Registration(error) {}
