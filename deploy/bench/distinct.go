@@ -81,12 +81,15 @@ func (b *bench) distinctScenario(ctx context.Context, st *stack, bareURL string)
 		watch[tDistinctBare] = CPUWatch{"server": bare.Cmd.Process.Pid}
 	}
 	hdrs := []string{"X-Forwarded-Method: GET", "X-Forwarded-Uri: /app", "X-Forwarded-Host: app.example"}
-	warm := TokenFile{File: tk.File, N: counts[0]}
-	if r, err := b.load.RunTokens("warm-up", targets[tDistinctVerifier], dr.Conc, b.plan.d, warm, hdrs...); err != nil || r.Errors > 0 {
-		return fmt.Errorf("warm-up: %v %s", err, r.FirstErr)
-	}
-	for run := range b.cfg.Runs {
-		for _, n := range counts {
+	// Each count is measured in a run of its own after a warm-up with its
+	// tokens: measured in turn, a count larger than the cache would leave
+	// the next run of a smaller one a cold cache.
+	for _, n := range counts {
+		warm := TokenFile{File: tk.File, N: n}
+		if r, err := b.load.RunTokens("warm-up", targets[tDistinctVerifier], dr.Conc, b.plan.d, warm, hdrs...); err != nil || r.Errors > 0 {
+			return fmt.Errorf("warm-up: %v %s", err, r.FirstErr)
+		}
+		for run := range b.cfg.Runs {
 			for k := range dr.Order {
 				t := dr.Order[(k+run)%len(dr.Order)]
 				before := watch[t].Snapshot()

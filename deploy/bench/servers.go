@@ -78,6 +78,7 @@ func (s *Servers) Verifier(ctx context.Context, name, cpus string, env map[strin
 		"JOTGUARD_ISSUER=" + issuer,
 		"JOTGUARD_LOG_LEVEL=warn",
 		"JOTGUARD_ACCESS_TTL=" + accessTTL,
+		"JOTGUARD_DRAIN_DELAY=0s", // stopping it between scenarios need not wait for a load balancer
 	}, extra...)...)
 	for _, k := range []string{"JOTGUARD_KAFKA_BROKERS", "JOTGUARD_REVOCATION_TOPIC"} {
 		if v := env[k]; v != "" {

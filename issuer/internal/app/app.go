@@ -139,7 +139,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	reg.MustRegister(mailMetrics(mailer)...)
 	reg.MustRegister(auditMetrics(c.audit)...)
 
-	var accountPages http.Handler // a nil interface when off
+	outcomes := httpapi.NewOutcomes(reg) // the API's logins and registrations, and the pages'
+	var accountPages http.Handler        // a nil interface when off
 	if cfg.Pages {
 		var fed pages.Federation // a nil interface when no provider is configured
 		if len(cfg.OIDCProviders) > 0 {
@@ -151,13 +152,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		}
 		pg, err := pages.New(pages.Options{Service: svc, Limiter: limiter, RefreshTTL: cfg.RefreshTTL,
 			CookieSecure: cfg.CookieSecure, BodyLimit: cfg.BodyLimit, PasswordMin: cfg.PasswordMinLength,
-			Title: cfg.PagesTitle, Stylesheet: cfg.PagesStylesheet, Federation: fed, Logger: log})
+			Title: cfg.PagesTitle, Stylesheet: cfg.PagesStylesheet, Federation: fed, Outcomes: outcomes, Logger: log})
 		if err != nil {
 			return err
 		}
 		accountPages = pg
 	}
-	api := httpapi.New(httpapi.Options{Service: svc, Pages: accountPages, Keys: km, Issuer: cfg.Issuer, RefreshTTL: cfg.RefreshTTL,
+	api := httpapi.New(httpapi.Options{Service: svc, Pages: accountPages, Outcomes: outcomes, Keys: km, Issuer: cfg.Issuer, RefreshTTL: cfg.RefreshTTL,
 		CookieSecure: cfg.CookieSecure, AllowedOrigins: cfg.AllowedOrigins, TrustedProxies: cfg.TrustedProxies,
 		BodyLimit: cfg.BodyLimit, Limiter: limiter, JWKSMaxAge: cfg.JWKSMaxAge,
 		Ready: func(ctx context.Context) map[string]error {

@@ -50,10 +50,11 @@ func queueMail(t *testing.T, s *issuer, to string) string {
 	return link
 }
 
-// metric reads one unlabelled sample of /metrics, or -2 if absent.
+// metric reads one sample of /metrics (name with its labels as exposed,
+// e.g. `x_total{outcome="ok"}`), or -2 if absent.
 func (s *issuer) metric(name string) float64 {
 	s.t.Helper()
-	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindSubmatch(s.do("GET", "/metrics", "").body)
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(s.do("GET", "/metrics", "").body)
 	if m == nil {
 		return -2
 	}

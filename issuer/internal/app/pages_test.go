@@ -46,6 +46,12 @@ func TestPagesInTheIssuer(t *testing.T) {
 
 	email := s.register(pw)
 	csrf := s.pageCSRF("/account/login")
+	// The pages' sign-ins count in jotguard_logins_total like the API's.
+	const okLogins, badLogins = `jotguard_logins_total{outcome="ok"}`, `jotguard_logins_total{outcome="invalid_credentials"}`
+	ok0, bad0 := max(s.metric(okLogins), 0), max(s.metric(badLogins), 0)
+	if r := s.pageForm("/account/login", csrf, url.Values{"identifier": {email}, "password": {"not the password"}}); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("sign in with a wrong password: %d", r.StatusCode)
+	}
 	r = s.pageForm("/account/login", csrf, url.Values{"identifier": {email}, "password": {pw}},
 		"X-Forwarded-For", "203.0.113.77", "User-Agent", "Mozilla/5.0 (Windows NT 10.0) Firefox/140.0")
 	refresh, access := r.cookie("refresh_token"), r.cookie("account_access_token")
@@ -54,6 +60,9 @@ func TestPagesInTheIssuer(t *testing.T) {
 	}
 	if c, _ := s.verify(access.Value); c.Email != email {
 		t.Fatalf("the pages' access token is for %q", c.Email)
+	}
+	if ok, bad := s.metric(okLogins), s.metric(badLogins); ok != ok0+1 || bad != bad0+1 {
+		t.Fatalf("logins counted: ok %v → %v, invalid_credentials %v → %v; want one more of each", ok0, ok, bad0, bad)
 	}
 	// The refresh cookie is the API's: POST /access_token takes it.
 	if r := s.refresh(refresh.Value); r.StatusCode != http.StatusOK {

@@ -66,6 +66,9 @@ type Options struct {
 	// may hold addresses and driver messages). Empty when ready.
 	Ready    func(context.Context) map[string]error
 	Registry *prometheus.Registry // nil: a new one
+	// Outcomes, when set, counts the API's logins and registrations
+	// (share it with the account pages); nil: new counters in Registry.
+	Outcomes *Outcomes
 	Logger   *slog.Logger
 	Now      func() time.Time
 	// Pages, when set, serves the browser pages under PagesPrefix. They
@@ -124,7 +127,7 @@ func New(o Options) *API {
 		o.JWKSMaxAge = 5 * time.Minute
 	}
 	api := &API{}
-	h := &handler{o: o, log: o.Logger, api: api, m: newMetrics(o.Registry)}
+	h := &handler{o: o, log: o.Logger, api: api, m: newMetrics(o.Registry, o.Outcomes)}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = h.errorHandler
@@ -407,7 +410,7 @@ func (h *handler) limit(c echo.Context, class ratelimit.Class) error {
 
 func (h *handler) register(c echo.Context) error {
 	if err := h.limit(c, ratelimit.Credentials); err != nil {
-		h.m.registrations.WithLabelValues(outcome(err)).Inc()
+		h.m.outcomes.Registration(err)
 		return err
 	}
 	in, err := readJSON(c, false, "email", "password", "username", "first_name", "last_name")
@@ -416,7 +419,7 @@ func (h *handler) register(c echo.Context) error {
 	}
 	u, err := h.o.Service.Register(c.Request().Context(), auth.RegisterInput{Email: in["email"],
 		Password: in["password"], Username: in["username"], FirstName: in["first_name"], LastName: in["last_name"]})
-	h.m.registrations.WithLabelValues(outcome(err)).Inc()
+	h.m.outcomes.Registration(err)
 	if err != nil {
 		return err
 	}
@@ -426,7 +429,7 @@ func (h *handler) register(c echo.Context) error {
 
 func (h *handler) login(c echo.Context) error {
 	if err := h.limit(c, ratelimit.Credentials); err != nil {
-		h.m.logins.WithLabelValues(outcome(err)).Inc()
+		h.m.outcomes.Login(err)
 		return err
 	}
 	in, err := readJSON(c, false, "email", "username", "identifier", "password")
@@ -451,7 +454,7 @@ func (h *handler) login(c echo.Context) error {
 func (h *handler) doLogin(c echo.Context, identifier, password string) (auth.Tokens, error) {
 	tok, err := h.o.Service.Login(c.Request().Context(), auth.LoginInput{Identifier: identifier, Password: password,
 		Network: ratelimit.NetworkOf(c.RealIP()), IP: c.RealIP(), UserAgent: c.Request().UserAgent()})
-	h.m.logins.WithLabelValues(outcome(err)).Inc()
+	h.m.outcomes.Login(err)
 	return tok, err
 }
 

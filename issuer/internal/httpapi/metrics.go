@@ -10,30 +10,52 @@ import (
 )
 
 type metrics struct {
-	requests      *prometheus.CounterVec
-	latency       *prometheus.HistogramVec
-	logins        *prometheus.CounterVec
-	registrations *prometheus.CounterVec
-	refreshes     *prometheus.CounterVec
-	logouts       *prometheus.CounterVec
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	outcomes  *Outcomes
+	refreshes *prometheus.CounterVec
+	logouts   *prometheus.CounterVec
 }
 
-func newMetrics(r prometheus.Registerer) *metrics {
-	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jotguard_http_requests_total",
-			Help: "HTTP requests by route, method and status."}, []string{"route", "method", "status"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "jotguard_http_request_duration_seconds",
-			Help: "HTTP request latency by route.", Buckets: prometheus.DefBuckets}, []string{"route", "method"}),
+// Outcomes counts logins and registrations by outcome ("ok" or the
+// problem code), wherever they happen: the API and the account pages
+// share one.
+type Outcomes struct{ logins, registrations *prometheus.CounterVec }
+
+// NewOutcomes registers the counters with r.
+func NewOutcomes(r prometheus.Registerer) *Outcomes {
+	o := &Outcomes{
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jotguard_logins_total",
 			Help: "Logins by outcome (ok or the problem code)."}, []string{"outcome"}),
 		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jotguard_registrations_total",
 			Help: "Registrations by outcome."}, []string{"outcome"}),
+	}
+	r.MustRegister(o.logins, o.registrations)
+	return o
+}
+
+// Login counts a login that ended with err (nil: signed in).
+func (o *Outcomes) Login(err error) { o.logins.WithLabelValues(outcome(err)).Inc() }
+
+// Registration counts a registration that ended with err (nil: created).
+func (o *Outcomes) Registration(err error) { o.registrations.WithLabelValues(outcome(err)).Inc() }
+
+func newMetrics(r prometheus.Registerer, outcomes *Outcomes) *metrics {
+	if outcomes == nil {
+		outcomes = NewOutcomes(r)
+	}
+	m := &metrics{
+		outcomes: outcomes,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jotguard_http_requests_total",
+			Help: "HTTP requests by route, method and status."}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "jotguard_http_request_duration_seconds",
+			Help: "HTTP request latency by route.", Buckets: prometheus.DefBuckets}, []string{"route", "method"}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jotguard_refreshes_total",
 			Help: "Refresh token rotations by outcome."}, []string{"outcome"}),
 		logouts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jotguard_logouts_total",
 			Help: "Logouts by outcome."}, []string{"outcome"}),
 	}
-	r.MustRegister(m.requests, m.latency, m.logins, m.registrations, m.refreshes, m.logouts)
+	r.MustRegister(m.requests, m.latency, m.refreshes, m.logouts)
 	return m
 }
 

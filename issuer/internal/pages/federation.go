@@ -86,6 +86,7 @@ func (p *Pages) oauthCallback(w http.ResponseWriter, r *http.Request) {
 		p.landing(w, r, Prefix+"link")
 		return
 	}
+	p.o.Outcomes.Login(err)
 	if err != nil {
 		p.fail(w, r, err, link{Prefix + "login", "Back to sign in"})
 		return
@@ -165,6 +166,7 @@ func (p *Pages) link(w http.ResponseWriter, r *http.Request) {
 		tok, err = p.o.Service.LinkExternal(r.Context(), auth.LinkInput{Pending: l, Password: formValue(r, "password"),
 			Network: ratelimit.NetworkOf(ip), IP: ip, UserAgent: r.UserAgent()})
 	}
+	p.o.Outcomes.Login(err)
 	switch {
 	case errors.Is(err, auth.ErrLinkExpired) || errors.Is(err, auth.ErrIdentityTaken):
 		p.o.Federation.ClearPendingLink(w)

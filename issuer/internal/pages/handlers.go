@@ -90,11 +90,14 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 // signIn checks a password as POST /login does, under the same limits.
 func (p *Pages) signIn(r *http.Request, identifier, password string) (auth.Tokens, error) {
 	if err := p.limit(r, ratelimit.Credentials); err != nil {
+		p.o.Outcomes.Login(err)
 		return auth.Tokens{}, err
 	}
 	ip := clientIP(r)
-	return p.o.Service.Login(r.Context(), auth.LoginInput{Identifier: identifier, Password: password,
+	tok, err := p.o.Service.Login(r.Context(), auth.LoginInput{Identifier: identifier, Password: password,
 		Network: ratelimit.NetworkOf(ip), IP: ip, UserAgent: r.UserAgent()})
+	p.o.Outcomes.Login(err)
+	return tok, err
 }
 
 // logout ends this session (scope local) or every session of the user
@@ -136,6 +139,7 @@ func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		u, err = p.o.Service.Register(r.Context(), auth.RegisterInput{Email: email, Password: formValue(r, "new_password")})
 	}
+	p.o.Outcomes.Registration(err)
 	if err != nil {
 		v := p.newView(w, r, "Create an account")
 		v.values["email"] = clip(email, 320)

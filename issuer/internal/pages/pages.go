@@ -69,8 +69,17 @@ type Options struct {
 	// Prefix), the page that links a provider to an existing account, and
 	// the account page's list of linked providers.
 	Federation Federation
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// Outcomes counts sign-ins and registrations as the API's are
+	// counted (httpapi.Outcomes); nil: not counted.
+	Outcomes Outcomes
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Outcomes counts what the pages' sign-ins and registrations ended with.
+type Outcomes interface {
+	Login(err error)
+	Registration(err error)
 }
 
 // Pages is the http.Handler of the pages.
@@ -114,6 +123,9 @@ func New(o Options) (*Pages, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Outcomes == nil {
+		o.Outcomes = uncounted{}
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -288,3 +300,8 @@ func clip(s string, n int) string {
 	}
 	return strings.ToValidUTF8(s[:n], "")
 }
+
+type uncounted struct{}
+
+func (uncounted) Login(error)        {}
+func (uncounted) Registration(error) {}

@@ -55,6 +55,10 @@ type System struct {
 	InboxURL                        string // the dev stack's mail inbox (JOTGUARD_MAILPIT_URL); "" when mail is disabled
 	LogDir                          string
 	KeyIDs                          []string // kids of the issuer's JWKS once ready
+	// IssuerEnv is a file of the issuer's JOTGUARD_* settings, one
+	// VAR=value a line, for the issuer's commands (issuer users, issuer
+	// clients) to work on the same stores.
+	IssuerEnv string
 
 	procs []*proc
 	dead  chan string // name of a child that exited on its own
@@ -166,12 +170,17 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 		"JOTGUARD_DRAIN_DELAY=0s", // no load balancer to wait for: Ctrl-C stops at once
 	}, o.Extra)
 
-	fmt.Fprintln(o.Progress, "starting the issuer on", s.IssuerURL)
-	if err := s.startReady(ctx, o, "issuer", s.IssuerURL, slices.Concat(common, mail, []string{
+	issuerEnv := slices.Concat(common, mail, []string{
 		"JOTGUARD_ISSUER_ADDR=" + o.IssuerAddr,
 		"JOTGUARD_COOKIE_SECURE=false", // plain http on loopback: curl must send the cookie back
 		"JOTGUARD_KEY_ENCRYPTION_KEY=" + kek,
-	})); err != nil {
+	})
+	s.IssuerEnv = filepath.Join(o.DataDir, "issuer.env")
+	if err := writeEnvFile(s.IssuerEnv, issuerEnv); err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(o.Progress, "starting the issuer on", s.IssuerURL)
+	if err := s.startReady(ctx, o, "issuer", s.IssuerURL, issuerEnv); err != nil {
 		return nil, err
 	}
 	s.KeyIDs = jwksKIDs(ctx, s.IssuerURL+"/.well-known/jwks.json")
@@ -360,6 +369,21 @@ func portFree(addr string) error {
 func port(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
+}
+
+// writeEnvFile writes the JOTGUARD_* entries of env to path, readable by
+// its owner only (it holds the key encryption key).
+func writeEnvFile(path string, env []string) error {
+	var b strings.Builder
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "JOTGUARD_") {
+			b.WriteString(kv + "\n")
+		}
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o600) // a file of an earlier run keeps its mode otherwise
 }
 
 // keyEncryptionKey reads the issuer's JOTGUARD_KEY_ENCRYPTION_KEY from path,

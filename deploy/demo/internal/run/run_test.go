@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -119,6 +120,43 @@ func TestWalkthrough(t *testing.T) {
 		if !strings.Contains(parts[i], s.Want) {
 			t.Errorf("step %d (%s)\n$ %s\n%s\nwant output containing %q", i+1, s.Title, s.Command, parts[i], s.Want)
 		}
+	}
+
+	// The banner's admin command works on the running system's stores: the
+	// administrator it makes finds the walk-through's user.
+	admin := "root-" + suffix + "@example.com"
+	cmd := exec.CommandContext(ctx, "bash", "-c", "set -a; . "+sys.IssuerEnv+"; set +a; "+
+		filepath.Join(bin, "issuer")+" users create --email "+admin+" --roles admin")
+	cmd.Stdin = strings.NewReader("correct horse battery staple\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("issuer users create with %s: %v\n%s", sys.IssuerEnv, err, out)
+	}
+	if fi, err := os.Stat(sys.IssuerEnv); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s: %v, mode %v; want 0600 (it holds the key encryption key)", sys.IssuerEnv, err, fi.Mode().Perm())
+	}
+	res, err := http.Post(sys.IssuerURL+"/login", "application/json",
+		strings.NewReader(`{"email":"`+admin+`","password":"correct horse battery staple"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&tok)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("the administrator's login: %d %v", res.StatusCode, err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, sys.IssuerURL+"/admin/users?query=walk-"+suffix, nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "walk-"+suffix+"@example.com") {
+		t.Errorf("GET /admin/users as the new administrator: %d %s", res.StatusCode, body)
 	}
 	if t.Failed() {
 		for _, n := range []string{"issuer", "verifier", "demo"} {

@@ -130,6 +130,10 @@ func PrintReady(w io.Writer, st Style, sys *System, steps []Step) {
 		{"demo", sys.DemoURL + "   (upstream; verifies tokens itself too, with the sdk middleware)"},
 		{"logs", sys.LogDir + "/{devstack,issuer,demo,verifier}.log"},
 	}
+	if sys.IssuerEnv != "" {
+		rows = append(rows, [2]string{"admin commands", "(set -a; . " + sys.IssuerEnv + "; bin/issuer users create --email you@example.com --roles admin)" +
+			"   (the issuer's settings are in " + sys.IssuerEnv + "; the password is read from stdin)"})
+	}
 	if len(sys.KeyIDs) > 0 {
 		rows = append(rows, [2]string{"signing keys", strings.Join(sys.KeyIDs, ", ") + "   (kept in MongoDB: the same on the next run)"})
 	}
