@@ -22,14 +22,15 @@ help: ## list the targets
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-build: ## bin/issuer, bin/verifier, bin/devstack, bin/demo, bin/jotguard-run
+build: ## bin/issuer, bin/verifier, bin/devstack, bin/hydra, bin/demo, bin/jotguard-run
 	@mkdir -p $(BIN)
-	@echo "== building bin/issuer, bin/verifier, bin/devstack, bin/demo, bin/jotguard-run"
-	@echo "   (the first build compiles the dev stack's FerretDB, SQLite, kfake and Mailpit: a few minutes"
-	@echo "   on 2 cores; later builds reuse Go's build cache and take seconds)"
+	@echo "== building bin/issuer, bin/verifier, bin/devstack, bin/hydra, bin/demo, bin/jotguard-run"
+	@echo "   (the first build compiles the dev stack's FerretDB, SQLite, kfake, Mailpit and Hydra: a few"
+	@echo "   minutes on 2 cores; later builds reuse Go's build cache and take seconds)"
 	cd issuer && $(GO) build -ldflags "$(LDFLAGS)" -o ../$(BIN)/issuer ./cmd/issuer
 	cd verifier && $(GO) build -ldflags "$(LDFLAGS)" -o ../$(BIN)/verifier ./cmd/verifier
 	cd deploy/devstack && $(GO) build -o ../../$(BIN)/devstack ./cmd/devstack
+	cd deploy/hydra && GOWORK=off $(GO) build -tags sqlite,sqlite_omit_load_extension -o ../../$(BIN)/hydra github.com/ory/hydra/v2
 	cd deploy/demo && $(GO) build -o ../../$(BIN)/demo ./cmd/demo && $(GO) build -o ../../$(BIN)/jotguard-run ./cmd/jotguard-run
 
 # WITH_DEVSTACK starts a dev stack on free ports and exports its settings

@@ -35,10 +35,11 @@ const (
 	Redis = "redis"
 	Kafka = "kafka"
 	Mail  = "mail"
+	OIDC  = "oidc"
 )
 
 // AllServices lists every service in start order.
-var AllServices = []string{Mongo, Redis, Kafka, Mail}
+var AllServices = []string{Mongo, Redis, Kafka, Mail, OIDC}
 
 // Options configures Start. The zero value starts everything on free ports
 // with its data in a temporary directory that Close removes.
@@ -62,7 +63,11 @@ type Options struct {
 	// of one server (redis-server required); RedisURL is then the comma
 	// list of their addresses.
 	RedisCluster bool
-	Logger       *slog.Logger
+	// HydraBin is the Ory Hydra binary of the OIDC service; "": hydra
+	// beside the running executable (make build writes bin/hydra), else
+	// on PATH.
+	HydraBin string
+	Logger   *slog.Logger
 	// StartTimeout bounds how long Start waits for every server to accept
 	// connections. Default 60s.
 	StartTimeout time.Duration
@@ -94,6 +99,11 @@ type Stack struct {
 	SMTPURL      string    // smtp://127.0.0.1:PORT: plain SMTP, no auth
 	MailpitURL   string    // http://127.0.0.1:PORT: an inbox page at /, Mailpit's HTTP API and views under it
 	RedisKind    string    // "redis-server", "redis-cluster" or "miniredis"
+	// HydraURL is the OpenID provider's issuer (Ory Hydra): discovery at
+	// HydraURL/.well-known/openid-configuration; its sign-in page is the
+	// stack's own (see oidc.go). HydraAdminURL is Hydra's admin API
+	// (clients: /admin/clients).
+	HydraURL, HydraAdminURL string
 
 	log      *slog.Logger
 	closers  []func() // run in reverse order by Close
@@ -152,6 +162,8 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			err = s.startKafka(ctx, opts)
 		case Mail:
 			err = s.startMail(ctx, opts)
+		case OIDC:
+			err = s.startOIDC(ctx, opts)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("stack: %s: %w", name, err)
@@ -183,6 +195,8 @@ func (s *Stack) Env() []string {
 	}
 	add("JOTGUARD_SMTP_URL", s.SMTPURL)
 	add("JOTGUARD_MAILPIT_URL", s.MailpitURL)
+	add("JOTGUARD_HYDRA_URL", s.HydraURL)
+	add("JOTGUARD_HYDRA_ADMIN_URL", s.HydraAdminURL)
 	return env
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jotguard/jotguard/issuer/internal/config"
+	"github.com/jotguard/jotguard/issuer/internal/federation"
 	"github.com/jotguard/jotguard/issuer/internal/httpapi"
 	"github.com/jotguard/jotguard/issuer/internal/kafkaevents"
 	"github.com/jotguard/jotguard/issuer/internal/keys"
@@ -141,9 +142,17 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	outcomes := httpapi.NewOutcomes(reg) // the API's logins and registrations, and the pages'
 	var accountPages http.Handler        // a nil interface when off
 	if cfg.Pages {
+		var fed pages.Federation // a nil interface when no provider is configured
+		if len(cfg.OIDCProviders) > 0 {
+			f, err := newFederation(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			fed = f
+		}
 		pg, err := pages.New(pages.Options{Service: svc, Limiter: limiter, RefreshTTL: cfg.RefreshTTL,
 			CookieSecure: cfg.CookieSecure, BodyLimit: cfg.BodyLimit, PasswordMin: cfg.PasswordMinLength,
-			Title: cfg.PagesTitle, Stylesheet: cfg.PagesStylesheet, Outcomes: outcomes, Logger: log})
+			Title: cfg.PagesTitle, Stylesheet: cfg.PagesStylesheet, Federation: fed, Outcomes: outcomes, Logger: log})
 		if err != nil {
 			return err
 		}
@@ -202,6 +211,26 @@ func sweep(ctx context.Context, what string, deleteExpired func(context.Context,
 			log.WarnContext(ctx, "expired "+what+" not deleted; retried later", "err", err)
 		}
 	}
+}
+
+// newFederation returns the sign-in through the configured OpenID
+// providers, and discovers them in the background: a provider that is
+// down is logged, and tried again at its next sign-in.
+func newFederation(ctx context.Context, cfg config.Config, log *slog.Logger) (*federation.Federation, error) {
+	f, err := federation.New(federation.Config{Providers: cfg.OIDCProviders, PublicURL: cfg.PublicURL,
+		Key: cfg.KeyEncryptionKey, CookieSecure: cfg.CookieSecure, Leeway: cfg.Leeway})
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		for name, err := range f.Check(context.WithoutCancel(ctx)) {
+			log.WarnContext(ctx, "OpenID provider not discovered; tried again at its next sign-in", "provider", name, "err", err)
+		}
+	}()
+	for _, p := range f.Providers() {
+		log.InfoContext(ctx, "sign-in through an OpenID provider", "provider", p.Name, "redirect_uri", p.RedirectURI)
+	}
+	return f, nil
 }
 
 // newMailer returns the mail queue on its own MongoDB outbox, sealed under

@@ -37,7 +37,7 @@ func openAPIRouter(t testing.TB) routers.Router {
 	t.Helper()
 	oapiOnce.Do(func() {
 		// Text documents: their schema is a string; the decoder reads them as one.
-		for _, ct := range []string{"application/x-pem-file", "application/yaml"} {
+		for _, ct := range []string{"application/x-pem-file", "application/yaml", "text/html"} {
 			openapi3filter.RegisterBodyDecoder(ct, openapi3filter.FileBodyDecoder)
 		}
 		var doc *openapi3.T

@@ -29,13 +29,15 @@ const (
 	AuditAdminLogout      = "admin.logout"
 	AuditClientCreated    = "client.created"
 	AuditClientRevoked    = "client.revoked"
+	AuditIdentityLinked   = "identity.linked"   // a provider's account now signs in to the user
+	AuditIdentityUnlinked = "identity.unlinked" // and no longer
 )
 
 // AuditTypes lists every entry type.
 var AuditTypes = []string{AuditUserRegistered, AuditLoginSucceeded, AuditLoginFailed, AuditLogout,
 	AuditRefreshReuse, AuditEmailVerified, AuditEmailChanged, AuditPasswordChanged, AuditPasswordReset,
 	AuditAccountDeleted, AuditAdminUserUpdated, AuditAdminUserDeleted, AuditAdminLogout,
-	AuditClientCreated, AuditClientRevoked}
+	AuditClientCreated, AuditClientRevoked, AuditIdentityLinked, AuditIdentityUnlinked}
 
 // ActorCommandLine is the actor of what `issuer users` and `issuer
 // clients` do.

@@ -121,6 +121,10 @@ type User struct {
 	Roles         []string
 	Disabled      bool
 	CreatedAt     time.Time
+	// Identities are the user's accounts at external OpenID providers
+	// that sign in to this one. A user without a PasswordHash signs in
+	// only through these.
+	Identities []Identity
 }
 
 // Public returns u without its PasswordHash.
@@ -159,7 +163,8 @@ type UserSnapshot struct {
 // user by id answers ErrUserNotFound when there is none.
 type UserStore interface {
 	// Create inserts u; ErrEmailTaken or ErrUsernameTaken when either
-	// normalized value is in use, even under racing calls.
+	// normalized value is in use, and ErrIdentityTaken when one of its
+	// Identities is another user's, even under racing calls.
 	Create(ctx context.Context, u User) error
 	ByID(ctx context.Context, id string) (User, error)             // ErrUserNotFound
 	ByEmail(ctx context.Context, email string) (User, error)       // normalized; ErrUserNotFound
@@ -179,8 +184,22 @@ type UserStore interface {
 	// SetEmailVerified marks user id's address verified if it is still
 	// email (ErrConflict otherwise).
 	SetEmailVerified(ctx context.Context, id, email string) error
-	// Delete removes user id and releases its email and username.
+	// Delete removes user id and releases its email, its username and
+	// its identities.
 	Delete(ctx context.Context, id string) error
+	// ByIdentity returns the user linked to subject at provider;
+	// ErrUserNotFound when none is.
+	ByIdentity(ctx context.Context, provider, subject string) (User, error)
+	// AddIdentity links id to user userID: ErrIdentityTaken when another
+	// user has it, even under racing calls. A link the user has already
+	// is no error.
+	AddIdentity(ctx context.Context, userID string, id Identity) error
+	// RemoveIdentity unlinks subject at provider from user userID:
+	// ErrIdentityNotFound when the user has no such link, and
+	// ErrLastSignInMethod when it is the user's last way to sign in (no
+	// password and no other identity), even under racing calls. The
+	// identity may then be linked again, to any user.
+	RemoveIdentity(ctx context.Context, userID, provider, subject string) error
 	// Update sets the fields of up that are not nil (the administrator's
 	// changes) and returns the user as stored after.
 	Update(ctx context.Context, id string, up UserUpdate) (User, error)

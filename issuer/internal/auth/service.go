@@ -309,13 +309,19 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 			}
 		}
 	}
-	clientID := in.ClientID
+	return s.openSession(ctx, u, in.ClientID, in.UserAgent, in.IP, readAt, "")
+}
+
+// openSession opens a session of u, as read at readAt, for a client
+// (Config.ClientID when ""), and mints its first tokens; detail is the
+// audit entry's (how the user signed in: "" for a password).
+func (s *Service) openSession(ctx context.Context, u User, clientID, userAgent, ip string, readAt time.Time, detail string) (Tokens, error) {
 	if clientID == "" {
 		clientID = s.cfg.ClientID
 	}
 	now := s.cfg.Now().UTC().Truncate(time.Millisecond) // as stores keep it
 	sess := Session{ID: NewID(), UserID: u.ID, ClientID: clientID, CreatedAt: now, LastUsedAt: now,
-		UserAgent: CleanUserAgent(in.UserAgent), IP: cleanIP(in.IP),
+		UserAgent: CleanUserAgent(userAgent), IP: cleanIP(ip),
 		Snapshot: &UserSnapshot{User: u.Public(), CheckedAt: readAt}}
 	refresh := NewRefreshToken()
 	if err := s.d.Sessions.Create(ctx, sess, refresh); err != nil {
@@ -323,7 +329,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	}
 	tok, err := s.tokens(ctx, u, sess, refresh)
 	if err == nil {
-		s.audit(ctx, AuditLoginSucceeded, u.ID, u.ID, "")
+		s.audit(ctx, AuditLoginSucceeded, u.ID, u.ID, detail)
 	}
 	return tok, err
 }

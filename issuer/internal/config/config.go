@@ -22,6 +22,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/jotguard/jotguard/issuer/internal/federation"
 	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
 
 	"github.com/jotguard/jotguard/sdk/buildinfo"
@@ -92,6 +93,9 @@ type Config struct {
 	Pages           bool          // serve the account pages under /account/
 	PagesTitle      string        // the product name the pages show
 	PagesStylesheet []byte        // a stylesheet served after the pages' own; nil: none
+	// OIDCProviders are the external OpenID providers people may sign in
+	// with on the pages; none: only passwords.
+	OIDCProviders []federation.ProviderConfig
 }
 
 // Secret is key material; it never shows in logs.
@@ -450,6 +454,12 @@ var vars = []Var{
 			c.PagesStylesheet = b
 			return nil
 		}},
+	{Name: "JOTGUARD_OIDC_PROVIDERS", Flag: "oidc-providers", Usage: "external OpenID providers to sign in with on the account pages: a JSON list of {\"name\", \"issuer\", \"client_id\", \"client_secret\" or \"client_secret_file\", \"display_name\", \"scopes\"}, or the path of a file holding it; the redirect URI to register is $JOTGUARD_PUBLIC_URL/oauth/NAME/callback (see docs/federation.md); needs JOTGUARD_KEY_ENCRYPTION_KEY",
+		set: func(c *Config, s string) error {
+			p, err := parseOIDCProviders(s)
+			c.OIDCProviders = p
+			return err
+		}},
 	{Name: "JOTGUARD_DRAIN_DELAY", Flag: "drain-delay", Default: "5s", Usage: "after SIGTERM, how long /readyz answers 503 while requests are still served, before the listener closes (load balancers need a few seconds to stop sending)",
 		set: durationOrZero(func(c *Config) *time.Duration { return &c.DrainDelay })},
 	{Name: "JOTGUARD_SHUTDOWN_GRACE", Flag: "shutdown-grace", Default: "15s", Usage: "how long in-flight requests may finish after the drain delay",
@@ -551,6 +561,10 @@ func load(args []string, getenv func(string) string, required func(Var) bool) (C
 		return Config{}, errors.New("JOTGUARD_REFRESH_REUSE_GRACE: must be shorter than JOTGUARD_REFRESH_TTL")
 	case c.BatchWait >= c.KafkaAckTimeout:
 		return Config{}, errors.New("JOTGUARD_REVOCATION_BATCH_WAIT: must be shorter than JOTGUARD_KAFKA_ACK_TIMEOUT")
+	case len(c.OIDCProviders) > 0 && !c.Pages:
+		return Config{}, errors.New("JOTGUARD_OIDC_PROVIDERS: the sign-in through a provider lands on the account pages: needs JOTGUARD_PAGES=on")
+	case len(c.OIDCProviders) > 0 && len(c.KeyEncryptionKey) == 0:
+		return Config{}, errors.New("JOTGUARD_OIDC_PROVIDERS: needs JOTGUARD_KEY_ENCRYPTION_KEY, which seals the sign-in's browser cookies alike on every replica")
 	}
 	return c, nil
 }

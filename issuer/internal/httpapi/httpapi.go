@@ -78,8 +78,14 @@ type Options struct {
 	Pages http.Handler
 }
 
-// PagesPrefix is the path under which Options.Pages are served.
-const PagesPrefix = "/account/"
+// PagesPrefix is the path under which Options.Pages are served; they
+// also serve the sign-in through external providers' OAuthStartPath and
+// OAuthCallbackPath.
+const (
+	PagesPrefix       = "/account/"
+	OAuthStartPath    = "/oauth/:provider/start"
+	OAuthCallbackPath = "/oauth/:provider/callback"
+)
 
 // API is the HTTP handler plus its readiness switch.
 type API struct {
@@ -162,6 +168,10 @@ func New(o Options) *API {
 	e.GET("/readyz", h.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})))
 	e.GET("/openapi.yaml", serveOpenAPI)
+	// The sign-in through external OpenID providers: pages too, when the
+	// pages are served (without a provider configured, their 404 page).
+	e.GET(OAuthStartPath, h.oauthPages)
+	e.GET(OAuthCallbackPath, h.oauthPages)
 	if o.Pages != nil {
 		e.Any(PagesPrefix+"*", h.pages)
 		e.GET(strings.TrimSuffix(PagesPrefix, "/"), func(c echo.Context) error {
@@ -195,6 +205,13 @@ func (h *handler) pages(c echo.Context) error {
 	return nil
 }
 
+func (h *handler) oauthPages(c echo.Context) error {
+	if h.o.Pages == nil {
+		return echo.ErrNotFound
+	}
+	return h.pages(c)
+}
+
 type clientIPKey struct{}
 
 // ClientIP returns the client's address of a request to Options.Pages, as
@@ -206,7 +223,13 @@ func ClientIP(ctx context.Context) string {
 }
 
 // ownChecks reports whether the request is one the pages check themselves.
-func ownChecks(c echo.Context) bool { return c.Path() == PagesPrefix+"*" }
+func ownChecks(c echo.Context) bool {
+	switch c.Path() {
+	case PagesPrefix + "*", OAuthStartPath, OAuthCallbackPath:
+		return true
+	}
+	return false
+}
 
 func (h *handler) bodyLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,16 +20,17 @@ import (
 
 // Users implements auth.UserStore.
 type Users struct {
-	mu                  sync.Mutex
-	byID                map[string]auth.User
-	byEmail, byUsername map[string]string
+	mu                              sync.Mutex
+	byID                            map[string]auth.User
+	byEmail, byUsername, byIdentity map[string]string
 }
 
 var _ auth.UserStore = (*Users)(nil)
 
 // NewUsers returns an empty store.
 func NewUsers() *Users {
-	return &Users{byID: map[string]auth.User{}, byEmail: map[string]string{}, byUsername: map[string]string{}}
+	return &Users{byID: map[string]auth.User{}, byEmail: map[string]string{}, byUsername: map[string]string{},
+		byIdentity: map[string]string{}}
 }
 
 // Create implements auth.UserStore.
@@ -43,10 +45,19 @@ func (s *Users) Create(_ context.Context, u auth.User) error {
 	if _, ok := s.byUsername[uk]; ok && uk != "" {
 		return auth.ErrUsernameTaken
 	}
+	for _, id := range u.Identities {
+		if _, ok := s.byIdentity[auth.IdentityKey(id.Provider, id.Subject)]; ok {
+			return auth.ErrIdentityTaken
+		}
+	}
+	u.Identities = slices.Clone(u.Identities)
 	s.byID[u.ID] = u
 	s.byEmail[ekey] = u.ID
 	if uk != "" {
 		s.byUsername[uk] = u.ID
+	}
+	for _, id := range u.Identities {
+		s.byIdentity[auth.IdentityKey(id.Provider, id.Subject)] = u.ID
 	}
 	return nil
 }
@@ -59,6 +70,7 @@ func (s *Users) ByID(_ context.Context, id string) (auth.User, error) {
 	if !ok {
 		return auth.User{}, auth.ErrUserNotFound
 	}
+	u.Identities = slices.Clone(u.Identities)
 	return u, nil
 }
 
@@ -178,6 +190,62 @@ func (s *Users) Delete(_ context.Context, id string) error {
 	if k := auth.NormalizeUsername(u.Username); k != "" && s.byUsername[k] == id {
 		delete(s.byUsername, k)
 	}
+	for _, i := range u.Identities {
+		delete(s.byIdentity, auth.IdentityKey(i.Provider, i.Subject))
+	}
+	return nil
+}
+
+// ByIdentity implements auth.UserStore.
+func (s *Users) ByIdentity(ctx context.Context, provider, subject string) (auth.User, error) {
+	s.mu.Lock()
+	id, ok := s.byIdentity[auth.IdentityKey(provider, subject)]
+	s.mu.Unlock()
+	if !ok {
+		return auth.User{}, auth.ErrUserNotFound
+	}
+	return s.ByID(ctx, id)
+}
+
+// AddIdentity implements auth.UserStore.
+func (s *Users) AddIdentity(_ context.Context, userID string, id auth.Identity) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.byID[userID]
+	if !ok {
+		return auth.ErrUserNotFound
+	}
+	key := auth.IdentityKey(id.Provider, id.Subject)
+	switch owner, ok := s.byIdentity[key]; {
+	case ok && owner != userID:
+		return auth.ErrIdentityTaken
+	case ok:
+		return nil
+	}
+	s.byIdentity[key] = userID
+	u.Identities = append(slices.Clone(u.Identities), id)
+	s.byID[userID] = u
+	return nil
+}
+
+// RemoveIdentity implements auth.UserStore.
+func (s *Users) RemoveIdentity(_ context.Context, userID, provider, subject string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.byID[userID]
+	if !ok {
+		return auth.ErrUserNotFound
+	}
+	i := slices.IndexFunc(u.Identities, func(i auth.Identity) bool { return i.Provider == provider && i.Subject == subject })
+	switch {
+	case i < 0:
+		return auth.ErrIdentityNotFound
+	case u.PasswordHash == "" && len(u.Identities) == 1:
+		return auth.ErrLastSignInMethod
+	}
+	u.Identities = slices.Delete(slices.Clone(u.Identities), i, i+1)
+	s.byID[userID] = u
+	delete(s.byIdentity, auth.IdentityKey(provider, subject))
 	return nil
 }
 

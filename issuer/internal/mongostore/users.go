@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,16 +17,21 @@ import (
 
 // Collection names.
 const (
-	UsersCollection     = "users"
-	EmailsCollection    = "user_emails"
-	UsernamesCollection = "user_usernames"
+	UsersCollection      = "users"
+	EmailsCollection     = "user_emails"
+	UsernamesCollection  = "user_usernames"
+	IdentitiesCollection = "user_identities"
+	// IdentityRevisionsCollection holds the claims of the revisions of
+	// users' identities (see setIdentities).
+	IdentityRevisionsCollection = "user_identity_revisions"
 )
 
-// Users implements auth.UserStore. Users are keyed by id, and two small
-// collections keyed by the normalized email and username make uniqueness
+// Users implements auth.UserStore. Users are keyed by id, and three small
+// collections keyed by the normalized email, the username key and the
+// identity key (auth.IdentityKey: provider and subject) make uniqueness
 // atomic and lookups cheap (by _id).
 type Users struct {
-	users, emails, usernames *mongo.Collection
+	users, emails, usernames, identities, revisions *mongo.Collection
 }
 
 var _ auth.UserStore = (*Users)(nil)
@@ -41,6 +48,17 @@ type userDoc struct {
 	Roles         []string  `bson:"roles,omitempty"`
 	Disabled      bool      `bson:"disabled,omitempty"`
 	CreatedAt     time.Time `bson:"created_at"`
+	// Identities are the user's links to provider accounts; IdentitiesRev
+	// is the revision of the list (absent: 0), see setIdentities.
+	Identities    []identityDoc `bson:"identities,omitempty"`
+	IdentitiesRev int64         `bson:"identities_rev,omitempty"`
+}
+
+type identityDoc struct {
+	Provider string    `bson:"provider"`
+	Subject  string    `bson:"subject"`
+	Email    string    `bson:"email,omitempty"`
+	LinkedAt time.Time `bson:"linked_at"`
 }
 
 type lookupDoc struct {
@@ -56,7 +74,8 @@ const staleClaim = time.Minute
 // NewUsers returns the store and creates its unique indexes.
 func NewUsers(ctx context.Context, db *mongo.Database) (*Users, error) {
 	u := &Users{users: db.Collection(UsersCollection), emails: db.Collection(EmailsCollection),
-		usernames: db.Collection(UsernamesCollection)}
+		usernames: db.Collection(UsernamesCollection), identities: db.Collection(IdentitiesCollection),
+		revisions: db.Collection(IdentityRevisionsCollection)}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	have, err := indexNames(ctx, u.users)
@@ -116,14 +135,35 @@ func (u *Users) Create(ctx context.Context, usr auth.User) error {
 			return unavailable("insert username", err)
 		}
 	}
-	doc := userDoc{ID: usr.ID, Email: usr.Email, Username: usr.Username, UsernameKey: ukey,
-		FirstName: usr.FirstName, LastName: usr.LastName, PasswordHash: usr.PasswordHash,
-		EmailVerified: usr.EmailVerified, Roles: usr.Roles, Disabled: usr.Disabled, CreatedAt: usr.CreatedAt}
-	if _, err := u.users.InsertOne(ctx, doc); err != nil {
+	var ikeys []string // the identities claimed so far
+	undoAll := func() {
+		for _, k := range ikeys {
+			undo(u.identities, k)
+		}
 		if ukey != "" {
 			undo(u.usernames, ukey)
 		}
 		undo(u.emails, ekey)
+	}
+	for _, id := range usr.Identities {
+		key := auth.IdentityKey(id.Provider, id.Subject)
+		err := u.claim(ctx, u.identities, key, usr.ID, identityKey(key))
+		switch {
+		case mongo.IsDuplicateKeyError(err):
+			undoAll()
+			return auth.ErrIdentityTaken
+		case err != nil:
+			undoAll()
+			return unavailable("insert identity", err)
+		}
+		ikeys = append(ikeys, key)
+	}
+	doc := userDoc{ID: usr.ID, Email: usr.Email, Username: usr.Username, UsernameKey: ukey,
+		FirstName: usr.FirstName, LastName: usr.LastName, PasswordHash: usr.PasswordHash,
+		EmailVerified: usr.EmailVerified, Roles: usr.Roles, Disabled: usr.Disabled, CreatedAt: usr.CreatedAt,
+		Identities: identityDocs(usr.Identities)}
+	if _, err := u.users.InsertOne(ctx, doc); err != nil {
+		undoAll()
 		if mongo.IsDuplicateKeyError(err) {
 			return auth.ErrEmailTaken // a user written before the lookup collections existed
 		}
@@ -136,6 +176,29 @@ func (u *Users) Create(ctx context.Context, usr auth.User) error {
 // usernames collections.
 func emailKey(u auth.User) string    { return auth.EmailKey(u.Email) }
 func usernameKey(u auth.User) string { return auth.NormalizeUsername(u.Username) }
+
+// identityKey gives key if a user holds that identity, "" otherwise: a
+// user has several.
+func identityKey(key string) func(auth.User) string {
+	return func(u auth.User) string {
+		if hasIdentity(u, key) {
+			return key
+		}
+		return ""
+	}
+}
+
+func hasIdentity(u auth.User, key string) bool {
+	return slices.ContainsFunc(u.Identities, func(i auth.Identity) bool { return auth.IdentityKey(i.Provider, i.Subject) == key })
+}
+
+func identityDocs(ids []auth.Identity) []identityDoc {
+	out := make([]identityDoc, len(ids))
+	for i, id := range ids {
+		out[i] = identityDoc{Provider: id.Provider, Subject: id.Subject, Email: id.Email, LinkedAt: id.LinkedAt}
+	}
+	return out
+}
 
 // claim inserts the lookup document key → userID; a claim userID holds
 // already is no error. A claim is stale when its user does not exist or no
@@ -174,21 +237,21 @@ func (u *Users) claim(ctx context.Context, coll *mongo.Collection, key, userID s
 func (u *Users) ByID(ctx context.Context, id string) (auth.User, error) {
 	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
 	defer cancel()
-	var d userDoc
-	err := u.users.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
-	switch {
-	case errors.Is(err, mongo.ErrNoDocuments):
-		return auth.User{}, auth.ErrUserNotFound
-	case err != nil:
-		return auth.User{}, unavailable("find user", err)
+	d, err := u.userDoc(ctx, id)
+	if err != nil {
+		return auth.User{}, err
 	}
 	return d.user(), nil
 }
 
 func (d userDoc) user() auth.User {
+	var ids []auth.Identity
+	for _, i := range d.Identities {
+		ids = append(ids, auth.Identity{Provider: i.Provider, Subject: i.Subject, Email: i.Email, LinkedAt: i.LinkedAt.UTC()})
+	}
 	return auth.User{ID: d.ID, Email: d.Email, Username: d.Username, FirstName: d.FirstName,
 		LastName: d.LastName, PasswordHash: d.PasswordHash, EmailVerified: d.EmailVerified,
-		Roles: d.Roles, Disabled: d.Disabled, CreatedAt: d.CreatedAt.UTC()}
+		Roles: d.Roles, Disabled: d.Disabled, CreatedAt: d.CreatedAt.UTC(), Identities: ids}
 }
 
 // ByEmail implements auth.UserStore.
@@ -384,11 +447,170 @@ func (u *Users) Delete(ctx context.Context, id string) error {
 	case res.DeletedCount == 0:
 		return auth.ErrUserNotFound
 	}
-	if err := errors.Join(u.release(ctx, u.emails, emailKey(cur), id),
-		u.release(ctx, u.usernames, usernameKey(cur), id)); err != nil {
-		return unavailable("release the deleted user's email and username", err)
+	errs := []error{u.release(ctx, u.emails, emailKey(cur), id), u.release(ctx, u.usernames, usernameKey(cur), id)}
+	for _, i := range cur.Identities {
+		errs = append(errs, u.release(ctx, u.identities, auth.IdentityKey(i.Provider, i.Subject), id))
+	}
+	// Its identities' revision claims: a range of _id, read by no lookup.
+	_, rerr := u.revisions.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{
+		{Key: "$gt", Value: id + ":"}, {Key: "$lt", Value: id + ";"}}}})
+	errs = append(errs, rerr)
+	if err := errors.Join(errs...); err != nil {
+		return unavailable("release the deleted user's email, username and identities", err)
 	}
 	return nil
+}
+
+// ByIdentity implements auth.UserStore: the claim, then the user, who must
+// still hold the identity (a claim left behind by an unlink that stopped
+// midway signs no one in).
+func (u *Users) ByIdentity(ctx context.Context, provider, subject string) (auth.User, error) {
+	key := auth.IdentityKey(provider, subject)
+	usr, err := u.byKey(ctx, u.identities, key)
+	if err == nil && !hasIdentity(usr, key) {
+		return auth.User{}, auth.ErrUserNotFound
+	}
+	return usr, err
+}
+
+// identityRetries bounds how often a change of a user's identities is
+// computed again after losing to a concurrent change of the same user.
+const identityRetries = 8
+
+// revisionDoc claims a revision of a user's identities: _id is
+// "<user id>:<revision>".
+type revisionDoc struct {
+	ID        string    `bson:"_id"`
+	CreatedAt time.Time `bson:"created_at"`
+}
+
+func revisionKey(userID string, rev int64) string { return userID + ":" + strconv.FormatInt(rev, 10) }
+
+// setIdentities writes ids as cur's identities if they are still those
+// cur was read with: false when a concurrent change won, ErrUserNotFound
+// when the user is gone.
+//
+// FerretDB v1.24 applies no filtered update atomically, so a revision
+// compared in the update's filter would let two racing changes through
+// (two unlinks could leave a user no way to sign in). What it does apply
+// atomically is an insert against the unique _id: a change first claims
+// the revision it makes (revisionDoc); of racing changes computed from one
+// revision, one inserts the claim and the others get a duplicate key and
+// compute again. A claim whose change stopped before its write blocks the
+// next revision number: once it is older than any change can run
+// (staleClaim), the next change skips to the number after it.
+func (u *Users) setIdentities(ctx context.Context, cur userDoc, ids []identityDoc) (bool, error) {
+	next := cur.IdentitiesRev + 1
+	for skips := 0; ; skips++ {
+		_, err := u.revisions.InsertOne(ctx, revisionDoc{ID: revisionKey(cur.ID, next), CreatedAt: time.Now().UTC()})
+		if err == nil {
+			break
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return false, unavailable("claim identities revision", err)
+		}
+		var old revisionDoc
+		switch err := u.revisions.FindOne(ctx, bson.D{{Key: "_id", Value: revisionKey(cur.ID, next)}}).Decode(&old); {
+		case errors.Is(err, mongo.ErrNoDocuments):
+			return false, nil
+		case err != nil:
+			return false, unavailable("read identities revision", err)
+		case skips >= identityRetries || time.Since(old.CreatedAt) < staleClaim:
+			return false, nil // a concurrent change won (or is still writing)
+		}
+		next++ // claimed long ago by a change that never wrote it
+	}
+	res, err := u.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: cur.ID}}, bson.D{{Key: "$set", Value: bson.D{
+		{Key: "identities", Value: ids}, {Key: "identities_rev", Value: next}}}})
+	switch {
+	case err != nil:
+		return false, unavailable("update identities", err)
+	case res.MatchedCount == 0:
+		return false, auth.ErrUserNotFound
+	}
+	return true, nil
+}
+
+func (u *Users) userDoc(ctx context.Context, id string) (userDoc, error) {
+	var d userDoc
+	err := u.users.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return userDoc{}, auth.ErrUserNotFound
+	case err != nil:
+		return userDoc{}, unavailable("find user", err)
+	}
+	return d, nil
+}
+
+// AddIdentity implements auth.UserStore: the identity is claimed, then
+// added to the user's list.
+func (u *Users) AddIdentity(ctx context.Context, userID string, id auth.Identity) error {
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
+	key := auth.IdentityKey(id.Provider, id.Subject)
+	claimed := false
+	for range identityRetries {
+		cur, err := u.userDoc(ctx, userID)
+		if err != nil {
+			if claimed {
+				u.releaseAfter(ctx, u.identities, key, userID)
+			}
+			return err
+		}
+		if hasIdentity(cur.user(), key) {
+			return nil
+		}
+		if !claimed {
+			err := u.claim(ctx, u.identities, key, userID, identityKey(key))
+			switch {
+			case mongo.IsDuplicateKeyError(err):
+				return auth.ErrIdentityTaken
+			case err != nil:
+				return unavailable("claim identity", err)
+			}
+			claimed = true
+		}
+		ok, err := u.setIdentities(ctx, cur, append(cur.Identities, identityDocs([]auth.Identity{id})...))
+		if ok || err != nil {
+			if err != nil {
+				u.releaseAfter(ctx, u.identities, key, userID)
+			}
+			return err
+		}
+	}
+	u.releaseAfter(ctx, u.identities, key, userID)
+	return auth.ErrConflict
+}
+
+// RemoveIdentity implements auth.UserStore: the identity leaves the
+// user's list, then its claim is released.
+func (u *Users) RemoveIdentity(ctx context.Context, userID, provider, subject string) error {
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
+	key := auth.IdentityKey(provider, subject)
+	for range identityRetries {
+		cur, err := u.userDoc(ctx, userID)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(cur.Identities, func(d identityDoc) bool { return d.Provider == provider && d.Subject == subject })
+		switch {
+		case i < 0:
+			return auth.ErrIdentityNotFound
+		case cur.PasswordHash == "" && len(cur.Identities) == 1:
+			return auth.ErrLastSignInMethod
+		}
+		ok, err := u.setIdentities(ctx, cur, slices.Delete(slices.Clone(cur.Identities), i, i+1))
+		if err != nil {
+			return err
+		}
+		if ok {
+			u.releaseAfter(ctx, u.identities, key, userID)
+			return nil
+		}
+	}
+	return auth.ErrConflict
 }
 
 // Update implements auth.UserStore.

@@ -72,6 +72,15 @@ func (p *Pages) accountView(w http.ResponseWriter, r *http.Request, s signedIn) 
 	u := s.user
 	v.User = &u
 	v.values["username"], v.values["first_name"], v.values["last_name"] = u.Username, u.FirstName, u.LastName
+	if p.o.Federation != nil {
+		m, err := p.o.Service.SignInMethods(r.Context(), s.access)
+		if err != nil {
+			return nil, err
+		}
+		v.Federation, v.Password = true, m.Password
+		u.Identities = m.Identities
+		v.Identities = p.identityViews(u)
+	}
 	now := p.o.Now()
 	for _, sess := range all {
 		v.Sessions = append(v.Sessions, newSessionView(sess, sess.ID == current, now))

@@ -59,6 +59,20 @@ func (p *Pages) explain(r *http.Request, err error) failure {
 		return failure{status: http.StatusTooManyRequests, retry: time.Second, text: "Too many attempts. Try again in a moment."}
 	case errors.Is(err, auth.ErrBusy):
 		return failure{status: http.StatusServiceUnavailable, retry: time.Second, text: "The server is busy. Try again in a moment."}
+	case errors.Is(err, auth.ErrExternalEmailInUse):
+		return failure{status: http.StatusConflict,
+			text: "An account already uses this email address, and it cannot be linked this way. Sign in to it with its password."}
+	case errors.Is(err, auth.ErrExternalNoEmail):
+		return failure{status: http.StatusBadRequest, text: "The provider did not tell us a usable email address, which an account needs."}
+	case errors.Is(err, auth.ErrIdentityTaken):
+		return failure{status: http.StatusConflict, text: "That account at the provider signs in to another account here."}
+	case errors.Is(err, auth.ErrLinkExpired):
+		return failure{status: http.StatusBadRequest, text: "This sign-in can no longer be linked. Start it again."}
+	case errors.Is(err, auth.ErrIdentityNotFound):
+		return failure{status: http.StatusNotFound, text: "That account was not linked."}
+	case errors.Is(err, auth.ErrLastSignInMethod):
+		return failure{status: http.StatusConflict,
+			text: "This is your only way to sign in: set a password (Forgot your password?) or link another account first."}
 	case errors.Is(err, auth.ErrUnavailable):
 		return failure{status: http.StatusServiceUnavailable, retry: time.Second,
 			text: "The service is unavailable right now. Try again in a moment."}

@@ -34,6 +34,7 @@ func (p *Pages) routes() {
 	m.HandleFunc("POST "+Prefix+"password", p.changePassword)
 	m.HandleFunc("POST "+Prefix+"sessions/revoke", p.revokeSession)
 	m.HandleFunc("POST "+Prefix+"delete", p.deleteAccount)
+	p.federationRoutes(m)
 	p.mux = m
 }
 
@@ -49,6 +50,8 @@ var notices = map[string]string{
 	"revoked":     "That device is signed out.",
 	"resent":      "We sent the link again.",
 	"not-revoked": "That session had ended already.",
+	"linked":      "Your account is linked: you can now sign in with it too.",
+	"unlinked":    "That account no longer signs you in.",
 }
 
 func hasCookie(r *http.Request, name string) bool {

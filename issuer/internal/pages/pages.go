@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"github.com/jotguard/jotguard/issuer/internal/federation"
 	"github.com/jotguard/jotguard/issuer/internal/httpapi"
 	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
 )
@@ -60,7 +61,14 @@ type Options struct {
 	// Stylesheet, when set, is served after the built-in one: it may
 	// override its custom properties (colours) or add a logo.
 	Stylesheet []byte
-	Providers  []Provider
+	// Providers are shown on the sign-in page; default: those of
+	// Federation.
+	Providers []Provider
+	// Federation, when set, serves the sign-in through external OpenID
+	// providers: /oauth/NAME/start and /oauth/NAME/callback (outside
+	// Prefix), the page that links a provider to an existing account, and
+	// the account page's list of linked providers.
+	Federation Federation
 	// Outcomes counts sign-ins and registrations as the API's are
 	// counted (httpapi.Outcomes); nil: not counted.
 	Outcomes Outcomes
@@ -122,6 +130,11 @@ func New(o Options) (*Pages, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Federation != nil && o.Providers == nil {
+		for _, pr := range o.Federation.Providers() {
+			o.Providers = append(o.Providers, Provider{Name: pr.DisplayName, StartURL: federation.StartPath(pr.Name)})
+		}
+	}
 	p := &Pages{o: o, log: o.Logger, tmpl: map[string]*template.Template{}, origins: http.NewCrossOriginProtection()}
 	css, err := assets.ReadFile("static/style.css")
 	if err != nil {
@@ -132,7 +145,7 @@ func New(o Options) (*Pages, error) {
 		b := newAsset("brand.css", o.Stylesheet)
 		p.brand = &b
 	}
-	for _, page := range []string{"login", "register", "message", "verify", "forgot", "reset", "account"} {
+	for _, page := range []string{"login", "register", "message", "verify", "forgot", "reset", "account", "link"} {
 		t, err := template.New(page).Funcs(template.FuncMap{}).ParseFS(assets, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("pages: template %s: %w", page, err)
@@ -208,6 +221,15 @@ type view struct {
 	Providers  []Provider
 	Lines      []string // the message page's text
 	Next       *link    // the message page's link
+	// Refresh is where the page sends the browser on at once (a meta
+	// refresh, not a script).
+	Refresh string
+	Link    *linkView // the link page's pending link
+	// Identities are the user's linked provider accounts; Password is
+	// whether the user has a password (the account page).
+	Identities []identityView
+	Password   bool
+	Federation bool // sign-in through providers is on
 
 	values      map[string]string // by field name
 	errors      map[string]string // by field name

@@ -112,6 +112,7 @@ func RunUserStore(t *testing.T, newStore func(t *testing.T) auth.UserStore) {
 		}
 	})
 	runUserChanges(t, newStore, user)
+	runUserIdentities(t, newStore, user)
 }
 
 // runUserChanges checks the changes of a user after its creation.

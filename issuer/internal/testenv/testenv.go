@@ -3,8 +3,12 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -86,4 +90,30 @@ func KafkaTopic(tb testing.TB, prefix string) (brokers []string, topic string) {
 		tb.Fatalf("create topic %s: %v", topic, err)
 	}
 	return brokers, topic
+}
+
+// HydraClient registers a confidential client of the dev stack's OpenID
+// provider (Ory Hydra: JOTGUARD_HYDRA_URL, its admin API at
+// JOTGUARD_HYDRA_ADMIN_URL) whose one redirect URI is redirect, for the
+// authorization code flow with the scopes openid, email and profile. It
+// returns the provider's issuer URL and the client's id and secret.
+// Without the variables the test is skipped (it fails when CI is set).
+func HydraClient(tb testing.TB, redirect string) (issuer, id, secret string) {
+	tb.Helper()
+	issuer = sdktest.RequireEnv(tb, "JOTGUARD_HYDRA_URL")
+	admin := sdktest.RequireEnv(tb, "JOTGUARD_HYDRA_ADMIN_URL")
+	id, secret = "test-"+strings.ToLower(rand.Text()[:12]), rand.Text()
+	body, _ := json.Marshal(map[string]any{"client_id": id, "client_secret": secret, "redirect_uris": []string{redirect},
+		"grant_types": []string{"authorization_code"}, "response_types": []string{"code"},
+		"scope": "openid email profile", "token_endpoint_auth_method": "client_secret_basic"})
+	r, err := http.Post(admin+"/admin/clients", "application/json", bytes.NewReader(body))
+	if err != nil {
+		tb.Fatalf("JOTGUARD_HYDRA_ADMIN_URL is set but the provider is unusable: %v", err)
+	}
+	defer r.Body.Close()
+	if r.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(r.Body)
+		tb.Fatalf("hydra: create client: %s %s", r.Status, b)
+	}
+	return issuer, id, secret
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/jotguard/jotguard/sdk/sdktest"
 )
 
 // TestAccountPagesInChromium starts what `make run` starts and clicks
@@ -30,9 +31,11 @@ func TestAccountPagesInChromium(t *testing.T) {
 	browser := startChromium(t)
 	bin := buildBinaries(t)
 	suffix := strings.ToLower(rand.Text()[:8])
+	issuerAddr := freeAddr(t)
 	sys, err := Start(t.Context(), Options{BinDir: bin, DataDir: t.TempDir(), Backends: backends, Timeout: time.Minute,
-		IssuerAddr: freeAddr(t), VerifierAddr: freeAddr(t), AdminAddr: freeAddr(t), DemoAddr: freeAddr(t),
-		Extra: []string{"JOTGUARD_MONGO_DB=pages_" + suffix, "JOTGUARD_REDIS_PREFIX=pages" + suffix}})
+		IssuerAddr: issuerAddr, VerifierAddr: freeAddr(t), AdminAddr: freeAddr(t), DemoAddr: freeAddr(t),
+		Extra: []string{"JOTGUARD_MONGO_DB=pages_" + suffix, "JOTGUARD_REDIS_PREFIX=pages" + suffix,
+			"JOTGUARD_OIDC_PROVIDERS=" + devProvider(t, "http://"+issuerAddr)}})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -128,6 +131,39 @@ func TestAccountPagesInChromium(t *testing.T) {
 	b.sees("The email address, username or password is wrong.")
 	b.fill("#password", second)
 	b.click(`form[action="/account/login"] button`, "Your account")
+
+	// Sign out, and in again with the dev stack's OpenID provider (Hydra)
+	// as someone new: back on the account page, signed in, the provider
+	// listed.
+	b.click(`header form button`, "Sign in")
+	b.click(`a[href="/oauth/dev/start"]`, "Dev OpenID provider")
+	b.fill(`input[name="email"]`, "grace-"+suffix+"@example.com")
+	b.click(`button[value="accept"]`, "Your account")
+	b.sees("grace-" + suffix + "@example.com")
+	b.sees("Linked accounts")
+	b.sees("Dev provider")
+}
+
+// devProvider registers a client of the dev stack's Hydra for the issuer
+// at base and returns the JOTGUARD_OIDC_PROVIDERS value naming it "dev".
+func devProvider(t *testing.T, base string) string {
+	t.Helper()
+	admin := sdktest.RequireEnv(t, "JOTGUARD_HYDRA_ADMIN_URL")
+	id, secret := "browser-test-"+strings.ToLower(rand.Text()[:10]), rand.Text()
+	body, _ := json.Marshal(map[string]any{"client_id": id, "client_secret": secret,
+		"redirect_uris": []string{base + "/oauth/dev/callback"}, "grant_types": []string{"authorization_code"},
+		"response_types": []string{"code"}, "scope": "openid email profile"})
+	r, err := http.Post(admin+"/admin/clients", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusCreated {
+		t.Fatalf("hydra: create client: %s", r.Status)
+	}
+	p, _ := json.Marshal([]map[string]string{{"name": "dev", "display_name": "Dev provider",
+		"issuer": sdktest.RequireEnv(t, "JOTGUARD_HYDRA_URL"), "client_id": id, "client_secret": secret}})
+	return string(p)
 }
 
 // startChromium starts a headless Chromium with a profile of its own and

@@ -1,8 +1,9 @@
-// Command devstack starts MongoDB-protocol, Redis and Kafka-protocol servers
-// and a mail catcher (Mailpit: SMTP, and an HTTP API to read what was sent) on
-// loopback for development and tests, prints their settings as
-// `export JOTGUARD_…=…` lines on stdout once all accept connections, and
-// stops them on SIGINT or SIGTERM. Logs go to stderr.
+// Command devstack starts MongoDB-protocol, Redis and Kafka-protocol servers,
+// a mail catcher (Mailpit: SMTP, and an HTTP API to read what was sent) and
+// an OpenID provider (Ory Hydra) on loopback for development and tests,
+// prints their settings as `export JOTGUARD_…=…` lines on stdout once all
+// accept connections, and stops them on SIGINT or SIGTERM. Logs go to
+// stderr.
 package main
 
 import (
@@ -64,8 +65,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&opts.KafkaTLS.CertFile, "kafka-tls-cert", "", "make Kafka serve TLS only, with this PEM certificate (chain); with --kafka-tls-key")
 	fs.StringVar(&opts.KafkaTLS.KeyFile, "kafka-tls-key", "", "PEM key of --kafka-tls-cert")
 	fs.StringVar(&opts.KafkaTLS.ClientCAFile, "kafka-tls-client-ca", "", "PEM CA certificates: Kafka requires a client certificate signed by one (mutual TLS)")
+	fs.StringVar(&opts.HydraBin, "hydra-bin", "", "Ory Hydra binary of the oidc service; empty: hydra beside devstack, else on PATH")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: devstack [flags]\n\nStarts MongoDB (FerretDB), Redis, Kafka (kfake) and a mail catcher (Mailpit)\non 127.0.0.1 and prints `export JOTGUARD_...=...` lines once all accept\nconnections. Ctrl-C stops them. Mail sent to JOTGUARD_SMTP_URL (plain SMTP, no\nauth) is read at JOTGUARD_MAILPIT_URL: an inbox page at /, and Mailpit's API\n(/api/v1/messages, /api/v1/search?query=, /view/{ID}.html). The --kafka-sasl-*\nand --kafka-tls-* flags secure Kafka like a managed one, for testing clients.")
+		fmt.Fprintln(stderr, "usage: devstack [flags]\n\nStarts MongoDB (FerretDB), Redis, Kafka (kfake), a mail catcher (Mailpit) and\nan OpenID provider (Ory Hydra, with a sign-in page that accepts anyone) on\n127.0.0.1 and prints `export JOTGUARD_...=...` lines once all accept\nconnections. Ctrl-C stops them. Mail sent to JOTGUARD_SMTP_URL (plain SMTP, no\nauth) is read at JOTGUARD_MAILPIT_URL: an inbox page at /, and Mailpit's API\n(/api/v1/messages, /api/v1/search?query=, /view/{ID}.html). The --kafka-sasl-*\nand --kafka-tls-* flags secure Kafka like a managed one, for testing clients.\nThe provider's issuer is JOTGUARD_HYDRA_URL; its clients are made through\nHydra's admin API at JOTGUARD_HYDRA_ADMIN_URL (/admin/clients).")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -72,7 +72,7 @@ func startDevstack(t *testing.T, exports int, args ...string) *started {
 	readers.Add(2)
 	go func() { // the pids of redis-server and Mailpit, from the log lines on stderr
 		defer readers.Done()
-		re := regexp.MustCompile(`msg="(redis|mail): .* pid=(\d+)`)
+		re := regexp.MustCompile(`msg="(redis|mail|openid provider): .* pid=(\d+)`)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {
@@ -114,7 +114,7 @@ func startDevstack(t *testing.T, exports int, args ...string) *started {
 	return s
 }
 
-// pid is the child process of service ("redis" or "mail") that devstack
+// pid is the child process of service ("redis", "mail" or "openid provider") that devstack
 // logged when it started it.
 func (s *started) pid(t *testing.T, service string) int {
 	t.Helper()
@@ -144,7 +144,8 @@ func (s *started) addr(key string) string {
 
 func (s *started) addrs() []string {
 	var out []string
-	for _, k := range []string{"JOTGUARD_MONGO_URI", "JOTGUARD_REDIS_URL", "JOTGUARD_KAFKA_BROKERS", "JOTGUARD_SMTP_URL", "JOTGUARD_MAILPIT_URL"} {
+	for _, k := range []string{"JOTGUARD_MONGO_URI", "JOTGUARD_REDIS_URL", "JOTGUARD_KAFKA_BROKERS", "JOTGUARD_SMTP_URL", "JOTGUARD_MAILPIT_URL",
+		"JOTGUARD_HYDRA_URL", "JOTGUARD_HYDRA_ADMIN_URL"} {
 		if s.env[k] != "" {
 			out = append(out, s.addr(k))
 		}
@@ -207,11 +208,25 @@ func isZombie(pid int) bool {
 	return len(f) > 2 && f[2] == "Z"
 }
 
+// hydraBin is the Hydra binary make build writes beside bin/devstack.
+func hydraBin(t *testing.T) string {
+	t.Helper()
+	devstack := os.Getenv("JOTGUARD_DEVSTACK_BIN")
+	if devstack == "" {
+		const msg = "JOTGUARD_DEVSTACK_BIN is not set: `make test` sets it, beside bin/hydra"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return filepath.Join(filepath.Dir(devstack), "hydra")
+}
+
 func TestExportsAndSIGTERMStopsEverything(t *testing.T) {
 	needRedisServer(t)
-	s := startDevstack(t, 6, "--redis", "server")
+	s := startDevstack(t, 8, "--redis", "server", "--hydra-bin", hydraBin(t))
 	for _, k := range []string{"JOTGUARD_MONGO_URI", "JOTGUARD_REDIS_URL", "JOTGUARD_KAFKA_BROKERS", "JOTGUARD_REVOCATION_TOPIC",
-		"JOTGUARD_SMTP_URL", "JOTGUARD_MAILPIT_URL"} {
+		"JOTGUARD_SMTP_URL", "JOTGUARD_MAILPIT_URL", "JOTGUARD_HYDRA_URL", "JOTGUARD_HYDRA_ADMIN_URL"} {
 		if s.env[k] == "" {
 			t.Errorf("%s not exported", k)
 		}
@@ -228,7 +243,7 @@ func TestExportsAndSIGTERMStopsEverything(t *testing.T) {
 			c.Close()
 		}
 	}
-	pids := []int{s.pid(t, "redis"), s.pid(t, "mail")}
+	pids := []int{s.pid(t, "redis"), s.pid(t, "mail"), s.pid(t, "openid provider")}
 	s.stop(t)
 	waitGone(t, pids, s.addrs())
 }
