@@ -218,7 +218,7 @@ func sweep(ctx context.Context, what string, deleteExpired func(context.Context,
 // down is logged, and tried again at its next sign-in.
 func newFederation(ctx context.Context, cfg config.Config, log *slog.Logger) (*federation.Federation, error) {
 	f, err := federation.New(federation.Config{Providers: cfg.OIDCProviders, PublicURL: cfg.PublicURL,
-		Key: cfg.KeyEncryptionKey, CookieSecure: cfg.CookieSecure, Leeway: cfg.Leeway})
+		Key: cfg.KeyEncryptionKey, CookieSecure: cfg.CookieSecure, Leeway: cfg.Leeway, HTTPClient: cfg.OIDCClient})
 	if err != nil {
 		return nil, err
 	}

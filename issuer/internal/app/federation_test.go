@@ -1,8 +1,10 @@
 package app_test
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -10,11 +12,15 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/jotguard/jotguard/issuer/internal/config"
 	"github.com/jotguard/jotguard/issuer/internal/testenv"
 	"github.com/jotguard/jotguard/sdk/sdktest"
+	"golang.org/x/oauth2"
 )
 
 // The sign-in through an external OpenID provider is tested against a real
@@ -27,17 +33,29 @@ import (
 // redirect URI registered at Hydra names it) with the provider "dev".
 func startFederatedIssuer(t *testing.T, settings ...string) *issuer {
 	t.Helper()
+	env, _ := federatedEnv(t, settings...)
+	return startIssuer(t, env)
+}
+
+// hydraClient is a client registered at Hydra.
+type hydraClient struct{ issuer, id, secret, redirect string }
+
+// federatedEnv registers the provider "dev" at Hydra for an issuer on a
+// port known beforehand, and returns the issuer's settings and the client.
+func federatedEnv(t *testing.T, settings ...string) (map[string]string, hydraClient) {
+	t.Helper()
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	hydraURL, id, secret := testenv.HydraClient(t, "http://"+addr+"/oauth/dev/callback")
+	c := hydraClient{redirect: "http://" + addr + "/oauth/dev/callback"}
+	c.issuer, c.id, c.secret = testenv.HydraClient(t, c.redirect)
 	providers, _ := json.Marshal([]map[string]string{{"name": "dev", "display_name": "Dev provider",
-		"issuer": hydraURL, "client_id": id, "client_secret": secret}})
+		"issuer": c.issuer, "client_id": c.id, "client_secret": c.secret}})
 	env := map[string]string{"JOTGUARD_ISSUER_ADDR": addr, "JOTGUARD_PUBLIC_URL": "http://" + addr,
 		"JOTGUARD_KEY_ENCRYPTION_KEY": testKEK, "JOTGUARD_COOKIE_SECURE": "false",
 		"JOTGUARD_OIDC_PROVIDERS": string(providers)}
 	for i := 0; i+1 < len(settings); i += 2 {
 		env[settings[i]] = settings[i+1]
 	}
-	return startIssuer(t, env)
+	return env, c
 }
 
 // browser is a person's browser: cookies, and redirects followed.
@@ -128,7 +146,12 @@ var challengeRe = regexp.MustCompile(`name="challenge" value="([^"]+)"`)
 // redirect back (or at stopAt).
 func (b *browser) atProvider(who person) resp {
 	b.t.Helper()
-	page := b.get("/oauth/dev/start")
+	return b.atHydra(b.get("/oauth/dev/start"), who)
+}
+
+// atHydra signs in as who on page, Hydra's sign-in page.
+func (b *browser) atHydra(page resp, who person) resp {
+	b.t.Helper()
 	m := challengeRe.FindSubmatch(page.body)
 	if page.StatusCode != http.StatusOK || m == nil {
 		b.t.Fatalf("the provider's sign-in page: %d %s\n%.400s", page.StatusCode, page.Request.URL, page.body)
@@ -317,6 +340,160 @@ func TestProviderCallbackRefusals(t *testing.T) {
 
 	// An unknown provider.
 	c.refused(c.get("/oauth/nope/start"), http.StatusNotFound, "no such way to sign in")
+}
+
+// The ID token in the token endpoint's answer must have been issued to
+// this client and carry this sign-in's nonce. A browser cannot reach that
+// answer, so the issuer's client to the provider splices real tokens Hydra
+// issued into it: another sign-in's (another nonce) and another client's
+// (for this sign-in's nonce) are each refused with a page and an audit
+// entry; the client's own for this nonce sign in, so the splice alone
+// refuses nothing.
+func TestProviderIDTokenRefusals(t *testing.T) {
+	env, dev := federatedEnv(t)
+	op, err := oidc.NewProvider(t.Context(), dev.issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := &tokenSplicer{t: t, tokenURL: op.Endpoint().TokenURL}
+	s := startIssuer(t, env, func(c *config.Config) {
+		c.OIDCClient = &http.Client{Transport: sp, Timeout: 10 * time.Second}
+	})
+	adm := s.admin()
+	other := hydraClient{issuer: dev.issuer, redirect: "http://127.0.0.1:1/elsewhere/callback"}
+	_, other.id, other.secret = testenv.HydraClient(t, other.redirect)
+
+	// spliced starts a sign-in, has Hydra issue tokens to c for the nonce
+	// nonce(the sign-in's nonce), and signs in at the provider with them
+	// in place of the ones the issuer's code exchange gets.
+	spliced := func(c hydraClient, nonce func(string) string) (*browser, resp) {
+		t.Helper()
+		who := person{subject: "sub-" + rand.Text(), email: newAddress(), verified: true}
+		b := newBrowser(t, s)
+		page := b.get("/oauth/dev/start")
+		sp.arm(hydraTokens(t, s, c, nonce(flowNonce(t, page)), who))
+		r := b.atHydra(page, who)
+		if sp.armed() {
+			t.Fatal("the issuer exchanged no code: nothing was spliced")
+		}
+		return b, r
+	}
+	same := func(n string) string { return n }
+
+	b, r := spliced(dev, same)
+	if r.StatusCode != http.StatusOK || r.Request.URL.Path != "/oauth/dev/callback" ||
+		!strings.Contains(string(r.body), `url=/account/"`) || b.cookie("refresh_token", "/") == "" {
+		t.Fatalf("the client's own tokens for this nonce: %d %s\n%.600s", r.StatusCode, r.Request.URL, r.body)
+	}
+
+	// Another sign-in's ID token, with its access token (at_hash binds
+	// them): only the nonce is wrong.
+	b, r = spliced(dev, func(string) string { return "another-" + rand.Text() })
+	b.refused(r, http.StatusBadRequest, "The sign-in could not be completed")
+	s.waitAudit(adm, "login.failed", "provider=dev nonce_mismatch")
+
+	// Another client's, for this sign-in's nonce: only the audience is
+	// wrong.
+	b, r = spliced(other, same)
+	b.refused(r, http.StatusBadRequest, "The sign-in could not be completed")
+	s.waitAudit(adm, "login.failed", "provider=dev id_token_audience")
+}
+
+// tokenSplicer is a transport to the provider that, once armed, replaces
+// the ID token and access token of the token endpoint's next answer.
+type tokenSplicer struct {
+	t        *testing.T
+	tokenURL string
+	mu       sync.Mutex
+	swap     map[string]string // the fields to replace; nil: none
+}
+
+func (sp *tokenSplicer) arm(idToken, accessToken string) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	sp.swap = map[string]string{"id_token": idToken, "access_token": accessToken}
+}
+
+func (sp *tokenSplicer) armed() bool {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.swap != nil
+}
+
+func (sp *tokenSplicer) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || r.Method != http.MethodPost || r.URL.String() != sp.tokenURL {
+		return res, err
+	}
+	sp.mu.Lock()
+	swap := sp.swap
+	sp.swap = nil
+	sp.mu.Unlock()
+	if swap == nil {
+		return res, nil
+	}
+	var m map[string]any
+	err = json.NewDecoder(res.Body).Decode(&m)
+	_ = res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK {
+		sp.t.Errorf("the token endpoint to splice: %s %v", res.Status, err)
+		return nil, errors.New("nothing to splice")
+	}
+	for k, v := range swap {
+		m[k] = v
+	}
+	body, _ := json.Marshal(m)
+	res.Body, res.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	res.Header.Del("Content-Length")
+	return res, nil
+}
+
+// flowNonce is the nonce of the authorization request that led to page.
+func flowNonce(t *testing.T, page resp) string {
+	t.Helper()
+	for req := page.Request; req != nil; req = req.Response.Request {
+		if n := req.URL.Query().Get("nonce"); n != "" {
+			return n
+		}
+		if req.Response == nil {
+			break
+		}
+	}
+	t.Fatalf("no authorization request with a nonce led to %s", page.Request.URL)
+	return ""
+}
+
+// hydraTokens runs a sign-in of c at Hydra, as who, for nonce, and returns
+// the ID token and access token Hydra issued for it.
+func hydraTokens(t *testing.T, s *issuer, c hydraClient, nonce string, who person) (idToken, accessToken string) {
+	t.Helper()
+	op, err := oidc.NewProvider(t.Context(), c.issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc := oauth2.Config{ClientID: c.id, ClientSecret: c.secret, Endpoint: op.Endpoint(), RedirectURL: c.redirect,
+		Scopes: []string{oidc.ScopeOpenID, "email", "profile"}}
+	verifier := oauth2.GenerateVerifier()
+	b := newBrowser(t, s)
+	redirect, _ := url.Parse(c.redirect)
+	b.stopAt = redirect.Path
+	r := b.atHydra(b.get(oc.AuthCodeURL(rand.Text(), oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier))), who)
+	code := ""
+	if loc, err := url.Parse(r.Header.Get("Location")); err == nil && strings.HasPrefix(loc.String(), c.redirect+"?") {
+		code = loc.Query().Get("code")
+	}
+	if r.StatusCode/100 != 3 || code == "" {
+		t.Fatalf("hydra's redirect back: %d %s", r.StatusCode, r.Header.Get("Location"))
+	}
+	tok, err := oc.Exchange(t.Context(), code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idToken, _ = tok.Extra("id_token").(string)
+	if idToken == "" || tok.AccessToken == "" {
+		t.Fatalf("hydra issued no ID token or no access token: %+v", tok)
+	}
+	return idToken, tok.AccessToken
 }
 
 // An address of an existing account signs in to it only once the

@@ -43,22 +43,26 @@ const testIssuer = "http://issuer.test"
 func randName() string { return "test_" + strings.ToLower(rand.Text()) }
 
 // startIssuer runs the issuer and waits until it is ready; settings
-// override the test defaults. It stops at the end of t, or at s.stop.
-func startIssuer(t *testing.T, settings map[string]string) *issuer {
+// override the test defaults, then edit changes what no setting can. It
+// stops at the end of t, or at s.stop.
+func startIssuer(t *testing.T, settings map[string]string, edit ...func(*config.Config)) *issuer {
 	t.Helper()
-	s := runIssuer(t, settings, nil)
+	s := runIssuer(t, settings, nil, edit...)
 	s.waitReady()
 	return s
 }
 
 // runIssuer is startIssuer without the wait for readiness: it returns once
 // the issuer listens. Its log (warnings and up) also goes to logs, if set.
-func runIssuer(t *testing.T, settings map[string]string, logs io.Writer) *issuer {
+func runIssuer(t *testing.T, settings map[string]string, logs io.Writer, edit ...func(*config.Config)) *issuer {
 	t.Helper()
 	env := issuerEnv(t, settings)
 	cfg, err := config.Load(nil, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, e := range edit {
+		e(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)

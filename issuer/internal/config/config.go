@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/mail"
 	"net/url"
 	"os"
@@ -96,6 +97,10 @@ type Config struct {
 	// OIDCProviders are the external OpenID providers people may sign in
 	// with on the pages; none: only passwords.
 	OIDCProviders []federation.ProviderConfig
+	// OIDCClient talks to those providers (discovery, keys, the token
+	// endpoint): set by code, not a setting, for a custom transport or
+	// a test's; nil: one with a 10 s timeout.
+	OIDCClient *http.Client
 }
 
 // Secret is key material; it never shows in logs.
