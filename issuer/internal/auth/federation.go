@@ -326,10 +326,8 @@ func (s *Service) UnlinkIdentity(ctx context.Context, accessToken, provider, sub
 // not verified the address when it was linked: after a password reset,
 // the mailbox's owner holds the account, and such a link may be someone
 // else's claim of their address. u must have a password by then (else
-// the store refuses to remove its last way to sign in). It answers how
-// many it removed.
-func (s *Service) unlinkUnverified(ctx context.Context, u User) (int, error) {
-	n := 0
+// the store refuses to remove its last way to sign in).
+func (s *Service) unlinkUnverified(ctx context.Context, u User) error {
 	for _, i := range u.Identities {
 		if i.EmailVerified {
 			continue
@@ -338,13 +336,12 @@ func (s *Service) unlinkUnverified(ctx context.Context, u User) (int, error) {
 		case errors.Is(err, ErrIdentityNotFound): // removed meanwhile
 			continue
 		case err != nil:
-			return n, err
+			return err
 		}
-		n++
 		s.log.InfoContext(ctx, "provider unlinked: it had not verified the address", "user_id", u.ID, "provider", i.Provider)
 		s.audit(ctx, AuditIdentityUnlinked, u.ID, u.ID, providerDetail(i.Provider, "unverified_address_reset"))
 	}
-	return n, nil
+	return nil
 }
 
 // ExternalSignInFailed records a refused sign-in through provider in the
