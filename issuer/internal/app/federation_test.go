@@ -558,3 +558,46 @@ func TestProviderLinksToAnAccountOnlyWithItsPassword(t *testing.T) {
 		t.Fatalf("after the removal a sign-in does not ask for the password:\n%.600s", r.body)
 	}
 }
+
+// Pre-account takeover: an attacker signs in through a provider that does
+// not verify addresses, claiming the victim's address, before the victim
+// has an account here. The victim later takes the account over with a
+// password reset (the mailbox is theirs): the reset removes the identity
+// whose provider had not verified the address, and ends the attacker's
+// sessions, so the attacker's next sign-in through the provider is refused
+// like any unverified address that is an account's.
+func TestPasswordResetRemovesAProviderThatHadNotVerifiedTheAddress(t *testing.T) {
+	s := startFederatedIssuer(t, "JOTGUARD_SMTP_URL", sdktest.RequireEnv(t, "JOTGUARD_SMTP_URL"))
+	adm := s.admin()
+	box := devInbox(t)
+	victim := newAddress()
+	attacker := person{subject: "attacker-" + rand.Text(), email: victim} // email_verified=false
+
+	ab := newBrowser(t, s)
+	c, _ := s.verify(ab.signIn(attacker))
+	if c.Email != victim || c.EmailVerified {
+		t.Fatalf("the attacker's first sign-in: %+v, want an unverified account of %s", c, victim)
+	}
+	attackerRT := ab.cookie("refresh_token", "/")
+
+	// The victim: "forgot password", the mailed link, a new password.
+	s.expect(s.do("POST", "/password/forgot", jsonBody("email", victim)), http.StatusAccepted, "")
+	token := s.follow(box.wait(victim, subjReset, 1), "/account/reset-password")
+	const newPW = "the victim's own long passphrase"
+	s.expect(s.do("POST", "/password/reset", jsonBody("token", token, "password", newPW)), http.StatusNoContent, "")
+	vat, _ := s.login(victim, newPW)
+	if got := s.userID(vat); got != c.Subject {
+		t.Fatalf("the victim's login is user %s, want the account %s", got, c.Subject)
+	}
+
+	// The attacker's session is over, and the provider no longer opens
+	// the account.
+	s.expect(s.refresh(attackerRT), http.StatusUnauthorized, "invalid_refresh_token")
+	b := newBrowser(t, s)
+	b.refused(b.atProvider(attacker), http.StatusConflict, "An account already uses this email address")
+	if p := b.get("/account/"); p.Request.URL.Path != "/account/login" {
+		t.Fatalf("after the refused sign-in the account page is %s: signed in", p.Request.URL.Path)
+	}
+	s.waitAudit(adm, "identity.unlinked", "provider=dev unverified_address_reset")
+	s.waitAudit(adm, "login.failed", "provider=dev email_in_use_unverified")
+}

@@ -306,9 +306,11 @@ func (s *Service) ForgotPassword(ctx context.Context, email string) error {
 }
 
 // ResetPassword uses the token of a password reset link to set a new
-// password, then ends every session of the user with a password_change
-// event each, and mails a notice. Of concurrent calls with one token,
-// exactly one succeeds. A password the rules refuse leaves the token
+// password, removes every linked provider account whose provider had not
+// verified the address (the reset proves the mailbox is the user's, the
+// link may be someone else's claim of it), then ends every session of the
+// user with a password_change event each, and mails a notice. Of
+// concurrent calls with one token, exactly one succeeds. A password the rules refuse leaves the token
 // unused.
 func (s *Service) ResetPassword(ctx context.Context, token, password string) error {
 	pw := norm.NFKC.String(password)
@@ -347,6 +349,11 @@ func (s *Service) resetPassword(ctx context.Context, lt LinkToken, pw string) er
 		return ErrInvalidLinkToken
 	}
 	if err := s.setPassword(ctx, u.ID, pw); err != nil {
+		return err
+	}
+	// Before the sessions end, so that no sign-in through such a link
+	// opens one after.
+	if err := s.unlinkUnverified(ctx, u); err != nil {
 		return err
 	}
 	n, err := s.endSessions(ctx, u.ID, "", revocation.ReasonPasswordChange, "user")

@@ -307,3 +307,58 @@ func TestChangePasswordDeleteAndSessions(t *testing.T) {
 	}
 	f.mail.last(t, "a@example.com", auth.MailAccountDeleted)
 }
+
+// A password reset removes every linked provider account whose provider
+// had not verified the address, and keeps those whose provider had: the
+// first may be someone else's claim of the address; a reset proves the
+// mailbox is the user's.
+func TestResetPasswordRemovesIdentitiesOfUnverifiedAddresses(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	reset := func(password string) {
+		t.Helper()
+		if err := f.svc.ForgotPassword(ctx, "a@example.com"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.svc.ResetPassword(ctx, tokenOf(t, f.mail.last(t, "a@example.com", auth.MailResetPassword)), password); err != nil {
+			t.Fatalf("ResetPassword: %v", err)
+		}
+	}
+	claimed := auth.ExternalIdentity{Provider: "lax", Subject: "attacker", Email: "a@example.com"}
+	tok, err := f.svc.SignInExternal(ctx, auth.ExternalSignIn{Identity: claimed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := f.users.ByID(ctx, tok.Session.UserID)
+	if len(u.Identities) != 1 || u.Identities[0].EmailVerified || u.EmailVerified {
+		t.Fatalf("a first sign-in with an unverified address: %+v", u)
+	}
+	reset(pw)
+	if u, _ = f.users.ByID(ctx, u.ID); len(u.Identities) != 0 {
+		t.Fatalf("identities after the reset: %+v, want none", u.Identities)
+	}
+	if all, _ := f.sessions.List(ctx, u.ID); len(all) != 0 {
+		t.Fatalf("sessions after the reset: %v", all)
+	}
+	if _, err := f.svc.SignInExternal(ctx, auth.ExternalSignIn{Identity: claimed}); !errors.Is(err, auth.ErrExternalEmailInUse) {
+		t.Fatalf("the removed identity signs in again: %v, want ErrExternalEmailInUse", err)
+	}
+
+	// A provider that verified the address, linked with the password,
+	// outlives a reset.
+	strict := auth.ExternalIdentity{Provider: "strict", Subject: "owner", Email: "a@example.com", EmailVerified: true}
+	var lr *auth.LinkRequiredError
+	if _, err := f.svc.SignInExternal(ctx, auth.ExternalSignIn{Identity: strict}); !errors.As(err, &lr) {
+		t.Fatalf("a verified address of the account: %v, want LinkRequiredError", err)
+	}
+	if _, err := f.svc.LinkExternal(ctx, auth.LinkInput{Pending: lr.Pending, Password: pw}); err != nil {
+		t.Fatal(err)
+	}
+	reset("another long passphrase")
+	if u, _ = f.users.ByID(ctx, u.ID); len(u.Identities) != 1 || u.Identities[0].Subject != "owner" || !u.Identities[0].EmailVerified {
+		t.Fatalf("identities after a second reset: %+v, want the verified link", u.Identities)
+	}
+	if tok, err := f.svc.SignInExternal(ctx, auth.ExternalSignIn{Identity: strict}); err != nil || tok.Session.UserID != u.ID {
+		t.Fatalf("the verified link after the reset: %+v, %v", tok.Session, err)
+	}
+}

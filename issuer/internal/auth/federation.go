@@ -20,6 +20,14 @@ import (
 //     users claim any address must not open someone else's account here;
 //   - else a new user, linked to the subject, with the provider's address
 //     (verified if the provider says it verified it).
+//
+// Each link remembers whether the provider had verified the address
+// (Identity.EmailVerified). A link whose provider had not is only as good
+// as the claim of whoever signed in there: a password reset, which proves
+// the mailbox is someone's, removes it (see ResetPassword), so that
+// someone who made the account first with another's address through a
+// provider that lets anyone claim any address loses it to the mailbox's
+// owner. A verification link does not make such a link verified.
 
 // Errors of sign-in through a provider.
 var (
@@ -51,6 +59,10 @@ type Identity struct {
 	Subject  string    // the provider's "sub" of the account
 	Email    string    // the address the provider gave when it was linked, to show
 	LinkedAt time.Time // millisecond precision
+	// EmailVerified: the provider had verified the address when the link
+	// was made. A link made without (or stored before this was kept) is
+	// removed by a password reset.
+	EmailVerified bool
 }
 
 // IdentityKey is the key an identity is unique by: provider names never
@@ -141,7 +153,8 @@ func (s *Service) signInExternal(ctx context.Context, in ExternalSignIn, retry b
 	now := s.cfg.Now().UTC().Truncate(time.Millisecond) // as stores keep it
 	u = User{ID: NewID(), Email: email, EmailVerified: id.EmailVerified, CreatedAt: now,
 		FirstName: providedName(id.FirstName), LastName: providedName(id.LastName),
-		Identities: []Identity{{Provider: id.Provider, Subject: id.Subject, Email: email, LinkedAt: now}}}
+		Identities: []Identity{{Provider: id.Provider, Subject: id.Subject, Email: email,
+			EmailVerified: id.EmailVerified, LinkedAt: now}}}
 	switch err := s.d.Users.Create(ctx, u); {
 	case retry && (errors.Is(err, ErrIdentityTaken) || errors.Is(err, ErrEmailTaken)):
 		// A racing sign-in of the same identity, or a sign-up with the
@@ -251,7 +264,8 @@ func (s *Service) LinkExternal(ctx context.Context, in LinkInput) (Tokens, error
 		return Tokens{}, err
 	}
 	now := s.cfg.Now().UTC().Truncate(time.Millisecond)
-	link := Identity{Provider: id.Provider, Subject: id.Subject, Email: u.Email, LinkedAt: now}
+	// linkable let only a provider that verified the address here.
+	link := Identity{Provider: id.Provider, Subject: id.Subject, Email: u.Email, EmailVerified: id.EmailVerified, LinkedAt: now}
 	if err := s.d.Users.AddIdentity(ctx, u.ID, link); err != nil {
 		return Tokens{}, err
 	}
@@ -305,6 +319,28 @@ func (s *Service) UnlinkIdentity(ctx context.Context, accessToken, provider, sub
 	}
 	s.log.InfoContext(ctx, "provider unlinked", "user_id", sess.UserID, "provider", provider)
 	s.audit(ctx, AuditIdentityUnlinked, sess.UserID, sess.UserID, providerDetail(provider, ""))
+	return nil
+}
+
+// unlinkUnverified removes from user u every identity whose provider had
+// not verified the address when it was linked: after a password reset,
+// the mailbox's owner holds the account, and such a link may be someone
+// else's claim of their address. u must have a password by then (else
+// the store refuses to remove its last way to sign in).
+func (s *Service) unlinkUnverified(ctx context.Context, u User) error {
+	for _, i := range u.Identities {
+		if i.EmailVerified {
+			continue
+		}
+		switch err := s.d.Users.RemoveIdentity(ctx, u.ID, i.Provider, i.Subject); {
+		case errors.Is(err, ErrIdentityNotFound): // removed meanwhile
+			continue
+		case err != nil:
+			return err
+		}
+		s.log.InfoContext(ctx, "provider unlinked: it had not verified the address", "user_id", u.ID, "provider", i.Provider)
+		s.audit(ctx, AuditIdentityUnlinked, u.ID, u.ID, providerDetail(i.Provider, "unverified_address_reset"))
+	}
 	return nil
 }
 

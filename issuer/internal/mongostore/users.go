@@ -55,10 +55,14 @@ type userDoc struct {
 }
 
 type identityDoc struct {
-	Provider string    `bson:"provider"`
-	Subject  string    `bson:"subject"`
-	Email    string    `bson:"email,omitempty"`
-	LinkedAt time.Time `bson:"linked_at"`
+	Provider string `bson:"provider"`
+	Subject  string `bson:"subject"`
+	Email    string `bson:"email,omitempty"`
+	// EmailVerified: absent (false) on links written before it was kept,
+	// which are then taken for unverified: the safe side (see
+	// auth.Identity).
+	EmailVerified bool      `bson:"email_verified,omitempty"`
+	LinkedAt      time.Time `bson:"linked_at"`
 }
 
 type lookupDoc struct {
@@ -195,7 +199,8 @@ func hasIdentity(u auth.User, key string) bool {
 func identityDocs(ids []auth.Identity) []identityDoc {
 	out := make([]identityDoc, len(ids))
 	for i, id := range ids {
-		out[i] = identityDoc{Provider: id.Provider, Subject: id.Subject, Email: id.Email, LinkedAt: id.LinkedAt}
+		out[i] = identityDoc{Provider: id.Provider, Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified,
+			LinkedAt: id.LinkedAt}
 	}
 	return out
 }
@@ -247,7 +252,8 @@ func (u *Users) ByID(ctx context.Context, id string) (auth.User, error) {
 func (d userDoc) user() auth.User {
 	var ids []auth.Identity
 	for _, i := range d.Identities {
-		ids = append(ids, auth.Identity{Provider: i.Provider, Subject: i.Subject, Email: i.Email, LinkedAt: i.LinkedAt.UTC()})
+		ids = append(ids, auth.Identity{Provider: i.Provider, Subject: i.Subject, Email: i.Email,
+			EmailVerified: i.EmailVerified, LinkedAt: i.LinkedAt.UTC()})
 	}
 	return auth.User{ID: d.ID, Email: d.Email, Username: d.Username, FirstName: d.FirstName,
 		LastName: d.LastName, PasswordHash: d.PasswordHash, EmailVerified: d.EmailVerified,

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,8 +14,11 @@ import (
 // external OpenID providers.
 func runUserIdentities(t *testing.T, newStore func(t *testing.T) auth.UserStore, user func(id, email, username string) auth.User) {
 	linkedAt := time.Date(2026, 3, 4, 5, 6, 7, 8_000_000, time.UTC)
+	// ident is a link; its provider had verified the address unless the
+	// subject starts with "u-", so that both are kept.
 	ident := func(provider, subject string) auth.Identity {
-		return auth.Identity{Provider: provider, Subject: subject, Email: subject + "@idp.example", LinkedAt: linkedAt}
+		return auth.Identity{Provider: provider, Subject: subject, Email: subject + "@idp.example",
+			EmailVerified: !strings.HasPrefix(subject, "u-"), LinkedAt: linkedAt}
 	}
 	// passwordless is a user who signs in only through its identities.
 	passwordless := func(id, email string, idents ...auth.Identity) auth.User {
@@ -41,11 +45,11 @@ func runUserIdentities(t *testing.T, newStore func(t *testing.T) auth.UserStore,
 	t.Run("CreateWithIdentitiesAndFind", func(t *testing.T) {
 		s := newStore(t)
 		ctx := t.Context()
-		want := []auth.Identity{ident("google", "g-123"), ident("okta", "00u1")}
+		want := []auth.Identity{ident("google", "g-123"), ident("okta", "u-00u1")}
 		create(t, s, passwordless("u1", "a@example.com", want...))
 		for name, f := range map[string]func() (auth.User, error){
 			"ByIdentity(google)": func() (auth.User, error) { return s.ByIdentity(ctx, "google", "g-123") },
-			"ByIdentity(okta)":   func() (auth.User, error) { return s.ByIdentity(ctx, "okta", "00u1") },
+			"ByIdentity(okta)":   func() (auth.User, error) { return s.ByIdentity(ctx, "okta", "u-00u1") },
 			"ByID":               func() (auth.User, error) { return s.ByID(ctx, "u1") },
 			"ByEmail":            func() (auth.User, error) { return s.ByEmail(ctx, "a@example.com") },
 		} {
@@ -95,14 +99,14 @@ func runUserIdentities(t *testing.T, newStore func(t *testing.T) auth.UserStore,
 		if err := s.AddIdentity(ctx, "u1", ident("google", "g-1")); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.AddIdentity(ctx, "u1", ident("google", "g-2")); err != nil {
+		if err := s.AddIdentity(ctx, "u1", ident("google", "u-2")); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.ByIdentity(ctx, "google", "g-2")
+		got, err := s.ByIdentity(ctx, "google", "u-2")
 		if err != nil || got.ID != "u1" || got.PasswordHash == "" || got.Username != "alice" {
 			t.Fatalf("ByIdentity after AddIdentity = %+v, %v", got, err)
 		}
-		if want := []auth.Identity{ident("google", "g-1"), ident("google", "g-2")}; !sameIdentities(got.Identities, want) {
+		if want := []auth.Identity{ident("google", "g-1"), ident("google", "u-2")}; !sameIdentities(got.Identities, want) {
 			t.Fatalf("identities = %+v, want %+v", got.Identities, want)
 		}
 	})
@@ -124,7 +128,7 @@ func runUserIdentities(t *testing.T, newStore func(t *testing.T) auth.UserStore,
 	t.Run("RemoveIdentity", func(t *testing.T) {
 		s := newStore(t)
 		ctx := t.Context()
-		create(t, s, passwordless("u1", "a@example.com", ident("google", "g-1"), ident("okta", "o-1")),
+		create(t, s, passwordless("u1", "a@example.com", ident("google", "g-1"), ident("okta", "u-o1")),
 			user("u2", "b@example.com", "bob"))
 		if err := s.AddIdentity(ctx, "u2", ident("google", "g-2")); err != nil {
 			t.Fatal(err)
@@ -138,10 +142,10 @@ func runUserIdentities(t *testing.T, newStore func(t *testing.T) auth.UserStore,
 		if err := s.RemoveIdentity(ctx, "u1", "google", "g-1"); err != nil {
 			t.Fatalf("RemoveIdentity with another left: %v", err)
 		}
-		if err := s.RemoveIdentity(ctx, "u1", "okta", "o-1"); !errors.Is(err, auth.ErrLastSignInMethod) {
+		if err := s.RemoveIdentity(ctx, "u1", "okta", "u-o1"); !errors.Is(err, auth.ErrLastSignInMethod) {
 			t.Fatalf("RemoveIdentity of a passwordless user's last identity: %v, want ErrLastSignInMethod", err)
 		}
-		if want := []auth.Identity{ident("okta", "o-1")}; !sameIdentities(identitiesOf(t, s, "u1"), want) {
+		if want := []auth.Identity{ident("okta", "u-o1")}; !sameIdentities(identitiesOf(t, s, "u1"), want) {
 			t.Fatalf("u1's identities = %+v, want %+v", identitiesOf(t, s, "u1"), want)
 		}
 		// A user with a password may remove every identity.
@@ -164,7 +168,7 @@ func runUserIdentities(t *testing.T, newStore func(t *testing.T) auth.UserStore,
 		if err := s.SetPasswordHash(ctx, "u1", "$argon2id$new"); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RemoveIdentity(ctx, "u1", "okta", "o-1"); err != nil {
+		if err := s.RemoveIdentity(ctx, "u1", "okta", "u-o1"); err != nil {
 			t.Fatalf("RemoveIdentity after a password was set: %v", err)
 		}
 	})
@@ -200,7 +204,8 @@ func sameIdentities(got, want []auth.Identity) bool {
 	}
 	for i := range got {
 		g, w := got[i], want[i]
-		if g.Provider != w.Provider || g.Subject != w.Subject || g.Email != w.Email || !g.LinkedAt.Equal(w.LinkedAt) {
+		if g.Provider != w.Provider || g.Subject != w.Subject || g.Email != w.Email || g.EmailVerified != w.EmailVerified ||
+			!g.LinkedAt.Equal(w.LinkedAt) {
 			return false
 		}
 	}
