@@ -138,7 +138,7 @@ func TestNginxAuthRequest(t *testing.T) {
 
 	t.Run("valid token reaches the upstream with the identity headers", func(t *testing.T) {
 		c := iss.Claims("alice")
-		c.Email, c.Roles = "alice@example.com", []string{"user", "ops"}
+		c.Email, c.EmailVerified, c.Roles = "alice@example.com", true, []string{"user", "ops"}
 		res, h := get(t, iss.Mint(t, c))
 		if res.StatusCode != 200 {
 			t.Fatalf("status %d", res.StatusCode)

@@ -176,14 +176,19 @@ func Reason(err error) string {
 
 // SetIdentity sets the four identity headers from c, replacing any value.
 // A nil c sets them empty, which makes Envoy and Traefik overwrite (and
-// nginx's proxy_set_header drop) whatever the client sent.
+// nginx's proxy_set_header drop) whatever the client sent. The email
+// header carries only a verified address: an upstream that keys on it
+// must not meet an address that anyone could have typed at registration.
 func SetIdentity(h http.Header, c *sdk.Claims) {
 	if c == nil {
 		h[HeaderUser], h[HeaderEmail], h[HeaderSession], h[HeaderRoles] = empty, empty, empty, empty
 		return
 	}
 	h[HeaderUser] = []string{c.Subject}
-	h[HeaderEmail] = []string{c.Email}
+	h[HeaderEmail] = empty
+	if c.EmailVerified {
+		h[HeaderEmail] = []string{c.Email}
+	}
 	h[HeaderSession] = []string{c.SessionID}
 	h[HeaderRoles] = []string{strings.Join(c.Roles, ",")}
 }

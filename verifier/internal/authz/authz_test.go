@@ -70,7 +70,7 @@ func TestDecisions(t *testing.T) {
 
 	valid := func() sdk.Claims {
 		c := iss.Claims("alice")
-		c.Email, c.Roles = "alice@example.com", []string{"user", "admin"}
+		c.Email, c.EmailVerified, c.Roles = "alice@example.com", true, []string{"user", "admin"}
 		return c
 	}
 	mint := func(edit func(*sdk.Claims)) string {
@@ -262,6 +262,24 @@ func TestSetIdentityNilClearsSpoofing(t *testing.T) {
 	authz.SetIdentity(h, nil)
 	if v, ok := h[authz.HeaderUser]; !ok || len(v) != 1 || v[0] != "" {
 		t.Fatalf("after SetIdentity(nil): %q", v)
+	}
+}
+
+// An unverified address is not an identity an upstream may trust: the
+// email header is set empty (over whatever the client sent), the others
+// as usual.
+func TestSetIdentityForwardsOnlyAVerifiedEmail(t *testing.T) {
+	c := &sdk.Claims{Email: "ſam@example.com"}
+	c.Subject = "u1"
+	h := http.Header{authz.HeaderEmail: {"ceo@example.com"}}
+	authz.SetIdentity(h, c)
+	if v := h[authz.HeaderEmail]; len(v) != 1 || v[0] != "" || h.Get(authz.HeaderUser) != "u1" {
+		t.Fatalf("unverified: %s %q, %s %q", authz.HeaderEmail, v, authz.HeaderUser, h.Get(authz.HeaderUser))
+	}
+	c.EmailVerified = true
+	authz.SetIdentity(h, c)
+	if got := h.Get(authz.HeaderEmail); got != c.Email {
+		t.Fatalf("verified: %s %q, want %q", authz.HeaderEmail, got, c.Email)
 	}
 }
 

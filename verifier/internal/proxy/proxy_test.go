@@ -42,7 +42,7 @@ func TestProxy(t *testing.T) {
 	front := httptest.NewServer(p)
 	t.Cleanup(front.Close)
 	c := iss.Claims("alice")
-	c.Email, c.Roles = "alice@example.com", []string{"a", "b"}
+	c.Email, c.EmailVerified, c.Roles = "alice@example.com", true, []string{"a", "b"}
 	tok := iss.Mint(t, c)
 
 	spoof := func(r *http.Request) {
