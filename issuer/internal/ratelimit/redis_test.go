@@ -15,39 +15,25 @@ import (
 	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
 	"github.com/jotguard/jotguard/issuer/internal/redisstore"
 	"github.com/jotguard/jotguard/issuer/internal/testenv"
-	"github.com/jotguard/jotguard/sdk/sdktest"
 	"github.com/redis/go-redis/v9"
 )
-
-// redisURL is the Redis the tests run on: the dev stack's, or a Redis
-// Cluster's within TestOnCluster.
-var redisURL = func(t *testing.T) string { return sdktest.RequireEnv(t, "JOTGUARD_REDIS_URL") }
 
 // TestOnCluster runs this package's Redis tests on a Redis Cluster of three
 // masters: every decision touches one key. (A refresh's decision riding in
 // the rotation's pipeline is redisstore's TestRefreshLimitRidesInTheRotation.)
 func TestOnCluster(t *testing.T) {
-	url := testenv.RedisCluster(t)
-	defer func(old func(*testing.T) string) { redisURL = old }(redisURL)
-	redisURL = func(*testing.T) string { return url }
-	for _, tt := range []struct {
-		name string
-		test func(*testing.T)
-	}{
-		{"AllowIsSharedByReplicas", TestAllowIsSharedByReplicas},
-		{"KeysExpire", TestKeysExpire},
-		{"PasswordAttempt", TestPasswordAttempt},
-	} {
-		t.Run(tt.name, tt.test)
-	}
+	testenv.OnRedisCluster(t,
+		testenv.Test{Name: "AllowIsSharedByReplicas", Run: TestAllowIsSharedByReplicas},
+		testenv.Test{Name: "KeysExpire", Run: TestKeysExpire},
+		testenv.Test{Name: "PasswordAttempt", Run: TestPasswordAttempt})
 }
 
-// redisClient connects to the Redis of redisURL (a Cluster when it is a
+// redisClient connects to the Redis of testenv.RedisURL (a Cluster when it is a
 // comma list, as the issuer reads it); its keys under prefix go when t
 // ends.
 func redisClient(t *testing.T, prefix string) redis.UniversalClient {
 	t.Helper()
-	rdb, err := redisstore.NewClient(redisURL(t))
+	rdb, err := redisstore.NewClient(testenv.RedisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}

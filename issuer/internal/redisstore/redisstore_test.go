@@ -18,47 +18,35 @@ import (
 	"github.com/jotguard/jotguard/issuer/internal/redisstore"
 	"github.com/jotguard/jotguard/issuer/internal/storetest"
 	"github.com/jotguard/jotguard/issuer/internal/testenv"
-	"github.com/jotguard/jotguard/sdk/sdktest"
 	"github.com/redis/go-redis/v9"
 )
-
-// redisURL is the Redis the tests run on: the dev stack's, or a Redis
-// Cluster's within TestOnCluster.
-var redisURL = func(t *testing.T) string { return sdktest.RequireEnv(t, "JOTGUARD_REDIS_URL") }
 
 // TestOnCluster runs the session suite and this package's Redis tests on a
 // Redis Cluster of three masters: every script touches the keys of one user,
 // which share a hash tag, and the routes, in slots of their own, are plain
 // commands.
 func TestOnCluster(t *testing.T) {
-	url := testenv.RedisCluster(t)
-	rdb, err := redisstore.NewClient(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rdb.Close() })
-	if _, ok := rdb.(*redis.ClusterClient); !ok {
-		t.Fatalf("NewClient(%q) = %T, want a *redis.ClusterClient", url, rdb)
-	}
-	defer func(old func(*testing.T) string) { redisURL = old }(redisURL)
-	redisURL = func(*testing.T) string { return url }
-	for _, tt := range []struct {
-		name string
-		test func(*testing.T)
-	}{
-		{"Sessions", TestSessions},
-		{"NoRawTokenStored", TestNoRawTokenStored},
-		{"MemoryPerSessionIsBounded", TestMemoryPerSessionIsBounded},
-		{"LegacySessionMovesToAChain", TestLegacySessionMovesToAChain},
-		{"RotateRoundTrips", TestRotateRoundTrips},
-		{"RefreshLimitRidesInTheRotation", TestRefreshLimitRidesInTheRotation},
-	} {
-		t.Run(tt.name, tt.test)
-	}
+	testenv.OnRedisCluster(t,
+		testenv.Test{Name: "IsACluster", Run: func(t *testing.T) {
+			rdb, err := redisstore.NewClient(testenv.RedisURL(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rdb.Close()
+			if _, ok := rdb.(*redis.ClusterClient); !ok {
+				t.Fatalf("NewClient(%q) = %T, want a *redis.ClusterClient", testenv.RedisURL(t), rdb)
+			}
+		}},
+		testenv.Test{Name: "Sessions", Run: TestSessions},
+		testenv.Test{Name: "NoRawTokenStored", Run: TestNoRawTokenStored},
+		testenv.Test{Name: "MemoryPerSessionIsBounded", Run: TestMemoryPerSessionIsBounded},
+		testenv.Test{Name: "LegacySessionMovesToAChain", Run: TestLegacySessionMovesToAChain},
+		testenv.Test{Name: "RotateRoundTrips", Run: TestRotateRoundTrips},
+		testenv.Test{Name: "RefreshLimitRidesInTheRotation", Run: TestRefreshLimitRidesInTheRotation})
 }
 
 func TestSessions(t *testing.T) {
-	url := redisURL(t)
+	url := testenv.RedisURL(t)
 	rdb, err := redisstore.NewClient(url)
 	if err != nil {
 		t.Fatal(err)
@@ -308,7 +296,7 @@ func requireRedisServer(t *testing.T, rdb redis.UniversalClient) {
 // with its client; the prefix's keys go when the test ends.
 func newSessions(t *testing.T, cfg redisstore.Config) (*redisstore.Sessions, redis.UniversalClient, string) {
 	t.Helper()
-	rdb, err := redisstore.NewClient(redisURL(t))
+	rdb, err := redisstore.NewClient(testenv.RedisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}

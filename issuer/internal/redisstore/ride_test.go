@@ -8,6 +8,7 @@ import (
 	"github.com/jotguard/jotguard/issuer/internal/auth"
 	"github.com/jotguard/jotguard/issuer/internal/ratelimit"
 	"github.com/jotguard/jotguard/issuer/internal/redisstore"
+	"github.com/jotguard/jotguard/issuer/internal/testenv"
 )
 
 // The refresh limit rides in the rotation's first round trip: a refresh is
@@ -15,7 +16,7 @@ import (
 // the session as it was, and a request that never reaches the rotation
 // still spends its unit.
 func TestRefreshLimitRidesInTheRotation(t *testing.T) {
-	rdb, err := redisstore.NewClient(redisURL(t))
+	rdb, err := redisstore.NewClient(testenv.RedisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,6 +72,39 @@ func RedisCluster(tb testing.TB) string {
 	return url
 }
 
+// clusterURL is the Redis Cluster's addresses while OnRedisCluster runs
+// its tests; "" otherwise.
+var clusterURL string
+
+// RedisURL is the Redis a package's Redis tests run on: the dev stack's
+// JOTGUARD_REDIS_URL, or, within OnRedisCluster, the Cluster's addresses
+// (a comma list, which redisstore.NewClient reads as a Cluster).
+func RedisURL(tb testing.TB) string {
+	tb.Helper()
+	if clusterURL != "" {
+		return clusterURL
+	}
+	return sdktest.RequireEnv(tb, "JOTGUARD_REDIS_URL")
+}
+
+// A Test is one of a package's tests, run again by OnRedisCluster.
+type Test struct {
+	Name string
+	Run  func(*testing.T)
+}
+
+// OnRedisCluster starts a Redis Cluster of three masters (RedisCluster)
+// and runs tests as subtests of t with RedisURL answering its addresses.
+// The tests must not be parallel.
+func OnRedisCluster(t *testing.T, tests ...Test) {
+	url := RedisCluster(t)
+	clusterURL = url
+	defer func() { clusterURL = "" }()
+	for _, tt := range tests {
+		t.Run(tt.Name, tt.Run)
+	}
+}
+
 // KafkaTopic creates a fresh topic of 6 partitions, named prefix-<random>,
 // on the broker at JOTGUARD_KAFKA_BROKERS, and returns the brokers and the
 // topic. Without the variable the test is skipped (it fails when CI is
