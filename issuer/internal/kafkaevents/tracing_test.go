@@ -106,17 +106,7 @@ func testTraceContext(t *testing.T, sets bool) {
 		t.Fatalf("Publish: %v", err)
 	}
 	request.End()
-	rctx, cancel := context.WithCancel(t.Context())
-	relayDone := make(chan error, 1)
-	go func() { relayDone <- up.RunRelay(rctx) }()
-	waitFor(t, "the relay to empty the outbox", func() bool {
-		n, err := up.Pending(t.Context())
-		return err == nil && n == 0
-	})
-	cancel()
-	if err := <-relayDone; err != nil {
-		t.Fatalf("RunRelay: %v", err)
-	}
+	relayUntilEmpty(t, up)
 
 	sends := sendSpans(spans, topic)
 	if len(sends) != 3 {

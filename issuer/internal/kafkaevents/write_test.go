@@ -87,17 +87,7 @@ func TestRelayChecksWhatItSigns(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newPublisher(t, Config{Brokers: brokers, Topic: topic, RelayInterval: 20 * time.Millisecond}, signer, outbox)
-	rctx, stop := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- p.RunRelay(rctx) }()
-	waitFor(t, "the outbox to drain", func() bool {
-		n, err := p.Pending(t.Context())
-		return err == nil && n == 0
-	})
-	stop()
-	if err := <-done; err != nil {
-		t.Errorf("RunRelay: %v", err)
-	}
+	relayUntilEmpty(t, p)
 	var got []revocation.Event
 	waitFor(t, "the good event in Kafka", func() bool {
 		got, _ = eventsOf(t, signer.JWKS(), readSince(t, brokers, topic, since), sub)
@@ -188,4 +178,20 @@ func silentBroker(t *testing.T) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// relayUntilEmpty runs p's relay until its outbox is empty, then stops it.
+func relayUntilEmpty(t *testing.T, p *Publisher) {
+	t.Helper()
+	rctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- p.RunRelay(rctx) }()
+	waitFor(t, "the relay to empty the outbox", func() bool {
+		n, err := p.Pending(t.Context())
+		return err == nil && n == 0
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("RunRelay: %v", err)
+	}
 }
