@@ -61,16 +61,8 @@ func TestLoadCountsEveryOperation(t *testing.T) {
 // the report writer, against the dev stack that `make test` starts. It
 // asserts that everything completes, never how fast.
 func TestTinyBench(t *testing.T) {
-	root := requireStack(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	log, dir := newLogger(t.Output()), t.TempDir()
-	procs := newProcs(dir)
-	t.Cleanup(procs.StopAll)
-	servers, err := newServers(procs, filepath.Join(root, "bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := newHarness(t)
+	ctx, log, servers, root, dir := h.ctx, h.log, h.servers, h.root, h.dir
 	ds := &Devstack{Env: map[string]string{}}
 	for _, k := range []string{"JOTGUARD_MONGO_URI", "JOTGUARD_REDIS_URL", "JOTGUARD_KAFKA_BROKERS", "JOTGUARD_REVOCATION_TOPIC"} {
 		ds.Env[k] = os.Getenv(k)
@@ -110,6 +102,32 @@ func TestTinyBench(t *testing.T) {
 		Peers:  []PeerBuild{{Name: "oauth2-proxy", Module: oauth2ProxyModule, Version: oauth2ProxyVersion, Err: "not built in this test"}},
 		Logout: &LogoutCheck{Before: map[string]int{tForward: 200}, After: map[string]int{tForward: 401}}}
 	testReport(t, rep, log, "## 9.", "## 10.", "## 11.", "## 13.", "verifier ÷ issuer", "logout → the old token rejected")
+}
+
+// harness is what a test of the harness runs on: the repository root
+// (requireStack), a context bounded to 2 minutes, a logger to the test's
+// output, and processes and servers stopped when the test ends.
+type harness struct {
+	ctx       context.Context
+	root, dir string
+	log       *logger
+	procs     *Procs
+	servers   *Servers
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{root: requireStack(t), dir: t.TempDir(), log: newLogger(t.Output())}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	t.Cleanup(cancel)
+	h.ctx = ctx
+	h.procs = newProcs(h.dir)
+	t.Cleanup(h.procs.StopAll)
+	var err error
+	if h.servers, err = newServers(h.procs, filepath.Join(h.root, "bin")); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 // requireStack answers the repository root when bin/issuer, bin/verifier

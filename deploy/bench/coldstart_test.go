@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,16 +16,8 @@ import (
 // report's section, charts and goal rows. It asserts that they complete
 // and count, never how fast.
 func TestColdStartSmall(t *testing.T) {
-	root := requireStack(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	log, dir := newLogger(t.Output()), t.TempDir()
-	procs := newProcs(dir)
-	t.Cleanup(procs.StopAll)
-	servers, err := newServers(procs, filepath.Join(root, "bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := newHarness(t)
+	ctx, log, procs, servers := h.ctx, h.log, h.procs, h.servers
 	b := &bench{log: log, procs: procs, servers: servers}
 	iss := sdktest.NewIssuer(t)
 	brokers := os.Getenv("JOTGUARD_KAFKA_BROKERS")
