@@ -4,12 +4,11 @@ import (
 	"errors"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jotguard/jotguard/issuer/internal/auth"
+	"github.com/jotguard/jotguard/issuer/internal/storetest"
 	"github.com/jotguard/jotguard/sdk/revocation"
 )
 
@@ -208,24 +207,9 @@ func TestForgotAndResetPassword(t *testing.T) {
 		t.Fatalf("reset to a breached password: %v, want ErrWeakPassword", err)
 	}
 	const newPW = "a brand new passphrase"
-	var won, lost atomic.Int32
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			switch err := f.svc.ResetPassword(t.Context(), token, newPW); {
-			case err == nil:
-				won.Add(1)
-			case errors.Is(err, auth.ErrInvalidLinkToken):
-				lost.Add(1)
-			default:
-				t.Errorf("ResetPassword: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	if won.Load() != 1 || lost.Load() != 7 {
-		t.Fatalf("8 racing resets with one token: %d succeeded, %d refused; want 1 and 7", won.Load(), lost.Load())
-	}
+	storetest.OneWinner(t, 8, auth.ErrInvalidLinkToken, func(int) error {
+		return f.svc.ResetPassword(t.Context(), token, newPW)
+	})
 	if all, _ := f.sessions.List(t.Context(), u.ID); len(all) != 0 {
 		t.Fatalf("sessions after a reset: %v", all)
 	}

@@ -112,7 +112,7 @@ func runUserIdentities(t *testing.T, newStore func(t *testing.T) auth.UserStore,
 	})
 	t.Run("RacingFirstSignInsHaveOneWinner", func(t *testing.T) {
 		s := newStore(t)
-		oneWinner(t, 8, auth.ErrIdentityTaken, func(i int) error {
+		OneWinner(t, 8, auth.ErrIdentityTaken, func(i int) error {
 			return s.Create(t.Context(), passwordless(fmt.Sprint("u", i), fmt.Sprintf("racer%d@example.com", i), ident("google", "g-race")))
 		})
 	})
@@ -121,7 +121,7 @@ func runUserIdentities(t *testing.T, newStore func(t *testing.T) auth.UserStore,
 		for i := range 8 {
 			create(t, s, user(fmt.Sprint("u", i), fmt.Sprintf("racer%d@example.com", i), ""))
 		}
-		oneWinner(t, 8, auth.ErrIdentityTaken, func(i int) error {
+		OneWinner(t, 8, auth.ErrIdentityTaken, func(i int) error {
 			return s.AddIdentity(t.Context(), fmt.Sprint("u", i), ident("google", "g-race"))
 		})
 	})
@@ -176,7 +176,7 @@ func runUserIdentities(t *testing.T, newStore func(t *testing.T) auth.UserStore,
 		s := newStore(t)
 		create(t, s, passwordless("u1", "a@example.com", ident("google", "g-1"), ident("okta", "o-1")))
 		subjects := [][2]string{{"google", "g-1"}, {"okta", "o-1"}}
-		oneWinner(t, 2, auth.ErrLastSignInMethod, func(i int) error {
+		OneWinner(t, 2, auth.ErrLastSignInMethod, func(i int) error {
 			return s.RemoveIdentity(t.Context(), "u1", subjects[i][0], subjects[i][1])
 		})
 		if got := identitiesOf(t, s, "u1"); len(got) != 1 {

@@ -114,7 +114,7 @@ func RunLinkTokens(t *testing.T, newStore func(t *testing.T) auth.LinkTokens) {
 				t.Fatal(err)
 			}
 			t.Logf("round %d", round)
-			oneWinner(t, 16, auth.ErrInvalidLinkToken, func(int) error {
+			OneWinner(t, 16, auth.ErrInvalidLinkToken, func(int) error {
 				_, err := s.Consume(ctx, tok, auth.LinkVerifyEmail, now)
 				return err
 			})

@@ -91,25 +91,9 @@ func RunUserStore(t *testing.T, newStore func(t *testing.T) auth.UserStore) {
 	})
 	t.Run("RacingSignUpsHaveOneWinner", func(t *testing.T) {
 		s := newStore(t)
-		var won, taken atomic.Int32
-		var wg sync.WaitGroup
-		for i := range 16 {
-			wg.Go(func() {
-				err := s.Create(t.Context(), user(fmt.Sprint("u", i), "race@example.com", fmt.Sprint("racer", i)))
-				switch {
-				case err == nil:
-					won.Add(1)
-				case errors.Is(err, auth.ErrEmailTaken):
-					taken.Add(1)
-				default:
-					t.Errorf("Create: %v", err)
-				}
-			})
-		}
-		wg.Wait()
-		if won.Load() != 1 || taken.Load() != 15 {
-			t.Fatalf("won %d, email taken %d; want 1 and 15", won.Load(), taken.Load())
-		}
+		OneWinner(t, 16, auth.ErrEmailTaken, func(i int) error {
+			return s.Create(t.Context(), user(fmt.Sprint("u", i), "race@example.com", fmt.Sprint("racer", i)))
+		})
 	})
 	runUserChanges(t, newStore, user)
 	runUserIdentities(t, newStore, user)
@@ -171,7 +155,7 @@ func runUserChanges(t *testing.T, newStore func(t *testing.T) auth.UserStore, us
 	}
 	t.Run("RacingUsernameChangesHaveOneWinner", func(t *testing.T) {
 		s := racers(t)
-		oneWinner(t, 8, auth.ErrUsernameTaken, func(i int) error {
+		OneWinner(t, 8, auth.ErrUsernameTaken, func(i int) error {
 			_, err := s.UpdateProfile(t.Context(), fmt.Sprint("u", i), auth.Profile{Username: "wanted"})
 			return err
 		})
@@ -218,7 +202,7 @@ func runUserChanges(t *testing.T, newStore func(t *testing.T) auth.UserStore, us
 	})
 	t.Run("RacingEmailChangesHaveOneWinner", func(t *testing.T) {
 		s := racers(t)
-		oneWinner(t, 8, auth.ErrEmailTaken, func(i int) error {
+		OneWinner(t, 8, auth.ErrEmailTaken, func(i int) error {
 			return s.SetEmail(t.Context(), fmt.Sprint("u", i), fmt.Sprint("u", i, "@example.com"), "wanted@example.com")
 		})
 	})
@@ -273,9 +257,9 @@ func runUserChanges(t *testing.T, newStore func(t *testing.T) auth.UserStore, us
 	runUserAdmin(t, newStore, user)
 }
 
-// oneWinner runs f(0) … f(n-1) at once and checks that exactly one
+// OneWinner runs f(0) … f(n-1) at once and checks that exactly one
 // succeeds and every other fails with lose.
-func oneWinner(t *testing.T, n int, lose error, f func(i int) error) {
+func OneWinner(t *testing.T, n int, lose error, f func(i int) error) {
 	t.Helper()
 	var won, lost atomic.Int32
 	var wg sync.WaitGroup
