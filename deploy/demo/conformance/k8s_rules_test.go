@@ -44,13 +44,7 @@ func prometheusRule(t *testing.T) *monitoringv1.PrometheusRule {
 // prometheus package, which .ci/run installs.
 func TestPrometheusRulesPromtool(t *testing.T) {
 	rule := prometheusRule(t)
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool is not on PATH: .ci/run installs it (apt-get install prometheus)")
-		}
-		t.Skip("promtool is not on PATH, so the alert rules were not checked by Prometheus (apt-get install prometheus)")
-	}
+	promtool := requirePromtool(t)
 	data, err := yaml.Marshal(rule.Spec)
 	if err != nil {
 		t.Fatal(err)
@@ -69,10 +63,7 @@ func TestPrometheusRulesPromtool(t *testing.T) {
 // TestPromtoolCatches: promtool refuses a rule with bad PromQL, so the test
 // above can fail.
 func TestPromtoolCatches(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool is not on PATH")
-	}
+	promtool := requirePromtool(t)
 	file := filepath.Join(t.TempDir(), "bad.yaml")
 	bad := "groups:\n  - name: x\n    rules:\n      - alert: X\n        expr: sum by (pod (jotguard_verifier_ready)\n"
 	if err := os.WriteFile(file, []byte(bad), 0o644); err != nil {
@@ -243,4 +234,18 @@ func operationsSection(t *testing.T, heading, stop string) string {
 	}
 	section, _, _ = strings.Cut(section, stop)
 	return section
+}
+
+// requirePromtool returns promtool's path; without it the test is skipped,
+// and it fails when CI is set (.ci/run installs Debian's prometheus).
+func requirePromtool(t *testing.T) string {
+	t.Helper()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("promtool is not on PATH: .ci/run installs it (apt-get install prometheus)")
+		}
+		t.Skip("promtool is not on PATH, so the alert rules were not checked by Prometheus (apt-get install prometheus)")
+	}
+	return promtool
 }
